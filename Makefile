@@ -1,0 +1,57 @@
+# srs — developer entry points. `make demo` and `make test` are the two that matter.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SRS    := $(BIN)/srs
+
+.DEFAULT_GOAL := help
+.PHONY: help install up down status lint format typecheck test test-unit test-integration demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv and install srs with its dev tools
+
+up: install ## start the local stack (Kafka + Kubernetes control plane); first run builds it
+	$(SRS) dev up
+
+down: ## stop the local stack
+	@if [ -x $(SRS) ]; then $(SRS) dev down; fi
+
+status: install ## what the local stack runs, and where
+	$(SRS) dev status
+
+lint: install ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install ## mypy (strict)
+	$(BIN)/mypy
+
+test: up ## run every test (unit, integration, e2e) against the local stack
+	$(BIN)/pytest
+
+test-unit: install ## only the tests that need no Kafka or Kubernetes
+	$(BIN)/pytest -m unit
+
+test-integration: up ## only the tests against the real broker and control plane
+	$(BIN)/pytest -m "integration or e2e"
+
+demo: up ## bring the local stack up and show how to reach it
+	@$(SRS) dev status
+	@echo
+	@echo "Try:  source .devstack/env && kubectl get nodes && kcat -b \$$KAFKA_BOOTSTRAP_SERVERS -L"
+	@echo "Stop: make down"
+
+clean: down ## stop the stack and remove .venv and .devstack
+	rm -rf $(VENV) .devstack

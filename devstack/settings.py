@@ -1,0 +1,66 @@
+"""Pinned component versions and the places the local stack keeps its files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.25.3"
+KUBERNETES_VERSION = "v1.34.4"
+ETCD_VERSION = "v3.6.16"
+KWOK_VERSION = "v0.7.0"
+#: Bumped whenever the build recipe changes, so cached binaries are rebuilt.
+GO_BUILD_REVISION = 2
+
+#: Name of the fake node kwok manages.
+NODE_NAME = "kwok-node-0"
+
+#: The non-admin identity the stack provides (static token, no rights granted).
+USER_NAME = "srs-developer"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the stack caches builds (per machine) and keeps its state (per checkout)."""
+
+    cache: Path
+    state: Path
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
+
+    @property
+    def go_bins(self) -> Path:
+        return self.cache / (
+            f"go-bins-k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-kwok-{KWOK_VERSION}-r{GO_BUILD_REVISION}"
+        )
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"
+
+    @property
+    def user_kubeconfig(self) -> Path:
+        return self.state / "kubeconfig-user"
+
+    @property
+    def env_file(self) -> Path:
+        return self.state / "env"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state / "state.json"
+
+
+def default_paths() -> Paths:
+    """Paths from ``SRS_CACHE_DIR`` / ``SRS_DEVSTACK_DIR``, else ``~/.cache/srs`` and ``./.devstack``."""
+    cache = os.environ.get("SRS_CACHE_DIR") or str(Path.home() / ".cache" / "srs")
+    state = os.environ.get("SRS_DEVSTACK_DIR") or str(Path.cwd() / ".devstack")
+    return Paths(cache=Path(cache).expanduser().resolve(), state=Path(state).expanduser().resolve())

@@ -1,0 +1,37 @@
+"""Pure parts of the local stack: ids, broker config, prerequisite messages."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+from devstack import kafka, stack
+from devstack.settings import Paths
+
+pytestmark = pytest.mark.unit
+
+
+def test_cluster_id_is_a_kafka_uuid() -> None:
+    cid = kafka.cluster_id()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cid)
+    assert len(base64.urlsafe_b64decode(cid + "==")) == 16
+    assert kafka.cluster_id() != cid
+
+
+def test_broker_listens_on_loopback_and_never_auto_creates_topics(tmp_path: Path) -> None:
+    props = kafka.server_properties(tmp_path, 19092, 19093)
+    assert "auto.create.topics.enable=false" in props
+    assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in props
+    assert "controller.quorum.voters=1@127.0.0.1:19093" in props
+
+
+def test_missing_tool_is_named_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH: no java, mvn or go
+    with pytest.raises(stack.PrerequisiteMissing) as err:
+        stack.check_prerequisites(Paths(cache=tmp_path / "cache", state=tmp_path / "state"))
+    message = str(err.value)
+    assert "\n" not in message
+    assert "Java 17+" in message and "Apache Maven" in message and "Go 1.24+" in message
