@@ -1,4 +1,8 @@
-"""The ``srs`` command line: one console script, one subcommand per job."""
+"""The ``srs`` command line: one console script, one subcommand per job.
+
+Each part of the project registers its own subcommands (``register(subparsers)`` in its
+``cli`` module); this module only assembles them.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +10,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from devstack import cli as devstack_cli
 
-def _dev(args: argparse.Namespace) -> int:
-    from devstack import stack
-
-    try:
-        if args.action == "up":
-            stack.up()
-        elif args.action == "down":
-            stack.down()
-        else:
-            return 0 if stack.status() else 1
-    except stack.PrerequisiteMissing as e:
-        print(f"srs dev: {e}", file=sys.stderr)
-        return 2
-    return 0
+REGISTRARS = [devstack_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="srs", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="srs", description="Support Resolution System: AI support agents on Kubernetes and Kafka."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    dev = sub.add_parser(
-        "dev",
-        help="the local stack: Kafka + a Kubernetes control plane on loopback",
-        description=(
-            "Run a real Apache Kafka broker (KRaft) and a real Kubernetes control plane (etcd, "
-            "kube-apiserver, kube-controller-manager, kube-scheduler, kwok fake node) on loopback. "
-            "The first `up` fetches Kafka from Maven Central and builds Kubernetes from Go sources "
-            "(~20-30 min on 2 cores), cached in $SRS_CACHE_DIR (default ~/.cache/srs); later runs "
-            "start in well under a minute. State and logs go to $SRS_DEVSTACK_DIR (default ./.devstack)."
-        ),
-    )
-    dev.add_argument(
-        "action",
-        choices=["up", "down", "status"],
-        help="up: start (no-op if running); down: stop what up started; status: what runs where",
-    )
-    dev.set_defaults(func=_dev)
+    for register in REGISTRARS:
+        register(sub)
     return parser
 
 
