@@ -1,0 +1,77 @@
+"""Standard Kubernetes conditions, as both kinds report them in ``status.conditions``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(BaseModel):
+    """``metav1.Condition``: type, status, reason, message, lastTransitionTime, observedGeneration."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    type: str = Field(description="Condition type, e.g. Ready, Accepted.")
+    status: ConditionStatus
+    reason: str = Field(
+        description="CamelCase reason for the last transition.", pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+    )
+    message: str = Field("", description="Human-readable details.")
+    last_transition_time: str = Field(
+        alias="lastTransitionTime", description="RFC 3339 time of the last status change."
+    )
+    observed_generation: int | None = Field(None, alias="observedGeneration", ge=0)
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    observed_generation: int | None,
+) -> list[Condition]:
+    """Return ``conditions`` with ``type_`` set; ``lastTransitionTime`` moves only when the
+    status changes, so re-reporting the same state does not churn the object."""
+    out: list[Condition] = []
+    found = False
+    for c in conditions:
+        if c.type != type_:
+            out.append(c)
+            continue
+        found = True
+        ltt = c.last_transition_time if c.status == status else now_rfc3339()
+        out.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=ltt,
+                observed_generation=observed_generation,
+            )
+        )
+    if not found:
+        out.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now_rfc3339(),
+                observed_generation=observed_generation,
+            )
+        )
+    return out
