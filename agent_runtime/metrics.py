@@ -1,0 +1,52 @@
+"""Prometheus metrics of one agent process, served on ``/metrics``.
+
+Every series carries the agent's name (``agent``) so that one Prometheus scraping many
+agents tells them apart. Names follow ``srs_agent_<what>_<unit>``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+CONSUMED = Counter("srs_agent_consumed", "Input records consumed.", ["agent", "topic"], registry=REGISTRY)
+PRODUCED = Counter("srs_agent_produced", "Output records acknowledged by Kafka.", ["agent", "topic"], registry=REGISTRY)
+FAILED = Counter(
+    "srs_agent_failed", "Processing attempts that failed, by reason.", ["agent", "reason"], registry=REGISTRY
+)
+DEAD_LETTERED = Counter(
+    "srs_agent_dead_lettered", "Inputs sent to the dead-letter topic, by error class.", ["agent", "error_class"],
+    registry=REGISTRY,
+)  # fmt: skip
+RETRIED = Counter("srs_agent_retried", "Retries of an input after a transient failure.", ["agent"], registry=REGISTRY)
+IN_FLIGHT = Gauge("srs_agent_in_flight", "Inputs being processed right now.", ["agent"], registry=REGISTRY)
+PAUSED_PARTITIONS = Gauge(
+    "srs_agent_paused_partitions", "Partitions paused for backpressure.", ["agent"], registry=REGISTRY
+)
+PROCESSING_LATENCY = Histogram(
+    "srs_agent_processing_latency_seconds", "From consume to all outputs acknowledged.", ["agent"],
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)  # fmt: skip
+LLM_LATENCY = Histogram(
+    "srs_agent_llm_latency_seconds", "One LLM call, by provider and operation (classify, draft).",
+    ["agent", "provider", "operation"], buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)  # fmt: skip
+PROVIDER_ERRORS = Counter(
+    "srs_agent_provider_errors", "LLM provider errors, by kind (timeout, rate_limited, server, invalid_output, …).",
+    ["agent", "provider", "kind"], registry=REGISTRY,
+)  # fmt: skip
+ENRICHMENT_DEGRADED = Counter(
+    "srs_agent_enrichment_degraded", "Customer lookups that failed or timed out; triage went on without them.",
+    ["agent", "reason"], registry=REGISTRY,
+)  # fmt: skip
+ROUTED = Counter(
+    "srs_agent_routed", "Triage decisions by ticket type and route (specialist, human).", ["agent", "type", "route"],
+    registry=REGISTRY,
+)  # fmt: skip
+GUARDRAIL_BLOCKED = Counter(
+    "srs_agent_guardrail_blocked", "Drafts escalated to people because a guardrail failed.", ["agent", "check"],
+    registry=REGISTRY,
+)  # fmt: skip
