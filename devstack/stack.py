@@ -12,11 +12,11 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TextIO
 
 from devstack import kafka, kube, settings
-from devstack.processes import ProcessRecord, free_port, stop
+from devstack.processes import ProcessRecord, free_port, spawn, stop
 from devstack.settings import Paths, default_paths
 
 
@@ -34,10 +34,13 @@ class StackState:
     bin_dir: str
     ports: dict[str, int]
     processes: list[ProcessRecord]
+    #: Processes attached to the running stack later (the demo's operator, pod runner).
+    attached: list[ProcessRecord] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["processes"] = [p.to_json() for p in self.processes]
+        data["attached"] = [p.to_json() for p in self.attached]
         return data
 
     @classmethod
@@ -49,6 +52,7 @@ class StackState:
             bin_dir=data["bin_dir"],
             ports=dict(data["ports"]),
             processes=[ProcessRecord.from_json(p) for p in data["processes"]],
+            attached=[ProcessRecord.from_json(p) for p in data.get("attached", [])],
         )
 
     def dead(self) -> list[ProcessRecord]:
@@ -146,7 +150,7 @@ def down(paths: Paths | None = None, quiet: bool = False) -> None:
         if not quiet:
             _say("not running")
         return
-    for record in reversed(state.processes):
+    for record in [*reversed(state.attached), *reversed(state.processes)]:
         if record.is_alive() and not quiet:
             _say(f"stopping {record.name} (pid {record.pid})")
         stop(record)
@@ -181,6 +185,25 @@ def status(paths: Paths | None = None, out: TextIO = sys.stdout) -> bool:
             f"{p.name:<24} {'running' if alive else 'STOPPED':<8} pid {p.pid:<8} {endpoints.get(p.name, '')}",
             file=out,
         )
+    for p in state.attached:
+        print(f"{p.name:<24} {'running' if p.is_alive() else 'STOPPED':<8} pid {p.pid:<8} {p.log}", file=out)
     print(f"\nKUBECONFIG={state.kubeconfig}\nKAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}", file=out)
     print(f"non-admin kubeconfig: {state.user_kubeconfig}\nenv file: {paths.env_file}", file=out)
     return healthy
+
+
+def attach(name: str, argv: list[str], env: dict[str, str], paths: Paths | None = None) -> ProcessRecord:
+    """Run ``argv`` alongside the stack (stopped by ``down``); replaces a dead one of the
+    same name, keeps a live one."""
+    paths = paths or default_paths()
+    state = load_state(paths)
+    if state is None:
+        raise RuntimeError("the local stack is not running; start it with `srs dev up`")
+    for record in state.attached:
+        if record.name == name and record.is_alive():
+            return record
+    record = spawn(name, argv, paths.logs / f"{name}.log", env)
+    others = [r for r in state.attached if r.name != name]
+    updated = replace(state, attached=[*others, record])
+    paths.state_file.write_text(json.dumps(updated.to_json(), indent=2))
+    return record

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from devstack import cli as devstack_cli
+from srs import publish, tail
 
-REGISTRARS = [devstack_cli.register]
+REGISTRARS = [devstack_cli.register, publish.register, tail.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

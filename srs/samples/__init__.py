@@ -1,0 +1,1 @@
+"""Sample tickets shipped with srs (used by ``srs publish --samples`` and the demo)."""
