@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from devstack import cli as devstack_cli
-from srs import publish, tail
+from srs import demo, publish, tail
 
-REGISTRARS = [devstack_cli.register, publish.register, tail.register]
+REGISTRARS = [devstack_cli.register, publish.register, tail.register, demo.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,212 @@
+"""``srs demo``: the main job end to end on the local stack.
+
+Brings the stack up, installs the CRDs, starts the operator and the local pod runner,
+applies ``examples/`` (every TicketTopic of the flow, a triage agent and five
+specialists on the offline provider), waits until they are Ready, publishes the sample
+tickets (plus one malformed message, to show the dead-letter path), shows them flowing
+and ends with a summary. The stack, the operator and the agents keep running afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack import stack
+from devstack.stack import StackState
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+CRDS = ROOT / "crds"
+INPUT_TOPIC = "ticket.events"
+RESOLVED_TOPIC = "ticket.resolved"
+HUMAN_TOPIC = "ticket.triaged.human"
+DLQ_TOPIC = "ticket.dlq"
+SPECIALTIES = ("billing", "technical", "feature_request", "account", "other")
+TRIAGED_TOPICS = [f"ticket.triaged.{s}" for s in SPECIALTIES]
+
+
+def say(msg: str) -> None:
+    print(f"==> {msg}", flush=True)
+
+
+@dataclass
+class DemoResult:
+    """What the demo observed: every published ticket's final stage and latency."""
+
+    published: list[str]
+    final_stage: dict[str, str] = field(default_factory=dict)
+    resolved_types: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    dead_lettered: int = 0
+
+    @property
+    def unaccounted(self) -> list[str]:
+        return [t for t in self.published if t not in self.final_stage]
+
+
+def _kubectl(state: StackState, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": state.kubeconfig}
+    return subprocess.run(
+        [str(Path(state.bin_dir) / "kubectl"), *args], env=env, check=check, text=True, capture_output=True
+    )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def _parse_time(value: str) -> float:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def start_services(state: StackState) -> None:
+    """Install the CRDs and run the operator and the pod runner beside the stack."""
+    say("installing the CRDs (crds/)")
+    _kubectl(state, "apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+    _kubectl(state, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    env = {**os.environ, "KUBECONFIG": state.kubeconfig, "KAFKA_BOOTSTRAP_SERVERS": state.kafka_bootstrap}
+    srs = str(Path(sys.executable).parent / "srs")
+    op = stack.attach("operator", [srs, "operator"], env)
+    say(f"operator running (pid {op.pid}, log {op.log})")
+    runner = stack.attach("podrunner", [sys.executable, "-m", "devstack.podrunner"], env)
+    say(f"pod runner running (pid {runner.pid}, log {runner.log}): one `srs agent` process per Ready agent pod")
+
+
+def apply_examples(state: StackState, timeout: int) -> None:
+    say("applying examples/ (TicketTopics, a triage agent, five specialists)")
+    _kubectl(state, "apply", "-f", str(EXAMPLES))
+    say("waiting for every TicketTopic and SupportAgent to be Ready")
+    for kind in ("tickettopics", "supportagents"):
+        done = _kubectl(state, "wait", "--for=condition=Ready", kind, "--all", f"--timeout={timeout}s", check=False)
+        if done.returncode != 0:
+            listing = _kubectl(state, "get", kind, check=False).stdout
+            raise RuntimeError(f"{kind} not Ready after {timeout}s:\n{listing}{done.stderr}")
+    print(_kubectl(state, "get", "supportagents").stdout, flush=True)
+
+
+def run_flow(state: StackState, tickets: int, timeout: float, quiet: bool = False) -> DemoResult:
+    """Publish sample tickets plus one malformed message and follow them to the end."""
+    from confluent_kafka import Producer
+
+    from srs import publish
+    from srs.flow import FlowReader, describe
+
+    topics = [*TRIAGED_TOPICS, HUMAN_TOPIC, RESOLVED_TOPIC, DLQ_TOPIC]
+    reader = FlowReader(state.kafka_bootstrap, topics)
+    samples = publish.sample_tickets()
+    chosen = [samples[i % len(samples)] for i in range(tickets)]
+    say(f"publishing {len(chosen)} sample tickets and 1 malformed message to {INPUT_TOPIC}")
+    sent = publish.publish(state.kafka_bootstrap, INPUT_TOPIC, chosen, progress=False)
+    created_at = {e["ticket_id"]: _parse_time(e["created_at"]) for e in sent}
+    poison_key = "T-malformed-0001"
+    producer = Producer({"bootstrap.servers": state.kafka_bootstrap, "log_level": 3})
+    producer.produce(INPUT_TOPIC, key=poison_key.encode(), value=b'{"event_type": "ticket.created", "subject": ')
+    producer.flush(10)
+
+    result = DemoResult(published=[*created_at, poison_key])
+    deadline = time.monotonic() + timeout
+    try:
+        for event in reader.events():
+            if event is not None:
+                if not quiet:
+                    print("   " + describe(event), flush=True)
+                tid = event.ticket_id
+                if tid in created_at and event.stage in ("resolved", "human"):
+                    if tid not in result.final_stage:
+                        result.latencies_ms.append(event.timestamp_ms - created_at[tid])
+                    result.final_stage[tid] = event.stage
+                    if event.stage == "resolved":
+                        result.resolved_types[str(event.payload.get("type"))] += 1
+                elif event.stage == "dead-letter" and tid is not None:
+                    result.final_stage[tid] = "dead-letter"
+                    result.dead_lettered += 1
+            if not result.unaccounted or time.monotonic() > deadline:
+                break
+    finally:
+        reader.close()
+    return result
+
+
+def summarize(result: DemoResult) -> str:
+    stages = Counter(result.final_stage.values())
+    lines = [
+        "",
+        "Summary",
+        f"  published             {len(result.published)} (incl. 1 malformed)",
+        f"  resolved              {stages['resolved']}",
+    ]
+    lines += [f"    {t:<19} {result.resolved_types[t]}" for t in SPECIALTIES]
+    lines += [
+        f"  human queue           {stages['human']}",
+        f"  dead-letter (DLQ)     {stages['dead-letter']}",
+        f"  unaccounted           {len(result.unaccounted)}",
+    ]
+    if result.latencies_ms:
+        lat = result.latencies_ms
+        lines.append(
+            f"  end-to-end latency    p50 {_percentile(lat, 50):.0f} ms, p99 {_percentile(lat, 99):.0f} ms "
+            f"(created → resolved/human, {len(lat)} tickets)"
+        )
+    return "\n".join(lines)
+
+
+NEXT_STEPS = """
+Everything keeps running. Try:
+  source .devstack/env
+  kubectl get supportagents                       # or: kubectl get srs
+  kubectl scale sagent billing --replicas=3       # three billing processes, one consumer group
+  kubectl delete pod -l app.kubernetes.io/instance=billing --wait=false   # replacement pods get new processes
+  srs publish --samples 20                        # more tickets
+  srs tail                                        # follow resolutions, human queue, DLQ
+  srs dev status                                  # what runs where (logs in .devstack/logs/)
+  srs dev down                                    # stop everything
+"""
+
+
+def run(tickets: int = 40, timeout: float = 180, quiet: bool = False) -> DemoResult:
+    """The whole demo; returns what it observed (the e2e test asserts on it)."""
+    t0 = time.monotonic()
+    say("bringing the local stack up (first run builds Kubernetes from source: ~6-10 min)")
+    state = stack.up()
+    start_services(state)
+    apply_examples(state, timeout=int(timeout))
+    result = run_flow(state, tickets, timeout, quiet=quiet)
+    print(summarize(result), flush=True)
+    say(f"demo finished in {time.monotonic() - t0:.0f}s")
+    return result
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        result = run(args.tickets, args.timeout, quiet=args.quiet)
+    except (RuntimeError, LookupError, subprocess.CalledProcessError) as e:
+        detail = getattr(e, "stderr", "") or ""
+        print(f"srs demo: {e}\n{detail}", file=sys.stderr)
+        return 1
+    print(NEXT_STEPS)
+    if result.unaccounted:
+        print(f"srs demo: {len(result.unaccounted)} tickets not accounted for: {result.unaccounted[:5]}")
+        return 1
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``srs demo`` to the ``srs`` parser's subcommands."""
+    p = sub.add_parser("demo", help="run the whole system on the local stack and resolve sample tickets",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--tickets", type=int, default=40, help="how many sample tickets to publish (default 40)")
+    p.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness and for the flow")
+    p.add_argument("--quiet", action="store_true", help="only the summary, not every event")
+    p.set_defaults(func=_run)
