@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fnmatch
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,12 @@ def _is_ready(pod: Pod) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
 
 
+def _json(response: Any) -> dict[str, Any]:
+    """An API response read raw (``_preload_content=False``) as plain JSON: the typed
+    models' Optionals buy nothing for the few fields read here."""
+    return dict(json.loads(response.data))
+
+
 def _key(pod: Pod) -> str:
     return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
@@ -94,6 +101,7 @@ class PodRunner:
         selector: str = DEFAULT_SELECTOR,
         node_name: str = settings.NODE_NAME,
         base_env: Mapping[str, str] | None = None,
+        exclude_namespaces: Sequence[str] = (),
     ) -> None:
         self.api = api
         self.workroot = workroot
@@ -101,16 +109,19 @@ class PodRunner:
         self.selector = selector
         self.node_name = node_name
         self.base_env = dict(base_env if base_env is not None else os.environ)
+        self.exclude_namespaces = list(exclude_namespaces)
         self.processes: dict[str, PodProcess] = {}
 
     # -- the loop ---------------------------------------------------------------------
 
     def sync(self) -> None:
         """One level-based pass: make the processes match the Ready pods."""
-        pods = self._get("/api/v1/pods", labelSelector=self.selector, fieldSelector=f"spec.nodeName={self.node_name}")[
-            "items"
-        ]
-        wanted = {_key(p): p for p in pods if _is_ready(p)}
+        pods = _json(
+            self.api.list_pod_for_all_namespaces(
+                label_selector=self.selector, field_selector=f"spec.nodeName={self.node_name}", _preload_content=False
+            )
+        )["items"]
+        wanted = {_key(p): p for p in pods if _is_ready(p) and not self._excluded(p["metadata"]["namespace"])}
         for key, running in list(self.processes.items()):
             pod = wanted.get(key)
             if pod is None or pod["metadata"]["uid"] != running.uid:
@@ -122,13 +133,8 @@ class PodRunner:
             elif existing.proc.poll() is not None:
                 self._restart_with_backoff(existing)
 
-    def _get(self, path: str, **query: str) -> dict[str, Any]:
-        """GET an API path as plain JSON (the typed models' Optionals buy nothing here)."""
-        resp = self.api.api_client.call_api(
-            path, "GET", query_params=list(query.items()), auth_settings=["BearerToken"],
-            _preload_content=False, _return_http_data_only=True,
-        )  # fmt: skip
-        return dict(json.loads(resp.data))
+    def _excluded(self, namespace: str) -> bool:
+        return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.exclude_namespaces)
 
     def run(self, interval: float = 1.0) -> None:
         """Sync until SIGTERM/SIGINT, then stop every process (gracefully)."""
@@ -253,11 +259,11 @@ class PodRunner:
         return argv, env
 
     def _config_map(self, ns: str, name: str) -> dict[str, bytes]:
-        data = self._get(f"/api/v1/namespaces/{ns}/configmaps/{name}").get("data", {})
+        data = _json(self.api.read_namespaced_config_map(name, ns, _preload_content=False)).get("data", {})
         return {k: str(v).encode() for k, v in data.items()}
 
     def _secret(self, ns: str, name: str) -> dict[str, bytes]:
-        data = self._get(f"/api/v1/namespaces/{ns}/secrets/{name}").get("data", {})
+        data = _json(self.api.read_namespaced_secret(name, ns, _preload_content=False)).get("data", {})
         return {k: base64.b64decode(v) for k, v in data.items()}
 
     def _volume_files(self, ns: str, volume: dict[str, Any]) -> dict[str, bytes] | None:
@@ -319,13 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="where pod files go (default: $SRS_DEVSTACK_DIR/pods)")
     parser.add_argument("--logdir", default=None, help="pod logs (default: $SRS_DEVSTACK_DIR/logs/pods)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between syncs")
+    parser.add_argument(
+        "--exclude-namespace", action="append", default=[], metavar="GLOB",
+        help="leave pods in matching namespaces alone (repeatable), e.g. srs-test-*",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config.load_kube_config()  # type: ignore[no-untyped-call]
     paths = settings.default_paths()
     workdir = Path(args.workdir) if args.workdir else paths.state / "pods"
     logdir = Path(args.logdir) if args.logdir else paths.logs / "pods"
-    PodRunner(client.CoreV1Api(), workdir, logdir, args.selector, args.node).run(args.interval)
+    runner = PodRunner(
+        client.CoreV1Api(), workdir, logdir, args.selector, args.node, exclude_namespaces=args.exclude_namespace
+    )
+    runner.run(args.interval)
     return 0
 
 

@@ -80,7 +80,10 @@ def start_services(state: StackState) -> None:
     srs = str(Path(sys.executable).parent / "srs")
     op = stack.attach("operator", [srs, "operator"], env)
     say(f"operator running (pid {op.pid}, log {op.log})")
-    runner = stack.attach("podrunner", [sys.executable, "-m", "devstack.podrunner"], env)
+    # Test namespaces (srs-test-*) belong to the test suite's own operator and agents.
+    runner = stack.attach(
+        "podrunner", [sys.executable, "-m", "devstack.podrunner", "--exclude-namespace", "srs-test-*"], env
+    )
     say(f"pod runner running (pid {runner.pid}, log {runner.log}): one `srs agent` process per Ready agent pod")
 
 
