@@ -125,14 +125,14 @@ def run_flow(state: StackState, tickets: int, timeout: float, quiet: bool = Fals
             if event is not None:
                 if not quiet:
                     print("   " + describe(event), flush=True)
-                tid = event.ticket_id
+                tid = event.ticket_id or ""
                 if tid in created_at and event.stage in ("resolved", "human"):
                     if tid not in result.final_stage:
                         result.latencies_ms.append(event.timestamp_ms - created_at[tid])
                     result.final_stage[tid] = event.stage
                     if event.stage == "resolved":
                         result.resolved_types[str(event.payload.get("type"))] += 1
-                elif event.stage == "dead-letter" and tid is not None:
+                elif event.stage == "dead-letter" and tid:
                     result.final_stage[tid] = "dead-letter"
                     result.dead_lettered += 1
             if not result.unaccounted or time.monotonic() > deadline:

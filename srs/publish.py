@@ -80,7 +80,7 @@ def publish(
     run_id = secrets.token_hex(3)
     built = [to_event(t, run_id, n) for n, t in enumerate(tickets, 1)]
     for event in built:
-        errors = schemas.validation_errors("ticket.created", event)
+        errors = schemas.validation_errors(schemas.EventType.TICKET_CREATED, event)
         if errors:
             raise ValueError(f"ticket {event.get('ticket_id')}: {errors[0]}")
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, "log_level": 3})
