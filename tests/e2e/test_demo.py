@@ -27,7 +27,7 @@ def test_demo_accounts_for_every_ticket_and_agents_are_ready(infra: Infra, api_c
     agents = client.CustomObjectsApi(api_client).list_namespaced_custom_object(
         "srs.dev", "v1alpha1", "default", "supportagents"
     )["items"]
-    assert {a["metadata"]["name"] for a in agents} >= {"triage", *demo.SPECIALTIES}
+    assert {a["metadata"]["name"] for a in agents} >= {"triage", *(s.replace("_", "-") for s in demo.SPECIALTIES)}
     for agent in agents:
         ready = [c for c in agent["status"]["conditions"] if c["type"] == "Ready"]
         assert ready and ready[0]["status"] == "True", (agent["metadata"]["name"], agent["status"])
