@@ -1,0 +1,254 @@
+"""The handler the Kafka engine calls: bytes in, schema-checked events out.
+
+``build_handler(config)`` wires the configured role to its provider. For each input
+record the handler decodes the JSON (bad JSON → ``PermanentError("invalid_json")``),
+validates it against the role's input schema (``ticket.created`` for triage,
+``ticket.triaged`` for specialists; a violation → ``PermanentError("schema_invalid")``
+naming the field), runs the role, builds the output events with stable ids, validates
+them against their schemas and returns them as records keyed by ``ticket_id``. Provider
+failures propagate as ``TransientError`` for the engine to retry.
+
+Every output carries the input's trace: the payload's ``trace_id``, else the record's
+``traceparent`` header, else one derived from the input's event id. The same trace
+travels in the output's ``traceparent`` header.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from agent_runtime import events, logs
+from agent_runtime.config import AgentConfig, Priority, Role, TicketType
+from agent_runtime.events import AgentInfo, EventType, EventValidationError, Stage, TriageSection
+from agent_runtime.providers import Provider, build_provider
+from agent_runtime.records import InputRecord, OutputRecord, PermanentError
+from agent_runtime.roles.enrichment import CustomerLookup
+from agent_runtime.roles.specialist import Escalation, SpecialistRole
+from agent_runtime.roles.triage import TriageRole
+from agent_runtime.tickets import Ticket, TriageDecision, parse_ticket_type
+
+log = logging.getLogger(__name__)
+
+TRACEPARENT_HEADER: Final = "traceparent"
+EVENT_ID_HEADER: Final = "srs-event-id"
+EVENT_TYPE_HEADER: Final = "srs-event-type"
+
+
+def decode_payload(record: InputRecord) -> object:
+    """The record's value as JSON; ``PermanentError("invalid_json")`` when it is not."""
+    if record.value is None:
+        raise PermanentError("invalid_json", "the record has no value (a tombstone?)")
+    try:
+        text = record.value.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PermanentError("invalid_json", f"the value is not UTF-8: byte {e.start}") from e
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise PermanentError(
+            "invalid_json", f"the value is not JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from e
+
+
+def validate_input(event_type: EventType, payload: object) -> dict[str, Any]:
+    """``payload`` if it is a valid ``event_type``; ``PermanentError("schema_invalid")`` naming the field if not."""
+    try:
+        events.validate(event_type, payload)
+    except EventValidationError as e:
+        raise PermanentError("schema_invalid", str(e)) from e
+    if not isinstance(payload, dict):  # the schemas say "type": "object"; this keeps mypy and -O honest
+        raise PermanentError("schema_invalid", f"{event_type.value}: $: not a JSON object")
+    return payload
+
+
+def encode_event(topic: str, event_type: EventType, event: Mapping[str, Any]) -> OutputRecord:
+    """An output record: the event as compact UTF-8 JSON, keyed by ticket id, with trace headers."""
+    event_id = str(event["event_id"])
+    headers = (
+        (TRACEPARENT_HEADER, events.format_traceparent(str(event["trace_id"]), event_id).encode()),
+        (EVENT_ID_HEADER, event_id.encode()),
+        (EVENT_TYPE_HEADER, event_type.value.encode()),
+    )
+    value = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+    return OutputRecord(topic=topic, key=str(event["ticket_id"]).encode(), value=value, headers=headers)
+
+
+def _triage_from_event(section: Mapping[str, Any]) -> TriageDecision:
+    return TriageDecision(
+        type=parse_ticket_type(section.get("type")),
+        priority=Priority(section["priority"]),
+        confidence=float(section["confidence"]),
+        reasoning=str(section.get("reasoning", "")),
+    )
+
+
+class AgentHandler:
+    """One agent's :class:`~agent_runtime.records.Handler`: triage or specialist, by config."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        provider: Provider,
+        *,
+        triage: TriageRole | None = None,
+        specialist: SpecialistRole | None = None,
+        customers: CustomerLookup | None = None,
+    ) -> None:
+        self._config = config
+        self._provider = provider
+        self._triage = triage
+        self._specialist = specialist
+        self._customers = customers
+        self._agent = AgentInfo(name=config.name, role=config.role.value, provider=provider.name, model=provider.model)
+
+    @property
+    def input_event_type(self) -> EventType:
+        return EventType.TICKET_CREATED if self._config.role is Role.TRIAGE else EventType.TICKET_TRIAGED
+
+    async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
+        payload = validate_input(self.input_event_type, decode_payload(record))
+        trace_id = events.resolve_trace_id(payload, record.header(TRACEPARENT_HEADER), seed=str(payload["event_id"]))
+        logs.bind(ticket_id=payload["ticket_id"], trace_id=trace_id)
+        if self._triage is not None:
+            outputs = await self._handle_triage(payload, trace_id)
+        elif self._specialist is not None:
+            outputs = await self._handle_specialist(payload, trace_id)
+        else:  # build_handler never does this
+            raise PermanentError("permanent", f"agent {self._config.name} has no role to run")
+        return [self._checked(topic, event_type, event) for topic, event_type, event in outputs]
+
+    def _checked(self, topic: str, event_type: EventType, event: dict[str, Any]) -> OutputRecord:
+        try:
+            events.validate(event_type, event)
+        except EventValidationError as e:
+            # Our own bug, not the input's fault — but never produce an event that breaks the contract.
+            log.error("an output event does not match its schema", extra={"field": e.field})
+            raise PermanentError("permanent", f"output {e}") from e
+        return encode_event(topic, event_type, event)
+
+    async def _handle_triage(
+        self, ticket_event: dict[str, Any], trace_id: str
+    ) -> list[tuple[str, EventType, dict[str, Any]]]:
+        assert self._triage is not None
+        outcome = await self._triage.triage(Ticket.from_event(ticket_event))
+        decision, routing = outcome.decision, outcome.routing
+        event = events.build_triaged(
+            event_id=events.derive_event_id(str(ticket_event["event_id"]), Stage.TRIAGE, self._config.name),
+            trace_id=trace_id,
+            ticket=ticket_event,
+            triage=TriageSection(
+                type=decision.type_name,
+                priority=decision.priority.value,
+                confidence=decision.confidence,
+                route=routing.route,
+                routed_to=routing.topic,
+                reasoning=decision.reasoning or None,
+                human_reason=routing.human_reason,
+            ),
+            agent=self._agent,
+            customer=outcome.customer,
+        )
+        log.info(
+            "ticket triaged",
+            extra={"type": decision.type_name, "route": routing.route, "confidence": round(decision.confidence, 3)},
+        )
+        return [(routing.topic, EventType.TICKET_TRIAGED, event)]
+
+    async def _handle_specialist(
+        self, triaged: dict[str, Any], trace_id: str
+    ) -> list[tuple[str, EventType, dict[str, Any]]]:
+        assert self._specialist is not None and self._config.specialist is not None
+        section = triaged["triage"]
+        if section["route"] != "specialist" or "escalation" in triaged:
+            # Human-queue events on a specialist topic mean crossed wiring; answering them
+            # automatically would undo a person's job (and could loop). Dead-letter, loudly.
+            raise PermanentError(
+                "permanent",
+                f"a ticket.triaged event for the human queue (route={section['route']}) reached specialist "
+                f"{self._config.name}; check the topic wiring",
+            )
+        ticket_event: dict[str, Any] = triaged["ticket"]
+        ticket = Ticket.from_event(ticket_event)
+        decision = _triage_from_event(section)
+        customer = triaged.get("customer")
+        outcome = await self._specialist.respond(ticket, decision, customer if isinstance(customer, dict) else None)
+        input_id = str(triaged["event_id"])
+        specialty = self._config.specialist.specialty
+        if isinstance(outcome, Escalation):
+            human_topic = self._config.specialist.human_topic
+            event = events.build_triaged(
+                event_id=events.derive_event_id(input_id, Stage.ESCALATION, self._config.name),
+                trace_id=trace_id,
+                ticket=ticket_event,
+                triage=TriageSection(
+                    type=decision.type_name,
+                    priority=decision.priority.value,
+                    confidence=decision.confidence,
+                    route="human",
+                    routed_to=human_topic,
+                    reasoning=decision.reasoning or None,
+                    human_reason=outcome.reason,
+                ),
+                agent=self._agent,
+                customer=customer if isinstance(customer, dict) else None,
+                escalation=events.Escalation(
+                    reason=outcome.reason, failed_checks=outcome.failed_checks, draft=outcome.draft
+                ),
+            )
+            log.warning("draft escalated to people", extra={"failed_checks": list(outcome.failed_checks)})
+            return [(human_topic, EventType.TICKET_TRIAGED, event)]
+        ticket_type: TicketType = decision.type if decision.type is not None else specialty
+        event = events.build_resolved(
+            event_id=events.derive_event_id(input_id, Stage.RESOLUTION, self._config.name),
+            trace_id=trace_id,
+            ticket=ticket_event,
+            ticket_type=ticket_type.value,
+            priority=decision.priority.value,
+            confidence=decision.confidence,
+            response_body=outcome.draft,
+            response_subject=f"Re: {ticket.subject}",
+            guardrail_checks=outcome.checks,
+            agent=self._agent,
+        )
+        log.info("ticket resolved", extra={"type": ticket_type.value})
+        return [(self._config.specialist.output_topic, EventType.TICKET_RESOLVED, event)]
+
+    async def aclose(self) -> None:
+        """Close the provider's and the customer lookup's clients."""
+        await self._provider.aclose()
+        if self._customers is not None:
+            await self._customers.aclose()
+
+
+def build_handler(
+    config: AgentConfig,
+    *,
+    provider: Provider | None = None,
+    customers: CustomerLookup | None = None,
+) -> AgentHandler:
+    """The handler of the agent ``config`` describes (its role, provider and wiring).
+
+    ``provider`` and ``customers`` replace the configured ones (tests, embedding). Fails
+    at once — not on the first ticket — when the provider cannot be set up or the event
+    schemas are missing.
+    """
+    events.load_schemas()
+    if provider is None:
+        provider = build_provider(
+            config.model, agent=config.name, system_prompt=config.system_prompt, concurrency=config.concurrency
+        )
+    if config.role is Role.TRIAGE:
+        assert config.triage is not None  # AgentConfig guarantees it
+        warm_up = getattr(provider, "warm_up", None)
+        if callable(warm_up):
+            warm_up()
+        if customers is None and config.enrichment is not None:
+            customers = CustomerLookup(config.enrichment, agent=config.name)
+        role = TriageRole(config.triage, provider, agent=config.name, customers=customers)
+        return AgentHandler(config, provider, triage=role, customers=customers)
+    assert config.specialist is not None  # AgentConfig guarantees it
+    specialist = SpecialistRole(config.specialist, config.guardrails, provider, agent=config.name)
+    return AgentHandler(config, provider, specialist=specialist, customers=customers)

@@ -1,0 +1,249 @@
+"""Ticket text → sparse features for the offline classifier.
+
+Three families, each in its own namespace so that one model can weigh them:
+
+- ``w:`` word unigrams, lightly stemmed, stop words dropped (the readable evidence that
+  ends up in a prediction's ``reasoning``);
+- ``b:`` word bigrams over the full token stream ("log in", "charged twice"), which keep
+  the short function words that single words lose;
+- ``c:`` character 4-grams inside words, so that typos ("pasword", "refnd"), inflections
+  and half-translated words ("factura", "Rechnung") still meet known evidence;
+- ``s:`` style: shouting, "!!", questions, length — how a ticket is written says more
+  about its urgency than about its topic.
+
+Normalisation folds accents and case, maps money amounts, URLs, e-mail addresses,
+numbers and opaque codes to shape tokens, and expands the usual contractions, so that the
+model learns "an amount was mentioned" instead of memorising "$49".
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+WORD_PREFIX: Final = "w:"
+BIGRAM_PREFIX: Final = "b:"
+CHAR_PREFIX: Final = "c:"
+STYLE_PREFIX: Final = "s:"
+
+MONEY: Final = "_money_"
+NUMBER: Final = "_num_"
+YEAR: Final = "_year_"
+CODE: Final = "_code_"
+URL: Final = "_url_"
+EMAIL: Final = "_email_"
+
+_URL_RE = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+\.(?:ly|io|com|net|org)/\S*")
+_EMAIL_RE = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_MONEY_RE = re.compile(
+    r"(?:[$€£¥₹]|\b(?:usd|eur|gbp|chf|aud|cad|r\$))\s?\d[\d.,\s]*\d?"
+    r"|\b\d[\d.,]*\s?(?:[$€£¥₹]|(?:usd|eur|gbp|chf|dollars?|euros?|pounds?|bucks)\b)"
+)
+_TOKEN_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+_HTTP_STATUS_RE = re.compile(r"[1-5]\d\d")
+# Placeholders that survive tokenisation and cannot collide with a real word.
+_SENTINELS: Final = {"qqurlqq": URL, "qqemailqq": EMAIL, "qqmoneyqq": MONEY}
+
+_CONTRACTIONS: Final = {
+    "can't": "can not",
+    "cant": "can not",
+    "cannot": "can not",
+    "won't": "will not",
+    "wont": "will not",
+    "don't": "do not",
+    "dont": "do not",
+    "doesn't": "does not",
+    "doesnt": "does not",
+    "didn't": "did not",
+    "didnt": "did not",
+    "isn't": "is not",
+    "isnt": "is not",
+    "aren't": "are not",
+    "wasn't": "was not",
+    "wasnt": "was not",
+    "haven't": "have not",
+    "havent": "have not",
+    "hasn't": "has not",
+    "couldn't": "could not",
+    "couldnt": "could not",
+    "shouldn't": "should not",
+    "wouldn't": "would not",
+    "i'm": "i am",
+    "im": "i am",
+    "i've": "i have",
+    "ive": "i have",
+    "i'd": "i would",
+    "i'll": "i will",
+    "it's": "it is",
+    "that's": "that is",
+    "there's": "there is",
+    "we're": "we are",
+    "you're": "you are",
+    "they're": "they are",
+    "let's": "let us",
+    "u": "you",
+    "ur": "your",
+    "pls": "please",
+    "plz": "please",
+    "thx": "thanks",
+    "acct": "account",
+    "pw": "password",
+    "pwd": "password",
+    "notifs": "notifications",
+}
+
+#: Words that carry no topic on their own. Kept in bigrams ("log in"), dropped as unigrams.
+#: Modals, negations and question words stay: "would", "not" and "how" separate a wish
+#: from a bug report from a how-to question.
+STOP_WORDS: Final = frozenset(
+    """
+    a about above after again all also am an and are as at be because been before being below
+    between both but by did do does doing down during each few for from further get got had has
+    have having he her here hers him his i if in into is it its itself just me more most my myself
+    nor now of off on once only or other our ours out over own same she so some such than that the
+    their theirs them then there these they this those through to too under until up very was we
+    were which while who whom with you your yours yourself hi hello hey dear thanks thank regards
+    best kind cheers team guys ok okay yes one two also still already really just since
+    """.split()  # noqa: SIM905 - a word list reads better as prose
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSettings:
+    """Which feature families to extract and how."""
+
+    words: bool = True
+    bigrams: bool = True
+    char_ngrams: bool = True
+    char_n: int = 4
+    style: bool = True
+
+
+def fold(text: str) -> str:
+    """Lower-case, fold accents and compatibility forms ("Réfund" → "refund")."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _shape(token: str) -> str:
+    """Replace numbers and opaque identifiers by their shape; keep words and short codes."""
+    if token.isalpha() or not any(ch.isdigit() for ch in token):
+        return token
+    if token.isdigit():
+        if len(token) == 3 and _HTTP_STATUS_RE.fullmatch(token):
+            return token  # HTTP statuses (402, 429, 503) are strong evidence
+        if len(token) == 4 and token[:2] in ("19", "20"):
+            return YEAR
+        return NUMBER
+    if len(token) <= 3:
+        return token  # 2fa, v2, s3, p1
+    return CODE
+
+
+def tokens(text: str) -> list[str]:
+    """The normalised token stream of a text (shape tokens included, nothing dropped)."""
+    folded = fold(text)
+    folded = _URL_RE.sub(" qqurlqq ", folded)
+    folded = _EMAIL_RE.sub(" qqemailqq ", folded)
+    folded = _MONEY_RE.sub(" qqmoneyqq ", folded)
+    folded = folded.replace("’", "'")
+    out: list[str] = []
+    for raw in _TOKEN_RE.findall(folded):
+        sentinel = _SENTINELS.get(raw)
+        if sentinel is not None:
+            out.append(sentinel)
+            continue
+        expanded = _CONTRACTIONS.get(raw)
+        if expanded is not None:
+            out.extend(expanded.split())
+            continue
+        out.append(_shape(raw.split("'")[0]))
+    return out
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def stem(word: str) -> str:
+    """A deliberately light suffix stripper: plurals, -ing, -ed, -ly.
+
+    Good enough to merge "charges/charged/charging" into "charg"; character n-grams cover
+    what it misses.
+    """
+    if len(word) <= 4 or word.startswith("_"):
+        return word
+    for suffix, replacement in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("ly", ""), ("es", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + replacement
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """A ticket's features, and the token stream they came from (for explanations)."""
+
+    features: frozenset[str]
+    #: The features a person can read: all but the character n-grams.
+    readable: frozenset[str]
+    tokens: tuple[str, ...]
+
+
+def analyse(subject: str, body: str, settings: FeatureSettings = FeatureSettings()) -> Analysis:
+    """Tokenise a ticket once and extract every enabled feature family."""
+    raw = tokens(f"{subject}\n{body}")
+    stream = [stem(t) for t in raw]
+    found: set[str] = set()
+    if settings.words:
+        found.update(WORD_PREFIX + t for t in stream if t not in STOP_WORDS and len(t) > 1)
+    if settings.bigrams:
+        found.update(
+            f"{BIGRAM_PREFIX}{a} {b}"
+            for a, b in itertools.pairwise(stream)
+            if not (a in STOP_WORDS and b in STOP_WORDS)
+        )
+    if settings.style:
+        found.update(_style(subject, body, len(stream)))
+    readable = frozenset(found)
+    if settings.char_ngrams:
+        for token in set(stream):
+            found.update(_char_ngrams(token, settings.char_n))
+    return Analysis(frozenset(found), readable, tuple(raw))
+
+
+def extract(subject: str, body: str, settings: FeatureSettings = FeatureSettings()) -> frozenset[str]:
+    """The set of features present in a ticket (presence, not counts: short texts dominate)."""
+    return analyse(subject, body, settings).features
+
+
+# Upper-case words that are names of things, not shouting.
+_ACRONYMS: Final = frozenset(
+    "AMEX CORS GDPR HIPAA HTTP HTTPS IBAN JSON OAUTH SAML SCIM SEPA SFTP SMTP SWIFT XLSX YAML".split()  # noqa: SIM905
+)
+_SHOUT_RE = re.compile(r"\b[A-Z]{4,}\b")
+
+
+def _style(subject: str, body: str, n_tokens: int) -> Iterable[str]:
+    text = f"{subject}\n{body}"
+    if sum(1 for w in _SHOUT_RE.findall(text) if w not in _ACRONYMS) >= 2:
+        yield STYLE_PREFIX + "shouting"
+    if "!!" in text or "??" in text:
+        yield STYLE_PREFIX + "repeated_punctuation"
+    if "?" in text:
+        yield STYLE_PREFIX + "question"
+    yield f"{STYLE_PREFIX}length_{min(n_tokens // 25, 4)}"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _char_ngrams(token: str, n: int) -> tuple[str, ...]:
+    if token in STOP_WORDS or token.startswith("_"):
+        return ()
+    padded = f"<{token}>"
+    return tuple(CHAR_PREFIX + padded[i : i + n] for i in range(len(padded) - n + 1))

@@ -1,0 +1,202 @@
+"""Models on Amazon Bedrock through boto3's ``bedrock-runtime`` Converse API.
+
+boto3 is synchronous: every call runs on a thread pool of this provider's own, sized to
+the agent's concurrency (the event loop's default pool has only a handful of threads).
+Retries are botocore's *adaptive* mode (exponential backoff plus client-side rate
+limiting on throttling). Classification is a tool call (``toolChoice: any`` — the only
+tool is ``record_triage``), parsed leniently since not every Bedrock model supports
+forced tools. Credentials come from the standard AWS chain (IRSA on EKS, environment);
+``model.base_url`` overrides the endpoint (VPC endpoints, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from agent_runtime.config import ModelConfig, TicketType
+from agent_runtime.providers.base import (
+    CallMetrics,
+    IncompleteDraftError,
+    call_deadline,
+    decision_from_output,
+    status_error,
+)
+from agent_runtime.providers.prompts import (
+    TRIAGE_OUTPUT_SCHEMA,
+    TRIAGE_SYSTEM_PROMPT,
+    TRIAGE_TOOL_DESCRIPTION,
+    TRIAGE_TOOL_NAME,
+    draft_request,
+    draft_system_prompt,
+    extract_json_object,
+    triage_request,
+)
+from agent_runtime.tickets import Ticket, TriageDecision
+
+PROVIDER_NAME: Final = "bedrock"
+DEFAULT_REGION: Final = "us-east-1"
+_CLASSIFY_MAX_TOKENS: Final = 512
+
+_TRANSIENT_CODES: Final = {
+    "ThrottlingException": "rate_limited",
+    "ModelNotReadyException": "rate_limited",
+    "ServiceQuotaExceededException": "rate_limited",
+    "ModelTimeoutException": "timeout",
+    "InternalServerException": "server",
+    "ServiceUnavailableException": "server",
+    "ModelErrorException": "server",
+    "AccessDeniedException": "auth",
+    "UnrecognizedClientException": "auth",
+    "ExpiredTokenException": "auth",
+}
+
+
+def bedrock_client(model: ModelConfig, pool_size: int) -> Any:
+    """A ``bedrock-runtime`` client with adaptive retries and the model's timeouts."""
+    config = Config(
+        retries={"mode": "adaptive", "total_max_attempts": model.max_retries + 1},
+        connect_timeout=min(model.timeout_seconds, 10.0),
+        read_timeout=model.timeout_seconds,
+        max_pool_connections=pool_size,
+    )
+    region = model.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    return boto3.client("bedrock-runtime", region_name=region, endpoint_url=model.base_url, config=config)
+
+
+class BedrockProvider:
+    """Classify and draft with a Bedrock model (Converse API)."""
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        *,
+        agent: str,
+        system_prompt: str | None = None,
+        concurrency: int = 16,
+        client: Any = None,
+    ) -> None:
+        self._config = model
+        self._system_prompt = system_prompt
+        self._metrics = CallMetrics(agent, PROVIDER_NAME)
+        self._client = client if client is not None else bedrock_client(model, concurrency)
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bedrock")
+
+    @property
+    def name(self) -> str:
+        return PROVIDER_NAME
+
+    @property
+    def model(self) -> str:
+        return self._config.name
+
+    async def _converse(self, operation: str, request: Mapping[str, Any]) -> Mapping[str, Any]:
+        call: Callable[[], Mapping[str, Any]] = functools.partial(
+            self._client.converse, modelId=self._config.name, **request
+        )
+        loop = asyncio.get_running_loop()
+        async with self._metrics.observe(operation):
+            try:
+                async with asyncio.timeout(call_deadline(self._config)):
+                    return await loop.run_in_executor(self._executor, call)
+            except botocore.exceptions.ClientError as e:
+                raise self._client_error(e) from e
+            except (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError) as e:
+                raise self._metrics.transient("timeout", "request timed out after botocore's retries") from e
+            except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError) as e:
+                raise self._metrics.transient("connection", f"connection failed: {type(e).__name__}") from e
+            except botocore.exceptions.NoCredentialsError as e:
+                raise self._metrics.transient("auth", "no AWS credentials found") from e
+            except TimeoutError as e:
+                raise self._metrics.transient("timeout", "call exceeded its overall deadline") from e
+
+    def _client_error(self, error: botocore.exceptions.ClientError) -> Exception:
+        info = error.response.get("Error", {})
+        code = str(info.get("Code", "Unknown"))
+        detail = f"{code}: {str(info.get('Message', ''))[:200]}"
+        kind = _TRANSIENT_CODES.get(code)
+        if kind is not None:
+            return self._metrics.transient(kind, detail)
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
+        return status_error(self._metrics, status, detail)
+
+    async def classify(self, ticket: Ticket) -> TriageDecision:
+        response = await self._converse(
+            "classify",
+            {
+                "system": [{"text": self._system_prompt or TRIAGE_SYSTEM_PROMPT}],
+                "messages": [{"role": "user", "content": [{"text": triage_request(ticket, json_only=False)}]}],
+                "inferenceConfig": {
+                    "maxTokens": min(self._config.max_tokens, _CLASSIFY_MAX_TOKENS),
+                    "temperature": self._config.temperature,
+                },
+                "toolConfig": {
+                    "tools": [
+                        {
+                            "toolSpec": {
+                                "name": TRIAGE_TOOL_NAME,
+                                "description": TRIAGE_TOOL_DESCRIPTION,
+                                "inputSchema": {"json": TRIAGE_OUTPUT_SCHEMA},
+                            }
+                        }
+                    ],
+                    "toolChoice": {"any": {}},
+                },
+            },
+        )
+        content = _content_of(response)
+        for block in content:
+            tool_use = block.get("toolUse")
+            if isinstance(tool_use, Mapping) and tool_use.get("name") == TRIAGE_TOOL_NAME:
+                return decision_from_output(tool_use.get("input"), self._metrics)
+        return decision_from_output(extract_json_object(_text_of(content)), self._metrics)
+
+    async def draft(
+        self,
+        ticket: Ticket,
+        triage: TriageDecision,
+        specialty: TicketType,
+        *,
+        customer: Mapping[str, Any] | None = None,
+    ) -> str:
+        response = await self._converse(
+            "draft",
+            {
+                "system": [{"text": draft_system_prompt(specialty, self._system_prompt)}],
+                "messages": [{"role": "user", "content": [{"text": draft_request(ticket, triage, customer)}]}],
+                "inferenceConfig": {"maxTokens": self._config.max_tokens, "temperature": self._config.temperature},
+            },
+        )
+        text = _text_of(_content_of(response)).strip()
+        stop_reason = response.get("stopReason")
+        if stop_reason == "max_tokens":
+            self._metrics.error("truncated")
+            raise IncompleteDraftError("the model stopped at its token limit before finishing the draft", text)
+        if stop_reason in ("guardrail_intervened", "content_filtered"):
+            self._metrics.error("refused")
+            raise IncompleteDraftError(f"Bedrock stopped the draft ({stop_reason})", text)
+        if not text:
+            self._metrics.error("invalid_output")
+        return text
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+
+def _content_of(response: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    message = response.get("output", {}).get("message", {})
+    content = message.get("content", []) if isinstance(message, Mapping) else []
+    return [block for block in content if isinstance(block, Mapping)]
+
+
+def _text_of(content: list[Mapping[str, Any]]) -> str:
+    return "".join(str(block["text"]) for block in content if "text" in block)

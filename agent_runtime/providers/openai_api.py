@@ -1,0 +1,165 @@
+"""Any OpenAI-compatible chat-completions server through the official async SDK.
+
+OpenAI itself, Ollama (``provider: ollama``, default ``http://localhost:11434/v1``), vLLM,
+LiteLLM and friends: ``model.base_url`` points at the server. Classification asks for a
+JSON object constrained by a JSON Schema (``response_format`` ``json_schema``, strict);
+the answer is still parsed leniently, because not every compatible server enforces the
+schema. Timeouts and retries (honouring ``retry-after``) are the SDK's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from typing import Any, Final
+
+import openai
+from openai.types.chat import ChatCompletion
+
+from agent_runtime.config import ModelConfig, TicketType
+from agent_runtime.providers.base import (
+    CallMetrics,
+    IncompleteDraftError,
+    ProviderConfigError,
+    call_deadline,
+    decision_from_output,
+    read_api_key,
+    status_error,
+)
+from agent_runtime.providers.prompts import (
+    TRIAGE_OUTPUT_SCHEMA,
+    TRIAGE_SYSTEM_PROMPT,
+    TRIAGE_TOOL_NAME,
+    draft_request,
+    draft_system_prompt,
+    extract_json_object,
+    triage_request,
+)
+from agent_runtime.tickets import Ticket, TriageDecision
+
+OLLAMA_BASE_URL: Final = "http://localhost:11434/v1"
+#: Local servers (Ollama, vLLM without --api-key) ignore the key, but the SDK insists on one.
+_NO_KEY: Final = "not-needed"
+_CLASSIFY_MAX_TOKENS: Final = 512
+
+
+class OpenAICompatibleProvider:
+    """Classify and draft through a chat-completions endpoint."""
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        *,
+        agent: str,
+        provider_name: str = "openai",
+        system_prompt: str | None = None,
+        client: openai.AsyncOpenAI | None = None,
+    ) -> None:
+        self._config = model
+        self._provider_name = provider_name
+        self._system_prompt = system_prompt
+        self._metrics = CallMetrics(agent, provider_name)
+        base_url = model.base_url or (OLLAMA_BASE_URL if provider_name == "ollama" else None)
+        api_key = read_api_key(model)
+        if api_key is None and base_url is not None:
+            api_key = _NO_KEY
+        try:
+            self._client = client or openai.AsyncOpenAI(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=model.timeout_seconds,
+                max_retries=model.max_retries,
+            )
+        except openai.OpenAIError as e:
+            raise ProviderConfigError(f"{provider_name}: set model.api_key_env (or OPENAI_API_KEY): {e}") from e
+
+    @property
+    def name(self) -> str:
+        return self._provider_name
+
+    @property
+    def model(self) -> str:
+        return self._config.name
+
+    async def _call(self, operation: str, request: Awaitable[ChatCompletion]) -> ChatCompletion:
+        async with self._metrics.observe(operation):
+            try:
+                async with asyncio.timeout(call_deadline(self._config)):
+                    return await request
+            except openai.APITimeoutError as e:
+                raise self._metrics.transient("timeout", "request timed out after the SDK's retries") from e
+            except openai.APIConnectionError as e:
+                raise self._metrics.transient("connection", f"connection failed: {type(e).__name__}") from e
+            except openai.APIStatusError as e:
+                raise status_error(self._metrics, e.status_code, _error_detail(e)) from e
+            except TimeoutError as e:
+                raise self._metrics.transient("timeout", "call exceeded its overall deadline") from e
+
+    async def classify(self, ticket: Ticket) -> TriageDecision:
+        completion = await self._call(
+            "classify",
+            self._client.chat.completions.create(
+                model=self._config.name,
+                temperature=self._config.temperature,
+                max_tokens=min(self._config.max_tokens, _CLASSIFY_MAX_TOKENS),
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": TRIAGE_TOOL_NAME, "schema": TRIAGE_OUTPUT_SCHEMA, "strict": True},
+                },
+                messages=[
+                    {"role": "system", "content": self._system_prompt or TRIAGE_SYSTEM_PROMPT},
+                    {"role": "user", "content": triage_request(ticket, json_only=True)},
+                ],
+            ),
+        )
+        return decision_from_output(extract_json_object(_content_of(completion)), self._metrics)
+
+    async def draft(
+        self,
+        ticket: Ticket,
+        triage: TriageDecision,
+        specialty: TicketType,
+        *,
+        customer: Mapping[str, Any] | None = None,
+    ) -> str:
+        completion = await self._call(
+            "draft",
+            self._client.chat.completions.create(
+                model=self._config.name,
+                temperature=self._config.temperature,
+                max_tokens=self._config.max_tokens,
+                messages=[
+                    {"role": "system", "content": draft_system_prompt(specialty, self._system_prompt)},
+                    {"role": "user", "content": draft_request(ticket, triage, customer)},
+                ],
+            ),
+        )
+        text = _content_of(completion).strip()
+        finish_reason = completion.choices[0].finish_reason if completion.choices else None
+        if finish_reason == "length":
+            self._metrics.error("truncated")
+            raise IncompleteDraftError("the model stopped at its token limit before finishing the draft", text)
+        if finish_reason == "content_filter":
+            self._metrics.error("refused")
+            raise IncompleteDraftError("the provider's content filter stopped the draft", text)
+        if not text:
+            self._metrics.error("invalid_output")
+        return text
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _content_of(completion: ChatCompletion) -> str:
+    if not completion.choices:
+        return ""
+    return completion.choices[0].message.content or ""
+
+
+def _error_detail(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping):
+            return f"{inner.get('type') or inner.get('code') or 'error'}: {str(inner.get('message', ''))[:200]}"
+    return type(error).__name__

@@ -1,0 +1,178 @@
+"""Checks a drafted response must pass before it reaches a customer.
+
+A draft that fails any check is escalated to people, never sent and never dropped. The
+checks: not empty, not longer than ``max_length``, no forbidden phrase, and — with
+``block_pii`` — no payment card number (Luhn-valid), no US social security number, nothing
+that looks like a credential (API keys, tokens, private keys, ``password: …``), and no
+e-mail address or phone number that the customer did not write themselves (their own
+contact details may be repeated back to them; anybody else's may not).
+
+Failure reasons name the check, never the matched text: they travel in events and logs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from agent_runtime.config import GuardrailConfig
+
+CHECK_EMPTY: Final = "empty"
+CHECK_MAX_LENGTH: Final = "max_length"
+CHECK_FORBIDDEN_PHRASE: Final = "forbidden_phrase"
+CHECK_CARD_NUMBER: Final = "pii_card_number"
+CHECK_SSN: Final = "pii_ssn"
+CHECK_SECRET: Final = "pii_secret"  # noqa: S105 - a check name, not a secret
+CHECK_EMAIL: Final = "pii_email"
+CHECK_PHONE: Final = "pii_phone"
+
+_CARD_CANDIDATE: Final = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
+_SSN: Final = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d-])")
+_TOKEN_SECRET: Final = re.compile(
+    r"\b(?:sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{16,}"  # OpenAI/Anthropic/Stripe-style keys
+    r"|(?:rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # AWS access key ids
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub tokens
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    r"|AIza[0-9A-Za-z_-]{35}\b"  # Google API keys
+    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"  # JWTs
+)
+_PRIVATE_KEY: Final = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+_ASSIGNED_SECRET: Final = re.compile(
+    r"\b(?:api[_ -]?key|secret(?:[_ -]?key)?|access[_ -]?token|auth[_ -]?token|password|passwd|pwd)"
+    r"\s*(?:is|[:=])\s*['\"]?(?=[^\s'\"]*[\d_\-!@#$%^&*])[^\s'\"]{8,}",
+    re.IGNORECASE,
+)
+#: Cheap substring tests that rule the slower patterns out for most drafts.
+_ASSIGNMENT_WORDS: Final = ("key", "secret", "token", "passw", "pwd")
+_EMAIL: Final = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
+_PHONE: Final = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}(?![\w])"
+)
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class GuardrailResult:
+    """The verdict on one draft."""
+
+    checks: tuple[str, ...]  # every check that ran
+    failed: tuple[str, ...]  # the checks that failed (empty: passed)
+    redacted_draft: str  # the draft with PII findings masked, for the human reviewer
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    def reason(self) -> str:
+        """A one-line, PII-free explanation of why the draft was held back."""
+        return "draft failed guardrails: " + ", ".join(self.failed)
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum of a digit string (payment card numbers pass it)."""
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        d = int(char)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def _normalize(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _card_spans(text: str) -> list[Span]:
+    spans = []
+    for match in _CARD_CANDIDATE.finditer(text):
+        digits = _digits(match.group(0))
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            spans.append(match.span())
+    return spans
+
+
+def _secret_spans(text: str) -> list[Span]:
+    spans = [m.span() for m in _TOKEN_SECRET.finditer(text)]
+    if "-----BEGIN" in text:
+        spans += [m.span() for m in _PRIVATE_KEY.finditer(text)]
+    lowered = text.lower()
+    if any(word in lowered for word in _ASSIGNMENT_WORDS):
+        spans += [m.span() for m in _ASSIGNED_SECRET.finditer(text)]
+    return spans
+
+
+def _email_spans(text: str, known: set[str]) -> list[Span]:
+    if "@" not in text:
+        return []
+    return [m.span() for m in _EMAIL.finditer(text) if m.group(0).lower() not in known]
+
+
+def _phone_spans(text: str, known: set[str], cards: list[Span]) -> list[Span]:
+    def inside_card(span: Span) -> bool:
+        return any(start <= span[0] and span[1] <= end for start, end in cards)
+
+    return [m.span() for m in _PHONE.finditer(text) if _digits(m.group(0)) not in known and not inside_card(m.span())]
+
+
+def check_draft(draft: str, config: GuardrailConfig, *, customer_text: Iterable[str] = ()) -> GuardrailResult:
+    """Run every configured check on ``draft``.
+
+    ``customer_text`` is what the customer wrote (subject, body, their own contact
+    details): e-mail addresses and phone numbers found there may appear in the draft.
+    """
+    checks: list[str] = [CHECK_EMPTY, CHECK_MAX_LENGTH]
+    failed: list[str] = []
+    pii_spans: list[tuple[int, int, str]] = []
+
+    if not draft.strip():
+        failed.append(CHECK_EMPTY)
+    if len(draft) > config.max_length:
+        failed.append(CHECK_MAX_LENGTH)
+
+    if config.forbidden_phrases:
+        checks.append(CHECK_FORBIDDEN_PHRASE)
+        normalized = _normalize(draft)
+        if any(_normalize(p) and _normalize(p) in normalized for p in config.forbidden_phrases):
+            failed.append(CHECK_FORBIDDEN_PHRASE)
+
+    if config.block_pii:
+        source = "\n".join(customer_text)
+        known_emails = {m.group(0).lower() for m in _EMAIL.finditer(source)}
+        known_phones = {_digits(m.group(0)) for m in _PHONE.finditer(source)}
+        cards = _card_spans(draft)
+        findings: list[tuple[str, list[Span]]] = [
+            (CHECK_CARD_NUMBER, cards),
+            (CHECK_SSN, [m.span() for m in _SSN.finditer(draft)]),
+            (CHECK_SECRET, _secret_spans(draft)),
+            (CHECK_EMAIL, _email_spans(draft, known_emails)),
+            (CHECK_PHONE, _phone_spans(draft, known_phones, cards)),
+        ]
+        for check, spans in findings:
+            checks.append(check)
+            if spans:
+                failed.append(check)
+                pii_spans += [(start, end, check) for start, end in spans]
+
+    return GuardrailResult(checks=tuple(checks), failed=tuple(failed), redacted_draft=_redact(draft, pii_spans))
+
+
+def _redact(text: str, spans: list[tuple[int, int, str]]) -> str:
+    # Right to left, so earlier offsets stay valid; overlapping findings merge into one mask.
+    result = text
+    last_start = len(text) + 1
+    for start, end, check in sorted(spans, key=lambda s: s[0], reverse=True):
+        end = min(end, last_start)
+        if start >= end:
+            continue
+        result = f"{result[:start]}[redacted: {check}]{result[end:]}"
+        last_start = start
+    return result

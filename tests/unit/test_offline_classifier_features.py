@@ -1,0 +1,50 @@
+"""Ticket text → features: normalisation that lets the classifier generalise."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent_runtime.offline import features
+
+pytestmark = pytest.mark.unit
+
+
+def test_accents_and_case_are_folded() -> None:
+    assert features.tokens("Réfund FAÇTURE") == ["refund", "facture"]
+
+
+def test_amounts_links_addresses_and_ids_become_shapes() -> None:
+    tokens = features.tokens(
+        "Charged $49.99 and 1,140 USD, see https://x.io/a or mail bob@example.com re INV-2024-0113"
+    )
+    assert tokens.count(features.MONEY) == 2
+    assert features.URL in tokens
+    assert features.EMAIL in tokens
+    assert features.YEAR in tokens and features.NUMBER in tokens
+    assert "49" not in tokens
+
+
+def test_http_statuses_and_short_codes_survive_but_long_codes_do_not() -> None:
+    assert features.tokens("402 2fa E1043 0x80070005") == ["402", "2fa", features.CODE, features.CODE]
+
+
+def test_contractions_and_chat_spelling_are_expanded() -> None:
+    assert " ".join(features.tokens("I can't login, pls help u guys")) == "i can not login please help you guys"
+
+
+def test_light_stemming_merges_inflections() -> None:
+    assert {features.stem(w) for w in ("charges", "charged", "charging")} == {"charg"}
+    assert features.stem("access") == "access"
+
+
+def test_feature_families_are_namespaced() -> None:
+    found = features.extract("REFUND now", "Why was I CHARGED twice??")
+    assert "w:refund" in found
+    assert "b:charg twice" in found
+    assert "c:<ref" in found
+    assert {"s:shouting", "s:repeated_punctuation", "s:question"} <= found
+
+
+def test_families_can_be_switched_off() -> None:
+    settings = features.FeatureSettings(bigrams=False, char_ngrams=False, style=False)
+    assert features.extract("Refund", "charged twice", settings) == {"w:refund", "w:charg", "w:twice"}

@@ -1,0 +1,144 @@
+"""Specialist drafts and the guardrails they must pass; failing drafts go to people, never away."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agent_runtime.config import GuardrailConfig, Priority, SpecialistConfig, TicketType
+from agent_runtime.roles.guardrails import check_draft, luhn_valid
+from agent_runtime.roles.specialist import Escalation, Resolution, SpecialistRole
+from agent_runtime.tickets import Ticket, TriageDecision
+from tests.unit.agent_fixtures import ScriptedProvider, incomplete, metric
+
+pytestmark = pytest.mark.unit
+
+DEFAULTS = GuardrailConfig()
+TICKET = Ticket(
+    "TCK-1", "cust-1", "Refund", "Please refund me. You can reach me at maria@example.com or +1 415-555-0132."
+)
+DECISION = TriageDecision(TicketType.BILLING, Priority.HIGH, 0.9)
+CUSTOMER_TEXT = [TICKET.subject, TICKET.body]
+
+
+def failed(draft: str, config: GuardrailConfig = DEFAULTS) -> tuple[str, ...]:
+    return check_draft(draft, config, customer_text=CUSTOMER_TEXT).failed
+
+
+def test_a_plain_helpful_draft_passes_every_check() -> None:
+    result = check_draft("Hi Maria,\n\nWe are reviewing the $49.99 charge.\n", DEFAULTS, customer_text=CUSTOMER_TEXT)
+    assert result.passed
+    assert {"empty", "max_length", "pii_card_number", "pii_ssn", "pii_secret", "pii_email", "pii_phone"} <= set(
+        result.checks
+    )
+
+
+@pytest.mark.parametrize("card", ["4111 1111 1111 1111", "4111-1111-1111-1111", "5500000000000004", "378282246310005"])
+def test_a_luhn_valid_card_number_is_blocked(card: str) -> None:
+    assert failed(f"We refunded the card {card}.") == ("pii_card_number",)
+
+
+def test_a_long_number_that_fails_luhn_is_an_order_number_not_a_card() -> None:
+    assert not luhn_valid("4111111111111112")
+    assert failed("Your order 4111111111111112 has shipped.") == ()
+
+
+def test_a_social_security_number_is_blocked() -> None:
+    assert failed("We verified SSN 123-45-6789 on file.") == ("pii_ssn",)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUv",
+        "sk-proj-abcdefghijklmnopqrstuvwx",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_0123456789abcdefghijklmnopqrstuvwxyz",
+        "xoxb-123456789012-abcdefghij",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "password: Hunter2!xyz",
+        "api_key=9f8e7d6c5b4a3210",
+    ],
+)
+def test_anything_that_looks_like_a_credential_is_blocked(secret: str) -> None:
+    assert failed(f"Use this to sign in: {secret}") == ("pii_secret",)
+
+
+def test_the_word_password_alone_is_not_a_secret() -> None:
+    assert failed("Use Forgot password on the sign-in page; we never ask for your password.") == ()
+
+
+def test_the_customers_own_email_and_phone_may_be_repeated_back() -> None:
+    assert failed("We will write to maria@example.com or call +1 415-555-0132.") == ()
+
+
+def test_somebody_elses_email_or_phone_is_blocked() -> None:
+    assert failed("Contact john.doe@othercorp.com about it.") == ("pii_email",)
+    assert failed("Call our agent on +44 20 7946 0958.") == ("pii_phone",)
+
+
+def test_pii_checks_can_be_turned_off() -> None:
+    assert failed("SSN 123-45-6789", GuardrailConfig(block_pii=False)) == ()
+
+
+def test_forbidden_phrases_match_regardless_of_case_and_spacing() -> None:
+    config = GuardrailConfig(forbidden_phrases=["guaranteed refund", "legal advice"])
+    assert failed("You get a Guaranteed\n  Refund today.", config) == ("forbidden_phrase",)
+    assert failed("We will review your refund.", config) == ()
+
+
+def test_a_draft_over_the_length_limit_fails() -> None:
+    assert failed("x" * 101, GuardrailConfig(max_length=100)) == ("max_length",)
+    assert failed("x" * 100, GuardrailConfig(max_length=100)) == ()
+
+
+def test_an_empty_draft_fails() -> None:
+    assert failed("  \n ") == ("empty",)
+
+
+def test_the_reason_names_the_checks_and_the_redacted_draft_hides_the_pii() -> None:
+    result = check_draft("Card 4111 1111 1111 1111, SSN 123-45-6789.", DEFAULTS, customer_text=CUSTOMER_TEXT)
+    assert result.reason() == "draft failed guardrails: pii_card_number, pii_ssn"
+    assert "4111" not in result.reason() and "6789" not in result.reason()
+    assert result.redacted_draft == "Card [redacted: pii_card_number], SSN [redacted: pii_ssn]."
+
+
+def specialist(
+    provider: ScriptedProvider, guardrails: GuardrailConfig = DEFAULTS, agent: str = "t-spec"
+) -> SpecialistRole:
+    return SpecialistRole(SpecialistConfig(specialty=TicketType.BILLING), guardrails, provider, agent=agent)
+
+
+def test_a_draft_that_passes_is_a_resolution() -> None:
+    provider = ScriptedProvider(draft_text="Hi Maria,\n\nWe are reviewing it.\n")
+    outcome = asyncio.run(specialist(provider).respond(TICKET, DECISION))
+    assert isinstance(outcome, Resolution)
+    assert outcome.draft == "Hi Maria,\n\nWe are reviewing it.\n"
+
+
+def test_a_draft_that_fails_a_guardrail_is_escalated_with_the_reason_and_counted() -> None:
+    before = metric("srs_agent_guardrail_blocked_total", agent="t-spec-pii", check="pii_ssn")
+    provider = ScriptedProvider(draft_text="Hi Maria, we matched SSN 123-45-6789 to your account.")
+    outcome = asyncio.run(specialist(provider, agent="t-spec-pii").respond(TICKET, DECISION))
+    assert isinstance(outcome, Escalation)
+    assert outcome.failed_checks == ("pii_ssn",)
+    assert outcome.reason == "draft failed guardrails: pii_ssn"
+    assert "123-45-6789" not in outcome.draft and "[redacted: pii_ssn]" in outcome.draft
+    assert metric("srs_agent_guardrail_blocked_total", agent="t-spec-pii", check="pii_ssn") == before + 1
+
+
+def test_a_draft_the_model_could_not_finish_is_escalated_not_sent() -> None:
+    provider = ScriptedProvider(error=incomplete("the model stopped at its token limit", "Hi Maria, we"))
+    outcome = asyncio.run(specialist(provider).respond(TICKET, DECISION))
+    assert isinstance(outcome, Escalation)
+    assert outcome.failed_checks == ("incomplete_draft",)
+    assert outcome.draft == "Hi Maria, we"
+
+
+def test_the_customer_record_counts_as_the_customers_own_contact_details() -> None:
+    provider = ScriptedProvider(draft_text="We will write to maria.billing@acme.test.")
+    role = specialist(provider)
+    assert isinstance(asyncio.run(role.respond(TICKET, DECISION)), Escalation)
+    known = {"contacts": {"billing_email": "maria.billing@acme.test"}}
+    assert isinstance(asyncio.run(role.respond(TICKET, DECISION, known)), Resolution)
