@@ -180,6 +180,9 @@ def start(paths: Paths, bins: Path, ports: Ports) -> list[ProcessRecord]:
                 str(bins / "kwok"), f"--kubeconfig={kubeconfig}", "--manage-all-nodes=true",
                 f"--config={bins / 'kwok-stages.yaml'}", f"--server-address=127.0.0.1:{ports.kwok}",
                 "--cidr=10.244.0.1/16", "--node-ip=127.0.0.1",
+                # Renew the node's Lease: without it the node-lifecycle controller marks
+                # the node NotReady after its grace period and evicts every pod.
+                "--node-lease-duration-seconds=40",
             ],
             logs / "kwok.log",
         ),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import stack
+from devstack.processes import free_port
 from devstack.stack import StackState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,14 @@ def start_services(state: StackState) -> None:
     _kubectl(state, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     env = {**os.environ, "KUBECONFIG": state.kubeconfig, "KAFKA_BOOTSTRAP_SERVERS": state.kafka_bootstrap}
     srs = str(Path(sys.executable).parent / "srs")
-    op = stack.attach("operator", [srs, "operator"], env)
+    # Standalone (no peering with other operators), and leaving the test suite's
+    # namespaces (srs-test-*) to the operators the tests run themselves.
+    op = stack.attach(
+        "operator",
+        [srs, "operator", "--standalone", "--namespace", "!srs-test-*", "--liveness", "",
+         "--metrics-port", str(free_port())],
+        env,
+    )  # fmt: skip
     say(f"operator running (pid {op.pid}, log {op.log})")
     # Test namespaces (srs-test-*) belong to the test suite's own operator and agents.
     runner = stack.attach(

@@ -181,3 +181,18 @@ def test_non_admin_identity_is_denied_what_it_was_not_granted(infra: Infra, name
         )
     )
     assert review.status.allowed is False
+
+
+def test_node_keeps_renewing_its_lease_so_it_stays_ready(
+    core_v1: client.CoreV1Api, api_client: client.ApiClient
+) -> None:
+    # kwok renews the fake node's Lease like a kubelet; without it the node-lifecycle
+    # controller marks the node NotReady after its grace period and evicts every pod.
+    node = core_v1.list_node().items[0].metadata.name
+    leases = client.CoordinationV1Api(api_client)
+    first = leases.read_namespaced_lease(node, "kube-node-lease").spec.renew_time
+    wait_for(
+        "the node lease to be renewed",
+        lambda: leases.read_namespaced_lease(node, "kube-node-lease").spec.renew_time != first,
+        timeout=30,
+    )
