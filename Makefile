@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SRS    := $(BIN)/srs
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status lint format typecheck test test-unit test-integration demo clean
+.PHONY: help install up down status lint format crds typecheck test test-unit test-integration demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+crds: install ## regenerate crds/ from the pydantic models
+	$(SRS) crds --write crds
+
 typecheck: install ## mypy (strict)
 	$(BIN)/mypy
 
@@ -47,11 +50,8 @@ test-unit: install ## only the tests that need no Kafka or Kubernetes
 test-integration: up ## only the tests against the real broker and control plane
 	$(BIN)/pytest -m "integration or e2e"
 
-demo: up ## bring the local stack up and show how to reach it
-	@$(SRS) dev status
-	@echo
-	@echo "Try:  source .devstack/env && kubectl get nodes && kcat -b \$$KAFKA_BOOTSTRAP_SERVERS -L"
-	@echo "Stop: make down"
+demo: install ## the whole system on the local stack: operator, agents, Kafka, sample tickets
+	$(SRS) demo
 
 clean: down ## stop the stack and remove .venv and .devstack
 	rm -rf $(VENV) .devstack
