@@ -35,8 +35,13 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-crds: install ## regenerate crds/ from the pydantic models
+crds: install ## regenerate crds/ from the pydantic models, and the chart's copies of CRDs and RBAC rules
 	$(SRS) crds --write crds
+	$(SRS) crds --write charts/srs-operator/crds
+	$(BIN)/python -c 'import sys, yaml; docs = yaml.safe_load_all(open("operator/deploy/rbac.yaml")); \
+	  role = next(d for d in docs if d["kind"] == "ClusterRole"); \
+	  print("# Generated from operator/deploy/rbac.yaml by make crds; do not edit."); \
+	  print(yaml.safe_dump(role["rules"], sort_keys=False), end="")' > charts/srs-operator/files/clusterrole-rules.yaml
 
 typecheck: install ## mypy (strict)
 	$(BIN)/mypy

@@ -22,7 +22,7 @@ from devstack.processes import ProcessRecord, spawn, wait_until
 from devstack.settings import Paths
 
 BUILD_SCRIPT = Path(__file__).parent / "scripts" / "build-go-binaries.sh"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "helm")
 CONTROLLERS = ",".join(
     [
         "deployment-controller",
@@ -45,11 +45,12 @@ def ensure_binaries(paths: Paths, progress: Callable[[str], None]) -> Path:
         return out
     progress(
         f"building Kubernetes {settings.KUBERNETES_VERSION}, etcd {settings.ETCD_VERSION} and kwok "
-        f"{settings.KWOK_VERSION} from Go sources into {out} (first run only, ~20-30 min on 2 cores)"
+        f"{settings.KWOK_VERSION}, helm {settings.HELM_VERSION} from Go sources into {out} "
+        "(first run only, ~6-10 min on 2 cores)"
     )
     subprocess.run(
         ["bash", str(BUILD_SCRIPT), str(out), settings.KUBERNETES_VERSION, settings.ETCD_VERSION,
-         settings.KWOK_VERSION],
+         settings.KWOK_VERSION, settings.HELM_VERSION],
         check=True,
     )  # fmt: skip
     return out

@@ -11,6 +11,7 @@ LOG4J_VERSION = "2.25.3"
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
+HELM_VERSION = "v3.19.0"
 #: Bumped whenever the build recipe changes, so cached binaries are rebuilt.
 GO_BUILD_REVISION = 2
 
@@ -35,7 +36,8 @@ class Paths:
     @property
     def go_bins(self) -> Path:
         return self.cache / (
-            f"go-bins-k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-kwok-{KWOK_VERSION}-r{GO_BUILD_REVISION}"
+            f"go-bins-k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-kwok-{KWOK_VERSION}-helm-{HELM_VERSION}"
+            f"-r{GO_BUILD_REVISION}"
         )
 
     @property

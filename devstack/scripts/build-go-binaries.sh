@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Build the Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl), etcd and kwok from Go sources fetched through the Go module
-# proxy. Output goes to $OUT; re-running with the binaries present does nothing.
+# kube-scheduler, kubectl), etcd, kwok and helm from Go sources fetched through the Go
+# module proxy. Output goes to $OUT; re-running with the binaries present does nothing.
 #
-# Usage: build-go-binaries.sh OUT K8S_VERSION ETCD_VERSION KWOK_VERSION
+# Usage: build-go-binaries.sh OUT K8S_VERSION ETCD_VERSION KWOK_VERSION HELM_VERSION
 set -euo pipefail
-OUT=$1 K=$2 ETCD=$3 KWOK=$4
+OUT=$1 K=$2 ETCD=$3 KWOK=$4 HELM=$5
 mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-gobuild.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -83,7 +83,14 @@ build_kwok() {
   mv "$OUT/kwok-stages.yaml.tmp" "$OUT/kwok-stages.yaml"
 }
 
+build_helm() {
+  [[ -x $OUT/helm ]] && return 0
+  step "helm $HELM (for the operator's chart)"
+  GOBIN="$OUT" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM"
+}
+
 build_etcd
 build_kwok
+build_helm
 build_k8s
 step "done: $(ls "$OUT" | tr '\n' ' ')"
