@@ -10,10 +10,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from srs_operator import cli as operator_cli
+
+from agent_runtime import cli as agent_runtime_cli
+from agent_runtime import triage_cli
 from devstack import cli as devstack_cli
 from srs import demo, publish, tail
 
-REGISTRARS = [devstack_cli.register, publish.register, tail.register, demo.register]
+REGISTRARS = [
+    devstack_cli.register,
+    publish.register,
+    tail.register,
+    demo.register,
+    operator_cli.register,
+    agent_runtime_cli.register,
+    triage_cli.register,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

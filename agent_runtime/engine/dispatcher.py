@@ -1,0 +1,660 @@
+"""The dispatcher: many inputs in flight, order per key, offsets only after acknowledgement.
+
+Records of one partition are split into *lanes* by key. A lane runs its records one at a
+time — handler, produce, Kafka's acknowledgement, next record — so outputs of one key
+keep their order, retries included. Different lanes run concurrently: ``concurrency``
+worker tasks take lanes from the ready queue and run their head record's handler; the
+outputs are produced with a delivery callback and the worker moves on. The rest of a
+record's life (acknowledgement, retry after a backoff, dead letter) is driven by
+callbacks, so a record costs no task or future of its own — buffered or in flight —
+which keeps the engine near the speed of a hand-written consume → produce loop.
+
+When a record is done (outputs acknowledged, or dead-lettered and acknowledged), its
+offset completes in the partition's ``OffsetTracker`` and the contiguous completed
+prefix is stored for the next commit. Backpressure: a partition with too many
+unfinished records is paused (resumed at half the mark). The process as a whole is held
+back by the consumer, which stops taking records from its fetch queue while too many of
+those it handed over are not ``released`` yet — cheaper than pausing every partition,
+which throws librdkafka's prefetched records away and fetches them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Final, Protocol
+
+from agent_runtime import logs, metrics
+from agent_runtime.engine.backoff import Backoff
+from agent_runtime.engine.consumer import PartitionId, PartitionOffset
+from agent_runtime.engine.deadletter import ErrorClass, build_dead_letter, error_class_of
+from agent_runtime.engine.offsets import OffsetTracker
+from agent_runtime.engine.settings import EngineSettings
+from agent_runtime.engine.tracing import (
+    TRACEPARENT,
+    TraceContext,
+    derived_trace,
+    parse_traceparent,
+    set_current_trace_id,
+)
+from agent_runtime.records import Handler, InputRecord, OutputRecord, PermanentError
+
+log = logging.getLogger(__name__)
+
+#: Error messages of transient failures go to logs; keep them short (they may echo input).
+_MAX_LOGGED_ERROR: Final = 200
+#: A worker whose handler never suspends yields to the loop after this many records.
+_YIELD_EVERY: Final = 32
+
+
+class OutputSink(Protocol):
+    """Where outputs go (the producer)."""
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        on_delivery: Callable[[Exception | None], None],
+    ) -> None:
+        """Queue a record. ``on_delivery`` runs later on the loop — never inside this call —
+        with None once Kafka acknowledged the record, or with the error once it gave up.
+        Raises ``BufferError`` when the queue is full."""
+        ...
+
+
+class PartitionControl(Protocol):
+    """What the dispatcher asks of the consumer."""
+
+    def pause(self, partitions: Sequence[PartitionId]) -> None: ...
+
+    def resume(self, partitions: Sequence[PartitionId]) -> None: ...
+
+    def store_offsets(self, offsets: Sequence[PartitionOffset]) -> None: ...
+
+
+class _State(enum.IntEnum):
+    QUEUED = enum.auto()
+    RUNNING = enum.auto()  # the handler runs
+    ACKING = enum.auto()  # outputs produced, acknowledgements outstanding
+    RETRY_WAIT = enum.auto()  # a backoff before the next attempt
+    DEAD_LETTERING = enum.auto()  # the dead letter is produced, acknowledgement outstanding
+    DEAD_LETTER_WAIT = enum.auto()  # a backoff before writing the dead letter again
+    DONE = enum.auto()
+    ABANDONED = enum.auto()  # the partition went away first: uncommitted, redelivered
+
+
+#: Work a drain waits for; the waiting states are abandoned at once.
+_ACTIVE: Final = frozenset({_State.RUNNING, _State.ACKING, _State.DEAD_LETTERING})
+
+
+class _Partition:
+    """Per-partition state while this process owns the partition."""
+
+    __slots__ = ("active", "closing", "drained", "id", "lanes", "paused", "tracker")
+
+    def __init__(self, partition: PartitionId) -> None:
+        self.id = partition
+        self.tracker = OffsetTracker()
+        self.lanes: dict[object, _Lane] = {}
+        self.paused = False
+        #: Revoked or stopping: no record starts, waiting ones are abandoned (uncommitted).
+        self.closing = False
+        #: Records in an ``_ACTIVE`` state; a drain waits for zero.
+        self.active = 0
+        self.drained: asyncio.Event | None = None
+
+
+class _Lane:
+    """The records of one key in one partition, in offset order."""
+
+    __slots__ = ("key", "partition", "queue", "scheduled")
+
+    def __init__(self, key: object, partition: _Partition) -> None:
+        self.key = key
+        self.partition = partition
+        self.queue: deque[_Work] = deque()
+        #: In the ready queue or busy with its head record.
+        self.scheduled = False
+
+
+class _Work:
+    """One input record and where it is in its life."""
+
+    __slots__ = (
+        "arrived", "attempts", "dead_letter", "dead_letter_failures", "delivered", "expected", "failure", "lane",
+        "record", "span", "state", "timer", "worker",
+    )  # fmt: skip
+
+    def __init__(self, record: InputRecord, span: TraceContext, lane: _Lane) -> None:
+        self.record = record  # as the handler sees it: with a traceparent header
+        self.span = span  # this process's span; outputs carry it
+        self.lane = lane
+        self.arrived = time.monotonic()
+        self.state = _State.QUEUED
+        self.attempts = 0
+        # The current round of deliveries (outputs, or the dead letter).
+        self.expected = 0
+        self.delivered = 0
+        self.failure: Exception | None = None
+        self.dead_letter: OutputRecord | None = None
+        self.dead_letter_failures = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.worker: asyncio.Task[None] | None = None
+
+
+class _Unkeyed:
+    """Lane key of a record without a key: such records are not ordered among themselves."""
+
+    __slots__ = ()
+
+
+class Dispatcher:
+    """Runs a ``Handler`` over consumed records; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        handler: Handler,
+        *,
+        sink: OutputSink,
+        control: PartitionControl,
+        on_fatal: Callable[[str], None],
+    ) -> None:
+        self._settings = settings
+        self._handler = handler
+        self._sink = sink
+        self._control = control
+        self._on_fatal = on_fatal
+        self._backoff = Backoff(settings.initial_backoff_s, settings.max_backoff_s)
+        self._partitions: dict[PartitionId, _Partition] = {}
+        self._pending_total = 0
+        #: Consumed records this dispatcher let go of (done, dropped, or left to the next
+        #: owner); only ever grows. The consumer thread reads it for flow control.
+        self.released = 0
+        self._paused: set[_Partition] = set()
+        self._dirty: set[_Partition] = set()
+        self._store_scheduled = False
+        #: Lanes whose head record waits for a worker.
+        self._ready: deque[_Lane] = deque()
+        self._idle_workers: deque[asyncio.Future[None]] = deque()
+        self._workers: list[asyncio.Task[None]] = []
+        agent = settings.agent
+        self._consumed = metrics.CONSUMED.labels(agent, settings.input_topic)
+        #: Handlers running now; read by /metrics when scraped, not counted per record.
+        self._running = 0
+        metrics.IN_FLIGHT.labels(agent).set_function(lambda: self._running)
+        self._paused_gauge = metrics.PAUSED_PARTITIONS.labels(agent)
+        self._latency = metrics.PROCESSING_LATENCY.labels(agent)
+        self._retried = metrics.RETRIED.labels(agent)
+
+    # -- life cycle and observations --------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the workers (on the running loop)."""
+        self._workers = [
+            asyncio.create_task(self._work_forever(), name=f"srs-worker-{n}") for n in range(self._settings.concurrency)
+        ]
+
+    async def close(self) -> None:
+        """Stop the workers (after ``drain_all``)."""
+        for worker in self._workers:
+            worker.cancel()
+        if self._workers:
+            await asyncio.wait(self._workers)
+        self._workers = []
+
+    @property
+    def pending(self) -> int:
+        """Consumed records not finished yet (waiting, running, retrying or unacknowledged)."""
+        return self._pending_total
+
+    @property
+    def paused_partitions(self) -> list[PartitionId]:
+        return sorted(p.id for p in self._paused)
+
+    @property
+    def assigned_partitions(self) -> list[PartitionId]:
+        return sorted(self._partitions)
+
+    # -- consumer events (on the loop) ------------------------------------------------------
+
+    def partitions_assigned(self, partitions: list[PartitionId]) -> None:
+        for partition in partitions:
+            if partition not in self._partitions:
+                self._partitions[partition] = _Partition(partition)
+
+    def records_arrived(self, records: list[InputRecord]) -> None:
+        touched: set[_Partition] = set()
+        tracked = 0
+        for record in records:
+            partition = self._partitions.get((record.topic, record.partition))
+            if partition is None:
+                continue  # not ours (any more): its owner reads it from the committed offset
+            try:
+                partition.tracker.track(record.offset)
+            except ValueError:
+                # The consumer went back in the partition: the offsets would no longer say
+                # what was done. Commit nothing more for it, and stop.
+                log.error("offsets went backwards; giving the partition up", extra={
+                    "partition": record.partition, "offset": record.offset,
+                })  # fmt: skip
+                self._drop(partition)
+                self._on_fatal("offsets went backwards")
+                continue
+            tracked += 1
+            touched.add(partition)
+            if not partition.closing:  # else: tracked as unfinished, so never committed
+                self._enqueue(partition, record)
+        self._pending_total += tracked
+        self.released += len(records) - tracked
+        self._consumed.inc(len(records))
+        if tracked < len(records):
+            log.warning("records of partitions not assigned here dropped", extra={"records": len(records) - tracked})
+        self._wake_workers()
+        for partition in touched:
+            self._apply_backpressure(partition)
+
+    def fail(self, reason: str) -> None:
+        self._on_fatal(reason)
+
+    async def partitions_revoked(self, partitions: list[PartitionId]) -> list[PartitionOffset]:
+        """Finish (or, after the drain timeout, abandon) in-flight work; return what to commit."""
+        owned = [self._partitions[p] for p in partitions if p in self._partitions]
+        offsets = await self._drain(owned, self._settings.revoke_drain_timeout_s)
+        self._forget(owned)
+        return offsets
+
+    async def partitions_lost(self, partitions: list[PartitionId]) -> None:
+        """Abandon the work of partitions another member may own already."""
+        owned = [self._partitions[p] for p in partitions if p in self._partitions]
+        await self._drain(owned, 0)
+        self._forget(owned)
+
+    async def drain_all(self, timeout_s: float) -> list[PartitionOffset]:
+        """Stop starting records; let in-flight ones finish for up to ``timeout_s``.
+
+        Returns the offsets to commit for every owned partition.
+        """
+        return await self._drain(list(self._partitions.values()), timeout_s)
+
+    # -- queueing -----------------------------------------------------------------------------
+
+    def _enqueue(self, partition: _Partition, record: InputRecord) -> None:
+        incoming = parse_traceparent(record.header(TRACEPARENT))
+        as_handled = record
+        if incoming is None:
+            incoming = derived_trace(record.topic, record.partition, record.offset)
+            # Appended, so ``record.header("traceparent")`` (the last value) is the valid one.
+            as_handled = InputRecord(
+                record.topic, record.partition, record.offset, record.key, record.value,
+                (*record.headers, (TRACEPARENT, incoming.header())), record.timestamp_ms,
+            )  # fmt: skip
+        key = record.key
+        lane_key: object = key if key is not None else _Unkeyed()
+        lane = partition.lanes.get(lane_key)
+        if lane is None:
+            lane = partition.lanes[lane_key] = _Lane(lane_key, partition)
+        lane.queue.append(_Work(as_handled, incoming.child(), lane))
+        if not lane.scheduled:
+            lane.scheduled = True
+            self._ready.append(lane)
+
+    def _make_ready(self, lane: _Lane, *, first: bool = False) -> None:
+        if first:
+            self._ready.appendleft(lane)  # a retry: it already waited its turn once
+        else:
+            self._ready.append(lane)
+        self._wake_workers()
+
+    def _wake_workers(self) -> None:
+        for _ in range(min(len(self._ready), len(self._idle_workers))):
+            waiter = self._idle_workers.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _next_lane(self) -> _Lane:
+        while True:
+            while self._ready:
+                lane = self._ready.popleft()
+                if not lane.partition.closing:
+                    return lane
+                lane.scheduled = False  # never started: the offset stays uncommitted
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle_workers.append(waiter)
+            await waiter
+
+    # -- the workers: run handlers ------------------------------------------------------------
+
+    async def _work_forever(self) -> None:
+        worker = asyncio.current_task()
+        ready = self._ready
+        handled = 0
+        while True:
+            lane = ready.popleft() if ready else await self._next_lane()
+            if lane.partition.closing:
+                lane.scheduled = False  # never started: the offset stays uncommitted
+                continue
+            work = lane.queue[0]
+            try:
+                await self._run_handler(work, worker)
+            except asyncio.CancelledError:
+                if work.state is not _State.ABANDONED:
+                    raise  # the dispatcher is closing
+                # A drain gave up on this handler; the worker goes on with other lanes.
+                if worker is not None:
+                    worker.uncancel()
+            except Exception:
+                # A bug in the engine itself: stop rather than go on with a gap in the offsets.
+                log.exception("processing a record failed unexpectedly")
+                self._on_fatal("dispatcher failure")
+                raise
+            handled += 1
+            if handled % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the consumer's batches and delivery reports in
+
+    async def _run_handler(self, work: _Work, worker: asyncio.Task[None] | None) -> None:
+        record = work.record
+        # The key goes in as bytes: the log formatter decodes it only when a line is written.
+        logs.replace({"trace_id": work.span.trace_id, self._settings.key_log_field: record.key})
+        set_current_trace_id(work.span.trace_id)
+        work.state = _State.RUNNING  # QUEUED → RUNNING: now active
+        work.lane.partition.active += 1
+        work.attempts += 1
+        work.worker = worker
+        self._running += 1
+        try:
+            outputs = await self._handler.handle(record)
+        except PermanentError as e:
+            metrics.FAILED.labels(self._settings.agent, e.error_class).inc()
+            self._dead_letter(work, error_class_of(e.error_class), e.message, type(e).__name__)
+            return
+        except Exception as e:  # noqa: BLE001 - any other failure is transient by contract
+            self._failed(work, e)
+            return
+        finally:
+            self._running -= 1
+            work.worker = None
+        if work.state is _State.ABANDONED:
+            return
+        work.state = _State.ACKING  # both active
+        work.expected = work.delivered = 0
+        work.failure = None
+        queued = self._produce(work, outputs, 0)
+        while queued < len(outputs):
+            await asyncio.sleep(0.005)  # librdkafka's queue is full: let deliveries drain
+            if work.state is not _State.ACKING:
+                return  # abandoned meanwhile
+            queued = self._produce(work, outputs, queued)
+        # Reports never arrive inside produce(); with nothing produced, none will come.
+        if work.expected == 0:
+            self._check_delivered(work)
+
+    def _produce(self, work: _Work, outputs: Sequence[OutputRecord], start: int) -> int:
+        """Produce ``outputs[start:]``; return how many are dealt with (all, unless the queue filled up)."""
+        on_delivery = functools.partial(self._output_delivered, work)
+        span_header = work.span.header()
+        for index in range(start, len(outputs)):
+            output = outputs[index]
+            headers = list(output.headers)
+            # A handler that set its own valid traceparent keeps it.
+            if not headers or parse_traceparent(_header(headers, TRACEPARENT)) is None:
+                headers.append((TRACEPARENT, span_header))
+            try:
+                self._sink.produce(output.topic, output.key, output.value, headers, on_delivery)
+            except BufferError:
+                return index
+            except Exception as e:  # noqa: BLE001 - e.g. a record too large: fails this attempt
+                work.failure = e
+                return len(outputs)
+            work.expected += 1
+        return len(outputs)
+
+    # -- deliveries (callbacks on the loop) ----------------------------------------------------------
+
+    def _output_delivered(self, work: _Work, error: Exception | None) -> None:
+        work.delivered += 1
+        if error is not None and work.failure is None:
+            work.failure = error
+        self._check_delivered(work)
+
+    def _check_delivered(self, work: _Work) -> None:
+        if work.delivered < work.expected or work.state is not _State.ACKING:
+            return  # more to come, or abandoned meanwhile
+        if work.failure is None:
+            self._done(work)
+        else:
+            self._failed(work, work.failure)
+
+    def _failed(self, work: _Work, error: Exception) -> None:
+        """A transient failure (handler or delivery): retry after a backoff, or dead-letter."""
+        if work.state is _State.ABANDONED:
+            return
+        reason = type(error).__name__
+        metrics.FAILED.labels(self._settings.agent, reason).inc()
+        if work.attempts >= self._settings.max_attempts:
+            self._dead_letter(work, ErrorClass.RETRIES_EXHAUSTED, f"{reason}: {error}", reason)
+            return
+        if work.lane.partition.closing:
+            self._set_state(work, _State.ABANDONED)
+            return
+        delay = self._backoff.delay(work.attempts)
+        log.warning("processing failed; retrying", extra=self._log_fields(work, {
+            "error": reason, "detail": str(error)[:_MAX_LOGGED_ERROR], "attempt": work.attempts,
+            "retry_in_s": round(delay, 3),
+        }))  # fmt: skip
+        self._retried.inc()
+        self._set_state(work, _State.RETRY_WAIT)
+        work.timer = asyncio.get_running_loop().call_later(delay, self._retry, work)
+
+    def _retry(self, work: _Work) -> None:
+        work.timer = None
+        if work.state is _State.RETRY_WAIT:
+            self._set_state(work, _State.QUEUED)
+            self._make_ready(work.lane, first=True)
+
+    def _dead_letter(self, work: _Work, error_class: ErrorClass, message: str, exception: str) -> None:
+        """Write the input to the dead-letter topic; until Kafka has it, the offset stays open,
+        so a dead letter that cannot be written never loses the input."""
+        if work.state is _State.ABANDONED:
+            return
+        work.dead_letter = build_dead_letter(
+            work.record,
+            topic=self._settings.dead_letter_topic,
+            agent=self._settings.agent,
+            error_class=error_class,
+            message=message,
+            exception=exception,
+            attempts=work.attempts,
+            trace_id=work.span.trace_id,
+        )
+        self._send_dead_letter(work)
+
+    def _send_dead_letter(self, work: _Work) -> None:
+        work.timer = None
+        if work.state is _State.ABANDONED:
+            return
+        assert work.dead_letter is not None
+        self._set_state(work, _State.DEAD_LETTERING)
+        record = work.dead_letter
+        try:
+            self._sink.produce(
+                record.topic, record.key, record.value, [*record.headers, (TRACEPARENT, work.span.header())],
+                functools.partial(self._dead_letter_delivered, work),
+            )  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - a full queue or a broken topic: try again later
+            self._dead_letter_delivered(work, e)
+
+    def _dead_letter_delivered(self, work: _Work, error: Exception | None) -> None:
+        if work.state is not _State.DEAD_LETTERING:
+            return  # abandoned meanwhile
+        assert work.dead_letter is not None
+        error_class = dict(work.dead_letter.headers).get("srs-error-class", b"").decode()
+        if error is None:
+            metrics.DEAD_LETTERED.labels(self._settings.agent, error_class).inc()
+            log.warning("input dead-lettered", extra=self._log_fields(work, {
+                "error_class": error_class, "attempts": work.attempts,
+            }))  # fmt: skip
+            self._done(work)
+            return
+        metrics.FAILED.labels(self._settings.agent, "dead_letter_delivery").inc()
+        work.dead_letter_failures += 1
+        if work.lane.partition.closing:
+            self._set_state(work, _State.ABANDONED)
+            return
+        delay = self._backoff.delay(work.dead_letter_failures)
+        log.error("writing the dead letter failed; input kept uncommitted, retrying", extra=self._log_fields(work, {
+            "error": type(error).__name__, "detail": str(error)[:_MAX_LOGGED_ERROR], "retry_in_s": round(delay, 3),
+        }))  # fmt: skip
+        self._set_state(work, _State.DEAD_LETTER_WAIT)
+        work.timer = asyncio.get_running_loop().call_later(delay, self._send_dead_letter, work)
+
+    def _done(self, work: _Work) -> None:
+        self._set_state(work, _State.DONE)
+        lane = work.lane
+        partition = lane.partition
+        lane.queue.popleft()
+        self._pending_total -= 1
+        self.released += 1
+        self._latency.observe(time.monotonic() - work.arrived)
+        if partition.tracker.complete(work.record.offset) and self._partitions.get(partition.id) is partition:
+            self._dirty.add(partition)
+            if not self._store_scheduled:
+                # Coalesce: one store request per loop iteration, not one per record.
+                self._store_scheduled = True
+                asyncio.get_running_loop().call_soon(self._store_dirty)
+        if partition.paused:
+            self._relieve(partition)
+        if lane.queue and not partition.closing:
+            self._make_ready(lane)
+            return
+        lane.scheduled = False
+        if not lane.queue and partition.lanes.get(lane.key) is lane:
+            del partition.lanes[lane.key]
+
+    def _set_state(self, work: _Work, state: _State) -> None:
+        partition = work.lane.partition
+        was_active, is_active = work.state in _ACTIVE, state in _ACTIVE
+        work.state = state
+        if was_active and not is_active:
+            partition.active -= 1
+            if partition.active == 0 and partition.drained is not None:
+                partition.drained.set()
+        elif is_active and not was_active:
+            partition.active += 1
+
+    def _log_fields(self, work: _Work, fields: dict[str, object]) -> dict[str, object]:
+        record = work.record
+        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        return {
+            "trace_id": work.span.trace_id, self._settings.key_log_field: key,
+            "partition": record.partition, "offset": record.offset, **fields,
+        }  # fmt: skip
+
+    # -- completion, offsets, backpressure ------------------------------------------------------
+
+    def _store_dirty(self) -> None:
+        self._store_scheduled = False
+        offsets = []
+        for partition in self._dirty:
+            committable = partition.tracker.committable
+            if committable is not None and self._partitions.get(partition.id) is partition:
+                offsets.append((*partition.id, committable))
+        self._dirty.clear()
+        if offsets:
+            self._control.store_offsets(offsets)
+
+    def _apply_backpressure(self, partition: _Partition) -> None:
+        if partition.tracker.pending >= self._settings.max_pending_per_partition and not partition.paused:
+            partition.paused = True
+            self._paused.add(partition)
+            self._control.pause([partition.id])
+            self._paused_gauge.set(len(self._paused))
+            log.info("partition paused for backpressure", extra={
+                "partition": partition.id[1], "pending": partition.tracker.pending,
+            })  # fmt: skip
+
+    def _relieve(self, partition: _Partition) -> None:
+        if partition.paused and partition.tracker.pending <= self._settings.max_pending_per_partition // 2:
+            partition.paused = False
+            self._paused.discard(partition)
+            if not partition.closing:
+                self._control.resume([partition.id])
+            self._paused_gauge.set(len(self._paused))
+            log.info("partition resumed", extra={"partition": partition.id[1], "pending": partition.tracker.pending})
+
+    # -- draining -------------------------------------------------------------------------------
+
+    async def _drain(self, partitions: list[_Partition], timeout_s: float) -> list[PartitionOffset]:
+        """Stop the partitions; wait for their active records; abandon the rest."""
+        for partition in partitions:
+            partition.closing = True
+            partition.drained = asyncio.Event()
+            for lane in partition.lanes.values():
+                head = lane.queue[0] if lane.queue else None
+                if head is not None and head.state in (_State.RETRY_WAIT, _State.DEAD_LETTER_WAIT):
+                    self._abandon(head)  # waiting for a backoff: not worth holding the drain
+            if partition.active == 0:
+                partition.drained.set()
+        waits = [p.drained.wait() for p in partitions if p.drained is not None and not p.drained.is_set()]
+        if waits and timeout_s > 0:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.gather(*waits)
+            except TimeoutError:
+                pass
+        else:
+            for wait in waits:
+                wait.close()
+        unfinished = [
+            lane.queue[0]
+            for p in partitions
+            for lane in p.lanes.values()
+            if lane.queue and lane.queue[0].state in _ACTIVE
+        ]
+        for work in unfinished:
+            self._abandon(work)
+        if unfinished:
+            log.warning("abandoned unfinished work; it stays uncommitted and is redelivered",
+                        extra={"records": len(unfinished)})  # fmt: skip
+            await asyncio.sleep(0)  # let cancelled handlers unwind
+        return [(*p.id, p.tracker.committable) for p in partitions if p.tracker.committable is not None]
+
+    def _abandon(self, work: _Work) -> None:
+        worker = work.worker
+        self._set_state(work, _State.ABANDONED)
+        if work.timer is not None:
+            work.timer.cancel()
+            work.timer = None
+        if worker is not None:
+            worker.cancel()  # its handler is still running; the worker itself goes on
+
+    def _drop(self, partition: _Partition) -> None:
+        """Give a partition up at once, committing nothing more for it."""
+        partition.closing = True
+        for lane in partition.lanes.values():
+            if lane.queue and lane.queue[0].state is not _State.QUEUED:
+                self._abandon(lane.queue[0])
+        self._forget([partition])
+
+    def _forget(self, partitions: list[_Partition]) -> None:
+        for partition in partitions:
+            self._pending_total -= partition.tracker.pending
+            self.released += partition.tracker.pending
+            self._partitions.pop(partition.id, None)
+            self._paused.discard(partition)
+            self._dirty.discard(partition)
+        self._paused_gauge.set(len(self._paused))
+
+
+def _header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:
+    for header_name, value in reversed(headers):
+        if header_name == name:
+            return value
+    return None

@@ -1,0 +1,139 @@
+"""The engine: consumer → dispatcher → producer, and an orderly life cycle around them.
+
+``Engine.run()`` consumes until ``stop()`` (SIGTERM) or a fatal Kafka error, then shuts
+down within the grace period: stop fetching, let in-flight inputs finish, deliver what
+is queued, commit the completed prefix of every partition, leave the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from agent_runtime.engine.consumer import InputConsumer
+from agent_runtime.engine.dispatcher import Dispatcher
+from agent_runtime.engine.producer import OutputProducer
+from agent_runtime.engine.settings import EngineSettings
+from agent_runtime.records import Handler
+
+log = logging.getLogger(__name__)
+
+#: /healthz fails when the event loop has not ticked for this long (it is stuck).
+_LOOP_STALL_S = 30.0
+_HEARTBEAT_S = 1.0
+
+
+class Engine:
+    """Runs one ``Handler`` over the input topic of ``settings``."""
+
+    def __init__(self, settings: EngineSettings, handler: Handler) -> None:
+        self.settings = settings
+        self._handler = handler
+        self._stop_requested: asyncio.Event | None = None
+        self._stop_started: float | None = None
+        self._failure: str | None = None
+        self._heartbeat = time.monotonic()
+        self._running = False
+        self._consumer: InputConsumer | None = None
+        self.dispatcher: Dispatcher | None = None
+
+    # -- state, readable from any thread ------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Joined the consumer group and not shutting down."""
+        return (
+            self._running
+            and self._stop_started is None
+            and self._consumer is not None
+            and self._consumer.joined.is_set()
+        )
+
+    @property
+    def healthy(self) -> bool:
+        """Not failed, and the event loop is ticking."""
+        return self._failure is None and time.monotonic() - self._heartbeat < _LOOP_STALL_S
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
+
+    # -- control, on the loop -----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown (idempotent); ``run`` returns within the grace period."""
+        if self._stop_started is None:
+            self._stop_started = time.monotonic()
+            log.info("stopping: draining in-flight inputs", extra={"grace_s": self.settings.shutdown_grace_s})
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    def fail(self, reason: str) -> None:
+        """Stop because something is broken; ``run`` then returns 1."""
+        if self._failure is None:
+            self._failure = reason
+            log.error("engine failed; stopping", extra={"reason": reason})
+        self.stop()
+
+    async def run(self) -> int:
+        """Consume until stopped; 0 after a graceful stop, 1 after a failure."""
+        loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        if self._stop_started is not None:
+            self._stop_requested.set()
+        settings = self.settings
+        producer = OutputProducer(settings.producer_config(), agent=settings.agent, on_fatal=self.fail)
+        consumer = self._consumer = InputConsumer(
+            settings.consumer_config(),
+            topic=settings.input_topic,
+            batch_size=settings.consume_batch_size,
+            max_outstanding=settings.max_pending_total,
+            revoke_timeout_s=settings.revoke_drain_timeout_s,
+        )
+        dispatcher = self.dispatcher = Dispatcher(
+            settings, self._handler, sink=producer, control=consumer, on_fatal=self.fail
+        )
+        producer.start(loop)
+        dispatcher.start()
+        consumer.start(loop, dispatcher)
+        self._running = True
+        heartbeat = asyncio.create_task(self._beat())
+        log.info("consuming", extra={"topic": settings.input_topic, "group": settings.group_id,
+                                     "concurrency": settings.concurrency})  # fmt: skip
+        try:
+            await self._stop_requested.wait()
+            await self._shut_down(consumer, dispatcher, producer)
+        finally:
+            self._running = False
+            heartbeat.cancel()
+        return 1 if self._failure is not None else 0
+
+    async def _beat(self) -> None:
+        while True:
+            self._heartbeat = time.monotonic()
+            await asyncio.sleep(_HEARTBEAT_S)
+
+    async def _shut_down(self, consumer: InputConsumer, dispatcher: Dispatcher, producer: OutputProducer) -> None:
+        assert self._stop_started is not None
+        grace = self.settings.shutdown_grace_s
+        deadline = self._stop_started + grace
+        # Committing and leaving the group need a moment after the drain.
+        reserve = min(5.0, grace * 0.2)
+
+        def left(margin: float = 0.0) -> float:
+            return max(0.0, deadline - margin - time.monotonic())
+
+        consumer.stop_fetching()
+        # The consumer thread may be inside a rebalance callback that waits on this loop.
+        await asyncio.to_thread(consumer.join, left(reserve))
+        offsets = await dispatcher.drain_all(left(reserve))
+        await dispatcher.close()
+        undelivered = await producer.drain(left(reserve / 2))
+        if undelivered:
+            # Outputs of abandoned inputs only: their offsets are not committed.
+            log.warning("outputs still undelivered at shutdown", extra={"records": undelivered})
+        await asyncio.to_thread(consumer.commit, offsets)
+        await asyncio.to_thread(consumer.close)
+        log.info("stopped", extra={"seconds": round(time.monotonic() - self._stop_started, 3),
+                                   "failure": self._failure})  # fmt: skip

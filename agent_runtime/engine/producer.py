@@ -1,0 +1,148 @@
+"""The output producer: idempotent, batched, acknowledgements as callbacks on the loop.
+
+``produce`` never waits for the broker and never flushes: records go into librdkafka's
+batches (``linger.ms``), and each record's callback runs once Kafka acknowledged it
+(``acks=all``) or gave up on it. Delivery reports are served by polling the producer on the event loop
+itself — not on a thread — because confluent-kafka runs the Python callback of every
+report separately: on a polling thread each one would have to win the GIL back from the
+busy loop, which cost most of the engine's throughput. A poller task polls every
+millisecond while deliveries are outstanding and every ``idle_poll_s`` otherwise (error
+callbacks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from confluent_kafka import KafkaError, Producer
+
+from agent_runtime import metrics
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """Kafka did not accept an output record (after librdkafka's own retries)."""
+
+    def __init__(self, topic: str, error: Any) -> None:
+        name = error.name() if isinstance(error, KafkaError) else type(error).__name__
+        super().__init__(f"delivery to {topic} failed: {name}: {error}")
+        self.topic = topic
+        self.error = error
+
+
+class OutputProducer:
+    """Produces output records and reports their delivery on the event loop."""
+
+    def __init__(
+        self,
+        config: Mapping[str, object],
+        *,
+        agent: str,
+        on_fatal: Callable[[str], None],
+        busy_poll_s: float = 0.001,
+        idle_poll_s: float = 0.1,
+    ) -> None:
+        self._on_fatal = on_fatal
+        self._busy_poll_s = busy_poll_s
+        self._idle_poll_s = idle_poll_s
+        self._producer = Producer({**config, "error_cb": self._on_error})
+        self._agent = agent
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._outstanding = 0
+        self._wake = asyncio.Event()
+        self._produced_by_topic: dict[str, Any] = {}
+        #: Acknowledged records per topic since the last poll.
+        self._acknowledged: dict[str, int] = {}
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._poller = loop.create_task(self._poll_forever())
+
+    async def _poll_forever(self) -> None:
+        while True:
+            self._poll()
+            if self._outstanding:
+                await asyncio.sleep(self._busy_poll_s)
+            else:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):  # nothing happened: poll for error callbacks
+                    await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            # An idempotent producer that hit a fatal error cannot guarantee order or
+            # no-loss any more; stop, and let the next process resume from committed offsets.
+            log.error("fatal producer error", extra={"error": error.name()})
+            self._on_fatal(f"fatal producer error: {error.name()}")
+        else:
+            log.warning("producer error", extra={"error": error.name(), "detail": error.str()})
+
+    def _produced_counter(self, topic: str) -> Any:
+        counter = self._produced_by_topic.get(topic)
+        if counter is None:
+            counter = self._produced_by_topic[topic] = metrics.PRODUCED.labels(self._agent, topic)
+        return counter
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        on_delivery: Callable[[Exception | None], None],
+    ) -> None:
+        """Queue a record; ``on_delivery(None)`` once Kafka acknowledged it, or
+        ``on_delivery(DeliveryError)`` once librdkafka gave up. Both run later, on the loop.
+
+        Raises ``BufferError`` when librdkafka's queue is full, ``KafkaException`` for a
+        record Kafka can never take (too large, invalid topic).
+        """
+
+        def report(error: Any, _message: Any) -> None:
+            self._outstanding -= 1
+            try:
+                if error is None:
+                    self._acknowledged[topic] = self._acknowledged.get(topic, 0) + 1
+                    on_delivery(None)
+                else:
+                    on_delivery(DeliveryError(topic, error))
+            except Exception:
+                # Raised inside poll() it would end the poller: no delivery would be seen again.
+                log.exception("handling a delivery report failed")
+                self._on_fatal("delivery report handling failed")
+
+        # The client's stubs want values typed ``str | bytes | None``; ours are bytes.
+        kafka_headers = cast("list[tuple[str, str | bytes | None]]", headers)
+        self._producer.produce(topic, value=value, key=key, headers=kafka_headers, on_delivery=report)
+        self._outstanding += 1
+        if self._outstanding == 1:
+            self._wake.set()
+
+    def _poll(self) -> None:
+        self._producer.poll(0)
+        if self._acknowledged:
+            # Counted per poll, not per record: a metric update costs a lock.
+            for topic, count in self._acknowledged.items():
+                self._produced_counter(topic).inc(count)
+            self._acknowledged.clear()
+
+    async def drain(self, timeout_s: float) -> int:
+        """Serve deliveries until none is outstanding or ``timeout_s`` passed; stop polling.
+
+        Returns how many records are still undelivered.
+        """
+        deadline = time.monotonic() + timeout_s
+        while len(self._producer) and time.monotonic() < deadline:
+            self._poll()
+            await asyncio.sleep(0.005)
+        if self._poller is not None:
+            self._poller.cancel()
+        self._poll()
+        return len(self._producer)

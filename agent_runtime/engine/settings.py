@@ -1,0 +1,175 @@
+"""Engine settings and the Kafka client configuration the engine builds from them.
+
+Client settings that vary per cluster (SASL, TLS, timeouts) come from environment
+variables, so a platform team can point the same config document at MSK or Confluent:
+``KAFKA_<NAME>`` sets ``<name>`` with ``_`` → ``.`` (``KAFKA_SECURITY_PROTOCOL`` →
+``security.protocol``; write ``__`` for a literal ``_``) on both clients;
+``KAFKA_CONSUMER_<NAME>`` / ``KAFKA_PRODUCER_<NAME>`` set it on one client only.
+Values are never logged. Settings the delivery guarantee depends on cannot be overridden.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from agent_runtime.config import AgentConfig
+
+log = logging.getLogger(__name__)
+
+#: Environment variables with the ``KAFKA_`` prefix that belong to Kafka's own JVM tools.
+_NOT_CLIENT_SETTINGS: Final = frozenset(
+    {
+        "KAFKA_HEAP_OPTS",
+        "KAFKA_OPTS",
+        "KAFKA_JVM_PERFORMANCE_OPTS",
+        "KAFKA_LOG4J_OPTS",
+        "KAFKA_GC_LOG_OPTS",
+        "KAFKA_JMX_OPTS",
+        "KAFKA_LOG_DIR",
+        "KAFKA_HOME",
+        "KAFKA_VERSION",
+    }
+)
+
+#: What at-least-once and per-key ordering rest on; the environment cannot change these.
+_CONSUMER_GUARANTEES: Final = {
+    "enable.auto.commit": True,
+    # Offsets are stored by the engine only after every output of an input is acknowledged.
+    "enable.auto.offset.store": False,
+    "partition.assignment.strategy": "cooperative-sticky",
+}
+_PRODUCER_GUARANTEES: Final = {
+    "enable.idempotence": True,
+    "acks": "all",
+}
+_CONSUMER_DEFAULTS: Final = {
+    # A new group reads tickets that arrived before the agent first started.
+    "auto.offset.reset": "earliest",
+}
+_PRODUCER_DEFAULTS: Final = {
+    # Batch outputs; the engine never flushes per message.
+    "linger.ms": 5,
+    "compression.type": "lz4",
+}
+
+
+def _setting_name(variable_suffix: str) -> str:
+    return variable_suffix.lower().replace("__", "\0").replace("_", ".").replace("\0", "_")
+
+
+@dataclass(frozen=True)
+class KafkaClientSettings:
+    """librdkafka settings from the environment: shared, consumer-only, producer-only."""
+
+    common: Mapping[str, str] = field(default_factory=dict)
+    consumer: Mapping[str, str] = field(default_factory=dict)
+    producer: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KafkaClientSettings:
+        common: dict[str, str] = {}
+        consumer: dict[str, str] = {}
+        producer: dict[str, str] = {}
+        for variable, value in env.items():
+            if not variable.startswith("KAFKA_") or variable in _NOT_CLIENT_SETTINGS:
+                continue
+            suffix = variable.removeprefix("KAFKA_")
+            if suffix.startswith("CONSUMER_"):
+                consumer[_setting_name(suffix.removeprefix("CONSUMER_"))] = value
+            elif suffix.startswith("PRODUCER_"):
+                producer[_setting_name(suffix.removeprefix("PRODUCER_"))] = value
+            else:
+                common[_setting_name(suffix)] = value
+        return cls(common, consumer, producer)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Everything the engine needs; built from the agent config plus the environment."""
+
+    agent: str
+    bootstrap_servers: str
+    group_id: str
+    input_topic: str
+    dead_letter_topic: str
+    concurrency: int = 16
+    max_attempts: int = 5
+    initial_backoff_s: float = 0.2
+    max_backoff_s: float = 30.0
+    #: SIGTERM → exit within this many seconds (keep below the pod's terminationGracePeriodSeconds).
+    shutdown_grace_s: float = 25.0
+    #: How long a rebalance waits for in-flight inputs of revoked partitions to finish.
+    revoke_drain_timeout_s: float = 10.0
+    #: Backpressure: the consumer stops taking records while the process holds this many
+    #: unfinished inputs …
+    max_pending_total: int = 10000
+    #: … and a partition that holds this many (it lags behind the others) is paused.
+    max_pending_per_partition: int = 5000
+    consume_batch_size: int = 500
+    #: Log field name for the record key (the app names it ``ticket_id``).
+    key_log_field: str = "key"
+    client: KafkaClientSettings = field(default_factory=KafkaClientSettings)
+
+    @classmethod
+    def from_agent_config(
+        cls,
+        config: AgentConfig,
+        env: Mapping[str, str] | None = None,
+        *,
+        shutdown_grace_s: float | None = None,
+        key_log_field: str = "ticket_id",
+    ) -> EngineSettings:
+        """Settings for the agent ``config`` describes; ``env`` defaults to ``os.environ``."""
+        env = os.environ if env is None else env
+        client = KafkaClientSettings.from_env(env)
+        bootstrap = config.kafka.bootstrap_servers or client.common.get("bootstrap.servers")
+        if not bootstrap:
+            raise ValueError("no Kafka bootstrap servers: set kafka.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS")
+        grace = shutdown_grace_s if shutdown_grace_s is not None else float(env.get("SRS_SHUTDOWN_GRACE_SECONDS", 25))
+        if grace <= 0:
+            raise ValueError("the shutdown grace period must be positive")
+        return cls(
+            agent=config.name,
+            bootstrap_servers=bootstrap,
+            group_id=config.kafka.group_id,
+            input_topic=config.kafka.input_topic,
+            dead_letter_topic=config.kafka.dead_letter_topic,
+            concurrency=config.concurrency,
+            max_attempts=config.retry.max_attempts,
+            initial_backoff_s=config.retry.initial_backoff_ms / 1000,
+            max_backoff_s=config.retry.max_backoff_ms / 1000,
+            shutdown_grace_s=grace,
+            # A rebalance must not outlast the shutdown grace either.
+            revoke_drain_timeout_s=min(10.0, grace * 0.4),
+            key_log_field=key_log_field,
+            client=client,
+        )
+
+    def consumer_config(self) -> dict[str, object]:
+        """librdkafka settings of the input consumer."""
+        return self._client_config(_CONSUMER_DEFAULTS, self.client.consumer, _CONSUMER_GUARANTEES) | {
+            "group.id": self.group_id
+        }
+
+    def producer_config(self) -> dict[str, object]:
+        """librdkafka settings of the output (and dead-letter) producer."""
+        return self._client_config(_PRODUCER_DEFAULTS, self.client.producer, _PRODUCER_GUARANTEES)
+
+    def _client_config(
+        self, defaults: Mapping[str, object], specific: Mapping[str, str], guarantees: Mapping[str, object]
+    ) -> dict[str, object]:
+        config: dict[str, object] = {"client.id": f"srs-{self.agent}", **defaults}
+        config.update(self.client.common)
+        config.update(specific)
+        config["bootstrap.servers"] = self.bootstrap_servers
+        for name, value in guarantees.items():
+            if name in config and str(config[name]).lower() != str(value).lower():
+                log.warning("ignoring Kafka setting from the environment that would break delivery guarantees",
+                            extra={"setting": name})  # fmt: skip
+            config[name] = value
+        config.pop("group.id", None)
+        return config

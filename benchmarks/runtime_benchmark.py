@@ -1,0 +1,448 @@
+"""Throughput of the agent runtime's Kafka engine on a real broker, against two baselines.
+
+One run measures, on the same ~1 KB ``ticket.created`` records and the same broker:
+
+1. a raw confluent-kafka consume → produce loop with the engine's delivery guarantee
+   (idempotent producer, batching, offsets stored only after the output's acknowledgement,
+   contiguous per partition) — the limit of this machine;
+2. a seed-style loop: one record at a time, ``flush()`` after every produce, automatic
+   offset commits (what the original system did);
+3. the engine with a trivial handler (echo), and with the offline triage agent
+   (``agent_runtime.agent.build_handler``, the real classifier) when it is available;
+4. the engine with a simulated provider of fixed latency (default 200 ms) at
+   concurrency 1, 8 and 64, compared with the ideal concurrency / latency.
+
+Throughput is measured from the first record handled to the last output acknowledged,
+so group joins and start-up do not count; the process uses the garbage-collector
+settings of ``srs agent`` (``agent_runtime.app.tune_gc``). Progress goes to stderr,
+figures to stdout.
+
+    .venv/bin/python benchmarks/runtime_benchmark.py            # uses $KAFKA_BOOTSTRAP_SERVERS
+    .venv/bin/python benchmarks/runtime_benchmark.py --messages 5000 --skip-offline
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from agent_runtime import metrics
+from agent_runtime.app import tune_gc
+from agent_runtime.config import AgentConfig
+from agent_runtime.engine import Engine, EngineSettings
+from agent_runtime.engine.offsets import OffsetTracker
+from agent_runtime.records import Handler, InputRecord, OutputRecord
+
+AGENT = "benchmark"
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    messages: int
+    seconds: float
+    #: Process CPU time (all threads) per record, start-up included: an efficiency figure
+    #: that does not depend on what else the machine runs.
+    cpu_us_per_message: float = float("nan")
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else float("nan")
+
+
+# -- set-up -----------------------------------------------------------------------------------
+
+
+class Topics:
+    """Creates uniquely named topics and deletes them all at the end."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._created: list[str] = []
+
+    def create(self, prefix: str, partitions: int) -> str:
+        name = f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
+        self._admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(30)
+        self._created.append(name)
+        return name
+
+    def delete_all(self) -> None:
+        if self._created:
+            for future in self._admin.delete_topics(self._created).values():
+                future.result(30)
+
+
+def ticket_event(n: int, size: int) -> bytes:
+    """A valid ``ticket.created`` event of about ``size`` bytes."""
+    event = {
+        "event_type": "ticket.created",
+        "event_id": str(uuid.uuid4()),
+        "ticket_id": f"T-bench-{n:07d}",
+        "trace_id": uuid.uuid4().hex,
+        "created_at": "2026-01-01T00:00:00.000Z",
+        "customer_id": f"cus_{n % 997:04d}",
+        "channel": "email",
+        "subject": "Charged twice for my invoice",
+        "body": "",
+    }
+    filler = (
+        "Hello, my card was charged twice for the same invoice this month and I would like the duplicate "
+        "refunded. The order number is in the attached receipt. "
+    )
+    base = len(json.dumps(event))
+    event["body"] = (filler * (size // len(filler) + 1))[: max(1, size - base)]
+    return json.dumps(event).encode()
+
+
+def fill(bootstrap: str, topic: str, count: int, size: int) -> None:
+    """``count`` tickets keyed by ticket id, with a ``traceparent`` header as ``srs publish`` sends them."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
+    for n in range(count):
+        value = ticket_event(n, size)
+        traceparent = f"00-{json.loads(value)['trace_id']}-{uuid.uuid4().hex[:16]}-01".encode()
+        while True:
+            try:
+                producer.produce(
+                    topic, key=f"T-bench-{n:07d}".encode(), value=value, headers=[("traceparent", traceparent)]
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(60):
+        raise RuntimeError("could not fill the input topic")
+
+
+def settings_for(bootstrap: str, input_topic: str, concurrency: int) -> EngineSettings:
+    config = AgentConfig.model_validate(
+        {
+            "name": AGENT,
+            "role": "specialist",
+            "specialist": {"specialty": "billing"},
+            "kafka": {"group_id": f"bench-{uuid.uuid4().hex[:8]}", "input_topic": input_topic},
+            "concurrency": concurrency,
+        }
+    )
+    return EngineSettings.from_agent_config(config, {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+
+
+# -- baselines --------------------------------------------------------------------------------
+
+
+def raw_loop(settings: EngineSettings, output_topic: str, count: int) -> Result:
+    """Consume → produce → store the offset once acknowledged; single thread, batched."""
+    consumer = Consumer(settings.consumer_config())
+    producer = Producer(settings.producer_config())
+    consumer.subscribe([settings.input_topic])
+    trackers: dict[int, OffsetTracker] = {}
+    acknowledged = 0
+    first: float | None = None
+
+    def on_delivery(partition: int, offset: int) -> Callable[[Any, Any], None]:
+        def done(error: Any, _message: Any) -> None:
+            nonlocal acknowledged
+            if error is not None:
+                raise RuntimeError(f"delivery failed: {error}")
+            acknowledged += 1
+            tracker = trackers[partition]
+            if tracker.complete(offset):
+                consumer.store_offsets(offsets=[_tp(settings.input_topic, partition, tracker.committable)])
+
+        return done
+
+    while acknowledged < count:
+        for message in consumer.consume(500, 0.1):
+            if message.error() is not None:
+                continue
+            if first is None:
+                first = time.perf_counter()
+            partition, offset = message.partition() or 0, message.offset() or 0
+            trackers.setdefault(partition, OffsetTracker()).track(offset)
+            while True:
+                try:
+                    producer.produce(
+                        output_topic,
+                        value=message.value(),
+                        key=message.key(),
+                        on_delivery=on_delivery(partition, offset),
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+        producer.poll(0)
+    end = time.perf_counter()
+    consumer.close()
+    producer.flush(10)
+    assert first is not None
+    return Result("raw confluent-kafka loop", count, end - first)
+
+
+def seed_loop(
+    settings: EngineSettings, output_topic: str, count: int, max_seconds: float, latency_s: float = 0.0
+) -> Result:
+    """One at a time, flush() after every produce, offsets auto-committed as consumed;
+    ``latency_s`` simulates the provider call the seed made for every ticket."""
+    config = {k: v for k, v in settings.consumer_config().items() if k != "enable.auto.offset.store"}
+    consumer = Consumer(config)
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    consumer.subscribe([settings.input_topic])
+    handled = 0
+    first: float | None = None
+    while handled < count and (first is None or time.perf_counter() - first < max_seconds):
+        message = consumer.poll(0.5)
+        if message is None or message.error() is not None:
+            continue
+        if first is None:
+            first = time.perf_counter()
+        if latency_s:
+            time.sleep(latency_s)
+        producer.produce(output_topic, value=message.value(), key=message.key())
+        producer.flush()
+        handled += 1
+    end = time.perf_counter()
+    consumer.close()
+    assert first is not None
+    name = "seed-style loop (flush per message)" + (f", {latency_s * 1000:.0f} ms provider" if latency_s else "")
+    return Result(name, handled, end - first)
+
+
+def _tp(topic: str, partition: int, offset: int | None) -> Any:
+    from confluent_kafka import TopicPartition
+
+    return TopicPartition(topic, partition, -1001 if offset is None else offset)
+
+
+# -- the engine -------------------------------------------------------------------------------
+
+
+class EchoHandler:
+    """Returns the input as the output, optionally after a simulated provider latency."""
+
+    def __init__(self, output_topic: str, latency_s: float = 0.0) -> None:
+        self.output_topic = output_topic
+        self.latency_s = latency_s
+
+    async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        return [OutputRecord(self.output_topic, record.key, record.value or b"")]
+
+
+class FirstCallClock:
+    """Wraps a handler and remembers when it was first called."""
+
+    def __init__(self, inner: Handler) -> None:
+        self.inner = inner
+        self.first: float | None = None
+
+    async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
+        if self.first is None:
+            self.first = time.perf_counter()
+        return await self.inner.handle(record)
+
+
+def produced(topics: Sequence[str]) -> float:
+    return sum(
+        metrics.REGISTRY.get_sample_value("srs_agent_produced_total", {"agent": AGENT, "topic": t}) or 0.0
+        for t in topics
+    )
+
+
+def run_engine(
+    name: str, settings: EngineSettings, handler: Handler, output_topics: Sequence[str], count: int
+) -> Result:
+    clock = FirstCallClock(handler)
+    engine = Engine(settings, clock)
+    baseline = produced(output_topics)
+    end = 0.0
+
+    async def main() -> None:
+        nonlocal end
+        runner = asyncio.create_task(engine.run())
+        while produced(output_topics) - baseline < count:
+            if runner.done():
+                raise RuntimeError(f"engine stopped early: {engine.failure}")
+            await asyncio.sleep(0.005)
+        end = time.perf_counter()
+        engine.stop()
+        await runner
+
+    asyncio.run(main())
+    assert clock.first is not None
+    return Result(name, count, end - clock.first)
+
+
+def offline_triage_handler(settings: EngineSettings, topics: Topics, partitions: int) -> tuple[Handler, list[str]]:
+    """The real triage agent with the offline provider, routing into fresh topics."""
+    from agent_runtime.agent import build_handler
+
+    routes = {t: topics.create(f"triaged-{t.replace('_', '-')}", partitions) for t in ("billing", "technical",
+              "feature_request", "account", "other")}  # fmt: skip
+    human = topics.create("human", partitions)
+    config = AgentConfig.model_validate(
+        {
+            "name": AGENT,
+            "role": "triage",
+            "triage": {"routes": routes, "human_topic": human},
+            "kafka": {"group_id": settings.group_id, "input_topic": settings.input_topic},
+        }
+    )
+    return build_handler(config), [*routes.values(), human]
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument("--messages", type=int, default=20_000, help="records per throughput run (default 20000)")
+    parser.add_argument("--size", type=int, default=1024, help="record size in bytes (default 1024)")
+    parser.add_argument("--partitions", type=int, default=8, help="partitions of every topic (default 8)")
+    parser.add_argument("--seed-seconds", type=float, default=10.0, help="time box of the seed-style loop")
+    parser.add_argument("--latency-ms", type=float, default=200.0, help="simulated provider latency (default 200)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64], help="levels to measure")
+    parser.add_argument("--batches", type=int, default=25, help="latency runs handle concurrency x batches records")
+    parser.add_argument("--engine-concurrency", type=int, default=16, help="concurrency of the throughput run")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="alternating raw/engine runs; the best counts (default 3)"
+    )
+    parser.add_argument("--skip-offline", action="store_true", help="skip the run with the offline triage agent")
+    args = parser.parse_args(argv)
+    if not args.bootstrap_servers:
+        parser.error("set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # The collector settings `srs agent` runs with (they apply to the baselines too).
+    tune_gc()
+
+    topics = Topics(args.bootstrap_servers)
+    try:
+        return _run(args, topics)
+    finally:
+        progress("deleting the benchmark topics")
+        topics.delete_all()
+
+
+def measured(run: Callable[[], Result]) -> Result:
+    """``run()`` with its process CPU time per record."""
+    cpu = time.process_time()
+    result = run()
+    return replace(result, cpu_us_per_message=(time.process_time() - cpu) * 1e6 / result.messages)
+
+
+def best(results: list[Result]) -> Result:
+    """The fastest of repeated runs: the machine is shared, slower runs measure the neighbours."""
+    return max(results, key=lambda r: r.rate)
+
+
+def _run(args: argparse.Namespace, topics: Topics) -> int:
+    bootstrap, partitions, count = args.bootstrap_servers, args.partitions, args.messages
+    input_topic = topics.create("in", partitions)
+    progress(f"filling {input_topic}: {count} records of ~{args.size} B over {partitions} partitions")
+    fill(bootstrap, input_topic, count, args.size)
+
+    def fresh(concurrency: int) -> EngineSettings:
+        return settings_for(bootstrap, input_topic, concurrency)
+
+    def raw_run() -> Result:
+        return raw_loop(fresh(1), topics.create("out-raw", partitions), count)
+
+    def engine_run() -> Result:
+        out = topics.create("out-engine", partitions)
+        return run_engine("engine + echo handler", fresh(args.engine_concurrency), EchoHandler(out), [out], count)
+
+    raws: list[Result] = []
+    engines: list[Result] = []
+    for round_ in range(1, args.repeat + 1):
+        # Alternate, so both see the same share of whatever else the machine does.
+        progress(f"round {round_}/{args.repeat}: raw confluent-kafka loop …")
+        raws.append(measured(raw_run))
+        progress(f"  {raws[-1].rate:,.0f} msg/s, {raws[-1].cpu_us_per_message:.1f} µs CPU/msg")
+        progress(f"round {round_}/{args.repeat}: engine, echo handler, concurrency {args.engine_concurrency} …")
+        engines.append(measured(engine_run))
+        progress(f"  {engines[-1].rate:,.0f} msg/s, {engines[-1].cpu_us_per_message:.1f} µs CPU/msg")
+    raw, engine = best(raws), best(engines)
+    progress(f"seed-style loop (at most {args.seed_seconds:.0f} s) …")
+    seed = measured(lambda: seed_loop(fresh(1), topics.create("out-seed", partitions), count, args.seed_seconds))
+    progress(f"  {seed.rate:,.0f} msg/s")
+    results = [raw, seed, engine]
+    if not args.skip_offline:
+        progress(f"engine, offline triage agent, concurrency {args.engine_concurrency} …")
+        settings = fresh(args.engine_concurrency)
+        handler, outs = offline_triage_handler(settings, topics, partitions)
+        results.append(measured(lambda: run_engine("engine + offline triage agent", settings, handler, outs, count)))
+        progress(f"  {results[-1].rate:,.0f} msg/s")
+
+    latency_s = args.latency_ms / 1000
+    progress(f"seed-style loop with a {args.latency_ms:.0f} ms provider (at most {args.seed_seconds:.0f} s) …")
+    slow_seed = measured(
+        lambda: seed_loop(fresh(1), topics.create("out-seed-slow", partitions), count, args.seed_seconds, latency_s)
+    )
+    progress(f"  {slow_seed.rate:,.1f} msg/s")
+    latency_results: list[tuple[int, Result]] = []
+    for concurrency in args.concurrency:
+        n = concurrency * args.batches
+        progress(f"engine, {args.latency_ms:.0f} ms handler, concurrency {concurrency}, {n} records …")
+        out = topics.create(f"out-c{concurrency}", partitions)
+        settings = replace(fresh(concurrency), max_pending_total=max(10_000, n))
+        result = measured(
+            functools.partial(run_engine, f"concurrency {concurrency}", settings, EchoHandler(out, latency_s), [out], n)
+        )
+        latency_results.append((concurrency, result))
+        progress(f"  {result.rate:,.1f} msg/s")
+
+    print()
+    print(f"Kafka engine benchmark — {count} records of ~{args.size} B, {partitions} partitions, broker {bootstrap}")
+    print(
+        f"(raw loop and engine: best of {args.repeat} alternating runs; CPU: process CPU per record, start-up included)"
+    )
+    print()
+    print(f"{'run':<52} {'records':>8} {'seconds':>8} {'msg/s':>10} {'CPU µs':>7} {'vs raw':>7} {'vs seed':>8}")
+    for r in results:
+        print(f"{r.name:<52} {r.messages:>8} {r.seconds:>8.2f} {r.rate:>10,.0f} {r.cpu_us_per_message:>7.1f} "
+              f"{r.rate / raw.rate:>7.2f} {r.rate / seed.rate:>7.1f}x")  # fmt: skip
+    print()
+    print(f"{'simulated provider':<52} {'records':>8} {'seconds':>8} {'msg/s':>10} {'ideal':>7} {'ratio':>8}")
+    print(f"{slow_seed.name:<52} {slow_seed.messages:>8} {slow_seed.seconds:>8.2f} {slow_seed.rate:>10,.1f} "
+          f"{1 / latency_s:>7.0f} {slow_seed.rate * latency_s:>8.2f}")  # fmt: skip
+    for concurrency, r in latency_results:
+        ideal = concurrency / latency_s
+        print(f"{f'engine, {args.latency_ms:.0f} ms, concurrency {concurrency}':<52} {r.messages:>8} {r.seconds:>8.2f} "
+              f"{r.rate:>10,.1f} {ideal:>7.0f} {r.rate / ideal:>8.2f}")  # fmt: skip
+    print()
+    checks = [
+        (f"engine ≥ 50% of raw loop: {engine.rate / raw.rate:.0%}", engine.rate >= 0.5 * raw.rate),
+        (f"engine ≥ 20x seed-style loop: {engine.rate / seed.rate:.1f}x", engine.rate >= 20 * seed.rate),
+    ]
+    for concurrency, r in latency_results:
+        if concurrency == max(args.concurrency):
+            ratio = r.rate / (concurrency / latency_s)
+            checks.append((f"concurrency {concurrency} ≥ 0.8 x concurrency/latency: {ratio:.2f}", ratio >= 0.8))
+            checks.append((
+                f"with the {args.latency_ms:.0f} ms provider, concurrency {concurrency} ≥ 20x the seed-style loop: "
+                f"{r.rate / slow_seed.rate:.0f}x", r.rate >= 20 * slow_seed.rate,
+            ))  # fmt: skip
+    for text, ok in checks:
+        print(f"[{'PASS' if ok else 'MISS'}] {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

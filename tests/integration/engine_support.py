@@ -1,0 +1,318 @@
+"""Shared pieces of the engine tests: a scripted handler, agent runners, topic readers.
+
+``ScriptedHandler`` does what each input's JSON tells it (fail N times, fail for good,
+sleep) and echoes the input into the config's output topic, so a test can tell from the
+outputs alone what happened to every input. ``scripted_handler`` is its factory for
+``srs agent --handler tests.integration.engine_support:scripted_handler``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from agent_runtime.config import AgentConfig
+from agent_runtime.engine import Engine, EngineSettings, current_trace_id
+from agent_runtime.records import InputRecord, OutputRecord, PermanentError, TransientError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SRS = Path(sys.executable).parent / "srs"
+#: Fast group membership and commits, so tests do not wait for production-sized timeouts.
+FAST_GROUP = {
+    "KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+    "KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS": "500",
+    "KAFKA_CONSUMER_AUTO_COMMIT_INTERVAL_MS": "1000",
+    # Also the rebalance timeout: a member that never rejoins holds a rebalance this long.
+    "KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS": "20000",
+}
+
+
+class ScriptedHandler:
+    """Echoes each input to ``output_topic``; the input's JSON may ask it to misbehave.
+
+    ``{"fail_times": n}``: a transient error on the first n attempts.
+    ``{"permanent": "schema_invalid"}``: a permanent error of that class.
+    ``{"sleep_ms": n}``: take n ms (also ``$SRS_TEST_SLEEP_MS`` for every input).
+    Input that is not JSON: ``PermanentError("invalid_json")``.
+    """
+
+    def __init__(self, output_topic: str, sleep_ms: float = 0.0) -> None:
+        self.output_topic = output_topic
+        self.sleep_ms = sleep_ms
+        self.attempts: Counter[tuple[int, int]] = Counter()
+        self.running = 0
+        self.max_running = 0
+        self.handled_order: list[tuple[bytes | None, int]] = []
+
+    async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
+        self.attempts[(record.partition, record.offset)] += 1
+        attempt = self.attempts[(record.partition, record.offset)]
+        try:
+            script = json.loads(record.value or b"")
+        except ValueError as e:
+            raise PermanentError("invalid_json", f"not JSON: {e}") from e
+        if not isinstance(script, dict):
+            raise PermanentError("schema_invalid", "expected a JSON object")
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            sleep_ms = float(script.get("sleep_ms", self.sleep_ms))
+            if sleep_ms:
+                await asyncio.sleep(sleep_ms / 1000)
+        finally:
+            self.running -= 1
+        if "permanent" in script:
+            raise PermanentError(str(script["permanent"]), "the script says this input can never succeed")
+        if attempt <= int(script.get("fail_times", 0)):
+            raise TransientError(f"scripted failure {attempt}")
+        self.handled_order.append((record.key, record.offset))
+        output = {
+            "source_partition": record.partition,
+            "source_offset": record.offset,
+            "attempt": attempt,
+            "trace_id": current_trace_id(),
+            "input": script,
+            "pid": os.getpid(),
+        }
+        return [OutputRecord(self.output_topic, record.key, json.dumps(output).encode())]
+
+
+def scripted_handler(config: AgentConfig) -> ScriptedHandler:
+    """Handler factory for ``srs agent --handler``: echoes into the specialist's output topic."""
+    assert config.specialist is not None
+    return ScriptedHandler(config.specialist.output_topic, float(os.environ.get("SRS_TEST_SLEEP_MS", "0")))
+
+
+def agent_config(
+    bootstrap: str,
+    *,
+    input_topic: str,
+    output_topic: str,
+    dead_letter_topic: str,
+    group_id: str,
+    concurrency: int = 16,
+    max_attempts: int = 4,
+    port: int | None = None,
+) -> AgentConfig:
+    return AgentConfig.model_validate(
+        {
+            "name": "engine-test",
+            "role": "specialist",
+            "specialist": {"specialty": "billing", "output_topic": output_topic},
+            "kafka": {
+                "bootstrap_servers": bootstrap,
+                "group_id": group_id,
+                "input_topic": input_topic,
+                "dead_letter_topic": dead_letter_topic,
+            },
+            "concurrency": concurrency,
+            "retry": {"max_attempts": max_attempts, "initial_backoff_ms": 20, "max_backoff_ms": 200},
+            "server": {"port": port or free_port()},
+        }
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- running the engine ---------------------------------------------------------------------
+
+
+@dataclass
+class EngineThread:
+    """An ``Engine`` running on its own event loop in a thread of the test process."""
+
+    engine: Engine
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
+    result: list[int] = field(default_factory=list)
+
+    def stop(self, timeout_s: float = 60) -> int:
+        self.loop.call_soon_threadsafe(self.engine.stop)
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), "engine did not stop"
+        return self.result[0]
+
+
+@contextmanager
+def engine_running(settings: EngineSettings, handler: Any) -> Iterator[EngineThread]:
+    engine = Engine(settings, handler)
+    loop = asyncio.new_event_loop()
+    result: list[int] = []
+
+    def main() -> None:
+        result.append(loop.run_until_complete(engine.run()))
+        loop.close()
+
+    runner = EngineThread(engine, threading.Thread(target=main, daemon=True), loop, result)
+    runner.thread.start()
+    try:
+        yield runner
+    finally:
+        if runner.thread.is_alive():
+            runner.stop()
+
+
+SCRIPTED_HANDLER = "tests.integration.engine_support:scripted_handler"
+
+
+def start_agent(
+    config: AgentConfig,
+    tmp_path: Path,
+    name: str,
+    *,
+    env: dict[str, str] | None = None,
+    grace_s: float = 10,
+    handler: str = SCRIPTED_HANDLER,
+) -> subprocess.Popen[bytes]:
+    """``srs agent`` (by default with the scripted handler) as a separate process; logs go to a file."""
+    config_file = tmp_path / f"{name}.yaml"
+    config_file.write_text(config.to_yaml())
+    log_file = (tmp_path / f"{name}.log").open("ab")
+    return subprocess.Popen(
+        [
+            str(SRS), "agent", "--config", str(config_file), "--grace-period", str(grace_s),
+            "--handler", handler,
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})},
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def kill(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGKILL) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+    process.wait(60)
+
+
+# -- producing and reading ------------------------------------------------------------------
+
+
+def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, bytes]], headers: Any = None) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    for key, value in records:
+        producer.produce(topic, key=key, value=value, headers=headers)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+@dataclass(frozen=True)
+class Read:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+    partition: int
+    offset: int
+
+    def json(self) -> Any:
+        return json.loads(self.value)
+
+
+def to_read(message: Any) -> Read:
+    headers = {name: value or b"" for name, value in message.headers() or []}
+    return Read(message.topic(), message.key(), message.value() or b"", headers, message.partition(), message.offset())
+
+
+def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -> list[Read]:
+    """Read ``topic`` from the start until ``expected`` records arrived (or fail)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Read] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < expected:
+            assert time.monotonic() < deadline, f"only {len(found)}/{expected} records in {topic} after {timeout_s}s"
+            for message in consumer.consume(1000, 0.5):
+                if message.error() is None:
+                    found.append(to_read(message))
+        # Anything beyond the expected count (duplicates) that is already there.
+        for message in consumer.consume(1000, 1.0):
+            if message.error() is None:
+                found.append(to_read(message))
+    finally:
+        consumer.close()
+    return found
+
+
+class TopicWatcher:
+    """Reads a topic from the start on a background thread, for as long as the test needs."""
+
+    def __init__(self, bootstrap: str, *topics: str) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"watcher-{time.monotonic_ns()}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        self._consumer.subscribe(list(topics))
+        self._records: list[Read] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = [to_read(m) for m in self._consumer.consume(1000, 0.2) if m.error() is None]
+            with self._lock:
+                self._records.extend(batch)
+        self._consumer.close()
+
+    @property
+    def records(self) -> list[Read]:
+        with self._lock:
+            return list(self._records)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def wait_for_count(self, count: int, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.count() < count:
+            assert time.monotonic() < deadline, f"only {self.count()}/{count} records after {timeout_s}s"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def committed_offsets(bootstrap: str, group_id: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offset per partition (-1001 when none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in committed}

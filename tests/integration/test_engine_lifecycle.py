@@ -1,0 +1,224 @@
+"""``srs agent`` processes against the real broker: graceful shutdown, SIGKILL mid-stream,
+two processes rebalancing one group. Whatever happens to the processes, every input ends
+with an output; duplicates are allowed (at-least-once) and counted."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Infra, TopicFactory, wait_for
+from tests.integration.engine_support import (
+    FAST_GROUP,
+    Read,
+    TopicWatcher,
+    agent_config,
+    committed_offsets,
+    kill,
+    produce,
+    start_agent,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def sources(outputs: list[Read]) -> Counter[tuple[int, int]]:
+    """How often each input (partition, offset) produced an output."""
+    return Counter((o.json()["source_partition"], o.json()["source_offset"]) for o in outputs)
+
+
+def expected_sources(committed_by_partition: dict[int, int]) -> set[tuple[int, int]]:
+    return {(p, o) for p, end in committed_by_partition.items() for o in range(max(end, 0))}
+
+
+def input_positions(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """The end offset of each partition of ``topic`` (how many inputs it holds)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "positions"})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def test_sigterm_drains_commits_and_exits_zero(infra: Infra, kafka_topic: TopicFactory, tmp_path: Path) -> None:
+    input_topic, output_topic = kafka_topic("life-in", partitions=4), kafka_topic("life-out", partitions=4)
+    config = agent_config(
+        infra.kafka_bootstrap,
+        input_topic=input_topic,
+        output_topic=output_topic,
+        dead_letter_topic=kafka_topic("life-dlq"),
+        group_id=f"group-{input_topic}",
+        concurrency=8,
+    )
+    produce(infra.kafka_bootstrap, input_topic, [(f"T-{i}".encode(), b"{}") for i in range(80)])
+    # No automatic commits: whatever is committed below, the shutdown committed it.
+    env = {**FAST_GROUP, "KAFKA_CONSUMER_AUTO_COMMIT_INTERVAL_MS": "3600000", "SRS_TEST_SLEEP_MS": "250"}
+    watcher = TopicWatcher(infra.kafka_bootstrap, output_topic)
+    agent = start_agent(config, tmp_path, "graceful", env=env, grace_s=10)
+    try:
+        port = config.server.port
+        wait_for("/readyz", lambda: http_get(port, "/readyz")[0] == 200, timeout=30)
+        assert http_get(port, "/healthz") == (200, "ok\n")
+        watcher.wait_for_count(8)
+        status, exposition = http_get(port, "/metrics")
+        assert status == 200
+        assert 'srs_agent_consumed_total{agent="engine-test"' in exposition
+
+        started = time.monotonic()
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(15) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        kill(agent)
+
+    committed = committed_offsets(infra.kafka_bootstrap, config.kafka.group_id, input_topic, 4)
+    time.sleep(1)  # outputs acknowledged just before the exit reach the watcher
+    produced = sources(watcher.records)
+    assert sum(max(o, 0) for o in committed.values()) >= 8, "the shutdown committed the work it finished"
+    # Never committed without an output: every input below a committed offset has one.
+    assert expected_sources(committed) <= set(produced)
+    log = (tmp_path / "graceful.log").read_text()
+    assert '"msg": "stopped"' in log
+
+    # The next process picks up exactly where the committed offsets say, and finishes the rest.
+    agent = start_agent(config, tmp_path, "graceful-2", env=env, grace_s=10)
+    try:
+        wait_for("all 80 inputs handled", lambda: len(sources(watcher.records)) == 80, timeout=60)
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(15) == 0
+        time.sleep(1)
+    finally:
+        kill(agent)
+        watcher.stop()
+    # Distinct keys start in offset order: what the first process finished is exactly what it
+    # committed, so the second one redid nothing.
+    assert all(n == 1 for n in sources(watcher.records).values())
+    assert sum(committed_offsets(infra.kafka_bootstrap, config.kafka.group_id, input_topic, 4).values()) == 80
+
+
+def test_sigkill_mid_stream_loses_nothing(infra: Infra, kafka_topic: TopicFactory, tmp_path: Path) -> None:
+    partitions, total, kills = 8, 3000, 4
+    input_topic, output_topic = kafka_topic("kill-in", partitions=partitions), kafka_topic("kill-out", partitions=8)
+    config = agent_config(
+        infra.kafka_bootstrap,
+        input_topic=input_topic,
+        output_topic=output_topic,
+        dead_letter_topic=kafka_topic("kill-dlq"),
+        group_id=f"group-{input_topic}",
+        concurrency=16,
+    )
+    produce(infra.kafka_bootstrap, input_topic, [(f"T-{i % 500}".encode(), b"{}") for i in range(total)])
+    env = {**FAST_GROUP, "SRS_TEST_SLEEP_MS": "20"}
+    watcher = TopicWatcher(infra.kafka_bootstrap, output_topic)
+    try:
+        for round_ in range(kills):
+            agent = start_agent(config, tmp_path, f"killed-{round_}", env=env)
+            try:
+                # Let it make real progress, then kill it without any chance to clean up.
+                watcher.wait_for_count(watcher.count() + 250, timeout_s=60)
+            finally:
+                kill(agent, signal.SIGKILL)
+            assert agent.returncode == -signal.SIGKILL
+        assert len(sources(watcher.records)) < total, "the kills happened mid-stream"
+
+        agent = start_agent(config, tmp_path, "survivor", env=env)
+        try:
+            wait_for(f"all {total} inputs handled", lambda: len(sources(watcher.records)) == total, timeout=90)
+            agent.send_signal(signal.SIGTERM)
+            assert agent.wait(30) == 0
+        finally:
+            kill(agent)
+        time.sleep(1)
+        produced = sources(watcher.records)
+    finally:
+        watcher.stop()
+
+    expected = {
+        (p, o) for p, end in input_positions(infra.kafka_bootstrap, input_topic, partitions).items() for o in range(end)
+    }
+    assert set(produced) == expected, "every input has an output"
+    duplicates = sum(produced.values()) - len(produced)
+    print(f"\nSIGKILL x{kills}: {total} inputs, {sum(produced.values())} outputs, {duplicates} duplicates")
+    committed = committed_offsets(infra.kafka_bootstrap, config.kafka.group_id, input_topic, partitions)
+    assert sum(committed.values()) == total
+
+
+def test_two_processes_in_one_group_rebalance_without_loss(
+    infra: Infra, kafka_topic: TopicFactory, tmp_path: Path
+) -> None:
+    partitions, total = 6, 1500
+    input_topic, output_topic = kafka_topic("group-in", partitions=partitions), kafka_topic("group-out", partitions=6)
+    base = {
+        "input_topic": input_topic,
+        "output_topic": output_topic,
+        "dead_letter_topic": kafka_topic("group-dlq"),
+        "group_id": f"group-{input_topic}",
+        "concurrency": 8,
+    }
+    config_a = agent_config(infra.kafka_bootstrap, **base)  # type: ignore[arg-type]
+    config_b = agent_config(infra.kafka_bootstrap, **base)  # type: ignore[arg-type]
+    env = {**FAST_GROUP, "SRS_TEST_SLEEP_MS": "10"}
+
+    # Inputs keep arriving while the group changes shape.
+    def feed() -> None:
+        for start in range(0, total, 50):
+            produce(infra.kafka_bootstrap, input_topic, [(f"T-{i}".encode(), b"{}") for i in range(start, start + 50)])
+            time.sleep(0.15)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    watcher = TopicWatcher(infra.kafka_bootstrap, output_topic)
+    feeder.start()
+    agent_a = start_agent(config_a, tmp_path, "member-a", env=env)
+    agent_b = None
+    try:
+        watcher.wait_for_count(200)
+        agent_b = start_agent(config_b, tmp_path, "member-b", env=env)
+
+        def both_working() -> bool:
+            recent = watcher.records[-200:]
+            return len({o.json()["pid"] for o in recent}) == 2
+
+        wait_for("both members producing", both_working, timeout=60)
+        # A leaves gracefully mid-stream: B takes over A's partitions.
+        agent_a.send_signal(signal.SIGTERM)
+        assert agent_a.wait(30) == 0
+        feeder.join(60)
+        wait_for(f"all {total} inputs handled", lambda: len(sources(watcher.records)) == total, timeout=90)
+        agent_b.send_signal(signal.SIGTERM)
+        assert agent_b.wait(30) == 0
+    finally:
+        kill(agent_a)
+        if agent_b is not None:
+            kill(agent_b)
+        watcher.stop()
+
+    outputs = watcher.records
+    produced = sources(outputs)
+    assert len(produced) == total
+    assert {o.json()["pid"] for o in outputs} == {agent_a.pid, agent_b.pid}
+    assert '"msg": "partitions revoked; draining"' in (tmp_path / "member-a.log").read_text()
+    duplicates = sum(produced.values()) - total
+    print(f"\nrebalance: {total} inputs, {duplicates} duplicates")
+    # Every key is distinct, so records of a partition start in offset order; a revoke and
+    # a SIGTERM finish what started and commit exactly that. Nothing is done twice.
+    assert duplicates == 0, sorted(source for source, n in produced.items() if n > 1)[:20]
+    committed = committed_offsets(infra.kafka_bootstrap, config_a.kafka.group_id, input_topic, partitions)
+    assert sum(committed.values()) == total

@@ -1,0 +1,85 @@
+"""JSON log lines: one object per line, record context included, keys decoded only when written."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from agent_runtime import logs
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def lines() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    logs.configure("billing", "DEBUG", stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+def written(stream: io.StringIO) -> list[dict[str, object]]:
+    """This test's lines (asyncio logs its own at debug level)."""
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [line for line in lines if line["logger"] == "srs.test"]
+
+
+def test_a_line_carries_time_level_logger_message_agent_and_extras(lines: io.StringIO) -> None:
+    logging.getLogger("srs.test").warning("partition %s paused", 3, extra={"pending": 12})
+    (line,) = written(lines)
+    assert line["level"] == "warning"
+    assert line["logger"] == "srs.test"
+    assert line["msg"] == "partition 3 paused"
+    assert line["agent"] == "billing"
+    assert line["pending"] == 12
+    assert str(line["ts"]).endswith("Z")
+
+
+def test_record_context_is_per_task_and_keys_are_decoded(lines: io.StringIO) -> None:
+    log = logging.getLogger("srs.test")
+
+    async def handle(ticket: bytes, trace: str) -> None:
+        logs.replace({"trace_id": trace, "ticket_id": ticket})
+        await asyncio.sleep(0)  # the other task binds its own record meanwhile
+        log.info("handled")
+
+    async def main() -> None:
+        await asyncio.gather(handle(b"T-1", "a" * 32), handle(b"T-2", "b" * 32))
+
+    asyncio.run(main())
+    log.info("outside")
+    by_ticket = {line.get("ticket_id"): line for line in written(lines)}
+    assert by_ticket["T-1"]["trace_id"] == "a" * 32
+    assert by_ticket["T-2"]["trace_id"] == "b" * 32
+    assert "trace_id" not in by_ticket[None]
+
+
+def test_bind_adds_to_what_is_bound(lines: io.StringIO) -> None:
+    async def main() -> None:
+        logs.replace({"trace_id": "c" * 32})
+        logs.bind(ticket_id="T-9")
+        logging.getLogger("srs.test").info("triaged")
+
+    asyncio.run(main())
+    (line,) = written(lines)
+    assert (line["trace_id"], line["ticket_id"]) == ("c" * 32, "T-9")
+
+
+def test_exceptions_name_their_type(lines: io.StringIO) -> None:
+    try:
+        raise TimeoutError("provider took too long")
+    except TimeoutError:
+        logging.getLogger("srs.test").exception("call failed")
+    (line,) = written(lines)
+    assert line["exception"] == "TimeoutError"
+    assert "Traceback" in str(line["traceback"])
