@@ -59,8 +59,8 @@ class StackState:
         return [p for p in self.processes if not p.is_alive()]
 
 
-def _say(msg: str, out: TextIO = sys.stderr) -> None:
-    print(f"srs dev: {msg}", file=out, flush=True)
+def _say(msg: str) -> None:
+    print(f"srs dev: {msg}", file=sys.stderr, flush=True)
 
 
 def load_state(paths: Paths) -> StackState | None:
@@ -162,9 +162,10 @@ def down(paths: Paths | None = None, quiet: bool = False) -> None:
         _say("stopped")
 
 
-def status(paths: Paths | None = None, out: TextIO = sys.stdout) -> bool:
+def status(paths: Paths | None = None, out: TextIO | None = None) -> bool:
     """Print what runs where; True when every component is running."""
     paths = paths or default_paths()
+    out = out or sys.stdout
     state = load_state(paths)
     if state is None:
         print("local stack: not running (start it with `srs dev up`)", file=out)
