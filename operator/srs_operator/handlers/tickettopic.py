@@ -1,0 +1,213 @@
+"""kopf handlers of the ``TicketTopic`` kind: parse the body, call the service, write back.
+
+- ``tickettopic_index``: every TicketTopic by Kafka topic name (conflicts, deletion guard,
+  the level check's work list).
+- ``reconcile_tickettopic`` (create, update, resume): one reconcile; status only when it
+  differs; Kafka unreachable → ``TemporaryError`` with a per-topic growing delay.
+- ``delete_tickettopic``: only for ``deletionPolicy: Delete`` (so only those carry the
+  finalizer); bounded wait when Kafka is unreachable.
+- ``start_tickettopics`` / ``stop_tickettopics``: the Kafka admin client and the level
+  check live for the whole operator process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Final
+
+import kopf
+from pydantic import ValidationError
+
+from srs_operator import metrics
+from srs_operator.builders import topics as plans
+from srs_operator.clients.kafka_admin import KafkaAdminSettings, TopicAdmin
+from srs_operator.clients.kube import KubeClient, login
+from srs_operator.models.conditions import now_rfc3339
+from srs_operator.models.crd import GROUP, VERSION
+from srs_operator.models.tickettopic import TICKET_TOPIC, DeletionPolicy, Reason, TicketTopic
+from srs_operator.services.tickettopics import (
+    IndexedTopic,
+    Outcome,
+    TopicReconciler,
+    TopicResync,
+    TopicSettings,
+    deletion_policy_of,
+)
+from srs_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+KIND: Final = TICKET_TOPIC.kind
+PLURAL: Final = TICKET_TOPIC.plural
+_MEMO_KEY: Final = "tickettopics"
+#: Where ``srs operator`` puts its :class:`OperatorSettings` in kopf's memo.
+SETTINGS_MEMO_KEY: Final = "settings"
+
+
+@dataclass(frozen=True)
+class TicketTopicController:
+    """What the TicketTopic handlers share for the life of the operator (kept in kopf's memo)."""
+
+    settings: TopicSettings
+    admin: TopicAdmin
+    kube: KubeClient
+    reconciler: TopicReconciler
+    resync: TopicResync
+
+
+def _controller(memo: kopf.Memo) -> TicketTopicController:
+    controller = memo.get(_MEMO_KEY)
+    if not isinstance(controller, TicketTopicController):
+        raise kopf.TemporaryError("the TicketTopic controller is not started yet", delay=5)
+    return controller
+
+
+@kopf.on.startup()
+async def start_tickettopics(memo: kopf.Memo, **kwargs: Any) -> None:
+    """Create the Kafka admin client (once per process) and start the level check."""
+    index = _index(kwargs)
+    operator_settings = memo.get(SETTINGS_MEMO_KEY)
+    settings = TopicSettings.from_env(
+        os.environ,
+        resync_interval=operator_settings.resync_seconds if isinstance(operator_settings, OperatorSettings) else None,
+    )
+    try:
+        admin = TopicAdmin(KafkaAdminSettings.from_env(os.environ))
+    except ValueError as e:  # e.g. no KAFKA_BOOTSTRAP_SERVERS: nothing to manage topics with
+        raise kopf.PermanentError(f"cannot start the TicketTopic controller: {e}") from e
+    await admin.start()
+    kube = KubeClient(login())
+    resync = TopicResync(admin, kube, lambda: index, settings)
+    resync.start()
+    memo[_MEMO_KEY] = TicketTopicController(settings, admin, kube, TopicReconciler(admin, settings), resync)
+    log.info(
+        "TicketTopic controller started: Kafka %s, level check every %.0fs",
+        admin.settings.bootstrap_servers,
+        settings.resync_interval,
+    )
+
+
+@kopf.on.cleanup()
+async def stop_tickettopics(memo: kopf.Memo, **_: Any) -> None:
+    controller = memo.get(_MEMO_KEY)
+    if isinstance(controller, TicketTopicController):
+        await controller.resync.stop()
+        await controller.admin.close()
+        await controller.kube.close()
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def tickettopic_index(body: kopf.Body, meta: kopf.Meta, **_: Any) -> dict[str, IndexedTopic]:
+    """Topic name → the TicketTopics that claim it."""
+    try:
+        topic = TicketTopic.from_body(body)
+    except ValidationError:
+        return {}
+    claim = plans.claim_of(topic, being_deleted=meta.get("deletionTimestamp") is not None)
+    return {topic.topic_name: IndexedTopic(topic, claim, str(meta.get("resourceVersion", "")))}
+
+
+def _parse(body: kopf.Body, patch: kopf.Patch | None = None) -> TicketTopic:
+    try:
+        return TicketTopic.from_body(body)
+    except ValidationError as e:
+        # Admission validates the spec; this only happens with an older CRD installed.
+        message = f"the spec does not match the TicketTopic schema: {e.errors()[0].get('msg', e)}"
+        if patch is not None:
+            patch.status["conditions"] = [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": Reason.INVALID_SPEC.value,
+                    "message": message,
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            ]
+        raise kopf.PermanentError(message) from e
+
+
+def _index(kwargs: dict[str, Any]) -> kopf.Index[str, IndexedTopic]:
+    """kopf passes the index as a keyword named after :func:`tickettopic_index`."""
+    index: kopf.Index[str, IndexedTopic] = kwargs["tickettopic_index"]
+    return index
+
+
+def _claims(kwargs: dict[str, Any], topic: TicketTopic) -> list[plans.Claim]:
+    return [entry.claim for entry in _index(kwargs).get(topic.topic_name, [])]
+
+
+def _post_events(body: kopf.Body, outcome: Outcome) -> None:
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+async def reconcile_tickettopic(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    retry: int,
+    **kwargs: Any,
+) -> None:
+    """Make the Kafka topic match the spec and report it; silent when nothing changed."""
+    controller = _controller(memo)
+    with metrics.observe_reconcile(KIND):
+        topic = _parse(body, patch)
+        outcome = await controller.reconciler.reconcile(topic, _claims(kwargs, topic))
+        if outcome.status is not None:
+            changes = plans.status_patch(body.get("status"), outcome.status)
+            if changes:
+                patch.status.update(changes)
+                metrics.STATUS_WRITES.labels(KIND).inc()
+        _post_events(body, outcome)
+        if outcome.retry:
+            raise kopf.TemporaryError(outcome.retry_message, delay=controller.settings.backoff(retry))
+        if outcome.retry_after is not None:
+            raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_after)
+
+
+def _deletes_topic(spec: kopf.Spec, **_: Any) -> bool:
+    return deletion_policy_of(spec) is DeletionPolicy.DELETE
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, when=_deletes_topic)
+async def delete_tickettopic(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    retry: int,
+    **kwargs: Any,
+) -> None:
+    """Delete the topic with the resource (policy Delete), unless another TicketTopic uses it."""
+    controller = _controller(memo)
+    topic = _parse(body)
+    waited = _seconds_since(meta.get("deletionTimestamp"))
+    outcome = await controller.reconciler.delete(topic, _claims(kwargs, topic), waited)
+    _post_events(body, outcome)
+    if outcome.retry:
+        remaining = max(1.0, controller.settings.delete_timeout - waited)
+        raise kopf.TemporaryError(outcome.retry_message, delay=min(controller.settings.backoff(retry), remaining))
+
+
+def _is_deletion(type: str | None, **_: Any) -> bool:
+    return type == "DELETED"
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_is_deletion)
+def tickettopic_gone(memo: kopf.Memo, **_: Any) -> None:
+    """A deleted TicketTopic may leave a conflicting one in charge: check soon."""
+    controller = memo.get(_MEMO_KEY)
+    if isinstance(controller, TicketTopicController):
+        controller.resync.request()
+
+
+def _seconds_since(timestamp: str | None) -> float:
+    if not timestamp:
+        return 0.0
+    then = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return max(0.0, (dt.datetime.now(dt.UTC) - then).total_seconds())
