@@ -9,26 +9,33 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ConditionStatus(StrEnum):
+    """Whether the condition holds."""
+
     TRUE = "True"
     FALSE = "False"
     UNKNOWN = "Unknown"
 
 
 class Condition(BaseModel):
-    """``metav1.Condition``: type, status, reason, message, lastTransitionTime, observedGeneration."""
+    """A standard Kubernetes condition (metav1.Condition): one aspect of the object's state."""
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
-    type: str = Field(description="Condition type, e.g. Ready, Accepted.")
-    status: ConditionStatus
+    type: str = Field(max_length=316, description="Condition type, e.g. Ready, Accepted.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(
-        description="CamelCase reason for the last transition.", pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+        min_length=1,
+        max_length=1024,
+        description="CamelCase reason for the last transition.",
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
     )
-    message: str = Field("", description="Human-readable details.")
+    message: str = Field("", max_length=32768, description="Human-readable details.")
     last_transition_time: str = Field(
         alias="lastTransitionTime", description="RFC 3339 time of the last status change."
     )
-    observed_generation: int | None = Field(None, alias="observedGeneration", ge=0)
+    observed_generation: int | None = Field(
+        None, alias="observedGeneration", ge=0, description="The generation the condition was computed for."
+    )
 
 
 def now_rfc3339() -> str:

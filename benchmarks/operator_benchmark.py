@@ -1,0 +1,457 @@
+"""How fast and how quiet the operator is on the local stack (or your own cluster + Kafka).
+
+Two runs, each in fresh namespaces, each with its own ``srs operator`` subprocess
+(standalone, watching only ``srs-test-opbench-*``; the demo's operator and pod runner leave
+``srs-test-*`` namespaces alone, so nothing else reconciles or runs these objects):
+
+1. N SupportAgents + N TicketTopics (default 200 + 200; agent i reads topic i and writes
+   topics i+1, i+2, i+3, so every topic it uses has a TicketTopic). Reported:
+   - time from the first apply until every agent and every topic is Ready;
+   - p50/p99 from an agent's apply (create returned) to its Deployment being created
+     (the Deployment's ADDED event on a watch);
+   - writes during ``--idle-seconds`` (default 60) of quiet afterwards, counted two ways:
+     every change (resourceVersion) of a SupportAgent, a TicketTopic or an operator-owned
+     child in the namespace, by any writer, and the operator's own write counter
+     (``srs_operator_api_writes_total``);
+   - the operator's peak RSS (``VmHWM``).
+2. TicketTopics only (default 1,000): time until all are Ready.
+
+Targets (issue 3): 200 + 200 Ready within 60 s, 1,000 topics within 60 s, 0 idle writes,
+RSS under 200 MB. Progress goes to stderr, figures to stdout.
+
+    source .devstack/env
+    .venv/bin/python benchmarks/operator_benchmark.py
+    .venv/bin/python benchmarks/operator_benchmark.py --agents 50 --topic-only 200 --idle-seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.admin import AdminClient
+from kubernetes import client, config, watch
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP, VERSION = "srs.dev", "v1alpha1"
+PREFIX = "srs-test-opbench-"
+MANAGED = "app.kubernetes.io/managed-by=srs-operator"
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the operator under test --------------------------------------------------------------
+
+
+@dataclass
+class Operator:
+    proc: subprocess.Popen[bytes]
+    metrics_url: str
+    log: Path
+
+    def counter(self, name: str) -> float:
+        text = urllib.request.urlopen(self.metrics_url, timeout=5).read().decode()  # noqa: S310 - localhost
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def wait_for_earlier_namespaces(api: client.ApiClient) -> None:
+    """kopf stalls (until its watch times out) when a watched namespace vanishes during its
+    initial listing; so start only after earlier benchmark namespaces are gone."""
+    core = client.CoreV1Api(api)
+    deadline = time.monotonic() + 180
+    while any(n.metadata.name.startswith(PREFIX) for n in core.list_namespace().items):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"namespaces {PREFIX}* from an earlier run are still being deleted")
+        progress(f"waiting for earlier {PREFIX}* namespaces to be deleted")
+        time.sleep(3)
+
+
+@contextlib.contextmanager
+def operator(kubeconfig: str, bootstrap: str, log: Path) -> Iterator[Operator]:
+    metrics_port, health_port = free_port(), free_port()
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PYTHONUNBUFFERED": "1"}
+    argv = [
+        sys.executable, "-m", "srs.cli", "operator", "--standalone", "--namespace", f"{PREFIX}*",
+        "--metrics-port", str(metrics_port), "--liveness", f"http://127.0.0.1:{health_port}/healthz",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    running = Operator(proc, f"http://127.0.0.1:{metrics_port}/metrics", log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the operator exited ({proc.returncode}); see {log}")
+            with contextlib.suppress(OSError):
+                url = f"http://127.0.0.1:{health_port}/healthz"
+                if urllib.request.urlopen(url, timeout=2).status == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the operator did not become live within 60 s; see {log}")
+            time.sleep(0.2)
+        yield running
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- objects --------------------------------------------------------------------------------
+
+
+def ticket_topic(name: str, topic: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TicketTopic",
+        "metadata": {"name": name},
+        "spec": {"topicName": topic, "partitions": 1, "deletionPolicy": "Retain"},
+    }
+
+
+def support_agent(name: str, topics: list[str], i: int) -> dict[str, Any]:
+    n = len(topics)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SupportAgent",
+        "metadata": {"name": name},
+        "spec": {
+            "role": "specialist",
+            "specialty": "technical",
+            "inputTopic": topics[i],
+            "outputTopic": topics[(i + 1) % n],
+            "humanTopic": topics[(i + 2) % n],
+            "deadLetterTopic": topics[(i + 3) % n],
+            "model": {"provider": "offline"},
+        },
+    }
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    generation = obj["metadata"].get("generation")
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" and c.get("observedGeneration", generation) == generation
+        for c in conds
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+# -- measurements -------------------------------------------------------------------------
+
+
+@dataclass
+class DeploymentWatch:
+    """Arrival time of each Deployment's ADDED event in a namespace."""
+
+    api: client.ApiClient
+    namespace: str
+    created: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        apps = client.AppsV1Api(self.api)
+        while not self._stop.is_set():
+            w = watch.Watch()
+            with contextlib.suppress(Exception):
+                for event in w.stream(
+                    apps.list_namespaced_deployment, self.namespace, label_selector=MANAGED, timeout_seconds=30
+                ):
+                    name = event["object"].metadata.name
+                    self.created.setdefault(name, time.monotonic())
+                    if self._stop.is_set():
+                        w.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def count_changes(api: client.ApiClient, namespace: str, seconds: float) -> dict[str, int]:
+    """resourceVersion changes of the srs objects in ``namespace`` over ``seconds`` (any writer)."""
+    custom = client.CustomObjectsApi(api)
+    core = client.CoreV1Api(api)
+    apps = client.AppsV1Api(api)
+    lists: dict[str, Callable[[], Any]] = {
+        "supportagents": lambda: custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "supportagents"),
+        "tickettopics": lambda: custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "tickettopics"),
+        "deployments": lambda: apps.list_namespaced_deployment(namespace, label_selector=MANAGED),
+        "configmaps": lambda: core.list_namespaced_config_map(namespace, label_selector=MANAGED),
+        "services": lambda: core.list_namespaced_service(namespace, label_selector=MANAGED),
+        "serviceaccounts": lambda: core.list_namespaced_service_account(namespace, label_selector=MANAGED),
+    }
+
+    def versions() -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for kind, fetch in lists.items():
+            result = fetch()
+            items = result["items"] if isinstance(result, dict) else result.items
+            out[kind] = {
+                (i["metadata"]["name"] if isinstance(i, dict) else i.metadata.name): (
+                    i["metadata"]["resourceVersion"] if isinstance(i, dict) else i.metadata.resource_version
+                )
+                for i in items
+            }
+        return out
+
+    before = versions()
+    time.sleep(seconds)
+    after = versions()
+    return {
+        kind: sum(1 for name, rv in after[kind].items() if before[kind].get(name) != rv)
+        + len(set(before[kind]) - set(after[kind]))
+        for kind in lists
+    }
+
+
+def wait_all_ready(
+    api: client.ApiClient, namespace: str, plurals: list[str], expected: dict[str, int], start: float, timeout: float
+) -> float:
+    custom = client.CustomObjectsApi(api)
+    last_report = 0.0
+    while True:
+        counts = {}
+        for plural in plurals:
+            items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+            counts[plural] = sum(1 for i in items if is_ready(i))
+        elapsed = time.monotonic() - start
+        if all(counts[p] >= expected[p] for p in plurals):
+            return elapsed
+        if elapsed - last_report >= 5:
+            last_report = elapsed
+            progress("ready: " + ", ".join(f"{p} {counts[p]}/{expected[p]}" for p in plurals) + f" ({elapsed:.1f}s)")
+        if elapsed > timeout:
+            raise RuntimeError(f"not all Ready after {timeout:.0f}s: {counts}")
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def bench_namespace(core: client.CoreV1Api, kind: str) -> Iterator[str]:
+    name = f"{PREFIX}{kind}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(client.ApiException):
+            core.delete_namespace(name, propagation_policy="Background")
+
+
+def create_all(fn: Callable[[dict[str, Any]], Any], bodies: list[dict[str, Any]], what: str) -> dict[str, float]:
+    """Create concurrently; return name → monotonic time the create returned."""
+    done: dict[str, float] = {}
+
+    def one(body: dict[str, Any]) -> None:
+        fn(body)
+        done[body["metadata"]["name"]] = time.monotonic()
+        if len(done) % 100 == 0:
+            progress(f"applied {len(done)}/{len(bodies)} {what}")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(one, bodies))
+    return done
+
+
+def delete_kafka_topics(bootstrap: str, topics: list[str]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for i in range(0, len(topics), 500):
+        for fut in admin.delete_topics(topics[i : i + 500], operation_timeout=60).values():
+            with contextlib.suppress(Exception):
+                fut.result(timeout=120)
+
+
+# -- the runs -----------------------------------------------------------------------------
+
+
+def run_agents_and_topics(
+    api: client.ApiClient, args: argparse.Namespace, kubeconfig: str, bootstrap: str
+) -> dict[str, Any]:
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    run = uuid.uuid4().hex[:6]
+    topics = [f"bench-{run}-{i}" for i in range(args.topics)]
+    results: dict[str, Any] = {}
+    wait_for_earlier_namespaces(api)
+    with (
+        bench_namespace(core, "agents") as ns,
+        operator(kubeconfig, bootstrap, args.log_dir / "operator-agents.log") as op,
+    ):
+        deployments = DeploymentWatch(api, ns)
+        deployments.start()
+        time.sleep(1)
+        progress(f"applying {args.agents} SupportAgents and {args.topics} TicketTopics in {ns}")
+        start = time.monotonic()
+
+        def create(plural: str) -> Callable[[dict[str, Any]], Any]:
+            return lambda body: custom.create_namespaced_custom_object(GROUP, VERSION, ns, plural, body)
+
+        topic_bodies = [ticket_topic(f"t{i}", t) for i, t in enumerate(topics)]
+        agent_bodies = [support_agent(f"agent-{i}", topics, i % len(topics)) for i in range(args.agents)]
+        with ThreadPoolExecutor(max_workers=2) as both:
+            topics_done = both.submit(create_all, create("tickettopics"), topic_bodies, "TicketTopics")
+            agents_done = both.submit(create_all, create("supportagents"), agent_bodies, "SupportAgents")
+            applied = agents_done.result()
+            topics_done.result()
+        ready = wait_all_ready(
+            api, ns, ["supportagents", "tickettopics"], {"supportagents": args.agents, "tickettopics": args.topics},
+            start, args.timeout,
+        )  # fmt: skip
+        deployments.stop()
+        latencies = [deployments.created[n] - t for n, t in applied.items() if n in deployments.created]
+        cpu_until_ready = op.cpu_seconds()
+        reconciles = op.counter('srs_operator_reconcile_duration_seconds_count{kind="SupportAgent"}')
+        reconcile_seconds = op.counter('srs_operator_reconcile_duration_seconds_sum{kind="SupportAgent"}')
+        requests = op.counter("srs_operator_api_request_duration_seconds_count")
+        request_seconds = op.counter("srs_operator_api_request_duration_seconds_sum")
+        progress(f"all Ready after {ready:.1f}s; idle for {args.idle_seconds:.0f}s, counting writes")
+        writes_before = op.counter("srs_operator_api_writes_total")
+        changes = count_changes(api, ns, args.idle_seconds)
+        writes = op.counter("srs_operator_api_writes_total") - writes_before
+        results = {
+            "agents": args.agents,
+            "topics": args.topics,
+            "all_ready_seconds": ready,
+            "apply_to_deployment_p50_ms": percentile(latencies, 50) * 1000,
+            "apply_to_deployment_p99_ms": percentile(latencies, 99) * 1000,
+            "deployments_seen": len(latencies),
+            "idle_seconds": args.idle_seconds,
+            "idle_object_changes": changes,
+            "idle_operator_writes": writes,
+            "operator_peak_rss_mb": op.peak_rss_mb(),
+            "operator_cpu_seconds": cpu_until_ready,
+            "agent_reconciles": reconciles,
+            "agent_reconcile_mean_ms": 1000 * reconcile_seconds / reconciles if reconciles else float("nan"),
+            "api_requests": requests,
+            "api_request_mean_ms": 1000 * request_seconds / requests if requests else float("nan"),
+            "operator_api_writes_total": op.counter("srs_operator_api_writes_total"),
+        }
+    delete_kafka_topics(bootstrap, topics)
+    return results
+
+
+def run_topics_only(api: client.ApiClient, args: argparse.Namespace, kubeconfig: str, bootstrap: str) -> dict[str, Any]:
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    run = uuid.uuid4().hex[:6]
+    topics = [f"bench-{run}-{i}" for i in range(args.topic_only)]
+    wait_for_earlier_namespaces(api)
+    with (
+        bench_namespace(core, "topics") as ns,
+        operator(kubeconfig, bootstrap, args.log_dir / "operator-topics.log") as op,
+    ):
+        progress(f"applying {args.topic_only} TicketTopics in {ns}")
+        start = time.monotonic()
+        create_all(
+            lambda body: custom.create_namespaced_custom_object(GROUP, VERSION, ns, "tickettopics", body),
+            [ticket_topic(f"t{i}", t) for i, t in enumerate(topics)],
+            "TicketTopics",
+        )
+        applied = time.monotonic() - start
+        ready = wait_all_ready(api, ns, ["tickettopics"], {"tickettopics": args.topic_only}, start, args.timeout)
+        results = {
+            "topics": args.topic_only,
+            "apply_seconds": applied,
+            "all_ready_seconds": ready,
+            "operator_peak_rss_mb": op.peak_rss_mb(),
+        }
+    delete_kafka_topics(bootstrap, topics)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark the srs operator: N SupportAgents + N TicketTopics until Ready, idle writes, "
+        "peak RSS; then a TicketTopic-only run. Needs KUBECONFIG and KAFKA_BOOTSTRAP_SERVERS "
+        "(source .devstack/env for the local stack)."
+    )
+    parser.add_argument("--agents", type=int, default=200, help="SupportAgents in the first run (default 200)")
+    parser.add_argument("--topics", type=int, default=None, help="TicketTopics in the first run (default: --agents)")
+    parser.add_argument("--topic-only", type=int, default=1000, help="TicketTopics in the second run (0 skips it)")
+    parser.add_argument("--idle-seconds", type=float, default=60, help="quiet period for counting writes")
+    parser.add_argument("--timeout", type=float, default=300, help="give up waiting for Ready after this long")
+    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="where the operator logs go")  # noqa: S108
+    args = parser.parse_args(argv)
+    args.topics = args.topics if args.topics is not None else args.agents
+    if args.topics < 4:
+        parser.error("--topics must be at least 4 (each agent uses 4 topics)")
+    kubeconfig = os.environ.get("KUBECONFIG")
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not kubeconfig or not bootstrap:
+        parser.error("set KUBECONFIG and KAFKA_BOOTSTRAP_SERVERS (e.g. source .devstack/env)")
+    api = config.new_client_from_config(config_file=kubeconfig)
+    client.ApiextensionsV1Api(api).read_custom_resource_definition("supportagents.srs.dev")  # CRDs installed?
+
+    first = run_agents_and_topics(api, args, kubeconfig, bootstrap)
+    print(f"SupportAgents + TicketTopics: {first['agents']} + {first['topics']}")
+    print(f"  all Ready after                 {first['all_ready_seconds']:.1f} s   (target < 60 s)")
+    print(
+        f"  apply -> Deployment created     p50 {first['apply_to_deployment_p50_ms']:.0f} ms, "
+        f"p99 {first['apply_to_deployment_p99_ms']:.0f} ms ({first['deployments_seen']} seen)"
+    )
+    changes = first["idle_object_changes"]
+    print(
+        f"  writes in {first['idle_seconds']:.0f} idle seconds        "
+        f"operator {first['idle_operator_writes']:.0f}, "
+        f"object changes by anyone {sum(changes.values())} {changes}   (target 0)"
+    )
+    print(f"  operator peak RSS               {first['operator_peak_rss_mb']:.0f} MB   (target < 200 MB)")
+    print(f"  operator CPU until all Ready    {first['operator_cpu_seconds']:.1f} s")
+    print(
+        f"  SupportAgent reconciles         {first['agent_reconciles']:.0f}, mean "
+        f"{first['agent_reconcile_mean_ms']:.0f} ms; operator API requests {first['api_requests']:.0f}, "
+        f"mean {first['api_request_mean_ms']:.0f} ms"
+    )
+    if args.topic_only:
+        second = run_topics_only(api, args, kubeconfig, bootstrap)
+        print(f"TicketTopics only: {second['topics']}")
+        print(
+            f"  all Ready after                 {second['all_ready_seconds']:.1f} s   (target < 60 s; "
+            f"applying took {second['apply_seconds']:.1f} s)"
+        )
+        print(f"  operator peak RSS               {second['operator_peak_rss_mb']:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

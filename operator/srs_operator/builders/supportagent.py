@@ -1,0 +1,420 @@
+"""Where a SupportAgent becomes Kubernetes objects: pure functions, no I/O.
+
+``SupportAgent`` (parsed CR) + operator settings + what the cluster holds for it (the
+prompt text, digests of referenced Secrets) → the runtime config (``AgentConfig``) and
+the four children, in apply order: ServiceAccount, ConfigMap, Service, Deployment.
+
+Rules the builders keep:
+
+- Secrets never enter a manifest except as ``secretKeyRef``; the config names the
+  *environment variable* holding the API key (:data:`API_KEY_ENV`).
+- The pod template carries ``srs.dev/config-hash``: a digest of the rendered config and
+  of the referenced Secret keys' values, so a config edit or a key rotation rolls pods.
+- Every child has an owner reference to the agent and the ``app.kubernetes.io/*``
+  labels; none carries the agent's own annotations.
+- ``replicas`` is left out of the Deployment when an autoscaler owns it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from agent_runtime.config import CONFIG_KEY, AgentConfig, Role
+from srs_operator.models.crd import API_VERSION
+from srs_operator.models.supportagent import SUPPORT_AGENT, SupportAgentSpec
+from srs_operator.settings import MANAGED_BY, OperatorSettings
+
+CONFIG_HASH_ANNOTATION: Final = "srs.dev/config-hash"
+#: Environment variable carrying the model API key (filled from ``spec.model.apiKeySecretRef``).
+API_KEY_ENV: Final = "SRS_MODEL_API_KEY"
+CONFIG_DIR: Final = "/etc/srs"
+CONFIG_PATH: Final = f"{CONFIG_DIR}/{CONFIG_KEY}"
+HTTP_PORT: Final = 8080
+#: The uid of the image's ``srs`` user (Dockerfile); pods run as it.
+RUN_AS_UID: Final = 10001
+APP_NAME: Final = "support-agent"
+CONTAINER_NAME: Final = "agent"
+DEFAULT_RESOURCES: Final[Mapping[str, Mapping[str, str]]] = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+
+
+@dataclass(frozen=True)
+class SupportAgent:
+    """A SupportAgent as the builders see it: identity plus the parsed spec."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: SupportAgentSpec
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> SupportAgent:
+        """Parse a kopf body or a plain dict; raises ``pydantic.ValidationError``."""
+        meta = body["metadata"]
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta["uid"],
+            generation=int(meta.get("generation") or 0),
+            spec=SupportAgentSpec.model_validate(dict(body.get("spec") or {})),
+        )
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    """A Secret key the agent's pods read."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class SecretDigest:
+    """What the operator remembers of a Secret: a SHA-256 per key, never the values."""
+
+    keys: Mapping[str, str]
+
+    @classmethod
+    def of(cls, data: Mapping[str, str] | None) -> SecretDigest:
+        """Digest of a Secret's ``data`` (base64 values, as the API returns them)."""
+        return cls({k: hashlib.sha256(v.encode()).hexdigest() for k, v in (data or {}).items()})
+
+
+# -- identity -----------------------------------------------------------------------------
+
+
+def selector_labels(agent: SupportAgent) -> dict[str, str]:
+    """Labels that select the agent's pods (immutable on the Deployment)."""
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": agent.name}
+
+
+def selector_string(agent: SupportAgent) -> str:
+    """The pod selector as ``status.selector`` reports it for the scale subresource."""
+    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(agent).items()))
+
+
+def labels(agent: SupportAgent) -> dict[str, str]:
+    """Labels of every child (and of the pods)."""
+    out = selector_labels(agent) | {
+        "app.kubernetes.io/component": agent.spec.role.value,
+        "app.kubernetes.io/part-of": "srs",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+    if agent.spec.specialty is not None:
+        out["srs.dev/specialty"] = agent.spec.specialty.value
+    return out
+
+
+def owner_reference(agent: SupportAgent) -> dict[str, Any]:
+    """Makes the agent the controller of a child: garbage collection deletes the child with it."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": SUPPORT_AGENT.kind,
+        "name": agent.name,
+        "uid": agent.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(agent: SupportAgent, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": agent.namespace,
+        "labels": labels(agent),
+        "ownerReferences": [owner_reference(agent)],
+    }
+
+
+def config_map_name(agent: SupportAgent) -> str:
+    return f"{agent.name}-config"
+
+
+# -- the runtime config -------------------------------------------------------------------
+
+
+def render_config(agent: SupportAgent, settings: OperatorSettings, prompt_from_config_map: str | None) -> AgentConfig:
+    """The runtime-config document for ``agent``. The system prompt is ``spec.prompt.inline``
+    or, for ``configMapKeyRef``, ``prompt_from_config_map`` (read by the caller). Unset spec
+    fields take the runtime's defaults, so a default lives only in ``agent_runtime.config``."""
+    spec = agent.spec
+    prompt = spec.prompt.inline if spec.prompt is not None and spec.prompt.inline else prompt_from_config_map
+    model: dict[str, Any] = {}
+    if spec.model is not None:
+        m = spec.model
+        model = _set(
+            provider=m.provider.value,
+            name=m.name,
+            base_url=m.base_url,
+            region=m.region,
+            api_key_env=API_KEY_ENV if m.api_key_secret_ref is not None else None,
+            temperature=m.temperature,
+            max_tokens=m.max_tokens,
+            timeout_seconds=m.timeout_seconds,
+        )
+    doc: dict[str, Any] = {
+        "name": agent.name,
+        "namespace": agent.namespace,
+        "role": spec.role.value,
+        "model": model,
+        "kafka": _set(
+            bootstrap_servers=settings.agent_kafka_bootstrap_servers,
+            group_id=f"srs.{agent.namespace}.{agent.name}",
+            input_topic=spec.input_topic,
+            dead_letter_topic=spec.dead_letter_topic,
+        ),
+        "concurrency": spec.concurrency,
+        "system_prompt": prompt,
+    }
+    if spec.role is Role.TRIAGE:
+        doc["triage"] = _set(
+            routes={t.value: topic for t, topic in (spec.routes or {}).items()},
+            human_topic=spec.human_topic,
+            confidence_threshold=spec.confidence_threshold,
+        )
+        if spec.enrichment is not None:
+            e = spec.enrichment
+            doc["enrichment"] = _set(
+                table=e.table,
+                region=e.region,
+                endpoint_url=e.endpoint_url,
+                key_attribute=e.key_attribute,
+                timeout_seconds=e.timeout_seconds,
+                cache_ttl_seconds=e.cache_ttl_seconds,
+            )
+    else:
+        doc["specialist"] = _set(
+            specialty=spec.specialty.value if spec.specialty is not None else None,
+            output_topic=spec.output_topic,
+            human_topic=spec.human_topic,
+        )
+        if spec.guardrails is not None:
+            g = spec.guardrails
+            doc["guardrails"] = _set(
+                max_length=g.max_length, forbidden_phrases=g.forbidden_phrases, block_pii=g.block_pii
+            )
+    return AgentConfig.model_validate(_set(**doc))
+
+
+def _set(**fields: Any) -> dict[str, Any]:
+    """Only the fields that have a value (the rest take the runtime's defaults)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def agent_topics(config: AgentConfig) -> set[str]:
+    """Every topic the agent reads or writes (dead-letter included)."""
+    return {config.kafka.input_topic} | config.output_topics()
+
+
+def referenced_secrets(spec: SupportAgentSpec) -> list[SecretKeyRef]:
+    """Secret keys the pods read (API key, env), in a stable order."""
+    refs: set[SecretKeyRef] = set()
+    if spec.model is not None and spec.model.api_key_secret_ref is not None:
+        ref = spec.model.api_key_secret_ref
+        refs.add(SecretKeyRef(ref.name, ref.key))
+    for var in spec.env or ():
+        if var.value_from is not None:
+            ref = var.value_from.secret_key_ref
+            refs.add(SecretKeyRef(ref.name, ref.key))
+    return sorted(refs, key=lambda r: (r.name, r.key))
+
+
+def config_hash(config_yaml: str, refs: Iterable[SecretKeyRef], secrets: Mapping[str, SecretDigest | None]) -> str:
+    """Digest of what the pods were started with: the config text and each referenced
+    Secret key's value digest (``missing`` while absent, so its arrival rolls the pods)."""
+    h = hashlib.sha256(config_yaml.encode())
+    for ref in refs:
+        digest = secrets.get(ref.name)
+        value = digest.keys.get(ref.key, "missing") if digest is not None else "missing"
+        h.update(f"\0{ref.name}\0{ref.key}\0{value}".encode())
+    return h.hexdigest()[:32]
+
+
+# -- children -----------------------------------------------------------------------------
+
+
+def build_service_account(agent: SupportAgent) -> dict[str, Any]:
+    """The pods' identity; no API token is mounted (agents never talk to Kubernetes)."""
+    meta = _metadata(agent, agent.name)
+    if agent.spec.service_account_annotations:
+        meta["annotations"] = dict(agent.spec.service_account_annotations)
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta,
+        "automountServiceAccountToken": False,
+    }
+
+
+def build_config_map(agent: SupportAgent, config: AgentConfig) -> dict[str, Any]:
+    """The rendered runtime config (no secrets: the API key is only an env var's name)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(agent, config_map_name(agent)),
+        "data": {CONFIG_KEY: config.to_yaml()},
+    }
+
+
+def build_service(agent: SupportAgent) -> dict[str, Any]:
+    """Health and metrics endpoint of the pods (``/healthz``, ``/readyz``, ``/metrics``)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(agent, agent.name),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(agent),
+            "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def _env(agent: SupportAgent) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = []
+    model = agent.spec.model
+    if model is not None and model.api_key_secret_ref is not None:
+        ref = model.api_key_secret_ref
+        env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    for var in agent.spec.env or ():
+        if var.value_from is not None:
+            ref = var.value_from.secret_key_ref
+            env.append({"name": var.name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+        else:
+            env.append({"name": var.name, "value": var.value or ""})
+    return env
+
+
+def _resources(agent: SupportAgent) -> dict[str, Any]:
+    res = agent.spec.resources
+    if res is None:
+        return {k: dict(v) for k, v in DEFAULT_RESOURCES.items()}
+    out: dict[str, Any] = {}
+    if res.requests:
+        out["requests"] = {k: str(v) for k, v in res.requests.items()}
+    if res.limits:
+        out["limits"] = {k: str(v) for k, v in res.limits.items()}
+    return out
+
+
+def build_deployment(agent: SupportAgent, settings: OperatorSettings, hash_: str) -> dict[str, Any]:
+    """The agent's pods: ``srs agent --config``, probes on the runtime's HTTP port, and a
+    securityContext that passes the ``restricted`` Pod Security Standard."""
+    pod_labels = labels(agent)
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": agent.spec.image or settings.agent_image,
+        "command": ["srs"],
+        "args": ["agent", "--config", CONFIG_PATH],
+        "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "http"},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "resources": _resources(agent),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir: the root filesystem is read-only
+        ],
+    }
+    env = _env(agent)
+    if env:
+        container["env"] = env
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(agent)},
+        "revisionHistoryLimit": 3,
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": {
+            "metadata": {
+                "labels": pod_labels,
+                "annotations": {
+                    CONFIG_HASH_ANNOTATION: hash_,
+                    "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(HTTP_PORT),
+                    "prometheus.io/path": "/metrics",
+                },
+            },
+            "spec": {
+                "serviceAccountName": agent.name,
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": 30,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": RUN_AS_UID,
+                    "runAsGroup": RUN_AS_UID,
+                    "fsGroup": RUN_AS_UID,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [container],
+                "volumes": [
+                    {"name": "config", "configMap": {"name": config_map_name(agent)}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                ],
+            },
+        },
+    }
+    if agent.spec.autoscaling is None or not agent.spec.autoscaling.externally_managed:
+        spec = {"replicas": agent.spec.replicas} | spec
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(agent, agent.name),
+        "spec": spec,
+    }
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything the operator wants to exist for one agent."""
+
+    config: AgentConfig
+    config_hash: str
+    children: tuple[dict[str, Any], ...]  # apply order
+    secret_refs: tuple[SecretKeyRef, ...]
+
+
+def build_desired(
+    agent: SupportAgent,
+    settings: OperatorSettings,
+    prompt_from_config_map: str | None,
+    secrets: Mapping[str, SecretDigest | None],
+) -> DesiredState:
+    """The config and the children of ``agent``, given what the cluster holds for it."""
+    config = render_config(agent, settings, prompt_from_config_map)
+    refs = tuple(referenced_secrets(agent.spec))
+    hash_ = config_hash(config.to_yaml(), refs, secrets)
+    children = (
+        build_service_account(agent),
+        build_config_map(agent, config),
+        build_service(agent),
+        build_deployment(agent, settings, hash_),
+    )
+    return DesiredState(config=config, config_hash=hash_, children=children, secret_refs=refs)
+
+
+def manifest_digest(obj: Mapping[str, Any]) -> str:
+    """Stable digest of a desired manifest (``srs.dev/applied`` on the child records it)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]

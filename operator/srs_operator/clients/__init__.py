@@ -1,0 +1,1 @@
+"""Clients: the only modules that do I/O (Kafka admin; Kubernetes beyond what kopf does)."""

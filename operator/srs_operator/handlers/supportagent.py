@@ -1,0 +1,226 @@
+"""kopf handlers of the SupportAgent controller: watch, index, and name the agent to look at.
+
+Thin by design. kopf watches the agents, their children (labelled
+``app.kubernetes.io/managed-by=srs-operator``), Secrets, ConfigMaps and TicketTopics
+and keeps what the reconcile needs in indexes (kopf fills every index before it calls
+any handler, so the first reconcile already sees the children that exist). The event
+handlers only tell :class:`~srs_operator.services.supportagents.SupportAgentController`
+*which* agent may be affected; it reconciles on its own queue. No handler here writes
+to the API, so kopf keeps no state on the objects (no finalizer, no annotations).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import kopf
+
+from srs_operator.builders.supportagent import SecretDigest
+from srs_operator.clients.events import EventRecorder
+from srs_operator.clients.kube import KubeClient, login
+from srs_operator.services.supportagents import AgentKey, SupportAgentController
+from srs_operator.settings import MANAGED_BY, OperatorSettings
+
+GROUP: Final = "srs.dev"
+VERSION: Final = "v1alpha1"
+MANAGED: Final = {"app.kubernetes.io/managed-by": MANAGED_BY}
+MEMO_KEY: Final = "supportagents"
+#: Where the operator's settings travel from the command line into the startup handler.
+SETTINGS_MEMO_KEY: Final = "settings"
+
+
+def _snapshot(body: kopf.Body) -> dict[str, Any]:
+    """A plain copy of what the reconcile reads; managedFields are large and unused."""
+    raw = copy.deepcopy(dict(body))
+    raw.get("metadata", {}).pop("managedFields", None)
+    return raw
+
+
+def _one(index: kopf.Index[Any, Any], key: Any) -> Any:
+    store = index.get(key)
+    if not store:
+        return None
+    return next(iter(store))
+
+
+#: The kopf indexes the controller reads (ids of the ``@kopf.index`` handlers below).
+INDEXES: Final = (
+    "srs_agents",
+    "srs_owned_deployments",
+    "srs_owned_configmaps",
+    "srs_owned_services",
+    "srs_owned_serviceaccounts",
+    "srs_configmap_versions",
+    "srs_secret_digests",
+    "srs_topic_readiness",
+)
+
+
+class KopfLiveState:
+    """:class:`~srs_operator.services.supportagents.LiveState` over kopf's indexes."""
+
+    def __init__(self, indices: Mapping[str, kopf.Index[Any, Any]]) -> None:
+        self._agents = indices["srs_agents"]
+        self._children = {
+            "Deployment": indices["srs_owned_deployments"],
+            "ConfigMap": indices["srs_owned_configmaps"],
+            "Service": indices["srs_owned_services"],
+            "ServiceAccount": indices["srs_owned_serviceaccounts"],
+        }
+        self._secrets = indices["srs_secret_digests"]
+        self._config_maps = indices["srs_configmap_versions"]
+        self._topics = indices["srs_topic_readiness"]
+
+    def agent(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return _one(self._agents, (namespace, name))  # type: ignore[no-any-return]
+
+    def agent_keys(self) -> Iterable[AgentKey]:
+        return list(self._agents.keys())
+
+    def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return _one(self._children[kind], (namespace, name))  # type: ignore[no-any-return]
+
+    def secret(self, namespace: str, name: str) -> SecretDigest | None:
+        return _one(self._secrets, (namespace, name))  # type: ignore[no-any-return]
+
+    def config_map_version(self, namespace: str, name: str) -> str | None:
+        return _one(self._config_maps, (namespace, name))  # type: ignore[no-any-return]
+
+    def topic_readiness(self, namespace: str) -> Mapping[str, bool]:
+        ready: dict[str, bool] = {}
+        for topic, is_ready in self._topics.get(namespace, ()):
+            ready[topic] = ready.get(topic, False) or is_ready
+        return ready
+
+
+# -- indexes ------------------------------------------------------------------------------
+
+
+@kopf.index(GROUP, VERSION, "supportagents", id="srs_agents")
+async def srs_agents(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, dict[str, Any]]:
+    return {(namespace, name): _snapshot(body)}
+
+
+@kopf.index("apps", "v1", "deployments", labels=MANAGED, id="srs_owned_deployments")
+async def srs_owned_deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): _snapshot(body)}
+
+
+@kopf.index("", "v1", "configmaps", labels=MANAGED, id="srs_owned_configmaps")
+async def srs_owned_configmaps(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): _snapshot(body)}
+
+
+@kopf.index("", "v1", "services", labels=MANAGED, id="srs_owned_services")
+async def srs_owned_services(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): _snapshot(body)}
+
+
+@kopf.index("", "v1", "serviceaccounts", labels=MANAGED, id="srs_owned_serviceaccounts")
+async def srs_owned_serviceaccounts(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): _snapshot(body)}
+
+
+@kopf.index("", "v1", "configmaps", id="srs_configmap_versions")
+async def srs_configmap_versions(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> dict[Any, Any]:
+    # Only the version: a prompt is read when its ConfigMap's version moves.
+    return {(namespace, name): meta.get("resourceVersion")}
+
+
+@kopf.index("", "v1", "secrets", id="srs_secret_digests")
+async def srs_secret_digests(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    # A digest per key, never the values: enough to know when a referenced key changes.
+    return {(namespace, name): SecretDigest.of(body.get("data"))}
+
+
+def _topic_name(name: str, spec: kopf.Spec) -> str:
+    return str(spec.get("topicName") or name)
+
+
+def _topic_is_ready(status: kopf.Status) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+
+
+@kopf.index(GROUP, VERSION, "tickettopics", id="srs_topic_readiness")
+async def srs_topic_readiness(
+    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
+) -> dict[Any, tuple[str, bool]]:
+    return {namespace: (_topic_name(name, spec), _topic_is_ready(status))}
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+
+@kopf.on.startup()
+async def start_supportagent_controller(memo: kopf.Memo, **kwargs: Any) -> None:
+    """Start the controller on kopf's indexes (kopf passes each as a keyword named by its id)."""
+    settings: OperatorSettings = memo.get(SETTINGS_MEMO_KEY) or OperatorSettings.from_env()
+    live = KopfLiveState({name: kwargs[name] for name in INDEXES})
+    kube = KubeClient(login())
+    controller = SupportAgentController(kube, live, settings, EventRecorder(kube))
+    controller.start()
+    memo[MEMO_KEY] = controller
+
+
+@kopf.on.cleanup()
+async def stop_supportagent_controller(memo: kopf.Memo, **_: Any) -> None:
+    controller: SupportAgentController | None = memo.get(MEMO_KEY)
+    if controller is not None:
+        await controller.stop()
+        await controller.kube.close()
+
+
+def _controller(memo: kopf.Memo) -> SupportAgentController:
+    return memo[MEMO_KEY]  # type: ignore[no-any-return]
+
+
+# -- what changed → which agent -----------------------------------------------------------
+
+
+@kopf.on.event(GROUP, VERSION, "supportagents")
+async def supportagent_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    if namespace is None:
+        return  # namespaced kinds always have one; the signature is kopf's
+    if event.get("type") == "DELETED":
+        _controller(memo).agent_deleted(namespace, name)
+    else:
+        _controller(memo).agent_changed(namespace, name)
+
+
+def _owner(body: kopf.Body) -> str | None:
+    for ref in body.get("metadata", {}).get("ownerReferences") or ():
+        if ref.get("kind") == "SupportAgent" and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
+            return str(ref["name"])
+    instance = body.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/instance")
+    return None if instance is None else str(instance)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("", "v1", "configmaps", labels=MANAGED)
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+@kopf.on.event("", "v1", "serviceaccounts", labels=MANAGED)
+async def child_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    # Rollout progress, hand edits and deletions of children all lead back to the owner.
+    owner = _owner(body)
+    if owner is not None and namespace is not None:
+        _controller(memo).agent_changed(namespace, owner)
+
+
+@kopf.on.event("", "v1", "secrets")
+async def secret_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    if namespace is not None:
+        _controller(memo).secret_changed(namespace, name)
+
+
+@kopf.on.event("", "v1", "configmaps")
+async def config_map_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    if namespace is not None:
+        _controller(memo).config_map_changed(namespace, name)
+
+
+@kopf.on.event(GROUP, VERSION, "tickettopics")
+async def tickettopic_event(namespace: str | None, name: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    if namespace is not None:
+        _controller(memo).topic_changed(namespace, _topic_name(name, spec))

@@ -1,0 +1,117 @@
+"""The operator process: kopf settings, credentials, the handler modules, and running.
+
+``srs operator`` calls :func:`run`. Importing this module registers every handler (the
+SupportAgent and TicketTopic controllers) with kopf's default registry; nothing else in
+the package registers handlers as an import side effect that tests could trip over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from srs_operator import metrics
+from srs_operator.clients.kube import ApiError, KubeClient, ResourceType, login
+from srs_operator.handlers import supportagent as supportagent_handlers
+from srs_operator.handlers import tickettopic as tickettopic_handlers
+from srs_operator.settings import (
+    ANNOTATION_PREFIX,
+    FINALIZER,
+    MANAGED_BY,
+    PEERING_NAME,
+    OperatorSettings,
+)
+
+HANDLER_MODULES = (supportagent_handlers, tickettopic_handlers)
+CLUSTER_PEERINGS = ResourceType("kopf.dev/v1", "clusterkopfpeerings", namespaced=False)
+
+log = logging.getLogger(__name__)
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Names under ``srs.dev``, bounded watches, bounded concurrency, and server-side
+    filtering of children."""
+    ours: OperatorSettings = memo.get(supportagent_handlers.SETTINGS_MEMO_KEY) or OperatorSettings.from_env()
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    # Watches are re-established every ~5 minutes (server side), and a stuck connection
+    # is dropped by the client shortly after; a lost event is therefore bounded in time.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 30
+    # Only children carry this label: the API server filters the watches of these kinds.
+    # (ConfigMaps are watched unfiltered: prompts live in the user's ConfigMaps.)
+    for resource in (("apps/v1", "deployments"), ("v1", "services"), ("v1", "serviceaccounts")):
+        settings.watching.label_selectors[resource] = f"app.kubernetes.io/managed-by={MANAGED_BY}"
+    # The operator posts its own Events on meaningful transitions; kopf's own go out
+    # only for warnings and errors (e.g. a handler that keeps failing).
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "srs-operator"
+    settings.peering.name = PEERING_NAME
+    # kopf runs one worker per object with events; a burst (a thousand TicketTopics applied
+    # at once) would otherwise run a thousand at a time, and memory peaks with them. Idle
+    # workers leave after a second, so the limit costs no throughput.
+    settings.queueing.worker_limit = ours.object_workers
+    settings.queueing.idle_timeout = 1.0
+
+
+@kopf.on.startup()
+async def ensure_cluster_peering(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Cluster-wide peering needs its ClusterKopfPeering object; kopf does not create it."""
+    if settings.peering.standalone or not settings.peering.clusterwide:
+        return
+    kube = KubeClient(login())
+    try:
+        if await kube.get(CLUSTER_PEERINGS, None, settings.peering.name) is None:
+            body = {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "ClusterKopfPeering",
+                "metadata": {"name": settings.peering.name},
+            }
+            await kube.request("POST", CLUSTER_PEERINGS.path(), body=body, resource=CLUSTER_PEERINGS.plural)
+            log.info("created ClusterKopfPeering %s", settings.peering.name)
+    except ApiError as e:
+        if e.status != 409:
+            raise kopf.PermanentError(f"cannot set up peering {settings.peering.name}: {e}") from e
+    finally:
+        await kube.close()
+
+
+@kopf.on.login()
+async def credentials(**_: Any) -> kopf.ConnectionInfo:
+    """In-cluster ServiceAccount, else ``$KUBECONFIG`` (the same as the operator's own client)."""
+    return login()
+
+
+def run(settings: OperatorSettings) -> int:
+    """Run the operator until SIGINT/SIGTERM."""
+    metrics.serve(settings.metrics_port)
+    log.info(
+        "srs operator: %s, metrics on :%d, liveness %s",
+        f"peering {PEERING_NAME}" if settings.peering else "standalone",
+        settings.metrics_port,
+        settings.liveness_endpoint or "off",
+    )
+    memo = kopf.Memo()
+    memo[supportagent_handlers.SETTINGS_MEMO_KEY] = settings
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            standalone=not settings.peering,
+            peering_name=PEERING_NAME if settings.peering else None,
+            priority=settings.priority,
+            liveness_endpoint=settings.liveness_endpoint,
+            memo=memo,
+        )
+    )
+    return 0

@@ -1,0 +1,67 @@
+"""Prometheus metrics of the operator process, served on ``--metrics-port``.
+
+Names follow ``srs_operator_<what>_<unit>``; ``kind`` is the custom resource kind
+(``SupportAgent``, ``TicketTopic``) so one dashboard covers both controllers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry()
+
+RECONCILES = Counter(
+    "srs_operator_reconciles", "Reconciles by kind and result (ok, error).", ["kind", "result"], registry=REGISTRY
+)
+RECONCILE_ERRORS = Counter(
+    "srs_operator_reconcile_errors", "Failed reconciles by kind and error class.", ["kind", "error"], registry=REGISTRY
+)
+RECONCILE_DURATION = Histogram(
+    "srs_operator_reconcile_duration_seconds", "Duration of one reconcile, by kind.", ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY,
+)  # fmt: skip
+API_REQUESTS = Counter(
+    "srs_operator_api_requests", "Kubernetes API requests the operator's own client made, by verb, resource, code.",
+    ["verb", "resource", "code"], registry=REGISTRY,
+)  # fmt: skip
+API_LATENCY = Histogram(
+    "srs_operator_api_request_duration_seconds", "Latency of the operator's own Kubernetes API requests, by verb.",
+    ["verb"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY,
+)  # fmt: skip
+API_WRITES = Counter(
+    "srs_operator_api_writes", "Kubernetes API writes (apply, patch, create, delete) by verb and resource.",
+    ["verb", "resource"], registry=REGISTRY,
+)  # fmt: skip
+CHILDREN_APPLIED = Counter(
+    "srs_operator_children_applied", "Owned objects applied, by resource and cause (create, update, drift).",
+    ["resource", "cause"], registry=REGISTRY,
+)  # fmt: skip
+STATUS_WRITES = Counter("srs_operator_status_writes", "Status patches, by kind.", ["kind"], registry=REGISTRY)
+QUEUE_DEPTH = Gauge(
+    "srs_operator_queue_depth", "Objects waiting to be reconciled, by kind.", ["kind"], registry=REGISTRY
+)
+
+
+@contextmanager
+def observe_reconcile(kind: str) -> Iterator[None]:
+    """Count one reconcile of ``kind`` and time it; an exception counts as an error (and propagates)."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException as e:
+        RECONCILES.labels(kind, "error").inc()
+        RECONCILE_ERRORS.labels(kind, type(e).__name__).inc()
+        raise
+    else:
+        RECONCILES.labels(kind, "ok").inc()
+    finally:
+        RECONCILE_DURATION.labels(kind).observe(time.perf_counter() - started)
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from other pods
+    """Serve ``/metrics`` on ``port`` in a background thread."""
+    start_http_server(port, addr=addr, registry=REGISTRY)

@@ -1,0 +1,457 @@
+"""The ``SupportAgent`` custom resource: one AI support agent (triage or specialist).
+
+The spec is deliberately small (no embedded PodSpec): what the agent does (role,
+specialty, model, prompt), its topic wiring, and a few knobs for the pods it runs in.
+Fields left unset take the runtime's defaults (``agent_runtime.config``), which the
+descriptions quote, so a default lives in one place. CEL rules reject, at admission,
+combinations that cannot work, with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Annotated, Any, Final
+
+from pydantic import Field, WithJsonSchema
+
+from agent_runtime.config import (
+    EnrichmentConfig,
+    GuardrailConfig,
+    ModelConfig,
+    Provider,
+    Role,
+    TicketType,
+    TopicName,
+    TriageConfig,
+)
+from srs_operator.models.conditions import Condition
+from srs_operator.models.crd import (
+    CustomResourceKind,
+    PrinterColumn,
+    ResourceModel,
+    Rule,
+    ScaleSubresource,
+    validations,
+)
+
+_TICKET_TYPES: Final = ", ".join(t.value for t in TicketType)
+_TICKET_TYPES_CEL: Final = "[" + ", ".join(f"'{t.value}'" for t in TicketType) + "]"
+
+DNS_SUBDOMAIN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: Kubernetes resource quantity (``500m``, ``1Gi``, ``2``).
+QUANTITY_PATTERN: Final = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+
+
+def _default(model: type[ResourceModel] | Any, field: str) -> str:
+    """``Defaults to X.`` for a description, read from the runtime's model (one place for defaults)."""
+    value = model.model_fields[field].default
+    if isinstance(value, Enum):
+        value = value.value
+    return f"Defaults to {value if isinstance(value, str) else json.dumps(value)}."
+
+
+class SecretKeySelector(ResourceModel):
+    """A key of a Secret in the agent's namespace."""
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key in the Secret.")
+
+
+class ConfigMapKeySelector(ResourceModel):
+    """A key of a ConfigMap in the agent's namespace."""
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the ConfigMap.")
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key in the ConfigMap.")
+
+
+class ModelSpec(ResourceModel):
+    """Which LLM the agent calls and how. The API key reaches the pod only as an
+    environment variable filled from the Secret; it never appears in the rendered config."""
+
+    model_config = ResourceModel.model_config | {
+        "json_schema_extra": validations(
+            Rule(
+                "self.provider == 'offline' || has(self.name)",
+                "spec.model.name is required unless the provider is offline: set the model id the provider "
+                "knows, e.g. claude-sonnet-4-5 (anthropic), gpt-4o-mini (openai), llama3.1 (ollama)",
+                field_path=".name",
+                reason="FieldValueRequired",
+            ),
+            Rule(
+                "self.provider != 'anthropic' || has(self.apiKeySecretRef)",
+                "provider anthropic needs spec.model.apiKeySecretRef: the name and key of a Secret holding the API key",
+                field_path=".apiKeySecretRef",
+                reason="FieldValueRequired",
+            ),
+            Rule(
+                "self.provider != 'openai' || has(self.apiKeySecretRef) || has(self.baseURL)",
+                "provider openai needs spec.model.apiKeySecretRef (a Secret with the API key), or spec.model.baseURL "
+                "pointing at a self-hosted OpenAI-compatible server that needs no key",
+                field_path=".apiKeySecretRef",
+                reason="FieldValueRequired",
+            ),
+            Rule(
+                "self.provider != 'offline' || !has(self.apiKeySecretRef)",
+                "provider offline calls no API: remove spec.model.apiKeySecretRef",
+                field_path=".apiKeySecretRef",
+                reason="FieldValueForbidden",
+            ),
+            Rule(
+                "self.provider != 'ollama' || has(self.baseURL)",
+                "provider ollama needs spec.model.baseURL: the address of your Ollama server's OpenAI-compatible "
+                "API, e.g. http://ollama.ollama.svc:11434/v1",
+                field_path=".baseURL",
+                reason="FieldValueRequired",
+            ),
+            Rule(
+                "!has(self.baseURL) || self.provider in ['anthropic', 'openai', 'ollama']",
+                "spec.model.baseURL is only used by providers anthropic, openai and ollama: remove it",
+                field_path=".baseURL",
+                reason="FieldValueForbidden",
+            ),
+            Rule(
+                "self.provider != 'bedrock' || has(self.region)",
+                "provider bedrock needs spec.model.region: the AWS region of Bedrock, e.g. us-east-1",
+                field_path=".region",
+                reason="FieldValueRequired",
+            ),
+            Rule(
+                "!has(self.region) || self.provider == 'bedrock'",
+                "spec.model.region is only used by provider bedrock: remove it",
+                field_path=".region",
+                reason="FieldValueForbidden",
+            ),
+        )
+    }
+
+    provider: Provider = Field(description="LLM back end. offline needs no network (deterministic, for tests).")
+    name: str | None = Field(
+        None, min_length=1, max_length=256, description="Model id as the provider knows it, e.g. claude-sonnet-4-5."
+    )
+    base_url: str | None = Field(
+        None,
+        alias="baseURL",
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Endpoint override: OpenAI-compatible servers, Ollama, proxies.",
+    )
+    api_key_secret_ref: SecretKeySelector | None = Field(
+        None, description="Secret key holding the API key; injected as an environment variable, never rendered."
+    )
+    temperature: float | None = Field(
+        None, ge=0.0, le=2.0, description=f"Sampling temperature. {_default(ModelConfig, 'temperature')}"
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, le=200_000, description=f"Upper bound on tokens per answer. {_default(ModelConfig, 'max_tokens')}"
+    )
+    timeout_seconds: float | None = Field(
+        None, gt=0, le=600, description=f"Timeout of one LLM call. {_default(ModelConfig, 'timeout_seconds')}"
+    )
+    region: str | None = Field(
+        None, max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", description="AWS region (provider bedrock)."
+    )
+
+
+class PromptSpec(ResourceModel):
+    """The system prompt that replaces the role's built-in one: inline text or a ConfigMap key.
+    A change to the referenced ConfigMap rolls the pods."""
+
+    model_config = ResourceModel.model_config | {
+        "json_schema_extra": validations(
+            Rule(
+                "has(self.inline) != has(self.configMapKeyRef)",
+                "spec.prompt needs exactly one of inline (the text) or configMapKeyRef (a ConfigMap key holding it)",
+            )
+        )
+    }
+
+    inline: str | None = Field(None, min_length=1, max_length=65_536, description="The prompt text.")
+    config_map_key_ref: ConfigMapKeySelector | None = Field(None, description="A ConfigMap key holding the prompt.")
+
+
+class EnvVarSecretSource(ResourceModel):
+    """Where an environment variable's value comes from; only Secret keys are supported."""
+
+    secret_key_ref: SecretKeySelector = Field(description="A key of a Secret in the agent's namespace.")
+
+
+class EnvVar(ResourceModel):
+    """An extra environment variable of the agent container: a literal value or a Secret key."""
+
+    model_config = ResourceModel.model_config | {
+        "json_schema_extra": validations(
+            Rule(
+                "has(self.value) != has(self.valueFrom)",
+                "each spec.env entry needs exactly one of value or valueFrom.secretKeyRef",
+            ),
+            Rule(
+                "!self.name.startsWith('SRS_')",
+                "environment variables starting with SRS_ are reserved for the operator: choose another name",
+                field_path=".name",
+            ),
+        )
+    }
+
+    name: str = Field(max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name.")
+    value: str | None = Field(None, max_length=4096, description="Literal value (never a secret: use valueFrom).")
+    value_from: EnvVarSecretSource | None = Field(None, description="Take the value from a Secret key.")
+
+
+class Resources(ResourceModel):
+    """CPU, memory and ephemeral-storage requests and limits of the agent container."""
+
+    model_config = ResourceModel.model_config | {
+        "json_schema_extra": validations(
+            Rule(
+                "(!has(self.requests) || self.requests.all(k, k in ['cpu', 'memory', 'ephemeral-storage'])) && "
+                "(!has(self.limits) || self.limits.all(k, k in ['cpu', 'memory', 'ephemeral-storage']))",
+                "spec.resources requests and limits take only cpu, memory and ephemeral-storage",
+            )
+        )
+    }
+
+    requests: dict[str, Quantity] | None = Field(None, max_length=3, description="e.g. {cpu: 100m, memory: 256Mi}")
+    limits: dict[str, Quantity] | None = Field(None, max_length=3, description="e.g. {memory: 512Mi}")
+
+
+class EnrichmentSpec(ResourceModel):
+    """Customer lookup in DynamoDB during triage. Failures degrade triage, never block it.
+    AWS credentials come from the pod's identity (e.g. IRSA via serviceAccountAnnotations)."""
+
+    table: str = Field(min_length=3, max_length=255, pattern=r"^[a-zA-Z0-9_.-]+$", description="DynamoDB table.")
+    region: str | None = Field(
+        None, max_length=32, description=f"AWS region of the table. {_default(EnrichmentConfig, 'region')}"
+    )
+    endpoint_url: str | None = Field(
+        None, alias="endpointURL", max_length=2048, pattern=r"^https?://[^\s]+$", description="Endpoint override."
+    )
+    key_attribute: str | None = Field(
+        None,
+        max_length=255,
+        description=f"Partition key holding the customer id. {_default(EnrichmentConfig, 'key_attribute')}",
+    )
+    timeout_seconds: float | None = Field(
+        None, gt=0, le=30, description=f"Timeout of one lookup. {_default(EnrichmentConfig, 'timeout_seconds')}"
+    )
+    cache_ttl_seconds: int | None = Field(
+        None,
+        alias="cacheTTLSeconds",
+        ge=0,
+        le=86_400,
+        description=f"How long a lookup is cached. {_default(EnrichmentConfig, 'cache_ttl_seconds')}",
+    )
+
+
+class GuardrailsSpec(ResourceModel):
+    """Checks a drafted response must pass before it reaches a customer; a draft that fails
+    goes to the human topic."""
+
+    max_length: int | None = Field(
+        None, ge=1, le=100_000, description=f"Longest draft allowed. {_default(GuardrailConfig, 'max_length')}"
+    )
+    forbidden_phrases: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        None, max_length=100, description="Phrases a draft must not contain (case-insensitive)."
+    )
+    block_pii: bool | None = Field(
+        None,
+        alias="blockPII",
+        description=f"Reject drafts with card numbers, SSNs, secrets. {_default(GuardrailConfig, 'block_pii')}",
+    )
+
+
+class AutoscalingSpec(ResourceModel):
+    """Who owns the replica count."""
+
+    externally_managed: bool = Field(
+        False,
+        description="An autoscaler (HPA, KEDA) scales the agent's Deployment directly: the operator never writes "
+        "the Deployment's replicas. Autoscalers that target this SupportAgent's scale subresource need no flag.",
+    )
+
+
+class SupportAgentSpec(ResourceModel):
+    """Desired state of a SupportAgent."""
+
+    model_config = ResourceModel.model_config | {
+        "json_schema_extra": validations(
+            Rule(
+                "self.role != 'specialist' || has(self.specialty)",
+                f"a specialist needs spec.specialty: the ticket type it resolves ({_TICKET_TYPES})",
+                field_path=".specialty",
+                reason="FieldValueRequired",
+            ),
+            Rule(
+                "self.role != 'triage' || !has(self.specialty)",
+                "spec.specialty is only for role specialist; a triage agent routes every type through spec.routes",
+                field_path=".specialty",
+                reason="FieldValueForbidden",
+            ),
+            Rule(
+                "self.role != 'triage' || (has(self.routes) && size(self.routes) > 0)",
+                "a triage agent needs spec.routes: a map from ticket type to the topic its specialist reads, "
+                "e.g. {billing: ticket.triaged.billing}",
+                field_path=".routes",
+                reason="FieldValueRequired",
+            ),
+            Rule(
+                "self.role != 'specialist' || !has(self.routes)",
+                "spec.routes is only for role triage; a specialist writes its drafts to spec.outputTopic",
+                field_path=".routes",
+                reason="FieldValueForbidden",
+            ),
+            Rule(
+                "self.role != 'triage' || !has(self.outputTopic)",
+                "spec.outputTopic is only for role specialist; a triage agent writes to the topics in spec.routes",
+                field_path=".outputTopic",
+                reason="FieldValueForbidden",
+            ),
+            Rule(
+                "self.role != 'specialist' || !has(self.confidenceThreshold)",
+                "spec.confidenceThreshold is only for role triage (below it, a ticket goes to the human topic)",
+                field_path=".confidenceThreshold",
+                reason="FieldValueForbidden",
+            ),
+            Rule(
+                "self.role != 'specialist' || !has(self.enrichment)",
+                "spec.enrichment (customer lookup) is only for role triage",
+                field_path=".enrichment",
+                reason="FieldValueForbidden",
+            ),
+            Rule(
+                "self.role != 'triage' || !has(self.guardrails)",
+                "spec.guardrails apply to drafted responses, which only a specialist writes",
+                field_path=".guardrails",
+                reason="FieldValueForbidden",
+            ),
+            Rule(
+                "(!has(self.outputTopic) || self.outputTopic != self.inputTopic) && "
+                "(!has(self.routes) || self.routes.all(t, self.routes[t] != self.inputTopic)) && "
+                "(!has(self.humanTopic) || self.humanTopic != self.inputTopic) && "
+                "(!has(self.deadLetterTopic) || self.deadLetterTopic != self.inputTopic)",
+                "an agent must not write to its own spec.inputTopic (it would consume its own output): "
+                "use different topics for input and outputs",
+                field_path=".inputTopic",
+            ),
+        )
+    }
+
+    role: Role = Field(description="triage classifies and routes tickets; specialist drafts responses for one type.")
+    specialty: TicketType | None = Field(None, description="The ticket type a specialist resolves (role specialist).")
+    model: ModelSpec | None = Field(None, description="The LLM. Defaults to the offline provider.")
+    prompt: PromptSpec | None = Field(None, description="System prompt replacing the role's built-in one.")
+    input_topic: TopicName = Field(
+        description="Topic the agent consumes, e.g. ticket.events or ticket.triaged.billing."
+    )
+    output_topic: TopicName | None = Field(
+        None, description="Where a specialist writes resolved tickets (role specialist). Defaults to ticket.resolved."
+    )
+    routes: dict[TicketType, TopicName] | None = Field(
+        None,
+        max_length=len(TicketType),
+        description=f"Ticket type → topic of its specialist (role triage). Types: {_TICKET_TYPES}. "
+        "A type without a route, and unknown tickets, go to humanTopic.",
+        json_schema_extra=validations(
+            Rule(
+                f"self.all(t, t in {_TICKET_TYPES_CEL})",
+                f"spec.routes keys must be ticket types ({_TICKET_TYPES}); unknown tickets go to spec.humanTopic",
+            )
+        ),
+    )
+    human_topic: TopicName | None = Field(
+        None,
+        description="The human queue: low-confidence or unknown tickets (triage), drafts failing guardrails "
+        f"(specialist). {_default(TriageConfig, 'human_topic')}",
+    )
+    confidence_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description=f"Below this confidence a ticket goes to humanTopic (role triage). "
+        f"{_default(TriageConfig, 'confidence_threshold')}",
+    )
+    dead_letter_topic: TopicName | None = Field(
+        None, description="Where poison or exhausted inputs go, with the reason in headers. Defaults to ticket.dlq."
+    )
+    concurrency: int | None = Field(None, ge=1, le=1024, description="Tickets in flight per pod. Defaults to 16.")
+    replicas: int = Field(1, ge=0, le=1000, description="Pods of this agent (scale subresource).")
+    image: str | None = Field(
+        None, max_length=1024, description="Agent image. Defaults to the operator's SRS_AGENT_IMAGE setting."
+    )
+    resources: Resources | None = Field(None, description="Container resources; the operator sets modest defaults.")
+    env: list[EnvVar] | None = Field(
+        None,
+        max_length=64,
+        description="Extra environment variables (literal values or Secret keys).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    enrichment: EnrichmentSpec | None = Field(None, description="Customer lookup in DynamoDB (role triage).")
+    guardrails: GuardrailsSpec | None = Field(None, description="Checks on drafted responses (role specialist).")
+    autoscaling: AutoscalingSpec | None = Field(None, description="Set when an autoscaler owns the replica count.")
+    service_account_annotations: dict[str, Annotated[str, Field(max_length=1024)]] | None = Field(
+        None,
+        max_length=16,
+        description="Annotations of the agent's ServiceAccount, e.g. eks.amazonaws.com/role-arn for IRSA.",
+    )
+
+
+class SupportAgentStatus(ResourceModel):
+    """Observed state of a SupportAgent, written by the operator."""
+
+    observed_generation: int | None = Field(None, ge=0, description="The spec generation this status describes.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Accepted (spec valid, children applied), TopicsReady (every topic has a Ready TicketTopic), "
+        "Ready (the current rollout is complete).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    replicas: int = Field(0, ge=0, description="Pods of the agent's Deployment.")
+    ready_replicas: int = Field(0, ge=0, description="Pods that are ready.")
+    ready: str | None = Field(None, max_length=32, description="readyReplicas/desired, e.g. 2/3.")
+    selector: str | None = Field(None, max_length=1024, description="Label selector of the pods (scale subresource).")
+
+
+SUPPORT_AGENT: Final = CustomResourceKind(
+    kind="SupportAgent",
+    plural="supportagents",
+    singular="supportagent",
+    short_names=("sagent",),
+    description="An AI customer-support agent (triage or specialist) that consumes tickets from Kafka. The "
+    "operator runs it as a Deployment with a rendered config, a ServiceAccount and a Service.",
+    spec=SupportAgentSpec,
+    status=SupportAgentStatus,
+    printer_columns=(
+        PrinterColumn("Role", ".spec.role", description="triage or specialist"),
+        PrinterColumn("Specialty", ".spec.specialty", description="Ticket type a specialist resolves"),
+        PrinterColumn("Provider", ".spec.model.provider", description="LLM provider"),
+        PrinterColumn("Model", ".spec.model.name", description="LLM model"),
+        PrinterColumn("Ready", ".status.ready", description="Ready pods / desired"),
+        PrinterColumn("Status", '.status.conditions[?(@.type=="Ready")].reason', description="Why (not) Ready"),
+        PrinterColumn("Input", ".spec.inputTopic", description="Input topic", priority=1),
+        PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
+    ),
+    root_rules=(
+        Rule(
+            "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+            "a SupportAgent name must start with a letter and contain only lowercase letters, digits and '-' "
+            "(at most 63 characters): it names the agent's Deployment and Service",
+            field_path=".metadata.name",
+        ),
+    ),
+    max_name_length=63,
+    scale=ScaleSubresource(),
+)

@@ -1,0 +1,1 @@
+"""Services: reconcile logic between the handlers (kopf) and the clients (I/O)."""

@@ -1,0 +1,121 @@
+"""A keyed, coalescing work queue with per-key exponential backoff (controller-runtime's
+workqueue, in asyncio).
+
+Watch events of many kinds (the agent, its Deployment, a Secret, a TicketTopic) only
+*name* an agent that needs a look; the queue collapses a burst of them into one
+reconcile, never runs one key on two workers at once (a key announced while it runs is
+run again afterwards), and retries failures with exponential backoff instead of a
+fixed resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from srs_operator import metrics
+
+K = TypeVar("K", bound=Hashable)
+
+log = logging.getLogger(__name__)
+
+
+class WorkQueue(Generic[K]):
+    """Run ``handler(key)`` for every added key on ``workers`` tasks."""
+
+    def __init__(
+        self,
+        kind: str,
+        handler: Callable[[K], Awaitable[None]],
+        *,
+        workers: int = 4,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 300.0,
+    ) -> None:
+        self.kind = kind
+        self._handler = handler
+        self._workers = workers
+        self._initial_backoff = initial_backoff
+        self._max_backoff = max_backoff
+        # (priority, arrival, key): urgent keys (0) overtake routine ones (1), FIFO within each.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, K]] = asyncio.PriorityQueue()
+        self._arrivals = itertools.count()
+        self._queued: set[K] = set()
+        self._running: set[K] = set()
+        self._again: set[K] = set()
+        self._failures: dict[K, int] = {}
+        self._retries: dict[K, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, key: K, *, urgent: bool = False) -> None:
+        """Reconcile ``key`` soon (once, however often it is added meanwhile); ``urgent`` keys
+        (e.g. objects never reconciled yet) go before routine ones (status follow-ups, resyncs)."""
+        if key in self._running:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait((0 if urgent else 1, next(self._arrivals), key))
+            metrics.QUEUE_DEPTH.labels(self.kind).set(len(self._queued))
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Reconcile ``key`` after ``delay`` seconds (an earlier pending retry is replaced)."""
+        old = self._retries.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._retries[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
+
+    def _retry(self, key: K) -> None:
+        self._retries.pop(key, None)
+        self.add(key)
+
+    def forget(self, key: K) -> None:
+        """Drop the key's backoff state (the object is gone)."""
+        self._failures.pop(key, None)
+        handle = self._retries.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def start(self) -> None:
+        for i in range(self._workers):
+            self._tasks.append(asyncio.create_task(self._work(), name=f"{self.kind}-worker-{i}"))
+
+    async def stop(self) -> None:
+        for handle in self._retries.values():
+            handle.cancel()
+        self._retries.clear()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _work(self) -> None:
+        while True:
+            _, _, key = await self._queue.get()
+            self._queued.discard(key)
+            metrics.QUEUE_DEPTH.labels(self.kind).set(len(self._queued))
+            self._running.add(key)
+            try:
+                await self._handler(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - one object's failure must not stop the others
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                delay = min(self._max_backoff, self._initial_backoff * 2 ** (failures - 1))
+                log.warning(
+                    "%s %s: reconcile failed (attempt %d), retrying in %.1fs: %s", self.kind, key, failures, delay, e
+                )
+                self.add_after(key, delay)
+            else:
+                self._failures.pop(key, None)
+            finally:
+                self._running.discard(key)
+                if key in self._again:
+                    self._again.discard(key)
+                    self.add(key)

@@ -1,0 +1,60 @@
+"""Operator settings: command-line flags with environment-variable defaults.
+
+Everything a platform engineer may want to set per installation (the Helm chart sets the
+environment) and nothing per agent (that belongs in the SupportAgent spec).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Final
+
+#: Field manager of every server-side apply and status patch the operator makes.
+FIELD_MANAGER: Final = "srs-operator"
+#: Value of ``app.kubernetes.io/managed-by`` on every child object.
+MANAGED_BY: Final = "srs-operator"
+#: kopf's finalizer and annotation names live under the project's API group.
+FINALIZER: Final = "srs.dev/finalizer"
+ANNOTATION_PREFIX: Final = "srs.dev"
+PEERING_NAME: Final = "srs-operator"
+DEFAULT_AGENT_IMAGE: Final = "ghcr.io/srs-dev/srs:0.1.0"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """What ``srs operator`` was started with."""
+
+    agent_image: str = DEFAULT_AGENT_IMAGE
+    #: Rendered into each agent's config; None leaves it to the pod's KAFKA_BOOTSTRAP_SERVERS.
+    agent_kafka_bootstrap_servers: str | None = None
+    metrics_port: int = 9090
+    liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    #: Join peering ``srs-operator`` (two replicas: one active); False runs standalone.
+    peering: bool = True
+    priority: int = 0
+    #: Namespaces to watch; empty means the whole cluster.
+    namespaces: tuple[str, ...] = ()
+    #: Every agent is re-checked this often even when nothing announced a change.
+    resync_seconds: float = 300.0
+    #: Concurrent SupportAgent reconciles.
+    workers: int = 16
+    #: kopf workers per watched kind (objects handled at once; bounds memory under bursts).
+    object_workers: int = 150
+
+    @classmethod
+    def from_env(cls) -> OperatorSettings:
+        """Defaults for the flags, from ``SRS_*`` environment variables."""
+        env = os.environ
+        return cls(
+            agent_image=env.get("SRS_AGENT_IMAGE") or DEFAULT_AGENT_IMAGE,
+            agent_kafka_bootstrap_servers=env.get("SRS_AGENT_KAFKA_BOOTSTRAP_SERVERS")
+            or env.get("KAFKA_BOOTSTRAP_SERVERS")
+            or None,
+            metrics_port=int(env.get("SRS_OPERATOR_METRICS_PORT", "9090")),
+            liveness_endpoint=env.get("SRS_OPERATOR_LIVENESS", "http://0.0.0.0:8080/healthz") or None,
+            peering=env.get("SRS_OPERATOR_STANDALONE", "").lower() not in ("1", "true", "yes"),
+            resync_seconds=float(env.get("SRS_OPERATOR_RESYNC_SECONDS", "300")),
+            workers=int(env.get("SRS_OPERATOR_WORKERS", "16")),
+            object_workers=int(env.get("SRS_OPERATOR_OBJECT_WORKERS", "150")),
+        )

@@ -1,0 +1,488 @@
+"""SupportAgents reconciled for real: the operator runs as a subprocess under its
+least-privilege ServiceAccount against the local control plane (kwok makes pods Ready)
+and the real Kafka broker (TicketTopics)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka.admin import AdminClient
+from kubernetes import client
+
+from agent_runtime.config import CONFIG_KEY, AgentConfig
+from tests.harness import wait_for
+from tests.integration.operator_harness import (  # noqa: F401 - fixtures
+    GROUP,
+    NAMESPACE_PREFIX,
+    VERSION,
+    Agents,
+    OperatorProcess,
+    agent_namespace,
+    condition,
+    operator_kubeconfig,
+    srs_crds,
+    srs_operator,
+)
+
+pytestmark = pytest.mark.integration
+
+API_KEY = "sk-ant-test-0123456789"
+HASH = "srs.dev/config-hash"
+
+SPECIALIST: dict[str, Any] = {
+    "role": "specialist",
+    "specialty": "billing",
+    "inputTopic": "ticket.triaged.billing",
+    "model": {
+        "provider": "anthropic",
+        "name": "claude-sonnet-4-5",
+        "apiKeySecretRef": {"name": "llm", "key": "api-key"},
+    },
+}
+
+
+def _secret(core_v1: client.CoreV1Api, namespace: str, value: str = API_KEY, name: str = "llm") -> None:
+    core_v1.create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data={"api-key": value})
+    )
+
+
+def _pod_hash(apps_v1: client.AppsV1Api, namespace: str, name: str) -> str:
+    deployment = apps_v1.read_namespaced_deployment(name, namespace)
+    return str(deployment.spec.template.metadata.annotations[HASH])
+
+
+def _ready_pods(core_v1: client.CoreV1Api, namespace: str, name: str) -> list[client.V1Pod]:
+    pods = core_v1.list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={name}").items
+    return [
+        p
+        for p in pods
+        if p.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    ]
+
+
+def _events(core_v1: client.CoreV1Api, namespace: str, name: str) -> list[client.CoreV1Event]:
+    return list(
+        core_v1.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.kind=SupportAgent,involvedObject.name={name}"
+        ).items
+    )
+
+
+def _table(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    """``kubectl get supportagents`` as the server renders it (Table)."""
+    method, url, headers, body, _ = api_client.param_serialize(
+        "GET",
+        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/supportagents",
+        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+        auth_settings=["BearerToken"],
+    )
+    response = api_client.call_api(method, url, header_params=headers, body=body)
+    response.read()
+    return dict(json.loads(response.data))
+
+
+def test_an_agent_gets_its_children_and_becomes_ready(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    _secret(core_v1, ns)
+    agents.create("billing", SPECIALIST)
+    agent = agents.wait_ready("billing")
+
+    assert condition(agent, "Accepted")["status"] == "True"
+    status = agent["status"]
+    assert (status["replicas"], status["readyReplicas"], status["ready"]) == (1, 1, "1/1")
+    assert status["selector"] == "app.kubernetes.io/instance=billing,app.kubernetes.io/name=support-agent"
+    assert status["observedGeneration"] == agent["metadata"]["generation"]
+
+    uid = agent["metadata"]["uid"]
+    deployment = apps_v1.read_namespaced_deployment("billing", ns)
+    config_map = core_v1.read_namespaced_config_map("billing-config", ns)
+    service = core_v1.read_namespaced_service("billing", ns)
+    account = core_v1.read_namespaced_service_account("billing", ns)
+    for child in (deployment, config_map, service, account):
+        assert [(o.kind, o.uid, o.controller) for o in child.metadata.owner_references] == [("SupportAgent", uid, True)]
+
+    container = deployment.spec.template.spec.containers[0]
+    assert container.image == "ghcr.io/srs-dev/srs:test"
+    assert container.args == ["agent", "--config", "/etc/srs/agent.yaml"]
+    assert container.readiness_probe.http_get.path == "/readyz"
+    assert container.liveness_probe.http_get.path == "/healthz"
+    api_key = next(e for e in container.env if e.name == "SRS_MODEL_API_KEY")
+    assert (api_key.value, api_key.value_from.secret_key_ref.name) == (None, "llm")
+    config = AgentConfig.from_yaml(config_map.data[CONFIG_KEY])
+    assert (config.role.value, config.kafka.input_topic, config.model.api_key_env) == (
+        "specialist",
+        "ticket.triaged.billing",
+        "SRS_MODEL_API_KEY",
+    )
+    assert API_KEY not in config_map.data[CONFIG_KEY]
+    assert API_KEY not in json.dumps(agent)  # nor in the status
+    assert [p.name for p in service.spec.ports] == ["http"]
+
+    table = _table(api_client, ns)
+    columns = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
+    assert columns == ["Name", "Role", "Specialty", "Provider", "Model", "Ready", "Status", "Age"]
+    row = table["rows"][0]["cells"]
+    assert row[:7] == ["billing", "specialist", "billing", "anthropic", "claude-sonnet-4-5", "1/1", "RolloutComplete"]
+
+    wait_for(  # Events are posted right after the status that announces the transition
+        "Created and RolloutComplete Events",
+        lambda: {"Created", "RolloutComplete"} <= {e.reason for e in _events(core_v1, ns, "billing")},
+        timeout=10,
+    )
+    assert all(API_KEY not in (e.message or "") for e in _events(core_v1, ns, "billing"))
+
+
+def test_scaling_through_the_scale_subresource_gives_three_ready_pods(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    _secret(core_v1, ns)
+    agents.create("billing", SPECIALIST)
+    agents.wait_ready("billing")
+
+    custom = client.CustomObjectsApi(api_client)  # what `kubectl scale sagent billing --replicas=3` does
+    custom.patch_namespaced_custom_object_scale(
+        GROUP, VERSION, ns, "supportagents", "billing", {"spec": {"replicas": 3}}
+    )
+    agent = agents.wait_ready("billing")
+    assert (agent["status"]["readyReplicas"], agent["status"]["ready"]) == (3, "3/3")
+    assert len(_ready_pods(core_v1, ns, "billing")) == 3
+    scale = custom.get_namespaced_custom_object_scale(GROUP, VERSION, ns, "supportagents", "billing")
+    assert (scale["spec"]["replicas"], scale["status"]["replicas"]) == (3, 3)
+    assert scale["status"]["selector"] == agent["status"]["selector"]
+
+
+def test_a_spec_edit_rolls_the_pods(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    _secret(core_v1, ns)
+    agents.create("billing", SPECIALIST)
+    agents.wait_ready("billing")
+    before_hash = _pod_hash(apps_v1, ns, "billing")
+    before_pods = {p.metadata.name for p in _ready_pods(core_v1, ns, "billing")}
+
+    agents.patch_spec("billing", {"concurrency": 4, "prompt": {"inline": "Refunds need a manager's approval."}})
+    agents.wait_ready("billing")
+    wait_for("old pods gone", lambda: not before_pods & {p.metadata.name for p in _ready_pods(core_v1, ns, "billing")})
+    assert _pod_hash(apps_v1, ns, "billing") != before_hash
+    config = AgentConfig.from_yaml(core_v1.read_namespaced_config_map("billing-config", ns).data[CONFIG_KEY])
+    assert (config.concurrency, config.system_prompt) == (4, "Refunds need a manager's approval.")
+    wait_for("a ConfigChanged Event", lambda: "ConfigChanged" in {e.reason for e in _events(core_v1, ns, "billing")})
+
+
+def test_a_change_to_a_referenced_secret_rolls_the_pods(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    _secret(core_v1, ns)
+    agents.create("billing", SPECIALIST)
+    agents.wait_ready("billing")
+    before_hash = _pod_hash(apps_v1, ns, "billing")
+    before_config = core_v1.read_namespaced_config_map("billing-config", ns).data
+
+    rotated = base64.b64encode(b"sk-ant-rotated-key").decode()
+    core_v1.patch_namespaced_secret("llm", ns, {"data": {"api-key": rotated}})
+    wait_for("a new config hash", lambda: _pod_hash(apps_v1, ns, "billing") != before_hash, timeout=30)
+    agents.wait_ready("billing")
+    assert core_v1.read_namespaced_config_map("billing-config", ns).data == before_config  # the key is not in it
+
+    # A key nobody references changes nothing.
+    settled = _pod_hash(apps_v1, ns, "billing")
+    core_v1.patch_namespaced_secret("llm", ns, {"data": {"unused": rotated}})
+    time.sleep(3)
+    assert _pod_hash(apps_v1, ns, "billing") == settled
+
+
+def test_a_missing_secret_is_reported_and_its_arrival_heals_the_agent(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    agents.create("billing", SPECIALIST)
+    agent = agents.wait_condition("billing", "Ready", "False", reason="SecretNotFound")
+    assert "Secret llm (key api-key)" in condition(agent, "Ready")["message"]
+    assert condition(agent, "Accepted")["status"] == "True"  # the children are there, waiting
+
+    _secret(core_v1, ns)
+    agents.wait_ready("billing")
+
+
+def test_hand_edits_of_owned_objects_are_reverted(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    _secret(core_v1, ns)
+    agents.create("billing", SPECIALIST)
+    agents.wait_ready("billing")
+    config = core_v1.read_namespaced_config_map("billing-config", ns).data[CONFIG_KEY]
+
+    apps_v1.patch_namespaced_deployment(
+        "billing", ns, {"spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "evil:latest"}]}}}}
+    )
+    core_v1.patch_namespaced_config_map("billing-config", ns, {"data": {CONFIG_KEY: "role: hacked\n"}})
+    core_v1.delete_namespaced_service("billing", ns)
+
+    def image() -> str:
+        return str(apps_v1.read_namespaced_deployment("billing", ns).spec.template.spec.containers[0].image)
+
+    wait_for("image restored", lambda: image() == "ghcr.io/srs-dev/srs:test", timeout=30)
+    wait_for(
+        "config restored",
+        lambda: core_v1.read_namespaced_config_map("billing-config", ns).data[CONFIG_KEY] == config,
+        timeout=30,
+    )
+    wait_for(
+        "service recreated",
+        lambda: bool(core_v1.list_namespaced_service(ns, field_selector="metadata.name=billing").items),
+        timeout=30,
+    )
+    agents.wait_ready("billing")
+    wait_for("a DriftReverted Event", lambda: "DriftReverted" in {e.reason for e in _events(core_v1, ns, "billing")})
+
+
+def test_deleting_the_agent_removes_its_children(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    _secret(core_v1, ns)
+    agents.create("billing", SPECIALIST)
+    agents.wait_ready("billing")
+
+    agents.delete("billing")
+    selector = "app.kubernetes.io/instance=billing"
+    wait_for("deployment collected", lambda: not apps_v1.list_namespaced_deployment(ns, label_selector=selector).items)
+    wait_for("configmap collected", lambda: not core_v1.list_namespaced_config_map(ns, label_selector=selector).items)
+    wait_for("service collected", lambda: not core_v1.list_namespaced_service(ns, label_selector=selector).items)
+    wait_for(
+        "serviceaccount collected",
+        lambda: not core_v1.list_namespaced_service_account(ns, label_selector=selector).items,
+    )
+    wait_for("pods gone", lambda: not core_v1.list_namespaced_pod(ns, label_selector=selector).items)
+
+
+def _versions(
+    api_client: client.ApiClient, core_v1: client.CoreV1Api, apps_v1: client.AppsV1Api, ns: str
+) -> dict[str, str]:
+    agents = Agents(api_client, ns)
+    return {
+        "agent": agents.get("billing")["metadata"]["resourceVersion"],
+        "deployment": apps_v1.read_namespaced_deployment("billing", ns).metadata.resource_version,
+        "configmap": core_v1.read_namespaced_config_map("billing-config", ns).metadata.resource_version,
+        "service": core_v1.read_namespaced_service("billing", ns).metadata.resource_version,
+        "serviceaccount": core_v1.read_namespaced_service_account("billing", ns).metadata.resource_version,
+    }
+
+
+def test_steady_state_is_silent(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    agent_namespace: str,  # noqa: F811
+    srs_operator: OperatorProcess,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    _secret(core_v1, ns)
+    agents.create("billing", SPECIALIST)
+    agents.wait_ready("billing")
+
+    def others_settled() -> bool:  # earlier tests' namespaces still being torn down cause events
+        names = [n.metadata.name for n in core_v1.list_namespace().items]
+        return not [n for n in names if n.startswith(NAMESPACE_PREFIX) and n != ns and "operator-" not in n]
+
+    wait_for("other test namespaces gone", others_settled, timeout=90)
+    time.sleep(2)  # the rollout's last watch events reach the operator
+    before = _versions(api_client, core_v1, apps_v1, ns)
+    writes_before = srs_operator.metric("srs_operator_api_writes_total")
+    reconciles_before = srs_operator.metric("srs_operator_reconciles_total", kind="SupportAgent", result="ok")
+    time.sleep(10)  # the test operator resyncs every 2 s: about five reconciles of an unchanged agent
+    assert _versions(api_client, core_v1, apps_v1, ns) == before
+    assert srs_operator.metric("srs_operator_api_writes_total") == writes_before
+    reconciles = srs_operator.metric("srs_operator_reconciles_total", kind="SupportAgent", result="ok")
+    assert reconciles - reconciles_before >= 3
+
+
+def test_replicas_owned_by_an_external_autoscaler_are_left_alone(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    _secret(core_v1, ns)
+    agents.create("billing", {**SPECIALIST, "autoscaling": {"externallyManaged": True}})
+    agents.wait_ready("billing")
+
+    apps_v1.patch_namespaced_deployment_scale("billing", ns, {"spec": {"replicas": 2}}, field_manager="keda")
+    wait_for("2 ready pods", lambda: len(_ready_pods(core_v1, ns, "billing")) == 2)
+    agent = agents.wait_ready("billing")
+    wait_for("status shows 2/2", lambda: agents.get("billing")["status"]["ready"] == "2/2")
+    assert apps_v1.read_namespaced_deployment("billing", ns).spec.replicas == 2
+    assert agent["spec"]["replicas"] == 1  # the agent's own count is not what runs
+
+
+def _topic(api_client: client.ApiClient, ns: str, name: str, topic: str) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TicketTopic",
+        "metadata": {"name": name},
+        "spec": {"topicName": topic, "partitions": 1, "deletionPolicy": "Retain"},
+    }
+    client.CustomObjectsApi(api_client).create_namespaced_custom_object(GROUP, VERSION, ns, "tickettopics", body)
+
+
+def test_topics_ready_follows_the_ticket_topics_of_every_topic_the_agent_uses(
+    api_client: client.ApiClient,
+    kafka_admin: AdminClient,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    run = uuid.uuid4().hex[:8]
+    topics = {role: f"sa-{run}.{role}" for role in ("in", "out", "human", "dlq")}
+    spec = {
+        "role": "specialist",
+        "specialty": "technical",
+        "inputTopic": topics["in"],
+        "outputTopic": topics["out"],
+        "humanTopic": topics["human"],
+        "deadLetterTopic": topics["dlq"],
+    }
+    agents.create("tech", spec)
+    agent = agents.wait_condition("tech", "TopicsReady", "False", reason="TopicsNotReady")
+    assert all(t in condition(agent, "TopicsReady")["message"] for t in topics.values())
+    try:
+        for role, topic in topics.items():
+            _topic(api_client, ns, role, topic)  # the real TicketTopic controller creates them in Kafka
+        agents.wait_condition("tech", "TopicsReady", "True", timeout=60)
+        agents.wait_ready("tech")
+
+        client.CustomObjectsApi(api_client).delete_namespaced_custom_object(GROUP, VERSION, ns, "tickettopics", "dlq")
+        agent = agents.wait_condition("tech", "TopicsReady", "False", reason="TopicsNotReady")
+        assert condition(agent, "TopicsReady")["message"] == f"no TicketTopic for {topics['dlq']}"
+    finally:
+        for fut in kafka_admin.delete_topics(list(topics.values())).values():
+            with contextlib.suppress(Exception):  # a topic that was never created
+                fut.result(timeout=30)
+
+
+def test_a_prompt_from_a_config_map_is_rendered_and_its_edits_roll_the_pods(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    spec = {
+        **SPECIALIST,
+        "model": {"provider": "offline"},
+        "prompt": {"configMapKeyRef": {"name": "prompts", "key": "billing"}},
+    }
+    agents.create("billing", spec)
+    agent = agents.wait_condition("billing", "Accepted", "False", reason="PromptNotFound")
+    assert "ConfigMap prompts with key billing not found" in condition(agent, "Accepted")["message"]
+
+    core_v1.create_namespaced_config_map(
+        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="prompts"), data={"billing": "Be precise."})
+    )
+    agents.wait_ready("billing")
+
+    def prompt() -> str | None:
+        data = core_v1.read_namespaced_config_map("billing-config", ns).data[CONFIG_KEY]
+        return yaml.safe_load(data).get("system_prompt")
+
+    assert prompt() == "Be precise."
+    before = _pod_hash(apps_v1, ns, "billing")
+    core_v1.patch_namespaced_config_map("prompts", ns, {"data": {"billing": "Be precise and kind."}})
+    wait_for("the new prompt rendered", lambda: prompt() == "Be precise and kind.", timeout=30)
+    assert _pod_hash(apps_v1, ns, "billing") != before
+    agents.wait_ready("billing")
+
+
+def test_a_name_taken_by_someone_elses_object_is_a_conflict_not_a_takeover(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    core_v1.create_namespaced_service(
+        ns,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="billing", labels={"owner": "someone-else"}),
+            spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)], selector={"app": "web"}),
+        ),
+    )
+    agents = Agents(api_client, ns)
+    agents.create("billing", {**SPECIALIST, "model": {"provider": "offline"}})
+    agent = agents.wait_condition("billing", "Accepted", "False", reason="NameConflict")
+    assert (
+        "a Service named billing already exists and is not owned by this SupportAgent"
+        in condition(agent, "Accepted")["message"]
+    )
+    service = core_v1.read_namespaced_service("billing", ns)
+    assert service.metadata.owner_references is None and service.spec.selector == {"app": "web"}
+
+
+def test_the_operator_identity_is_least_privilege(srs_operator: OperatorProcess) -> None:  # noqa: F811
+    from kubernetes import config
+
+    operator_api = config.new_client_from_config(config_file=srs_operator.kubeconfig)
+    auth = client.AuthorizationV1Api(operator_api)
+
+    def allowed(verb: str, resource: str, group: str = "") -> bool:
+        review = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb, resource=resource, group=group, namespace="default"
+                )
+            )
+        )
+        return bool(auth.create_self_subject_access_review(review).status.allowed)
+
+    assert allowed("patch", "deployments", "apps")
+    assert allowed("watch", "secrets")
+    assert not allowed("create", "secrets")
+    assert not allowed("update", "secrets")
+    assert not allowed("delete", "deployments", "apps")
+    assert not allowed("create", "pods")
+    assert not allowed("update", "supportagents", GROUP)  # only the status subresource
+    assert not allowed("create", "clusterrolebindings", "rbac.authorization.k8s.io")

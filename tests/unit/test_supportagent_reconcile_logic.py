@@ -1,0 +1,220 @@
+"""The decisions behind a silent, truthful reconcile: when to apply a child, what the
+status says about a rollout and the topics, and how the work queue schedules agents."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from srs_operator.builders.supportagent_status import (
+    Reason,
+    Verdict,
+    build_status,
+    rollout_of,
+    status_document,
+    topics_verdict,
+    transitions,
+)
+from srs_operator.models.conditions import ConditionStatus
+from srs_operator.models.supportagent import SupportAgentStatus
+from srs_operator.services.drift import APPLIED_ANNOTATION, ApplyCause, needs_apply, with_digest
+from srs_operator.services.workqueue import WorkQueue
+
+pytestmark = pytest.mark.unit
+
+DESIRED: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "a", "namespace": "n", "labels": {"app": "a"}},
+    "spec": {
+        "replicas": 2,
+        "template": {
+            "spec": {
+                "containers": [
+                    {
+                        "name": "agent",
+                        "image": "srs:1",
+                        "args": ["agent", "--config", "/etc/srs/agent.yaml"],
+                        "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                        "resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}},
+                    }
+                ]
+            }
+        },
+    },
+}
+
+
+def _live_after_apply() -> dict[str, Any]:
+    """What the API server returns: our fields plus defaults, status and other managers' additions."""
+    live = copy.deepcopy(with_digest(DESIRED))
+    live["metadata"] |= {"resourceVersion": "17", "uid": "u", "generation": 1}
+    live["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "1"
+    container = live["spec"]["template"]["spec"]["containers"][0]
+    container |= {"imagePullPolicy": "IfNotPresent", "terminationMessagePath": "/dev/termination-log"}
+    container["resources"]["requests"] = {"cpu": "500m", "memory": "1Gi"}  # normalised quantities
+    container["env"] = [{"name": "INJECTED", "value": "by a webhook"}]
+    live["spec"]["strategy"] = {"type": "RollingUpdate"}
+    live["status"] = {"replicas": 2}
+    return live
+
+
+def test_a_missing_child_is_created() -> None:
+    assert needs_apply(DESIRED, None) is ApplyCause.CREATE
+
+
+def test_an_unchanged_child_is_left_alone_despite_server_defaults() -> None:
+    assert needs_apply(DESIRED, _live_after_apply()) is None
+
+
+def test_a_hand_edit_of_an_owned_field_is_drift() -> None:
+    live = _live_after_apply()
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:latest"
+    assert needs_apply(DESIRED, live) is ApplyCause.DRIFT
+    live = _live_after_apply()
+    live["spec"]["replicas"] = 5
+    assert needs_apply(DESIRED, live) is ApplyCause.DRIFT
+    live = _live_after_apply()
+    del live["metadata"]["labels"]["app"]
+    assert needs_apply(DESIRED, live) is ApplyCause.DRIFT
+
+
+def test_a_changed_desired_manifest_is_an_update_even_when_a_field_was_only_removed() -> None:
+    smaller = copy.deepcopy(DESIRED)
+    del smaller["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert needs_apply(smaller, _live_after_apply()) is ApplyCause.UPDATE
+    live = _live_after_apply()
+    live["metadata"]["annotations"][APPLIED_ANNOTATION] = "stale"
+    assert needs_apply(DESIRED, live) is ApplyCause.UPDATE
+
+
+def _deployment(**status: Any) -> dict[str, Any]:
+    return {"metadata": {"generation": 3}, "spec": {"replicas": 3}, "status": {"observedGeneration": 3, **status}}
+
+
+@pytest.mark.parametrize(
+    ("status", "ready", "reason"),
+    [
+        ({"replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}, True, "RolloutComplete"),
+        ({"replicas": 4, "updatedReplicas": 3, "readyReplicas": 4, "availableReplicas": 4}, False, "RollingOut"),
+        ({"replicas": 3, "updatedReplicas": 1, "readyReplicas": 3, "availableReplicas": 3}, False, "RollingOut"),
+        ({"replicas": 3, "updatedReplicas": 3, "readyReplicas": 2, "availableReplicas": 2}, False, "RollingOut"),
+        (
+            {
+                "replicas": 3,
+                "updatedReplicas": 3,
+                "availableReplicas": 3,
+                "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}],
+            },
+            False,
+            "ProgressDeadlineExceeded",
+        ),
+    ],
+)
+def test_ready_means_the_current_rollout_is_complete(status: dict[str, Any], ready: bool, reason: str) -> None:
+    verdict = rollout_of(_deployment(**status), 1).verdict
+    assert (verdict.status is ConditionStatus.TRUE, verdict.reason.value) == (ready, reason)
+
+
+def test_a_rollout_the_deployment_controller_has_not_observed_is_not_ready() -> None:
+    deployment = _deployment(replicas=3, updatedReplicas=3, availableReplicas=3)
+    deployment["status"]["observedGeneration"] = 2
+    assert rollout_of(deployment, 1).verdict.reason is Reason.ROLLING_OUT
+    assert rollout_of(None, 2).desired == 2
+
+
+def test_topics_ready_names_what_is_missing_and_what_is_not_ready() -> None:
+    verdict = topics_verdict({"a", "b", "c"}, {"a": True, "b": False})
+    assert verdict.status is ConditionStatus.FALSE
+    assert verdict.message == "no TicketTopic for c; TicketTopic not Ready for b"
+    assert topics_verdict({"a"}, {"a": True}).status is ConditionStatus.TRUE
+
+
+def _status(previous: SupportAgentStatus, rollout_status: dict[str, Any], missing: list[str]) -> SupportAgentStatus:
+    return build_status(
+        previous,
+        3,
+        accepted=Verdict.true(Reason.APPLIED, "applied"),
+        topics=Verdict.true(Reason.TOPICS_READY, "ok"),
+        rollout=rollout_of(_deployment(**rollout_status), 3),
+        missing_secrets=missing,
+        selector="app=a",
+    )
+
+
+def test_recomputing_an_unchanged_status_yields_the_identical_document() -> None:
+    complete = {"replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}
+    first = _status(SupportAgentStatus(), complete, [])
+    again = _status(first, complete, [])
+    assert status_document(again) == status_document(first)  # so the operator writes nothing
+    assert transitions(first, again) == []
+    assert status_document(first)["ready"] == "3/3"
+
+
+def test_a_missing_secret_keeps_the_agent_not_ready_and_is_a_transition() -> None:
+    complete = {"replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}
+    first = _status(SupportAgentStatus(), complete, [])
+    broken = _status(first, complete, ["Secret llm (key api-key)"])
+    ready = next(c for c in broken.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == (ConditionStatus.FALSE, "SecretNotFound")
+    assert "Secret llm (key api-key)" in ready.message
+    assert [(before.status if before else None, c.type) for before, c in transitions(first, broken)] == [
+        (ConditionStatus.TRUE, "Ready")
+    ]
+
+
+async def _run_queue(keys: list[str], fail_first: set[str]) -> tuple[list[str], int]:
+    calls: list[str] = []
+    concurrent = 0
+    peak = 0
+    failed: set[str] = set()
+
+    async def handler(key: str) -> None:
+        nonlocal concurrent, peak
+        concurrent += 1
+        peak = max(peak, concurrent)
+        calls.append(key)
+        await asyncio.sleep(0.01)
+        concurrent -= 1
+        if key in fail_first and key not in failed:
+            failed.add(key)
+            raise RuntimeError("transient")
+
+    queue: WorkQueue[str] = WorkQueue("Test", handler, workers=4, initial_backoff=0.05)
+    queue.start()
+    for key in keys:
+        queue.add(key)
+    await asyncio.sleep(0.005)
+    queue.add("a")  # announced while running: runs once more afterwards
+    await asyncio.sleep(0.3)
+    await queue.stop()
+    return calls, peak
+
+
+def test_the_work_queue_coalesces_retries_and_reruns_keys_announced_while_running() -> None:
+    calls, peak = asyncio.run(_run_queue(["a", "a", "a", "b"], fail_first={"b"}))
+    assert calls.count("a") == 2  # three adds while queued coalesce; one more while running
+    assert calls.count("b") == 2  # failed once, retried after backoff
+    assert peak <= 2
+
+
+async def _order_of(adds: list[tuple[str, bool]]) -> list[str]:
+    calls: list[str] = []
+
+    async def handler(key: str) -> None:
+        calls.append(key)
+
+    queue: WorkQueue[str] = WorkQueue("Test", handler, workers=1)
+    for key, urgent in adds:
+        queue.add(key, urgent=urgent)
+    queue.start()
+    await asyncio.sleep(0.05)
+    await queue.stop()
+    return calls
+
+
+def test_urgent_keys_overtake_routine_ones_in_arrival_order() -> None:
+    order = asyncio.run(_order_of([("resync-1", False), ("new-1", True), ("resync-2", False), ("new-2", True)]))
+    assert order == ["new-1", "new-2", "resync-1", "resync-2"]
