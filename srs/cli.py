@@ -10,12 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from srs_operator import cli as operator_cli
-
 from agent_runtime import cli as agent_runtime_cli
 from agent_runtime import triage_cli
 from devstack import cli as devstack_cli
 from srs import demo, publish, tail
+from srs_operator import cli as operator_cli
 
 REGISTRARS = [
     devstack_cli.register,

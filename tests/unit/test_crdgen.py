@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import BaseModel, Field
+
 from srs_operator import crdgen
 from srs_operator.models.crd import ResourceModel
 

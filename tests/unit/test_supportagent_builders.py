@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
+
+from agent_runtime.config import CONFIG_KEY, AgentConfig
 from srs_operator.builders import supportagent as build
 from srs_operator.builders.supportagent import SecretDigest, SupportAgent
 from srs_operator.settings import OperatorSettings
-
-from agent_runtime.config import CONFIG_KEY, AgentConfig
 
 pytestmark = pytest.mark.unit
 

@@ -8,6 +8,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from srs_operator.builders.supportagent_status import (
     Reason,
     Verdict,

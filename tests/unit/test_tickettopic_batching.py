@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+
 from srs_operator.clients.kafka_admin import (
     Coalescer,
     KafkaAdminError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from srs_operator.builders import topics as plans
 from srs_operator.builders.topics import Claim
 from srs_operator.clients.kafka_admin import ConfigState, TopicState
