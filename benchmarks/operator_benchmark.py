@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -45,6 +44,8 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 from kubernetes import client, config, watch
 
+from devstack.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "srs.dev", "v1alpha1"
 PREFIX = "srs-test-opbench-"
@@ -53,12 +54,6 @@ MANAGED = "app.kubernetes.io/managed-by=srs-operator"
 
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the operator under test --------------------------------------------------------------

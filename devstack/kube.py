@@ -163,6 +163,9 @@ def start(paths: Paths, bins: Path, ports: Ports) -> list[ProcessRecord]:
                 f"--root-ca-file={pki_dir / 'ca.crt'}", f"--controllers={CONTROLLERS}",
                 "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
                 "--kube-api-qps=200", "--kube-api-burst=400",
+                # kwok marks a pod Ready only once: if a starved 2-core machine delays the
+                # node's Lease renewal past the grace period, pods would stay NotReady for good.
+                "--node-monitor-grace-period=180s",
             ],
             logs / "kube-controller-manager.log",
         ),

@@ -18,9 +18,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kubernetes import client, config
 
-from tests.harness import Infra, TopicFactory, kubeconfig_for_token
-
-TEST_NAMESPACE_LABEL = "srs.dev/test-namespace"
+from tests.harness import TEST_NAMESPACE_LABEL, Infra, TopicFactory, kubeconfig_for_token
 
 
 @pytest.fixture(scope="session")

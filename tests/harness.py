@@ -9,6 +9,9 @@ from pathlib import Path
 
 import yaml
 
+#: Every namespace a test creates carries this label, so the session's sweeper finds leftovers.
+TEST_NAMESPACE_LABEL = "srs.dev/test-namespace"
+
 
 @dataclass(frozen=True)
 class Infra:

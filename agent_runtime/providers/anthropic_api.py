@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Mapping
 from typing import Any, Final
 
@@ -23,11 +22,11 @@ from anthropic.types import Message, TextBlockParam, ToolParam
 from agent_runtime.config import ModelConfig, TicketType
 from agent_runtime.providers.base import (
     CallMetrics,
+    HttpSdkErrors,
     IncompleteDraftError,
-    call_deadline,
+    call_within_deadline,
     decision_from_output,
     read_api_key,
-    status_error,
 )
 from agent_runtime.providers.prompts import (
     TRIAGE_OUTPUT_SCHEMA,
@@ -70,6 +69,7 @@ class AnthropicProvider:
         self._config = model
         self._system_prompt = system_prompt
         self._metrics = CallMetrics(agent, PROVIDER_NAME)
+        self._map_error = _SDK_ERRORS.mapper(self._metrics)
         self._client = client or anthropic.AsyncAnthropic(
             api_key=read_api_key(model),
             base_url=model.base_url,
@@ -86,18 +86,7 @@ class AnthropicProvider:
         return self._config.name
 
     async def _call(self, operation: str, request: Awaitable[Message]) -> Message:
-        async with self._metrics.observe(operation):
-            try:
-                async with asyncio.timeout(call_deadline(self._config)):
-                    return await request
-            except anthropic.APITimeoutError as e:
-                raise self._metrics.transient("timeout", "request timed out after the SDK's retries") from e
-            except anthropic.APIConnectionError as e:
-                raise self._metrics.transient("connection", f"connection failed: {type(e).__name__}") from e
-            except anthropic.APIStatusError as e:
-                raise status_error(self._metrics, e.status_code, _error_detail(e)) from e
-            except TimeoutError as e:
-                raise self._metrics.transient("timeout", "call exceeded its overall deadline") from e
+        return await call_within_deadline(self._metrics, self._config, operation, request, self._map_error)
 
     async def classify(self, ticket: Ticket) -> TriageDecision:
         message = await self._call(
@@ -160,3 +149,8 @@ def _error_detail(error: anthropic.APIStatusError) -> str:
         if isinstance(inner, Mapping):
             return f"{inner.get('type', 'error')}: {str(inner.get('message', ''))[:200]}"
     return type(error).__name__
+
+
+_SDK_ERRORS: Final = HttpSdkErrors(
+    anthropic.APITimeoutError, anthropic.APIConnectionError, anthropic.APIStatusError, _error_detail
+)

@@ -11,12 +11,14 @@ to people).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final, Protocol
+from dataclasses import dataclass
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from agent_runtime.config import ModelConfig, Priority, TicketType
 from agent_runtime.metrics import LLM_LATENCY, PROVIDER_ERRORS
@@ -31,6 +33,8 @@ from agent_runtime.tickets import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Provider(Protocol):
@@ -158,6 +162,70 @@ def status_error(metrics: CallMetrics, status: int, detail: str) -> Exception:
     if status in (401, 403):
         return metrics.transient("auth", f"credentials rejected ({status}); check the API key secret: {detail}")
     return metrics.permanent("rejected", f"request rejected ({status}): {detail}")
+
+
+#: Turns an SDK's exception into the engine's (None: not one the SDK raises).
+ErrorMapper = Callable[[Exception], Exception | None]
+
+
+async def call_within_deadline(
+    metrics: CallMetrics,
+    model: ModelConfig,
+    operation: str,
+    request: Awaitable[T],
+    map_error: ErrorMapper,
+) -> T:
+    """Await ``request``, timed into ``metrics`` and bounded by :func:`call_deadline`.
+
+    An exception is first offered to ``map_error`` (the SDK's own classes); otherwise
+    running past the deadline is a transient ``timeout`` and anything else propagates.
+    """
+    async with metrics.observe(operation):
+        try:
+            async with asyncio.timeout(call_deadline(model)):
+                return await request
+        except Exception as e:
+            mapped = map_error(e)
+            if mapped is not None:
+                raise mapped from e
+            if isinstance(e, TimeoutError):
+                raise metrics.transient("timeout", "call exceeded its overall deadline") from e
+            raise
+
+
+class _StatusError(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+
+E = TypeVar("E", bound=_StatusError)
+
+
+@dataclass(frozen=True)
+class HttpSdkErrors(Generic[E]):
+    """The exception classes of an httpx-based vendor SDK (``anthropic``, ``openai``),
+    which share one hierarchy: a timeout is a connection error, and an HTTP error after
+    the SDK's retries carries ``status_code``."""
+
+    timeout: type[Exception]
+    connection: type[Exception]
+    status: type[E]
+    #: A short description of a status error's body for the error message.
+    detail: Callable[[E], str]
+
+    def mapper(self, metrics: CallMetrics) -> ErrorMapper:
+        """An ``map_error`` for :func:`call_within_deadline` that counts into ``metrics``."""
+
+        def map_error(error: Exception) -> Exception | None:
+            if isinstance(error, self.timeout):
+                return metrics.transient("timeout", "request timed out after the SDK's retries")
+            if isinstance(error, self.connection):
+                return metrics.transient("connection", f"connection failed: {type(error).__name__}")
+            if isinstance(error, self.status):
+                return status_error(metrics, error.status_code, self.detail(error))
+            return None
+
+        return map_error
 
 
 INVALID_OUTPUT_REASONING: Final = "the model's answer could not be read as a classification"

@@ -26,7 +26,7 @@ from agent_runtime.config import ModelConfig, TicketType
 from agent_runtime.providers.base import (
     CallMetrics,
     IncompleteDraftError,
-    call_deadline,
+    call_within_deadline,
     decision_from_output,
     status_error,
 )
@@ -103,20 +103,23 @@ class BedrockProvider:
             self._client.converse, modelId=self._config.name, **request
         )
         loop = asyncio.get_running_loop()
-        async with self._metrics.observe(operation):
-            try:
-                async with asyncio.timeout(call_deadline(self._config)):
-                    return await loop.run_in_executor(self._executor, call)
-            except botocore.exceptions.ClientError as e:
-                raise self._client_error(e) from e
-            except (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError) as e:
-                raise self._metrics.transient("timeout", "request timed out after botocore's retries") from e
-            except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError) as e:
-                raise self._metrics.transient("connection", f"connection failed: {type(e).__name__}") from e
-            except botocore.exceptions.NoCredentialsError as e:
-                raise self._metrics.transient("auth", "no AWS credentials found") from e
-            except TimeoutError as e:
-                raise self._metrics.transient("timeout", "call exceeded its overall deadline") from e
+
+        async def in_thread() -> Mapping[str, Any]:
+            return await loop.run_in_executor(self._executor, call)
+
+        return await call_within_deadline(self._metrics, self._config, operation, in_thread(), self._map_error)
+
+    def _map_error(self, error: Exception) -> Exception | None:
+        """botocore's exceptions as the engine's (None: not botocore's)."""
+        if isinstance(error, botocore.exceptions.ClientError):
+            return self._client_error(error)
+        if isinstance(error, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)):
+            return self._metrics.transient("timeout", "request timed out after botocore's retries")
+        if isinstance(error, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError)):
+            return self._metrics.transient("connection", f"connection failed: {type(error).__name__}")
+        if isinstance(error, botocore.exceptions.NoCredentialsError):
+            return self._metrics.transient("auth", "no AWS credentials found")
+        return None
 
     def _client_error(self, error: botocore.exceptions.ClientError) -> Exception:
         info = error.response.get("Error", {})

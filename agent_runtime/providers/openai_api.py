@@ -9,7 +9,6 @@ schema. Timeouts and retries (honouring ``retry-after``) are the SDK's.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Mapping
 from typing import Any, Final
 
@@ -19,12 +18,12 @@ from openai.types.chat import ChatCompletion
 from agent_runtime.config import ModelConfig, TicketType
 from agent_runtime.providers.base import (
     CallMetrics,
+    HttpSdkErrors,
     IncompleteDraftError,
     ProviderConfigError,
-    call_deadline,
+    call_within_deadline,
     decision_from_output,
     read_api_key,
-    status_error,
 )
 from agent_runtime.providers.prompts import (
     TRIAGE_OUTPUT_SCHEMA,
@@ -59,6 +58,7 @@ class OpenAICompatibleProvider:
         self._provider_name = provider_name
         self._system_prompt = system_prompt
         self._metrics = CallMetrics(agent, provider_name)
+        self._map_error = _SDK_ERRORS.mapper(self._metrics)
         base_url = model.base_url or (OLLAMA_BASE_URL if provider_name == "ollama" else None)
         api_key = read_api_key(model)
         if api_key is None and base_url is not None:
@@ -82,18 +82,7 @@ class OpenAICompatibleProvider:
         return self._config.name
 
     async def _call(self, operation: str, request: Awaitable[ChatCompletion]) -> ChatCompletion:
-        async with self._metrics.observe(operation):
-            try:
-                async with asyncio.timeout(call_deadline(self._config)):
-                    return await request
-            except openai.APITimeoutError as e:
-                raise self._metrics.transient("timeout", "request timed out after the SDK's retries") from e
-            except openai.APIConnectionError as e:
-                raise self._metrics.transient("connection", f"connection failed: {type(e).__name__}") from e
-            except openai.APIStatusError as e:
-                raise status_error(self._metrics, e.status_code, _error_detail(e)) from e
-            except TimeoutError as e:
-                raise self._metrics.transient("timeout", "call exceeded its overall deadline") from e
+        return await call_within_deadline(self._metrics, self._config, operation, request, self._map_error)
 
     async def classify(self, ticket: Ticket) -> TriageDecision:
         completion = await self._call(
@@ -163,3 +152,8 @@ def _error_detail(error: openai.APIStatusError) -> str:
         if isinstance(inner, Mapping):
             return f"{inner.get('type') or inner.get('code') or 'error'}: {str(inner.get('message', ''))[:200]}"
     return type(error).__name__
+
+
+_SDK_ERRORS: Final = HttpSdkErrors(
+    openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError, _error_detail
+)

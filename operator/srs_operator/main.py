@@ -22,6 +22,7 @@ from srs_operator.settings import (
     FINALIZER,
     MANAGED_BY,
     PEERING_NAME,
+    SETTINGS_MEMO_KEY,
     OperatorSettings,
 )
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Names under ``srs.dev``, bounded watches, bounded concurrency, and server-side
     filtering of children."""
-    ours: OperatorSettings = memo.get(supportagent_handlers.SETTINGS_MEMO_KEY) or OperatorSettings.from_env()
+    ours: OperatorSettings = memo.get(SETTINGS_MEMO_KEY) or OperatorSettings.from_env()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -102,7 +103,7 @@ def run(settings: OperatorSettings) -> int:
         settings.liveness_endpoint or "off",
     )
     memo = kopf.Memo()
-    memo[supportagent_handlers.SETTINGS_MEMO_KEY] = settings
+    memo[SETTINGS_MEMO_KEY] = settings
     asyncio.run(
         kopf.operator(
             clusterwide=not settings.namespaces,

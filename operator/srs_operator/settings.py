@@ -19,6 +19,9 @@ FINALIZER: Final = "srs.dev/finalizer"
 ANNOTATION_PREFIX: Final = "srs.dev"
 PEERING_NAME: Final = "srs-operator"
 DEFAULT_AGENT_IMAGE: Final = "ghcr.io/srs-dev/srs:0.1.0"
+#: Where ``srs operator`` puts its :class:`OperatorSettings` in kopf's memo, for the
+#: startup handlers to read.
+SETTINGS_MEMO_KEY: Final = "settings"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from agent_runtime.config import AgentConfig
 from agent_runtime.engine import Engine, EngineSettings, current_trace_id
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError, TransientError
+from devstack.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRS = Path(sys.executable).parent / "srs"
@@ -125,12 +125,6 @@ def agent_config(
             "server": {"port": port or free_port()},
         }
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- running the engine ---------------------------------------------------------------------

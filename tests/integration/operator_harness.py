@@ -17,33 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import socket
-import subprocess
-import sys
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 
-from tests.conftest import TEST_NAMESPACE_LABEL
-from tests.harness import Infra, kubeconfig_for_token, wait_for
+from tests.harness import TEST_NAMESPACE_LABEL, Infra, kubeconfig_for_token, wait_for
+from tests.integration.operator_process import ROOT, OperatorProcess, run_operator
 
-ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "srs.dev", "v1alpha1"
 NAMESPACE_PREFIX = "srs-test-sa-"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- CRDs and the operator ----------------------------------------------------------------
@@ -111,35 +97,6 @@ def operator_kubeconfig(
         core_v1.delete_namespace(namespace)
 
 
-@dataclass
-class OperatorProcess:
-    """The running ``srs operator``."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-    metrics_url: str
-    kubeconfig: str
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of a Prometheus counter's samples matching ``labels``."""
-        text = urllib.request.urlopen(self.metrics_url, timeout=5).read().decode()  # noqa: S310 - localhost
-        total = 0.0
-        for line in text.splitlines():
-            m = re.match(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", line)
-            if m is None:
-                continue
-            have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
-            if all(have.get(k) == v for k, v in labels.items()):
-                total += float(m.group(2))
-        return total
-
-    def assert_alive(self) -> None:
-        assert self.proc.poll() is None, f"the operator exited ({self.proc.returncode}):\n{self.log_tail()}"
-
-
 @pytest.fixture(scope="session")
 def srs_operator(
     infra: Infra,
@@ -162,48 +119,17 @@ def srs_operator(
         ),
         timeout=120,
     )
-    metrics_port, liveness_port = _free_port(), _free_port()
     log = tmp_path_factory.mktemp("operator-log") / "operator.log"
-    env = {
-        **os.environ,
-        "KUBECONFIG": operator_kubeconfig,
-        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-        "SRS_AGENT_IMAGE": "ghcr.io/srs-dev/srs:test",
-        "PYTHONUNBUFFERED": "1",
-    }
-    argv = [
-        sys.executable, "-m", "srs.cli", "operator",
-        "--namespace", f"{NAMESPACE_PREFIX}*",
-        "--metrics-port", str(metrics_port),
-        "--liveness", f"http://127.0.0.1:{liveness_port}/healthz",
-        # Peering is cluster-wide in production (ClusterKopfPeering srs-operator); kopf's
-        # namespaced peering does not suit namespaces that come and go with every test.
-        "--standalone",
+    with run_operator(
+        operator_kubeconfig,
+        infra.kafka_bootstrap,
+        log,
+        f"{NAMESPACE_PREFIX}*",
         # Every agent is re-reconciled every 2 s: a steady state must stay silent under it.
-        "--resync-seconds", "2",
-    ] + (["--verbose"] if os.environ.get("SRS_TEST_OPERATOR_VERBOSE") else [])  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    running = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics_port}/metrics", operator_kubeconfig)
-
-    def live() -> bool:
-        running.assert_alive()
-        try:
-            url = f"http://127.0.0.1:{liveness_port}/healthz"
-            return urllib.request.urlopen(url, timeout=2).status == 200  # type: ignore[no-any-return]
-        except OSError:
-            return False
-
-    try:
-        wait_for("the operator's liveness endpoint", live, timeout=60)
+        args=["--resync-seconds", "2", *(["--verbose"] if os.environ.get("SRS_TEST_OPERATOR_VERBOSE") else [])],
+        env={"SRS_AGENT_IMAGE": "ghcr.io/srs-dev/srs:test"},
+    ) as running:
         yield running
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

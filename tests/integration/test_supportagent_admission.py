@@ -13,7 +13,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.conftest import TEST_NAMESPACE_LABEL
+from tests.harness import TEST_NAMESPACE_LABEL
 from tests.integration.operator_harness import GROUP, ROOT, VERSION, srs_crds  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration

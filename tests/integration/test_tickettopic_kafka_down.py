@@ -19,13 +19,13 @@ from kubernetes import client
 
 from tests.harness import Infra, wait_for
 from tests.integration.operator_harness import operator_kubeconfig, srs_crds  # noqa: F401 - fixtures
+from tests.integration.operator_process import OperatorProcess, run_operator
 from tests.integration.tickettopic_support import (
-    OperatorProcess,
+    TOPIC_OPERATOR_ENV,
     TcpForwarder,
     TicketTopics,
     delete_topic_if_present,
     describe_topic,
-    run_operator,
     unique,
     watched_namespace,
 )
@@ -60,7 +60,7 @@ def start_operator(
             forwarder.address,
             tmp_path / "operator.log",
             f"{NAMESPACE_PREFIX}*",
-            env={"SRS_KAFKA_REQUEST_TIMEOUT_SECONDS": "2", **env},
+            env={**TOPIC_OPERATOR_ENV, "SRS_KAFKA_REQUEST_TIMEOUT_SECONDS": "2", **env},
         )
         stack.append(cm)
         return cm.__enter__()

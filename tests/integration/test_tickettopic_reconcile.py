@@ -18,12 +18,12 @@ from kubernetes import client
 
 from tests.harness import Infra, wait_for
 from tests.integration.operator_harness import operator_kubeconfig, srs_crds  # noqa: F401 - fixtures
+from tests.integration.operator_process import OperatorProcess, run_operator
 from tests.integration.tickettopic_support import (
-    OperatorProcess,
+    TOPIC_OPERATOR_ENV,
     TicketTopics,
     delete_topic_if_present,
     describe_topic,
-    run_operator,
     sleep_past_second_boundary,
     unique,
     watched_namespace,
@@ -43,7 +43,9 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """``srs operator`` under its least-privilege ServiceAccount (operator/deploy/rbac.yaml)."""
     log = tmp_path_factory.mktemp("tickettopic-operator") / "operator.log"
-    with run_operator(operator_kubeconfig, infra.kafka_bootstrap, log, f"{NAMESPACE_PREFIX}*") as op:
+    with run_operator(
+        operator_kubeconfig, infra.kafka_bootstrap, log, f"{NAMESPACE_PREFIX}*", env=TOPIC_OPERATOR_ENV
+    ) as op:
         yield op
         print(f"operator log ({log}):\n{op.log_tail()}")
 

@@ -1,124 +1,30 @@
-"""Shared pieces of the TicketTopic scenario tests: the operator process, namespaces the
-operator watches, TicketTopic and Kafka helpers, and a TCP forwarder that plays a Kafka
-bootstrap address which can be switched on later (Kafka "down", then back)."""
+"""Shared pieces of the TicketTopic scenario tests: the operator's environment for them
+(the process itself is ``operator_process``'s), namespaces the operator watches,
+TicketTopic and Kafka helpers, and a TCP forwarder that plays a Kafka bootstrap address
+which can be switched on later (Kafka "down", then back)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
 from kubernetes import client
 
-from tests.harness import wait_for
+from devstack.processes import free_port
+from tests.harness import TEST_NAMESPACE_LABEL, wait_for
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SRS = Path(sys.executable).parent / "srs"
 GROUP, VERSION, PLURAL = "srs.dev", "v1alpha1", "tickettopics"
-TEST_NAMESPACE_LABEL = "srs.dev/test-namespace"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class OperatorProcess:
-    """``srs operator`` watching the namespaces that match ``namespace_glob``."""
-
-    namespace_glob: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    metrics_port: int
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of Prometheus metric ``name`` that carry ``labels``."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            text = r.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            match = re.match(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", line)
-            if match is None:
-                continue
-            have = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
-            if all(have.get(k) == v for k, v in labels.items()):
-                total += float(match.group(2))
-        return total
-
-
-@contextlib.contextmanager
-def run_operator(
-    kubeconfig: str, bootstrap: str, log_path: Path, namespace_glob: str, env: Mapping[str, str] | None = None
-) -> Iterator[OperatorProcess]:
-    """Start the operator (standalone, only ``namespace_glob``), wait until it is live, stop it after."""
-    health_port, metrics_port = free_port(), free_port()
-    full_env = {
-        **os.environ,
-        "KUBECONFIG": kubeconfig,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SRS_TOPIC_RESYNC_SECONDS": "3",
-        "SRS_KAFKA_REQUEST_TIMEOUT_SECONDS": "5",
-        "PYTHONUNBUFFERED": "1",
-        **(env or {}),
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(SRS),
-                "operator",
-                "--standalone",
-                "--namespace",
-                namespace_glob,
-                "--metrics-port",
-                str(metrics_port),
-                "--liveness",
-                f"http://127.0.0.1:{health_port}/healthz",
-            ],
-            cwd=REPO_ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    operator = OperatorProcess(namespace_glob, process, log_path, metrics_port)
-
-    def live() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"the operator exited with {process.returncode}:\n{operator.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=1) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    try:
-        wait_for("the operator to be live", live, timeout=60, interval=0.2)
-        yield operator
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+#: How the TicketTopic scenarios run the operator: a level check every 3 s and short Kafka
+#: requests, so recoveries show within a test's patience.
+TOPIC_OPERATOR_ENV: Final = {"SRS_TOPIC_RESYNC_SECONDS": "3", "SRS_KAFKA_REQUEST_TIMEOUT_SECONDS": "5"}
 
 
 @contextlib.contextmanager

@@ -21,14 +21,12 @@ from srs_operator.builders.supportagent import SecretDigest
 from srs_operator.clients.events import EventRecorder
 from srs_operator.clients.kube import KubeClient, login
 from srs_operator.services.supportagents import AgentKey, SupportAgentController
-from srs_operator.settings import MANAGED_BY, OperatorSettings
+from srs_operator.settings import MANAGED_BY, SETTINGS_MEMO_KEY, OperatorSettings
 
 GROUP: Final = "srs.dev"
 VERSION: Final = "v1alpha1"
 MANAGED: Final = {"app.kubernetes.io/managed-by": MANAGED_BY}
 MEMO_KEY: Final = "supportagents"
-#: Where the operator's settings travel from the command line into the startup handler.
-SETTINGS_MEMO_KEY: Final = "settings"
 
 
 def _snapshot(body: kopf.Body) -> dict[str, Any]:

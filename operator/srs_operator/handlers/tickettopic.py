@@ -36,15 +36,13 @@ from srs_operator.services.tickettopics import (
     TopicSettings,
     deletion_policy_of,
 )
-from srs_operator.settings import OperatorSettings
+from srs_operator.settings import SETTINGS_MEMO_KEY, OperatorSettings
 
 log = logging.getLogger(__name__)
 
 KIND: Final = TICKET_TOPIC.kind
 PLURAL: Final = TICKET_TOPIC.plural
 _MEMO_KEY: Final = "tickettopics"
-#: Where ``srs operator`` puts its :class:`OperatorSettings` in kopf's memo.
-SETTINGS_MEMO_KEY: Final = "settings"
 
 
 @dataclass(frozen=True)
