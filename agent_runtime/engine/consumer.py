@@ -143,7 +143,12 @@ class InputConsumer:
                 room = self._max_outstanding - (self._handed_over - self.listener.released)
                 if room > 0:
                     timeout = self._poll_timeout_s / 5 if self._paused else self._poll_timeout_s
-                    messages = self._consumer.consume(min(room, self._batch_size), timeout)
+                    # Wait for the first record only (consume(n, timeout) would hold a lone
+                    # ticket back until the timeout), then take whatever is prefetched.
+                    first = self._consumer.poll(timeout)
+                    messages = [] if first is None else [first]
+                    if first is not None and min(room, self._batch_size) > 1:
+                        messages += self._consumer.consume(min(room, self._batch_size) - 1, 0)
                 elif time.monotonic() - last_consume >= self._poll_timeout_s:
                     # Holding back (the engine has enough): still serve rebalance callbacks,
                     # taking at most one record. librdkafka keeps the rest prefetched.
