@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from agent_runtime.config import ModelConfig
 from srs_operator.builders.supportagent_status import (
     Reason,
     Verdict,
@@ -219,3 +220,19 @@ async def _order_of(adds: list[tuple[str, bool]]) -> list[str]:
 def test_urgent_keys_overtake_routine_ones_in_arrival_order() -> None:
     order = asyncio.run(_order_of([("resync-1", False), ("new-1", True), ("resync-2", False), ("new-2", True)]))
     assert order == ["new-1", "new-2", "resync-1", "resync-2"]
+
+
+def test_status_names_the_effective_provider_and_model_with_defaults_applied() -> None:
+    # `kubectl get sagent` shows these columns; an agent that leaves spec.model unset runs
+    # the runtime's default, and the columns must say which.
+    status = build_status(
+        SupportAgentStatus(),
+        1,
+        accepted=Verdict.true(Reason.APPLIED, "applied"),
+        topics=Verdict.true(Reason.TOPICS_READY, "ok"),
+        rollout=rollout_of(None, 1),
+        missing_secrets=[],
+        selector="app=a",
+        model=ModelConfig(),
+    )
+    assert (status.provider, status.model) == ("offline", "offline-v1")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from agent_runtime.config import ModelConfig
 from srs_operator.models.conditions import Condition, ConditionStatus, set_condition
 from srs_operator.models.supportagent import SupportAgentStatus
 
@@ -135,6 +136,7 @@ def build_status(
     rollout: Rollout,
     missing_secrets: Sequence[str],
     selector: str,
+    model: ModelConfig | None = None,
 ) -> SupportAgentStatus:
     """The status to report; conditions keep their transition time when unchanged."""
     if accepted.status is not ConditionStatus.TRUE:
@@ -160,6 +162,8 @@ def build_status(
         ready_replicas=rollout.ready_replicas,
         ready=f"{rollout.ready_replicas}/{rollout.desired}",
         selector=selector,
+        provider=model.provider.value if model is not None else None,
+        model=model.name if model is not None else None,
     )
 
 

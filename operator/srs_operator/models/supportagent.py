@@ -423,6 +423,8 @@ class SupportAgentStatus(ResourceModel):
     ready_replicas: int = Field(0, ge=0, description="Pods that are ready.")
     ready: str | None = Field(None, max_length=32, description="readyReplicas/desired, e.g. 2/3.")
     selector: str | None = Field(None, max_length=1024, description="Label selector of the pods (scale subresource).")
+    provider: str | None = Field(None, max_length=64, description="The LLM provider the pods use (defaults applied).")
+    model: str | None = Field(None, max_length=256, description="The model the pods use (defaults applied).")
 
 
 SUPPORT_AGENT: Final = CustomResourceKind(
@@ -437,8 +439,8 @@ SUPPORT_AGENT: Final = CustomResourceKind(
     printer_columns=(
         PrinterColumn("Role", ".spec.role", description="triage or specialist"),
         PrinterColumn("Specialty", ".spec.specialty", description="Ticket type a specialist resolves"),
-        PrinterColumn("Provider", ".spec.model.provider", description="LLM provider"),
-        PrinterColumn("Model", ".spec.model.name", description="LLM model"),
+        PrinterColumn("Provider", ".status.provider", description="LLM provider (defaults applied)"),
+        PrinterColumn("Model", ".status.model", description="LLM model (defaults applied)"),
         PrinterColumn("Ready", ".status.ready", description="Ready pods / desired"),
         PrinterColumn("Status", '.status.conditions[?(@.type=="Ready")].reason', description="Why (not) Ready"),
         PrinterColumn("Input", ".spec.inputTopic", description="Input topic", priority=1),

@@ -299,6 +299,7 @@ class SupportAgentController:
             rollout=rollout_of(deployment, agent.spec.replicas),
             missing_secrets=missing,
             selector=selector_string(agent),
+            model=desired.config.model,
         )
         await self._write_status(key, ref, body, previous, status)
         if failure is not None:
