@@ -17,7 +17,7 @@ build_k8s() {
   local bins="kube-apiserver kube-controller-manager kube-scheduler kubectl" missing=""
   for b in $bins; do [[ -x $OUT/$b ]] || missing="$missing $b"; done
   [[ -z $missing ]] && return 0
-  step "kubernetes $K:$missing (module download + compile, ~15-25 min on 2 cores)"
+  step "kubernetes $K:$missing (module download + compile, ~5-10 min on 2 cores)"
   local S="v0.${K#v1.}" d="$WORK/k8s"
   mkdir -p "$d" && cd "$d"
   go mod init local.invalid/k8sbins >/dev/null 2>&1
