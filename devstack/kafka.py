@@ -41,7 +41,7 @@ def ensure_jars(paths: Paths, progress: Callable[[str], None]) -> Path:
     staging = Path(tempfile.mkdtemp(prefix="libs.", dir=libs.parent))
     subprocess.run(
         [
-            "mvn", "-B", "-q", "-Dstyle.color=never", "-f", str(POM),
+            "mvn", "-B", "-q", "-f", str(POM),
             "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={staging}",
