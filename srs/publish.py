@@ -10,7 +10,6 @@ anything is sent; the Kafka key is the ticket id and the trace travels in a W3C
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
 import json
 import os
@@ -21,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from agent_runtime import events
 
 SAMPLES = "tickets.jsonl"
 
@@ -45,29 +46,19 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield item
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def to_event(ticket: dict[str, Any], run_id: str, n: int) -> dict[str, Any]:
     """Complete a ticket into a ``ticket.created`` event (fields given win)."""
-    now = _now()
     event = {
         "event_type": "ticket.created",
         "event_id": str(uuid.uuid4()),
         "ticket_id": f"T-{run_id}-{n:04d}",
         "trace_id": secrets.token_hex(16),
-        "created_at": now,
+        "created_at": events.now_rfc3339(),
         "customer_id": "cus_anonymous",
         "channel": "api",
     }
     event.update(ticket)
     return event
-
-
-def traceparent(trace_id: str) -> str:
-    """A W3C ``traceparent`` header value for a new root span of ``trace_id``."""
-    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
 
 
 def publish(
@@ -79,8 +70,6 @@ def publish(
     """Validate and send every ticket; return the events sent. Raises when any delivery failed."""
     from confluent_kafka import Producer
 
-    from agent_runtime import events as schemas
-
     # Connected before the tickets are stamped, so set-up does not count as their latency.
     # Not idempotent: its producer-id handshake holds the first sends for up to ~1 s, and a
     # rare retry duplicate carries the same event_id, which consumers drop.
@@ -89,11 +78,11 @@ def publish(
     run_id = secrets.token_hex(3)
     built = [to_event(t, run_id, n) for n, t in enumerate(tickets, 1)]
     for event in built:
-        errors = schemas.validation_errors(schemas.EventType.TICKET_CREATED, event)
+        errors = events.validation_errors(events.EventType.TICKET_CREATED, event)
         if errors:
             raise ValueError(f"ticket {event.get('ticket_id')}: {errors[0]}")
     # Validation compiles the schema once (~0.5 s); tickets are "created" as they are sent.
-    sent_at = _now()
+    sent_at = events.now_rfc3339()
     for ticket, event in zip(tickets, built, strict=True):
         if "created_at" not in ticket:
             event["created_at"] = sent_at
@@ -108,7 +97,7 @@ def publish(
             topic,
             key=event["ticket_id"].encode(),
             value=json.dumps(event).encode(),
-            headers=[("traceparent", traceparent(event["trace_id"]).encode())],
+            headers=[("traceparent", events.format_traceparent(event["trace_id"], event["event_id"]).encode())],
             on_delivery=on_delivery,
         )
         producer.poll(0)

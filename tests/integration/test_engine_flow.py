@@ -17,7 +17,8 @@ import pytest
 from confluent_kafka import Producer
 
 from agent_runtime.config import AgentConfig
-from srs.publish import sample_tickets, to_event, traceparent
+from agent_runtime.events import format_traceparent
+from srs.publish import sample_tickets, to_event
 from tests.harness import Infra, TopicFactory, wait_for
 from tests.integration.engine_support import FAST_GROUP, TopicWatcher, free_port, kill, start_agent
 
@@ -76,7 +77,7 @@ def test_every_ticket_ends_resolved_human_or_dead_lettered_while_agents_are_kill
                 events_topic,
                 key=ticket["ticket_id"].encode(),
                 value=json.dumps(ticket).encode(),
-                headers=[("traceparent", traceparent(ticket["trace_id"]).encode())],
+                headers=[("traceparent", format_traceparent(ticket["trace_id"], ticket["event_id"]).encode())],
             )
             producer.poll(0)
             if n % 50 == 49:

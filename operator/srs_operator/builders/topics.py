@@ -213,45 +213,14 @@ def ready_status(
     conditions = list(topic.status.conditions)
     spec = topic.spec
 
-    if plan.partitions_not_supported:
-        conditions = set_condition(
-            conditions,
-            ConditionType.PARTITIONS_IN_SYNC,
-            ConditionStatus.FALSE,
-            Reason.NOT_SUPPORTED,
-            plan.partitions_not_supported,
-            gen,
-        )
-    else:
-        reason = Reason.IN_SYNC if spec.partitions is not None else Reason.BROKER_DEFAULT
-        conditions = set_condition(
-            conditions,
-            ConditionType.PARTITIONS_IN_SYNC,
-            ConditionStatus.TRUE,
-            reason,
-            f"{observed.partitions} partitions",
-            gen,
-        )
-
-    if plan.replication_not_supported:
-        conditions = set_condition(
-            conditions,
-            ConditionType.REPLICATION_FACTOR_IN_SYNC,
-            ConditionStatus.FALSE,
-            Reason.NOT_SUPPORTED,
-            plan.replication_not_supported,
-            gen,
-        )
-    else:
-        reason = Reason.IN_SYNC if spec.replication_factor is not None else Reason.BROKER_DEFAULT
-        conditions = set_condition(
-            conditions,
-            ConditionType.REPLICATION_FACTOR_IN_SYNC,
-            ConditionStatus.TRUE,
-            reason,
-            f"replication factor {observed.replication_factor}",
-            gen,
-        )
+    conditions = _aspect_condition(
+        conditions, ConditionType.PARTITIONS_IN_SYNC, plan.partitions_not_supported,
+        spec.partitions is not None, f"{observed.partitions} partitions", gen,
+    )  # fmt: skip
+    conditions = _aspect_condition(
+        conditions, ConditionType.REPLICATION_FACTOR_IN_SYNC, plan.replication_not_supported,
+        spec.replication_factor is not None, f"replication factor {observed.replication_factor}", gen,
+    )  # fmt: skip
 
     if applied.config_error:
         conditions = set_condition(
@@ -394,3 +363,19 @@ def drift(topic: TicketTopic, claim: Claim, winner: Claim, observed: TopicState 
     if status_patch(current, ready_status(topic, observed, plan)):
         return f"status of {topic.topic_name} is out of date"
     return None
+
+
+def _aspect_condition(
+    conditions: list[Condition],
+    type_: ConditionType,
+    not_supported: str | None,
+    set_in_spec: bool,
+    in_sync_message: str,
+    generation: int | None,
+) -> list[Condition]:
+    """Partitions or replication factor: NotSupported with the reason, else in sync (with
+    the spec's value, or with the broker's default when the spec leaves it out)."""
+    if not_supported:
+        return set_condition(conditions, type_, ConditionStatus.FALSE, Reason.NOT_SUPPORTED, not_supported, generation)
+    reason = Reason.IN_SYNC if set_in_spec else Reason.BROKER_DEFAULT
+    return set_condition(conditions, type_, ConditionStatus.TRUE, reason, in_sync_message, generation)
