@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SRS    := $(BIN)/srs
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status lint format crds typecheck test test-unit test-integration demo clean
+.PHONY: help install up down status lint format model crds typecheck test test-unit test-integration demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ lint: install ## ruff lint + format check
 format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+model: install ## rebuild the offline classifier's shipped model (after editing its data, generator or code)
+	$(BIN)/python -m agent_runtime.offline.training
 
 crds: install ## regenerate crds/ from the pydantic models, and the chart's copies of CRDs and RBAC rules
 	$(SRS) crds --write crds

@@ -74,6 +74,11 @@ class ModelConfig(_Model):
     max_tokens: int = Field(1024, ge=1, le=200_000)
     timeout_seconds: float = Field(30.0, gt=0, le=600)
     max_retries: int = Field(3, ge=0, le=20, description="SDK-level retries of one call (honouring retry-after).")
+    model_dir: str | None = Field(
+        None,
+        description="Provider offline: directory holding a model trained by srs train (model.json.gz); "
+        "unset → the model the project ships.",
+    )
 
 
 class KafkaConfig(_Model):
@@ -101,7 +106,7 @@ class TriageConfig(_Model):
 
     routes: dict[TicketType, TopicName] = Field(description="Ticket type → specialist topic.")
     human_topic: TopicName = "ticket.triaged.human"
-    confidence_threshold: float = Field(0.6, ge=0.0, le=1.0, description="Below this → human queue.")
+    confidence_threshold: float = Field(0.85, ge=0.0, le=1.0, description="Below this → human queue.")
 
 
 class SpecialistConfig(_Model):

@@ -15,6 +15,7 @@ import asyncio
 import json
 import sys
 from collections import deque
+from pathlib import Path
 from typing import IO, Any
 
 from agent_runtime.config import ModelConfig
@@ -126,7 +127,13 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
             overrides[field] = getattr(args, field)
     if args.timeout is not None:
         overrides["timeout_seconds"] = args.timeout
-    if args.model:
+    provider = overrides.get("provider", base.provider)
+    if args.model and provider is ProviderName.OFFLINE:
+        # For the offline provider the "model" is a directory written by srs train.
+        if not Path(args.model).is_dir():
+            raise ValueError(f"--model {args.model}: not a directory (offline models come from srs train --output)")
+        overrides["model_dir"] = args.model
+    elif args.model:
         overrides["name"] = args.model
     elif args.provider and ProviderName(args.provider) is not ProviderName.OFFLINE and not args.config:
         raise ValueError(f"--model is required with --provider {args.provider}")
@@ -143,6 +150,9 @@ def _run(args: argparse.Namespace) -> int:
     async def main() -> int:
         try:
             provider = build_provider(model, agent=_AGENT_NAME, concurrency=args.concurrency)
+            warm_up = getattr(provider, "warm_up", None)
+            if callable(warm_up):
+                warm_up()  # a bad --model directory fails here, once, not on every line
         except (ProviderConfigError, ImportError) as e:
             print(f"srs triage: cannot set up provider {model.provider.value}: {e}", file=sys.stderr)
             return 1
@@ -172,7 +182,10 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--provider", choices=[p.value for p in ProviderName], help="LLM back end (default: offline, or --config's)"
     )
-    parser.add_argument("--model", help="model name as the provider knows it (required for network providers)")
+    parser.add_argument(
+        "--model",
+        help="network providers: the model id (required); offline: a model directory from srs train",
+    )
     parser.add_argument("--base-url", dest="base_url", help="endpoint override (OpenAI-compatible servers, proxies)")
     parser.add_argument("--region", help="AWS region (bedrock)")
     parser.add_argument("--api-key-env", dest="api_key_env", help="environment variable holding the API key")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from agent_runtime import cli as agent_runtime_cli
 from agent_runtime import triage_cli
+from agent_runtime.offline import cli as offline_cli
 from devstack import cli as devstack_cli
 from srs import demo, publish, tail
 from srs_operator import cli as operator_cli
@@ -24,6 +25,7 @@ REGISTRARS = [
     operator_cli.register,
     agent_runtime_cli.register,
     triage_cli.register,
+    offline_cli.register,
 ]
 
 

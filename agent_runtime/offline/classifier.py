@@ -27,11 +27,14 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Final
 
 from agent_runtime.config import Priority, TicketType
 from agent_runtime.offline import features
 from agent_runtime.offline.dataset import LabelledTicket, Split, load_split
-from agent_runtime.offline.naive_bayes import Contribution, NaiveBayes, NaiveBayesSettings, softmax
+from agent_runtime.offline.naive_bayes import Contribution, Counts, NaiveBayes, NaiveBayesSettings, softmax
 
 __all__ = ["ClassifierSettings", "Prediction", "TicketClassifier", "load_default"]
 
@@ -56,11 +59,16 @@ class ClassifierSettings:
 
     feature_settings: features.FeatureSettings = field(default_factory=features.FeatureSettings)
     type_model: NaiveBayesSettings = field(
-        default_factory=lambda: NaiveBayesSettings(alpha=0.2, namespace_weights={"c:": 0.2, "s:": 0.0})
+        default_factory=lambda: NaiveBayesSettings(
+            alpha=0.2, namespace_weights={"c:": 0.2, "s:": 0.0}, min_document_frequency=1
+        )
     )
     priority_model: NaiveBayesSettings = field(
         default_factory=lambda: NaiveBayesSettings(
-            alpha=0.3, namespace_weights={"c:": 0.0, "s:": 3.0}, label_bias={Priority.CRITICAL.value: 6.0}
+            alpha=0.3,
+            namespace_weights={"c:": 0.0, "s:": 3.0},
+            label_bias={Priority.CRITICAL.value: 6.0},
+            min_document_frequency=2,
         )
     )
     #: Temperatures that turn naive Bayes log-scores into calibrated-ish probabilities.
@@ -70,31 +78,163 @@ class ClassifierSettings:
     evidence_scale: float = 1.5
     #: Terms quoted in ``reasoning`` per decision.
     reasoning_terms: int = 3
+    #: P(type is right) from the signals; None → the temperature alone.
+    confidence: ConfidenceModel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What the models see in one ticket, before calibration."""
+
+    #: Naive Bayes log-scores of the types (all features) and from words and bigrams only.
+    type_scores: list[float]
+    word_type_scores: list[float]
+    priority_scores: list[float]
+    #: Distinct content words, and those of them seen in at least two training tickets.
+    known_words: int
+    content_words: int
+    #: 0 without known words, → 1 as more appear.
+    evidence: float
+
+
+#: Names of the signals a confidence model weighs, in order (see :func:`confidence_signals`).
+SIGNALS: Final = ("log_odds", "margin", "words_agree", "known_words", "known_share")
+
+
+def confidence_signals(a: Assessment, temperature: float) -> tuple[float, ...]:
+    """Why a prediction may be wrong, as numbers: how sure the model is (log-odds of its top
+    type, margin over the runner-up), whether words alone point the same way as words plus
+    character n-grams (conflicting signals), and how much of the text it knows."""
+    probs = softmax(a.type_scores, temperature)
+    order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)
+    top = probs[order[0]]
+    second = probs[order[1]] if len(order) > 1 else 0.0
+    clipped = min(max(top, 1e-6), 1 - 1e-6)
+    words_top = max(range(len(a.word_type_scores)), key=a.word_type_scores.__getitem__)
+    return (
+        math.log(clipped / (1 - clipped)),
+        top - second,
+        1.0 if words_top == order[0] else 0.0,
+        math.log1p(a.known_words),
+        a.known_words / a.content_words if a.content_words else 0.0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConfidenceModel:
+    """Logistic regression from :data:`SIGNALS` to the probability that the type is right.
+
+    Fitted on predictions for tickets the model did not train on, written differently
+    from the ones it did (see :mod:`agent_runtime.offline.training`), so that confidence
+    means "right this often" on unfamiliar text too.
+    """
+
+    weights: tuple[float, ...]
+    bias: float
+
+    def probability(self, signals: Sequence[float]) -> float:
+        z = self.bias + math.fsum(w * x for w, x in zip(self.weights, signals, strict=True))
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    @classmethod
+    def fit(cls, signals: Sequence[Sequence[float]], correct: Sequence[bool], l2: float = 1e-3) -> ConfidenceModel:
+        """Maximum likelihood by Newton's method (a handful of parameters: exact and fast)."""
+        n = len(SIGNALS) + 1
+        w = [0.0] * n
+        rows = [(1.0, *x) for x in signals]
+        for _ in range(50):
+            grad = [0.0] * n
+            hess = [[0.0] * n for _ in range(n)]
+            for x, y in zip(rows, correct, strict=True):
+                z = math.fsum(wi * xi for wi, xi in zip(w, x, strict=True))
+                p = 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+                for i in range(n):
+                    grad[i] += (p - float(y)) * x[i]
+                    for j in range(n):
+                        hess[i][j] += p * (1 - p) * x[i] * x[j]
+            for i in range(n):
+                grad[i] += l2 * len(rows) * w[i]
+                hess[i][i] += l2 * len(rows)
+            step = _solve(hess, grad)
+            w = [wi - si for wi, si in zip(w, step, strict=True)]
+            if max(abs(si) for si in step) < 1e-7:
+                break
+        return cls(tuple(round(x, 5) for x in w[1:]), round(w[0], 5))
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float]:
+    """Solve a small linear system by Gaussian elimination with partial pivoting."""
+    n = len(b)
+    m = [[*row, b[i]] for i, row in enumerate(a)]
+    for c in range(n):
+        pivot = max(range(c, n), key=lambda r: abs(m[r][c]))
+        m[c], m[pivot] = m[pivot], m[c]
+        if abs(m[c][c]) < 1e-12:
+            continue
+        for r in range(n):
+            if r != c:
+                f = m[r][c] / m[c][c]
+                m[r] = [x - f * y for x, y in zip(m[r], m[c], strict=True)]
+    return [m[i][n] / m[i][i] if abs(m[i][i]) >= 1e-12 else 0.0 for i in range(n)]
 
 
 class TicketClassifier:
     """Predicts type and priority of a ticket from its subject and body."""
 
-    def __init__(self, type_model: NaiveBayes, priority_model: NaiveBayes, settings: ClassifierSettings) -> None:
+    def __init__(
+        self,
+        type_model: NaiveBayes,
+        priority_model: NaiveBayes,
+        settings: ClassifierSettings,
+        confidence_model: ConfidenceModel | None = None,
+    ) -> None:
         self._type_model = type_model
         self._priority_model = priority_model
+        #: Turns the signals of an assessment into P(type is right); None → temperature only.
+        self.confidence_model = confidence_model
         self._types = tuple(TicketType(label) for label in type_model.labels)
         self._priorities = tuple(Priority(label) for label in priority_model.labels)
         self.settings = settings
 
     @classmethod
-    def train(cls, tickets: Sequence[LabelledTicket], settings: ClassifierSettings | None = None) -> TicketClassifier:
-        """Fit both models on labelled tickets (deterministic: same tickets, same model)."""
+    def train(
+        cls,
+        tickets: Sequence[LabelledTicket],
+        settings: ClassifierSettings | None = None,
+        weights: Sequence[float] | None = None,
+    ) -> TicketClassifier:
+        """Fit both models on labelled tickets (deterministic: same tickets, same model).
+
+        ``weights`` (one per ticket, default 1) make some tickets count for less. The
+        priority model learns from the tickets that have a priority.
+        """
         settings = settings or ClassifierSettings()
+        weights = list(weights) if weights is not None else [1.0] * len(tickets)
         documents = [features.extract(t.subject, t.body, settings.feature_settings) for t in tickets]
-        type_model = NaiveBayes.fit(documents, [t.type.value for t in tickets], settings.type_model)
-        priority_model = NaiveBayes.fit(documents, [t.priority.value for t in tickets], settings.priority_model)
-        return cls(type_model, priority_model, settings)
+        type_model = NaiveBayes.fit(documents, [t.type.value for t in tickets], settings.type_model, weights)
+        rated = [i for i, t in enumerate(tickets) if t.priority is not None]
+        if not rated:
+            # A set labelled with types only: priorities are learned from the shipped tickets.
+            shipped = load_split(Split.TRAIN)
+            documents = [features.extract(t.subject, t.body, settings.feature_settings) for t in shipped]
+            tickets, weights, rated = shipped, [1.0] * len(shipped), list(range(len(shipped)))
+        priority_model = NaiveBayes.fit(
+            [documents[i] for i in rated],
+            [str(getattr(tickets[i].priority, "value", "")) for i in rated],
+            settings.priority_model,
+            [weights[i] for i in rated],
+        )
+        return cls(type_model, priority_model, settings, settings.confidence)
+
+    def with_confidence(self, confidence_model: ConfidenceModel | None) -> TicketClassifier:
+        """The same models with another confidence model (calibration fits one)."""
+        return TicketClassifier(self._type_model, self._priority_model, self.settings, confidence_model)
 
     def predict(self, subject: str, body: str) -> Prediction:
         """Classify one ticket. Never raises on odd text; empty text gets low confidence."""
         analysis = features.analyse(subject, body, self.settings.feature_settings)
-        type_probs, priority_probs, evidence = self._distributions(analysis)
+        assessment = self._assess(analysis)
+        type_probs, priority_probs = self._distributions(assessment)
         # Ties (only without any evidence) go to the catch-all type.
         t = max(range(len(type_probs)), key=lambda i: (type_probs[i], self._types[i] is TicketType.OTHER))
         p = max(range(len(priority_probs)), key=priority_probs.__getitem__)
@@ -103,48 +243,69 @@ class TicketClassifier:
             type=ticket_type,
             priority=priority,
             confidence=round(type_probs[t], 4),
-            reasoning=self._reasoning(analysis, ticket_type, priority, evidence),
+            reasoning=self._reasoning(analysis, ticket_type, priority, assessment.evidence),
             priority_confidence=round(priority_probs[p], 4),
         )
 
     def distributions(self, subject: str, body: str) -> tuple[dict[TicketType, float], dict[Priority, float]]:
         """The full probability of every type and every priority (for evaluation)."""
-        type_probs, priority_probs, _ = self._distributions(
-            features.analyse(subject, body, self.settings.feature_settings)
+        type_probs, priority_probs = self._distributions(
+            self._assess(features.analyse(subject, body, self.settings.feature_settings))
         )
         return dict(zip(self._types, type_probs, strict=True)), dict(zip(self._priorities, priority_probs, strict=True))
 
-    def raw_scores(self, subject: str, body: str) -> tuple[list[float], list[float], float]:
-        """Uncalibrated log-scores of types and priorities and the evidence factor (for calibration)."""
-        analysis = features.analyse(subject, body, self.settings.feature_settings)
-        found = analysis.features
-        return self._type_model.log_scores(found), self._priority_model.log_scores(found), self._evidence(analysis)
+    def assess(self, subject: str, body: str) -> Assessment:
+        """Uncalibrated scores and the evidence behind them (for calibration)."""
+        return self._assess(features.analyse(subject, body, self.settings.feature_settings))
 
-    def _distributions(self, analysis: features.Analysis) -> tuple[list[float], list[float], float]:
-        evidence = self._evidence(analysis)
-        found = analysis.features
-        s = self.settings
-        type_probs = shrink(
-            softmax(self._type_model.log_scores(found), s.type_temperature),
-            evidence,
-            [1.0 / len(self._types)] * len(self._types),
+    @property
+    def type_counts(self) -> Counts:
+        """What the type model counted (a saved model is these counts)."""
+        return self._type_model.counts
+
+    @property
+    def priority_counts(self) -> Counts:
+        """What the priority model counted."""
+        return self._priority_model.counts
+
+    @property
+    def types(self) -> tuple[TicketType, ...]:
+        """The types this model knows (a model trained on a subset knows only those)."""
+        return self._types
+
+    @property
+    def priorities(self) -> tuple[Priority, ...]:
+        """The priorities this model knows."""
+        return self._priorities
+
+    def _assess(self, analysis: features.Analysis) -> Assessment:
+        content = [f for f in analysis.readable if f.startswith(features.WORD_PREFIX)]
+        known = sum(1 for f in content if self._type_model.document_frequency(f) >= 2)
+        return Assessment(
+            type_scores=self._type_model.log_scores(analysis.features),
+            word_type_scores=self._type_model.log_scores(analysis.readable),
+            priority_scores=self._priority_model.log_scores(analysis.features),
+            known_words=known,
+            content_words=len(content),
+            evidence=1.0 - math.exp(-known / self.settings.evidence_scale),
         )
+
+    def _distributions(self, a: Assessment) -> tuple[list[float], list[float]]:
+        s = self.settings
+        n = len(self._types)
+        probs = softmax(a.type_scores, s.type_temperature)
+        if self.confidence_model is not None and n > 1:
+            # The confidence model says how likely the top type is right; the rest of the
+            # mass is spread as the model spread it, so the distribution stays consistent.
+            top = max(range(n), key=probs.__getitem__)
+            sure = self.confidence_model.probability(confidence_signals(a, s.type_temperature))
+            probs = _with_top(probs, top, sure)
+        type_probs = shrink(probs, a.evidence, [1.0 / n] * n)
         # Without evidence the priority falls back to how often each priority occurs (mostly low).
         priority_probs = shrink(
-            softmax(self._priority_model.log_scores(found), s.priority_temperature),
-            evidence,
-            self._priority_model.priors(),
+            softmax(a.priority_scores, s.priority_temperature), a.evidence, self._priority_model.priors()
         )
-        return type_probs, priority_probs, evidence
-
-    def _evidence(self, analysis: features.Analysis) -> float:
-        """0 for text without known content words, → 1 as more of them appear."""
-        known = sum(
-            1
-            for f in analysis.readable
-            if f.startswith(features.WORD_PREFIX) and self._type_model.document_frequency(f) >= 2
-        )
-        return 1.0 - math.exp(-known / self.settings.evidence_scale)
+        return type_probs, priority_probs
 
     def _reasoning(
         self, analysis: features.Analysis, ticket_type: TicketType, priority: Priority, evidence: float
@@ -159,6 +320,24 @@ class TicketClassifier:
         type_part = f"{ticket_type.value}: " + (", ".join(type_terms) or "no single decisive term")
         priority_part = f"priority {priority.value}: " + (", ".join(priority_terms) or "no single decisive term")
         return f"{type_part}; {priority_part}"
+
+
+def _with_top(probs: Sequence[float], top: int, sure: float) -> list[float]:
+    """``probs`` with ``probs[top]`` set to ``sure`` and the rest rescaled, keeping ``top`` the
+    most likely: the rest is spread as the model spread it, flattened towards uniform as far
+    as needed so that no other label overtakes it."""
+    n = len(probs)
+    sure = max(sure, 1.0 / n)
+    rest = 1.0 - probs[top]
+    others = [p for i, p in enumerate(probs) if i != top]
+    uniform = 1.0 / (n - 1)
+    share = max(others) / rest if rest > 0 else uniform
+    limit = sure / (1.0 - sure) if sure < 1.0 else math.inf
+    mix = 1.0 if share <= limit else max(0.0, (limit - uniform) / (share - uniform))
+    return [
+        sure if i == top else (1.0 - sure) * (mix * (p / rest if rest > 0 else uniform) + (1.0 - mix) * uniform)
+        for i, p in enumerate(probs)
+    ]
 
 
 def shrink(probabilities: Sequence[float], evidence: float, fallback: Sequence[float]) -> list[float]:
@@ -219,5 +398,7 @@ _SHAPES = {
 
 @functools.cache
 def load_default() -> TicketClassifier:
-    """The classifier trained on the shipped training split (built once per process)."""
-    return TicketClassifier.train(load_split(Split.TRAIN))
+    """The model the project ships (``model/model.json.gz``, built by ``make model``), loaded once."""
+    from agent_runtime.offline import modelfile  # modelfile builds classifiers: import it late
+
+    return modelfile.load(Path(str(resources.files(__package__).joinpath("model"))))

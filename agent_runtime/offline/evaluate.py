@@ -1,33 +1,46 @@
-"""How good is the offline classifier? Train on the training split, measure elsewhere.
+"""How good is a triage model on a labelled set? The figures behind ``srs eval``.
 
-    python -m agent_runtime.offline.evaluate                      # held-out split
-    python -m agent_runtime.offline.evaluate --extra FILE.jsonl   # plus any other labelled set
-    python -m agent_runtime.offline.evaluate --cv 5 --calibrate   # cross-validation, temperatures
-
-Reports type and priority accuracy, per-type precision/recall/F1, the confusion matrix,
-calibration (mean confidence against accuracy, expected calibration error), how many
-tickets the triage threshold would send to the human queue and how accurate the rest is,
-and prediction speed. The unit tests call :func:`evaluate` — the same code — to hold
-the classifier to its accuracy target.
+For every ticket the model's type, priority and confidence are compared with the labels:
+type accuracy, per-type precision and recall, the confusion matrix, how many tickets each
+confidence threshold would route automatically (*coverage*) and how many of those go to
+the right specialist (*routed accuracy*), expected calibration error (does a confidence
+of 0.8 mean right 8 times in 10?), priority accuracy and within one level, and the time
+per ticket (CPU time for the offline model, wall time for network providers). The unit
+tests call :func:`evaluate` — the same code — to hold the shipped model to its targets.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from agent_runtime.config import Priority, TicketType, TriageConfig
-from agent_runtime.offline.classifier import ClassifierSettings, TicketClassifier, shrink
-from agent_runtime.offline.dataset import LabelledTicket, Split, load_split, read_jsonl
-from agent_runtime.offline.naive_bayes import softmax
+from agent_runtime.offline.classifier import TicketClassifier
+from agent_runtime.offline.dataset import LabelledTicket
 
 #: The triage role's default confidence threshold (below → human queue).
-DEFAULT_THRESHOLD = TriageConfig.model_fields["confidence_threshold"].default
+DEFAULT_THRESHOLD: float = TriageConfig.model_fields["confidence_threshold"].default
+#: Thresholds every report shows routed accuracy and coverage for.
+THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One ticket: its labels, what the model said, and what saying it cost."""
+
+    ticket: LabelledTicket
+    #: Predicted type (``unknown`` when the model could not tell).
+    type: str
+    priority: str
+    confidence: float
+    seconds: float
+
+    @property
+    def correct(self) -> bool:
+        return self.type == self.ticket.type.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,56 +55,123 @@ class ClassScores:
 
 
 @dataclass(frozen=True, slots=True)
+class ThresholdPoint:
+    """What one confidence threshold does: share routed automatically, and how right they are."""
+
+    threshold: float
+    coverage: float
+    #: Type accuracy of the routed tickets (NaN when none is routed).
+    routed_accuracy: float
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
-    """Figures of one classifier on one labelled set."""
+    """Figures of one model on one labelled set."""
 
     name: str
     size: int
     type_accuracy: float
-    priority_accuracy: float
-    #: Priority predicted within one step of the truth (low↔medium, high↔critical, ...).
-    priority_within_one: float
     per_type: tuple[ClassScores, ...]
-    per_priority: tuple[ClassScores, ...]
-    #: confusion[true][predicted] = count, over type labels.
+    #: confusion[true][predicted] = count.
     type_confusion: dict[str, dict[str, int]]
     mean_confidence: float
     expected_calibration_error: float
+    #: The default threshold's figures (also in ``thresholds``).
     threshold: float
-    #: Share of tickets whose confidence is below the threshold (→ human queue).
-    human_queue_share: float
-    #: Type accuracy on the tickets that would be routed automatically.
+    coverage: float
     routed_accuracy: float
+    thresholds: tuple[ThresholdPoint, ...]
+    #: Over the tickets that have a priority label (None when none has).
+    priority_accuracy: float | None
+    #: Priority predicted within one level of the truth (low↔medium, high↔critical, …).
+    priority_within_one: float | None
+    per_priority: tuple[ClassScores, ...]
+    #: Mean time per ticket: CPU seconds (offline) or wall seconds (network providers).
+    seconds_per_ticket: float
+    time_kind: str
+
+    @property
+    def human_queue_share(self) -> float:
+        """Share of tickets the default threshold sends to people."""
+        return 1.0 - self.coverage
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as plain JSON (``srs eval --json``)."""
+        out = asdict(self)
+        out["human_queue_share"] = self.human_queue_share
+        finite: dict[str, Any] = _finite(out)
+        return finite
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN: "no routed ticket" becomes null.
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def predict_all(classifier: TicketClassifier, tickets: Sequence[LabelledTicket]) -> list[Outcome]:
+    """The offline classifier's outcome for every ticket, with the CPU time it took."""
+    out = []
+    for t in tickets:
+        start = time.process_time()
+        p = classifier.predict(t.subject, t.body)
+        spent = time.process_time() - start
+        out.append(Outcome(t, p.type.value, p.priority.value, p.confidence, spent))
+    return out
 
 
 def evaluate(
     classifier: TicketClassifier, tickets: Sequence[LabelledTicket], name: str, threshold: float = DEFAULT_THRESHOLD
 ) -> Report:
-    """Predict every ticket and compare with its labels."""
-    if not tickets:
+    """Predict every ticket with the offline classifier and compare with its labels."""
+    return report(predict_all(classifier, tickets), name, threshold, time_kind="cpu")
+
+
+def report(
+    outcomes: Sequence[Outcome], name: str, threshold: float = DEFAULT_THRESHOLD, time_kind: str = "cpu"
+) -> Report:
+    """The figures of a set of outcomes."""
+    if not outcomes:
         raise ValueError(f"{name}: no tickets to evaluate")
-    predictions = [classifier.predict(t.subject, t.body) for t in tickets]
-    type_pairs = [(t.type.value, p.type.value) for t, p in zip(tickets, predictions, strict=True)]
-    priority_pairs = [(t.priority.value, p.priority.value) for t, p in zip(tickets, predictions, strict=True)]
-    correct = [truth == guess for truth, guess in type_pairs]
-    confidences = [p.confidence for p in predictions]
-    routed = [ok for ok, c in zip(correct, confidences, strict=True) if c >= threshold]
+    types = [t.value for t in TicketType]
+    type_pairs = [(o.ticket.type.value, o.type) for o in outcomes]
+    correct = [o.correct for o in outcomes]
+    confidences = [o.confidence for o in outcomes]
+    points = tuple(_point(outcomes, th) for th in sorted({*THRESHOLDS, threshold}))
+    default = next(p for p in points if p.threshold == threshold)
+    rated = [o for o in outcomes if o.ticket.priority is not None]
     order = [p.value for p in Priority]
+    priority_pairs = [(str(getattr(o.ticket.priority, "value", "")), o.priority) for o in rated]
     return Report(
         name=name,
-        size=len(tickets),
+        size=len(outcomes),
         type_accuracy=_mean(correct),
-        priority_accuracy=_mean([a == b for a, b in priority_pairs]),
-        priority_within_one=_mean([abs(order.index(a) - order.index(b)) <= 1 for a, b in priority_pairs]),
-        per_type=_class_scores(type_pairs, [t.value for t in TicketType]),
-        per_priority=_class_scores(priority_pairs, order),
-        type_confusion=_confusion(type_pairs, [t.value for t in TicketType]),
+        per_type=_class_scores(type_pairs, types),
+        type_confusion=_confusion(type_pairs, types),
         mean_confidence=_mean(confidences),
         expected_calibration_error=expected_calibration_error(confidences, correct),
         threshold=threshold,
-        human_queue_share=1.0 - len(routed) / len(tickets),
-        routed_accuracy=_mean(routed) if routed else float("nan"),
+        coverage=default.coverage,
+        routed_accuracy=default.routed_accuracy,
+        thresholds=points,
+        priority_accuracy=_mean([a == b for a, b in priority_pairs]) if rated else None,
+        priority_within_one=_mean([abs(order.index(a) - order.index(b)) <= 1 for a, b in priority_pairs])
+        if rated
+        else None,
+        per_priority=_class_scores(priority_pairs, order) if rated else (),
+        seconds_per_ticket=_mean([o.seconds for o in outcomes]),
+        time_kind=time_kind,
     )
+
+
+def _point(outcomes: Sequence[Outcome], threshold: float) -> ThresholdPoint:
+    routed = [o.correct for o in outcomes if o.type != "unknown" and o.confidence >= threshold]
+    return ThresholdPoint(threshold, len(routed) / len(outcomes), _mean(routed) if routed else float("nan"))
 
 
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
@@ -99,10 +179,12 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
     total = 0.0
     for b in range(bins):
         lo, hi = b / bins, (b + 1) / bins
-        members = [ok for c, ok in zip(confidences, correct, strict=True) if lo <= c < hi or (b == bins - 1 and c == 1)]
+        members = [
+            (c, ok) for c, ok in zip(confidences, correct, strict=True) if lo <= c < hi or (b == bins - 1 and c == 1)
+        ]
         if members:
-            in_bin = [c for c in confidences if lo <= c < hi or (b == bins - 1 and c == 1)]
-            total += len(members) * abs(_mean(members) - _mean(in_bin))
+            accuracy = _mean([ok for _, ok in members])
+            total += len(members) * abs(accuracy - _mean([c for c, _ in members]))
     return total / len(confidences)
 
 
@@ -120,7 +202,8 @@ def _class_scores(pairs: Sequence[tuple[str, str]], labels: Sequence[str]) -> tu
 
 
 def _confusion(pairs: Sequence[tuple[str, str]], labels: Sequence[str]) -> dict[str, dict[str, int]]:
-    matrix = {truth: dict.fromkeys(labels, 0) for truth in labels}
+    columns = [*labels, *sorted({g for _, g in pairs} - set(labels))]  # e.g. "unknown"
+    matrix = {truth: dict.fromkeys(columns, 0) for truth in labels}
     for truth, guess in pairs:
         matrix[truth][guess] += 1
     return matrix
@@ -130,167 +213,37 @@ def _mean(values: Sequence[float] | Sequence[bool]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-# --- cross-validation and calibration --------------------------------------------------
+def format_confusion(matrix: dict[str, dict[str, int]]) -> list[str]:
+    """A confusion matrix as text rows (rows: true type, columns: predicted)."""
+    rows = [t for t in matrix if any(matrix[t].values())] or list(matrix)
+    columns = list(next(iter(matrix.values()))) if matrix else []
+    lines = ["confusion (rows: true type, columns: predicted)", " " * 16 + "".join(f"{c[:8]:>9}" for c in columns)]
+    lines += [f"{t:<16}" + "".join(f"{matrix[t][c]:>9}" for c in columns) for t in rows]
+    return lines
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredTicket:
-    """Uncalibrated scores of a ticket from a model that did not see it."""
-
-    ticket: LabelledTicket
-    type_scores: list[float]
-    priority_scores: list[float]
-    evidence: float
-
-
-def folds(tickets: Sequence[LabelledTicket], k: int) -> list[int]:
-    """Deterministic fold number per ticket, stratified by type."""
-    seen: dict[TicketType, int] = {}
-    out = []
-    for t in tickets:
-        out.append(seen.get(t.type, 0) % k)
-        seen[t.type] = seen.get(t.type, 0) + 1
-    return out
-
-
-def cross_validate(
-    tickets: Sequence[LabelledTicket], k: int, settings: ClassifierSettings | None = None
-) -> list[ScoredTicket]:
-    """Score every ticket with a classifier trained on the other k-1 folds."""
-    fold_of = folds(tickets, k)
-    scored: list[ScoredTicket] = []
-    for fold in range(k):
-        train = [t for t, f in zip(tickets, fold_of, strict=True) if f != fold]
-        model = TicketClassifier.train(train, settings)
-        for t, f in zip(tickets, fold_of, strict=True):
-            if f == fold:
-                type_scores, priority_scores, evidence = model.raw_scores(t.subject, t.body)
-                scored.append(ScoredTicket(t, type_scores, priority_scores, evidence))
-    return scored
-
-
-def fit_temperature(
-    scored: Sequence[ScoredTicket],
-    scores: Callable[[ScoredTicket], list[float]],
-    truth: Callable[[ScoredTicket], int],
-    fallback: Sequence[float],
-) -> float:
-    """The temperature that minimises the negative log-likelihood of the true labels."""
-    best_t, best_nll = 1.0, math.inf
-    for step in range(0, 61):
-        temperature = 0.5 * 1.08**step  # 0.5 … ~50, geometric
-        nll = 0.0
-        for s in scored:
-            probs = shrink(softmax(scores(s), temperature), s.evidence, fallback)
-            nll -= math.log(max(probs[truth(s)], 1e-12))
-        if nll < best_nll:
-            best_t, best_nll = temperature, nll
-    return round(best_t, 2)
-
-
-def calibrate(tickets: Sequence[LabelledTicket], k: int, settings: ClassifierSettings) -> tuple[float, float, float]:
-    """Cross-validated type accuracy and the fitted type and priority temperatures."""
-    scored = cross_validate(tickets, k, settings)
-    types = sorted(t.value for t in TicketType)
-    priorities = sorted(p.value for p in Priority)
-    accuracy = _mean(
-        [types[max(range(len(types)), key=s.type_scores.__getitem__)] == s.ticket.type.value for s in scored]
-    )
-    type_t = fit_temperature(
-        scored, lambda s: s.type_scores, lambda s: types.index(s.ticket.type.value), [1 / len(types)] * len(types)
-    )
-    counts = [sum(1 for t in tickets if t.priority.value == p) for p in priorities]
-    priority_t = fit_temperature(
-        scored,
-        lambda s: s.priority_scores,
-        lambda s: priorities.index(s.ticket.priority.value),
-        [c / len(tickets) for c in counts],
-    )
-    return accuracy, type_t, priority_t
-
-
-# --- command line -----------------------------------------------------------------------
-
-
-def format_report(report: Report) -> str:
+def format_report(r: Report) -> str:
     """A report as plain text, the way the docs quote it."""
     lines = [
-        f"== {report.name}: {report.size} tickets",
-        f"type accuracy      {report.type_accuracy:.3f}",
-        f"priority accuracy  {report.priority_accuracy:.3f}  (within one step: {report.priority_within_one:.3f})",
-        f"mean confidence    {report.mean_confidence:.3f}  "
-        f"(expected calibration error {report.expected_calibration_error:.3f})",
-        f"below {report.threshold:.2f} → human queue: {report.human_queue_share:.1%} of tickets; "
-        f"type accuracy of the rest {report.routed_accuracy:.3f}",
-        "",
-        f"{'type':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>4}",
+        f"== {r.name}: {r.size} tickets",
+        f"type accuracy        {r.type_accuracy:.3f}",
+        f"routed at {r.threshold:.2f}       {r.routed_accuracy:.3f} of {r.coverage:.1%} routed automatically "
+        f"({r.human_queue_share:.1%} to the human queue)",
+        f"mean confidence      {r.mean_confidence:.3f}  "
+        f"(expected calibration error {r.expected_calibration_error:.3f})",
     ]
-    lines += [
-        f"{c.label:<16} {c.precision:>9.3f} {c.recall:>7.3f} {c.f1:>6.3f} {c.support:>4}" for c in report.per_type
-    ]
-    lines += ["", f"{'priority':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>4}"]
-    lines += [
-        f"{c.label:<16} {c.precision:>9.3f} {c.recall:>7.3f} {c.f1:>6.3f} {c.support:>4}" for c in report.per_priority
-    ]
-    labels = list(report.type_confusion)
-    short = {label: label[:8] for label in labels}
-    lines += [
-        "",
-        "confusion (rows: true type, columns: predicted)",
-        " " * 16 + "".join(f"{short[c]:>9}" for c in labels),
-    ]
-    lines += [f"{t:<16}" + "".join(f"{report.type_confusion[t][c]:>9}" for c in labels) for t in labels]
+    if r.priority_accuracy is not None and r.priority_within_one is not None:
+        lines.append(f"priority accuracy    {r.priority_accuracy:.3f}  (within one level: {r.priority_within_one:.3f})")
+    unit = "CPU" if r.time_kind == "cpu" else "wall"
+    lines.append(f"time per ticket      {r.seconds_per_ticket * 1e6:.0f} µs {unit}")
+    lines += ["", "threshold  coverage  routed accuracy"]
+    lines += [f"{p.threshold:>9.2f}  {p.coverage:>8.1%}  {p.routed_accuracy:>15.3f}" for p in r.thresholds]
+    lines += ["", f"{'type':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>4}"]
+    lines += [f"{c.label:<16} {c.precision:>9.3f} {c.recall:>7.3f} {c.f1:>6.3f} {c.support:>4}" for c in r.per_type]
+    if r.per_priority:
+        lines += ["", f"{'priority':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>4}"]
+        lines += [
+            f"{c.label:<16} {c.precision:>9.3f} {c.recall:>7.3f} {c.f1:>6.3f} {c.support:>4}" for c in r.per_priority
+        ]
+    lines += ["", *format_confusion(r.type_confusion)]
     return "\n".join(lines)
-
-
-def measure_speed(classifier: TicketClassifier, tickets: Sequence[LabelledTicket], rounds: int = 5) -> float:
-    """Mean seconds per prediction over ``rounds`` passes."""
-    start = time.perf_counter()
-    for _ in range(rounds):
-        for t in tickets:
-            classifier.predict(t.subject, t.body)
-    return (time.perf_counter() - start) / (rounds * len(tickets))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m agent_runtime.offline.evaluate",
-        description="Train the offline classifier on the training split and report its accuracy.",
-    )
-    parser.add_argument("--extra", type=Path, action="append", default=[], help="another labelled JSONL set")
-    parser.add_argument("--cv", type=int, default=0, metavar="K", help="also k-fold cross-validate the training split")
-    parser.add_argument("--calibrate", action="store_true", help="fit temperatures by cross-validation (k = --cv or 5)")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="triage confidence threshold")
-    args = parser.parse_args(argv)
-
-    train = load_split(Split.TRAIN)
-    start = time.perf_counter()
-    classifier = TicketClassifier.train(train)
-    trained_in = time.perf_counter() - start
-    heldout = load_split(Split.HELDOUT)
-    print(f"trained on {len(train)} tickets in {trained_in * 1000:.0f} ms")
-
-    reports = [evaluate(classifier, heldout, "held-out split", args.threshold)]
-    reports += [evaluate(classifier, read_jsonl(path), str(path), args.threshold) for path in args.extra]
-    for report in reports:
-        print()
-        print(format_report(report))
-
-    if args.cv or args.calibrate:
-        k = args.cv or 5
-        accuracy, type_t, priority_t = calibrate(train, k, classifier.settings)
-        print()
-        print(f"== {k}-fold cross-validation on the training split: type accuracy {accuracy:.3f}")
-        if args.calibrate:
-            s = classifier.settings
-            print(f"fitted temperatures: type {type_t} (configured {s.type_temperature}), ", end="")
-            print(f"priority {priority_t} (configured {s.priority_temperature})")
-
-    per_ticket = measure_speed(classifier, heldout)
-    print()
-    print(f"prediction speed: {per_ticket * 1e6:.0f} µs per ticket ({1 / per_ticket:.0f} tickets/s, one core)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,9 +28,87 @@ class NaiveBayesSettings:
     #: Added to a label's log-prior: above 0 favours a label that is rare in the data but
     #: costly to miss (a critical ticket taken for a high one).
     label_bias: Mapping[str, float] = field(default_factory=dict)
+    #: Features in fewer training documents than this are left out of the model.
+    min_document_frequency: int = 1
 
     def weight(self, feature: str) -> float:
         return self.namespace_weights.get(feature[:2], 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What training counted: weighted documents per label and per (feature, label)."""
+
+    labels: tuple[str, ...]
+    priors: tuple[float, ...]
+    features: dict[str, tuple[float, ...]]
+    #: In how many training documents each feature occurred (unweighted).
+    document_frequency: dict[str, int]
+
+    @classmethod
+    def of(
+        cls,
+        documents: Sequence[Collection[str]],
+        labels: Sequence[str],
+        settings: NaiveBayesSettings,
+        weights: Sequence[float] | None = None,
+    ) -> Counts:
+        """Count ``documents`` (sets of features) with their ``labels``."""
+        if len(documents) != len(labels) or not documents:
+            raise ValueError("need as many labels as documents, and at least one of each")
+        weights = weights if weights is not None else [1.0] * len(documents)
+        label_set = tuple(sorted(set(labels)))
+        index = {label: i for i, label in enumerate(label_set)}
+        rows: dict[str, list[float]] = {}
+        priors = [0.0] * len(label_set)
+        df: dict[str, int] = {}
+        for features, label, w in zip(documents, labels, weights, strict=True):
+            i = index[label]
+            priors[i] += w
+            for feature in features:
+                if settings.weight(feature) == 0.0:
+                    continue
+                row = rows.get(feature)
+                if row is None:
+                    row = rows[feature] = [0.0] * len(label_set)
+                row[i] += w
+                df[feature] = df.get(feature, 0) + 1
+        keep = sorted(f for f, n in df.items() if n >= settings.min_document_frequency)
+        # Rounded once here, so that a saved and reloaded model is exactly the trained one.
+        return cls(
+            label_set,
+            tuple(round(p, 4) for p in priors),
+            {f: tuple(round(c, 4) for c in rows[f]) for f in keep},
+            {f: df[f] for f in keep},
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready form: ``{"labels", "priors", "features": {feature: [df, count per label]}}``."""
+        return {
+            "labels": list(self.labels),
+            "priors": list(self.priors),
+            "features": {f: [self.document_frequency[f], *row] for f, row in self.features.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Counts:
+        """The inverse of :meth:`to_json`; ``ValueError`` when the data is not counts."""
+        try:
+            labels = tuple(str(x) for x in data["labels"])  # type: ignore[attr-defined]
+            priors = tuple(float(x) for x in data["priors"])  # type: ignore[attr-defined]
+            raw = data["features"]
+            if not isinstance(raw, Mapping) or len(priors) != len(labels):
+                raise ValueError("features must be an object and priors match labels")
+            features: dict[str, tuple[float, ...]] = {}
+            df: dict[str, int] = {}
+            for f, row in raw.items():
+                if not isinstance(row, list) or len(row) != len(labels) + 1:
+                    raise ValueError(f"feature {f!r}: expected [df, count per label]")
+                df[str(f)] = int(row[0])
+                features[str(f)] = tuple(float(x) for x in row[1:])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not naive Bayes counts: {exc}") from exc
+        return cls(labels, priors, features, df)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,61 +120,49 @@ class Contribution:
 
 
 class NaiveBayes:
-    """Multinomial naive Bayes over feature presence (binary counts)."""
+    """Multinomial naive Bayes over feature presence (binary counts).
 
-    def __init__(
-        self,
-        labels: tuple[str, ...],
-        priors: tuple[float, ...],
-        label_bias: tuple[float, ...],
-        log_likelihoods: dict[str, tuple[float, ...]],
-        document_frequency: dict[str, int],
-    ) -> None:
-        self.labels = labels
-        self._priors = priors
-        self._log_priors = tuple(math.log(p) + b for p, b in zip(priors, label_bias, strict=True))
-        # Namespace weights are already folded into these numbers.
-        self._log_likelihoods = log_likelihoods
-        self._document_frequency = document_frequency
+    The model *is* its counts (:class:`Counts`): log-likelihoods are derived from them
+    and the settings when it is built, so a saved model is the counts and nothing else.
+    """
 
-    @classmethod
-    def fit(
-        cls, documents: Sequence[Collection[str]], labels: Sequence[str], settings: NaiveBayesSettings
-    ) -> NaiveBayes:
-        """Count features per label and smooth with ``settings.alpha`` (deterministic)."""
-        if len(documents) != len(labels) or not documents:
-            raise ValueError("need as many labels as documents, and at least one of each")
-        label_set = tuple(sorted(set(labels)))
-        index = {label: i for i, label in enumerate(label_set)}
-        n_labels = len(label_set)
-        counts: dict[str, list[int]] = {}
-        totals = [0] * n_labels
-        priors = [0] * n_labels
-        df: dict[str, int] = {}
-        for features, label in zip(documents, labels, strict=True):
-            i = index[label]
-            priors[i] += 1
-            for feature in features:
-                if settings.weight(feature) == 0.0:
-                    continue
-                row = counts.get(feature)
-                if row is None:
-                    row = counts[feature] = [0] * n_labels
-                row[i] += 1
-                totals[i] += 1
-                df[feature] = df.get(feature, 0) + 1
-        vocabulary = len(counts)
+    def __init__(self, counts: Counts, settings: NaiveBayesSettings) -> None:
+        self.labels = counts.labels
+        self.counts = counts
+        n_labels = len(counts.labels)
+        total_prior = sum(counts.priors)
+        self._priors = tuple(p / total_prior for p in counts.priors)
+        bias = tuple(settings.label_bias.get(label, 0.0) for label in counts.labels)
+        self._log_priors = tuple(math.log(p) + b for p, b in zip(self._priors, bias, strict=True))
+        totals = [math.fsum(row[i] for row in counts.features.values()) for i in range(n_labels)]
         alpha = settings.alpha
-        denominators = [math.log(total + alpha * vocabulary) for total in totals]
-        likelihoods = {
+        denominators = [math.log(total + alpha * len(counts.features)) for total in totals]
+        # Namespace weights are folded into these numbers.
+        self._log_likelihoods = {
             feature: tuple(
                 settings.weight(feature) * (math.log(row[i] + alpha) - denominators[i]) for i in range(n_labels)
             )
-            for feature, row in sorted(counts.items())
+            for feature, row in counts.features.items()
+            if settings.weight(feature) != 0.0
         }
-        frequencies = tuple(p / len(labels) for p in priors)
-        bias = tuple(settings.label_bias.get(label, 0.0) for label in label_set)
-        return cls(label_set, frequencies, bias, likelihoods, df)
+        self._document_frequency = counts.document_frequency
+
+    @classmethod
+    def fit(
+        cls,
+        documents: Sequence[Collection[str]],
+        labels: Sequence[str],
+        settings: NaiveBayesSettings,
+        weights: Sequence[float] | None = None,
+    ) -> NaiveBayes:
+        """Count features per label and smooth with ``settings.alpha`` (deterministic).
+
+        ``weights`` (default 1 each) lets a document count for less than a whole one — the
+        generated tickets, which are many but less varied than hand-written ones. Features
+        seen in fewer than ``settings.min_document_frequency`` documents are dropped: they
+        are noise, and they make a saved model big.
+        """
+        return cls(Counts.of(documents, labels, settings, weights), settings)
 
     def log_scores(self, features: Collection[str]) -> list[float]:
         """Unnormalised log-posterior of each label (order of :attr:`labels`)."""

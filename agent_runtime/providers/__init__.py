@@ -31,7 +31,7 @@ def build_provider(
     if model.provider is ProviderName.OFFLINE:
         from agent_runtime.providers.offline import OfflineProvider
 
-        return OfflineProvider(agent=agent, model=model.name)
+        return OfflineProvider(agent=agent, model=model.name, model_dir=model.model_dir)
     if model.provider is ProviderName.ANTHROPIC:
         from agent_runtime.providers.anthropic_api import AnthropicProvider
 

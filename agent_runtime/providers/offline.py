@@ -18,12 +18,13 @@ from typing import Any, Final, Protocol
 import jinja2
 
 from agent_runtime.config import Priority, TicketType
-from agent_runtime.providers.base import CallMetrics
+from agent_runtime.providers.base import CallMetrics, ProviderConfigError
 from agent_runtime.providers.specifics import extract
 from agent_runtime.tickets import Ticket, TriageDecision, parse_confidence, parse_ticket_type
 
 PROVIDER_NAME: Final = "offline"
 _CLASSIFIER_MODULE: Final = "agent_runtime.offline.classifier"
+_MODELFILE_MODULE: Final = "agent_runtime.offline.modelfile"
 _ACCOUNT_TAGS: Final = frozenset({"two_factor", "password", "locked", "email_change", "delete_account", "users"})
 
 
@@ -51,6 +52,13 @@ def load_default_classifier() -> Classifier:
     """The classifier the project ships, loaded once per process."""
     module = importlib.import_module(_CLASSIFIER_MODULE)
     classifier: Classifier = module.load_default()
+    return classifier
+
+
+def load_trained_classifier(directory: str) -> Classifier:
+    """A classifier trained by ``srs train`` (``ValueError`` with the reason when it cannot be loaded)."""
+    module = importlib.import_module(_MODELFILE_MODULE)
+    classifier: Classifier = module.load(directory)
     return classifier
 
 
@@ -112,9 +120,17 @@ def render_draft(
 class OfflineProvider:
     """Classifier for triage, templates for drafts; no I/O, so no retries and no timeouts."""
 
-    def __init__(self, *, agent: str, model: str = "offline-v1", classifier: Classifier | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        agent: str,
+        model: str = "offline-v1",
+        classifier: Classifier | None = None,
+        model_dir: str | None = None,
+    ) -> None:
         self._classifier = classifier
         self._model = model
+        self._model_dir = model_dir
         self._metrics = CallMetrics(agent, PROVIDER_NAME)
 
     @property
@@ -127,12 +143,18 @@ class OfflineProvider:
 
     def _loaded_classifier(self) -> Classifier:
         if self._classifier is None:
-            self._classifier = load_default_classifier()
+            self._classifier = (
+                load_default_classifier() if self._model_dir is None else load_trained_classifier(self._model_dir)
+            )
         return self._classifier
 
     def warm_up(self) -> None:
-        """Load the classifier now rather than on the first ticket."""
-        self._loaded_classifier()
+        """Load the classifier now rather than on the first ticket (a bad model directory fails here:
+        :class:`ProviderConfigError` with the reason)."""
+        try:
+            self._loaded_classifier()
+        except ValueError as exc:
+            raise ProviderConfigError(f"offline model {self._model_dir}: {exc}") from exc
 
     async def classify(self, ticket: Ticket) -> TriageDecision:
         classifier = self._loaded_classifier()

@@ -7,18 +7,20 @@ import json
 import os
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from agent_runtime.config import Priority, TicketType
-from agent_runtime.offline import evaluate
+from agent_runtime.offline import evaluate, modelfile, training
 from agent_runtime.offline.classifier import Prediction, TicketClassifier, load_default
 from agent_runtime.offline.dataset import Split, load_split, read_jsonl
 
 pytestmark = pytest.mark.unit
 
 UNSEEN = Path(__file__).parent / "data" / "offline_unseen.jsonl"
+OUT_OF_STYLE = Path(__file__).parent / "data" / "offline_out_of_style.jsonl"
 THRESHOLD = evaluate.DEFAULT_THRESHOLD
 
 
@@ -30,13 +32,29 @@ def classifier() -> TicketClassifier:
 def test_heldout_type_accuracy_meets_the_target(classifier: TicketClassifier) -> None:
     report = evaluate.evaluate(classifier, load_split(Split.HELDOUT), "held-out")
     assert report.size >= 200
-    assert report.type_accuracy >= 0.85, evaluate.format_report(report)
+    assert report.type_accuracy >= 0.88, evaluate.format_report(report)
+
+
+def test_what_the_default_threshold_routes_goes_to_the_right_specialist(classifier: TicketClassifier) -> None:
+    report = evaluate.evaluate(classifier, load_split(Split.HELDOUT), "held-out")
+    assert report.routed_accuracy >= 0.95, evaluate.format_report(report)
+    assert report.coverage >= 0.5, evaluate.format_report(report)
 
 
 def test_tickets_in_a_style_never_trained_on_are_still_classified(classifier: TicketClassifier) -> None:
     # Call summaries, tweets, web forms: a different register from the training set.
     report = evaluate.evaluate(classifier, read_jsonl(UNSEEN), "unseen")
     assert report.type_accuracy >= 0.8, evaluate.format_report(report)
+
+
+def test_out_of_style_tickets_are_routed_right_or_left_to_people(classifier: TicketClassifier) -> None:
+    # Chat transcripts, app reviews, e-mail threads, user stories, SMS: written after the
+    # generator, in registers it does not produce, and never trained on.
+    report = evaluate.evaluate(classifier, read_jsonl(OUT_OF_STYLE), "out of style")
+    assert report.type_accuracy >= 0.8, evaluate.format_report(report)
+    assert report.routed_accuracy >= 0.95, evaluate.format_report(report)
+    assert report.coverage >= 0.5, evaluate.format_report(report)
+    assert report.priority_within_one is not None and report.priority_within_one >= 0.9
 
 
 def test_confidence_is_calibrated_on_heldout(classifier: TicketClassifier) -> None:
@@ -47,12 +65,10 @@ def test_confidence_is_calibrated_on_heldout(classifier: TicketClassifier) -> No
     assert report.routed_accuracy > report.type_accuracy
 
 
-def test_configured_temperatures_match_what_cross_validation_fits() -> None:
-    train = load_split(Split.TRAIN)
-    settings = load_default().settings
-    _, type_t, priority_t = evaluate.calibrate(train, 5, settings)
-    assert type_t == pytest.approx(settings.type_temperature, rel=0.25)
-    assert priority_t == pytest.approx(settings.priority_temperature, rel=0.25)
+def test_the_shipped_model_is_built_from_the_current_sources(classifier: TicketClassifier) -> None:
+    # Like the CRDs: the model file is generated; edit the data, generator or code → `make model`.
+    shipped = modelfile.metadata(Path(str(resources.files("agent_runtime.offline").joinpath("model"))))
+    assert shipped.get("fingerprint") == training.default_fingerprint(), "stale model: run `make model`"
 
 
 def test_training_twice_gives_identical_predictions() -> None:

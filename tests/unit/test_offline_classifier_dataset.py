@@ -15,6 +15,7 @@ from agent_runtime.offline.dataset import LabelledTicket, Split, load_split, par
 pytestmark = pytest.mark.unit
 
 UNSEEN = Path(__file__).parent / "data" / "offline_unseen.jsonl"
+OUT_OF_STYLE = Path(__file__).parent / "data" / "offline_out_of_style.jsonl"
 
 
 def _text(ticket: LabelledTicket) -> str:
@@ -50,7 +51,10 @@ def test_heldout_is_a_stratified_fifth_of_each_type() -> None:
 
 
 def test_no_ticket_text_appears_twice_within_or_across_the_sets() -> None:
-    texts = [_text(t) for t in load_split(Split.TRAIN) + load_split(Split.HELDOUT) + read_jsonl(UNSEEN)]
+    texts = [
+        _text(t)
+        for t in load_split(Split.TRAIN) + load_split(Split.HELDOUT) + read_jsonl(UNSEEN) + read_jsonl(OUT_OF_STYLE)
+    ]
     duplicates = [text for text, n in Counter(texts).items() if n > 1]
     assert duplicates == []
 
@@ -60,6 +64,14 @@ def test_the_unseen_set_is_balanced_and_separate() -> None:
     assert len(unseen) >= 50
     assert set(Counter(t.type for t in unseen).values()) == {len(unseen) // len(TicketType)}
     assert all(t.id.startswith("un-") for t in unseen)
+
+
+def test_the_out_of_style_set_is_balanced_and_separate() -> None:
+    tickets = read_jsonl(OUT_OF_STYLE)
+    assert len(tickets) >= 100
+    assert set(Counter(t.type for t in tickets).values()) == {len(tickets) // len(TicketType)}
+    assert all(t.id.startswith("os-") for t in tickets)
+    assert all(t.priority is not None for t in tickets)
 
 
 def test_a_bad_record_is_reported_with_its_location() -> None:
