@@ -96,9 +96,11 @@ class AgentHandler:
         triage: TriageRole | None = None,
         specialist: SpecialistRole | None = None,
         customers: CustomerLookup | None = None,
+        fallback: Provider | None = None,
     ) -> None:
         self._config = config
         self._provider = provider
+        self._fallback = fallback
         self._triage = triage
         self._specialist = specialist
         self._customers = customers
@@ -147,13 +149,20 @@ class AgentHandler:
                 routed_to=routing.topic,
                 reasoning=decision.reasoning or None,
                 human_reason=routing.human_reason,
+                stage=outcome.stage,
+                decided_by=outcome.decided_by,
             ),
             agent=self._agent,
             customer=outcome.customer,
         )
         log.info(
             "ticket triaged",
-            extra={"type": decision.type_name, "route": routing.route, "confidence": round(decision.confidence, 3)},
+            extra={
+                "type": decision.type_name,
+                "route": routing.route,
+                "confidence": round(decision.confidence, 3),
+                **({"stage": outcome.stage} if outcome.stage else {}),
+            },
         )
         return [(routing.topic, EventType.TICKET_TRIAGED, event)]
 
@@ -219,6 +228,8 @@ class AgentHandler:
     async def aclose(self) -> None:
         """Close the provider's and the customer lookup's clients."""
         await self._provider.aclose()
+        if self._fallback is not None:
+            await self._fallback.aclose()
         if self._customers is not None:
             await self._customers.aclose()
 
@@ -228,12 +239,13 @@ def build_handler(
     *,
     provider: Provider | None = None,
     customers: CustomerLookup | None = None,
+    fallback: Provider | None = None,
 ) -> AgentHandler:
     """The handler of the agent ``config`` describes (its role, provider and wiring).
 
-    ``provider`` and ``customers`` replace the configured ones (tests, embedding). Fails
-    at once — not on the first ticket — when the provider cannot be set up or the event
-    schemas are missing.
+    ``provider``, ``fallback`` and ``customers`` replace the configured ones (tests,
+    embedding). Fails at once — not on the first ticket — when a provider cannot be set up
+    or the event schemas are missing.
     """
     events.load_schemas()
     if provider is None:
@@ -242,13 +254,21 @@ def build_handler(
         )
     if config.role is Role.TRIAGE:
         assert config.triage is not None  # AgentConfig guarantees it
-        warm_up = getattr(provider, "warm_up", None)
-        if callable(warm_up):
-            warm_up()
+        if fallback is None and config.fallback_model is not None:
+            fallback = build_provider(
+                config.fallback_model,
+                agent=config.name,
+                system_prompt=config.system_prompt,
+                concurrency=config.concurrency,
+            )
+        for model in (provider, fallback):
+            warm_up = getattr(model, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
         if customers is None and config.enrichment is not None:
             customers = CustomerLookup(config.enrichment, agent=config.name)
-        role = TriageRole(config.triage, provider, agent=config.name, customers=customers)
-        return AgentHandler(config, provider, triage=role, customers=customers)
+        role = TriageRole(config.triage, provider, agent=config.name, customers=customers, fallback=fallback)
+        return AgentHandler(config, provider, triage=role, customers=customers, fallback=fallback)
     assert config.specialist is not None  # AgentConfig guarantees it
     specialist = SpecialistRole(config.specialist, config.guardrails, provider, agent=config.name)
     return AgentHandler(config, provider, specialist=specialist, customers=customers)

@@ -107,6 +107,13 @@ class TriageConfig(_Model):
     routes: dict[TicketType, TopicName] = Field(description="Ticket type → specialist topic.")
     human_topic: TopicName = "ticket.triaged.human"
     confidence_threshold: float = Field(0.85, ge=0.0, le=1.0, description="Below this → human queue.")
+    fallback_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="With a fallback model: below this the fallback's decision goes to the human queue too. "
+        "Defaults to confidence_threshold.",
+    )
 
 
 class SpecialistConfig(_Model):
@@ -151,6 +158,11 @@ class AgentConfig(_Model):
     namespace: str = "default"
     role: Role
     model: ModelConfig = ModelConfig()
+    fallback_model: ModelConfig | None = Field(
+        None,
+        description="Role triage: the model asked only when `model` is not sure (confidence below "
+        "triage.confidence_threshold, or no type); e.g. an LLM behind the offline classifier.",
+    )
     system_prompt: str | None = Field(None, description="Overrides the role's built-in system prompt.")
     kafka: KafkaConfig
     triage: TriageConfig | None = None
@@ -167,6 +179,8 @@ class AgentConfig(_Model):
             raise ValueError("role 'triage' needs a 'triage' section (routes, human_topic)")
         if self.role is Role.SPECIALIST and self.specialist is None:
             raise ValueError("role 'specialist' needs a 'specialist' section (specialty, output_topic)")
+        if self.role is not Role.TRIAGE and self.fallback_model is not None:
+            raise ValueError("fallback_model is only for role 'triage'")
         return self
 
     def output_topics(self) -> set[str]:

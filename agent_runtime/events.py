@@ -299,6 +299,10 @@ class TriageSection:
     routed_to: str
     reasoning: str | None = None
     human_reason: str | None = None
+    #: Which model of a cascade this decision is from: "primary" or "fallback" (None: no cascade).
+    stage: str | None = None
+    #: ``provider/model`` that made the decision (set with ``stage``).
+    decided_by: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         section: dict[str, Any] = {
@@ -312,6 +316,10 @@ class TriageSection:
             section["reasoning"] = _truncate(self.reasoning, MAX_REASONING_CHARS)
         if self.human_reason:
             section["human_reason"] = self.human_reason
+        if self.stage:
+            section["stage"] = self.stage
+        if self.decided_by:
+            section["decided_by"] = self.decided_by
         return section
 
     @classmethod
@@ -324,6 +332,8 @@ class TriageSection:
             routed_to=str(section["routed_to"]),
             reasoning=section.get("reasoning"),
             human_reason=section.get("human_reason"),
+            stage=section.get("stage"),
+            decided_by=section.get("decided_by"),
         )
 
 

@@ -46,6 +46,15 @@ ROUTED = Counter(
     "srs_agent_routed", "Triage decisions by ticket type and route (specialist, human).", ["agent", "type", "route"],
     registry=REGISTRY,
 )  # fmt: skip
+TRIAGE_STAGE = Counter(
+    "srs_agent_triage_stage", "Triage cascade: decisions per stage (primary, fallback) and outcome (decided: routed "
+    "to a specialist by this stage; escalated: passed on to the fallback model or the human queue).",
+    ["agent", "stage", "outcome"], registry=REGISTRY,
+)  # fmt: skip
+LLM_CALLS_SAVED = Counter(
+    "srs_agent_llm_calls_saved", "Triage cascade: tickets the primary model decided, so the fallback model was not "
+    "called.", ["agent"], registry=REGISTRY,
+)  # fmt: skip
 GUARDRAIL_BLOCKED = Counter(
     "srs_agent_guardrail_blocked", "Drafts escalated to people because a guardrail failed.", ["agent", "check"],
     registry=REGISTRY,

@@ -259,8 +259,11 @@ class PodRunner:
         return argv, env
 
     def _config_map(self, ns: str, name: str) -> dict[str, bytes]:
-        data = _json(self.api.read_namespaced_config_map(name, ns, _preload_content=False)).get("data", {})
-        return {k: str(v).encode() for k, v in data.items()}
+        obj = _json(self.api.read_namespaced_config_map(name, ns, _preload_content=False))
+        files = {k: str(v).encode() for k, v in (obj.get("data") or {}).items()}
+        # binaryData (e.g. a trained offline model, model.json.gz) is base64 on the wire, like a Secret's data.
+        files.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+        return files
 
     def _secret(self, ns: str, name: str) -> dict[str, bytes]:
         data = _json(self.api.read_namespaced_secret(name, ns, _preload_content=False)).get("data", {})

@@ -5,6 +5,13 @@ Routing is a pure function of the decision and the configured table
 to, or to the human topic when the type is unknown, has no route, or the confidence is
 below the threshold. The model only ever contributes a *label*; whatever a ticket's text
 tells it, nothing can be routed to a topic outside the table.
+
+A **cascade** puts a second model behind the first (``fallback_model``, e.g. an LLM behind
+the offline classifier): the first decides what it is sure of; only the tickets it is not
+sure of (confidence below the threshold, or no type) are asked of the fallback, whose
+decision is routed with its own threshold; what neither is sure of goes to people. The
+outcome says which stage decided, and the ``srs_agent_triage_stage`` and
+``srs_agent_llm_calls_saved`` metrics count them.
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent_runtime.config import TriageConfig
-from agent_runtime.metrics import ROUTED
+from agent_runtime.metrics import LLM_CALLS_SAVED, ROUTED, TRIAGE_STAGE
 from agent_runtime.providers import Provider
 from agent_runtime.roles.enrichment import CustomerLookup
 from agent_runtime.tickets import Ticket, TriageDecision
 
 Route = Literal["specialist", "human"]
+Stage = Literal["primary", "fallback"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,10 @@ class TriageOutcome:
     decision: TriageDecision
     routing: Routing
     customer: dict[str, Any] | None
+    #: With a fallback model: which stage ``decision`` is from (None without a cascade).
+    stage: Stage | None = None
+    #: ``provider/model`` that made ``decision``.
+    decided_by: str | None = None
 
 
 def route_decision(decision: TriageDecision, config: TriageConfig) -> Routing:
@@ -56,16 +68,33 @@ def route_decision(decision: TriageDecision, config: TriageConfig) -> Routing:
     return Routing("specialist", topic)
 
 
+def needs_fallback(decision: TriageDecision, config: TriageConfig) -> bool:
+    """Whether the first model was not sure: no type, or a confidence below the threshold.
+    (A sure decision for a type without a route goes to people; a second opinion would not help.)"""
+    return decision.type is None or decision.confidence < config.confidence_threshold
+
+
 class TriageRole:
     """Classify (and enrich) one ticket at a time; many may be in flight at once."""
 
     def __init__(
-        self, config: TriageConfig, provider: Provider, *, agent: str, customers: CustomerLookup | None = None
+        self,
+        config: TriageConfig,
+        provider: Provider,
+        *,
+        agent: str,
+        customers: CustomerLookup | None = None,
+        fallback: Provider | None = None,
     ) -> None:
         self._config = config
         self._provider = provider
         self._agent = agent
         self._customers = customers
+        self._fallback = fallback
+        threshold = config.fallback_threshold
+        self._fallback_config = (
+            config if threshold is None else config.model_copy(update={"confidence_threshold": threshold})
+        )
 
     async def triage(self, ticket: Ticket) -> TriageOutcome:
         """Classify ``ticket`` and decide its route; provider errors propagate (the engine retries)."""
@@ -76,6 +105,43 @@ class TriageRole:
             )
         else:
             decision, customer = await self._provider.classify(ticket), None
-        routing = route_decision(decision, self._config)
-        ROUTED.labels(agent=self._agent, type=decision.type_name, route=routing.route).inc()
-        return TriageOutcome(decision=decision, routing=routing, customer=customer)
+        if self._fallback is None:
+            routing = route_decision(decision, self._config)
+            ROUTED.labels(agent=self._agent, type=decision.type_name, route=routing.route).inc()
+            return TriageOutcome(decision=decision, routing=routing, customer=customer)
+        return await self._cascade(ticket, decision, customer, self._fallback)
+
+    async def _cascade(
+        self, ticket: Ticket, first: TriageDecision, customer: dict[str, Any] | None, fallback: Provider
+    ) -> TriageOutcome:
+        primary_by = f"{self._provider.name}/{self._provider.model}"
+        if not needs_fallback(first, self._config):
+            routing = route_decision(first, self._config)
+            TRIAGE_STAGE.labels(agent=self._agent, stage="primary", outcome="decided").inc()
+            LLM_CALLS_SAVED.labels(agent=self._agent).inc()
+            ROUTED.labels(agent=self._agent, type=first.type_name, route=routing.route).inc()
+            return TriageOutcome(first, routing, customer, stage="primary", decided_by=primary_by)
+        TRIAGE_STAGE.labels(agent=self._agent, stage="primary", outcome="escalated").inc()
+        second = await fallback.classify(ticket)
+        routing = route_decision(second, self._fallback_config)
+        if routing.route == "human" and (
+            second.type is None or second.confidence < self._fallback_config.confidence_threshold
+        ):
+            routing = Routing(
+                "human",
+                routing.topic,
+                f"neither model is sure: {primary_by} {_said(first)}, "
+                f"{fallback.name}/{fallback.model} {_said(second)} "
+                f"(thresholds {self._config.confidence_threshold:.2f} and "
+                f"{self._fallback_config.confidence_threshold:.2f})",
+            )
+        outcome = "decided" if routing.route == "specialist" else "escalated"
+        TRIAGE_STAGE.labels(agent=self._agent, stage="fallback", outcome=outcome).inc()
+        ROUTED.labels(agent=self._agent, type=second.type_name, route=routing.route).inc()
+        return TriageOutcome(
+            second, routing, customer, stage="fallback", decided_by=f"{fallback.name}/{fallback.model}"
+        )
+
+
+def _said(decision: TriageDecision) -> str:
+    return f"said {decision.type_name} at {decision.confidence:.2f}"

@@ -145,3 +145,100 @@ def test_a_provider_failure_propagates_for_the_engine_to_retry() -> None:
     role = TriageRole(TABLE, ScriptedProvider(error=TransientError("429")), agent="t-fail")
     with pytest.raises(TransientError):
         asyncio.run(role.triage(TICKET))
+
+
+# --- cascade: a fallback model behind the first --------------------------------------------
+
+SURE = TriageDecision(TicketType.BILLING, Priority.HIGH, 0.97, "offline: sure")
+UNSURE = TriageDecision(TicketType.OTHER, Priority.LOW, 0.40, "offline: unsure")
+LLM_SURE = TriageDecision(TicketType.TECHNICAL, Priority.MEDIUM, 0.9, "llm: sure")
+LLM_UNSURE = TriageDecision(TicketType.ACCOUNT, Priority.MEDIUM, 0.5, "llm: unsure")
+CASCADE = TriageConfig.model_validate(
+    {"routes": ROUTES, "human_topic": HUMAN_TOPIC, "confidence_threshold": 0.85, "fallback_threshold": 0.7}
+)
+
+
+def _cascade(first: TriageDecision, second: TriageDecision) -> tuple[TriageRole, ScriptedProvider, ScriptedProvider]:
+    primary, fallback = ScriptedProvider(decision=first), ScriptedProvider(decision=second)
+    return TriageRole(CASCADE, primary, agent="cascade", fallback=fallback), primary, fallback
+
+
+def test_a_cascade_decides_what_the_first_model_is_sure_of_without_calling_the_fallback() -> None:
+    role, _, fallback = _cascade(SURE, LLM_SURE)
+    saved = metric("srs_agent_llm_calls_saved_total", agent="cascade")
+    outcome = asyncio.run(role.triage(TICKET))
+    assert (outcome.stage, outcome.routing.topic, outcome.decision) == ("primary", ROUTES["billing"], SURE)
+    assert outcome.decided_by == "scripted/scripted-1"
+    assert fallback.calls == []
+    assert metric("srs_agent_llm_calls_saved_total", agent="cascade") == saved + 1
+
+
+def test_what_the_first_model_is_unsure_of_goes_to_the_fallback_with_its_own_threshold() -> None:
+    role, _, fallback = _cascade(UNSURE, LLM_SURE)
+    escalated = metric("srs_agent_triage_stage_total", agent="cascade", stage="primary", outcome="escalated")
+    outcome = asyncio.run(role.triage(TICKET))
+    assert (outcome.stage, outcome.routing.route, outcome.routing.topic) == (
+        "fallback",
+        "specialist",
+        ROUTES["technical"],
+    )
+    assert [c[0] for c in fallback.calls] == ["classify"]
+    assert (
+        metric("srs_agent_triage_stage_total", agent="cascade", stage="primary", outcome="escalated") == escalated + 1
+    )
+
+
+def test_what_neither_model_is_sure_of_goes_to_people_saying_both_answers() -> None:
+    role, _, _ = _cascade(UNSURE, LLM_UNSURE)
+    before = metric("srs_agent_triage_stage_total", agent="cascade", stage="fallback", outcome="escalated")
+    outcome = asyncio.run(role.triage(TICKET))
+    assert (outcome.stage, outcome.routing.route, outcome.routing.topic) == ("fallback", "human", HUMAN_TOPIC)
+    assert outcome.routing.human_reason is not None
+    assert "other at 0.40" in outcome.routing.human_reason and "account at 0.50" in outcome.routing.human_reason
+    assert metric("srs_agent_triage_stage_total", agent="cascade", stage="fallback", outcome="escalated") == before + 1
+
+
+def test_an_unknown_type_from_the_first_model_is_asked_of_the_fallback() -> None:
+    role, _, fallback = _cascade(TriageDecision(None, Priority.LOW, 0.99), LLM_SURE)
+    assert asyncio.run(role.triage(TICKET)).stage == "fallback"
+    assert len(fallback.calls) == 1
+
+
+def test_a_fallback_error_propagates_for_the_engine_to_retry() -> None:
+    role, _, fallback = _cascade(UNSURE, LLM_SURE)
+    fallback.error = TransientError("rate_limited", "429")
+    with pytest.raises(TransientError):
+        asyncio.run(role.triage(TICKET))
+
+
+def test_the_triaged_event_carries_the_stage_and_who_decided() -> None:
+    primary, fallback = ScriptedProvider(decision=UNSURE), ScriptedProvider(decision=LLM_SURE)
+    config = triage_config(
+        triage={"routes": ROUTES, "human_topic": HUMAN_TOPIC, "confidence_threshold": 0.85},
+        fallback_model={"provider": "openai", "name": "gpt-test", "api_key_env": "NOPE"},
+    )
+    handler = build_handler(config, provider=primary, fallback=fallback)
+    (out,) = asyncio.run(handler.handle(record(json.dumps(ticket_created()).encode())))
+    section = json.loads(out.value)["triage"]
+    assert (section["stage"], section["decided_by"], section["type"]) == (
+        "fallback",
+        "scripted/scripted-1",
+        "technical",
+    )
+    asyncio.run(handler.aclose())
+    assert primary.closed and fallback.closed
+
+
+def test_only_a_triage_agent_may_have_a_fallback_model() -> None:
+    from agent_runtime.config import AgentConfig
+
+    with pytest.raises(ValueError, match="fallback_model is only for role 'triage'"):
+        AgentConfig.model_validate(
+            {
+                "name": "b",
+                "role": "specialist",
+                "kafka": {"group_id": "g", "input_topic": "t"},
+                "specialist": {"specialty": "billing"},
+                "fallback_model": {"provider": "offline"},
+            }
+        )

@@ -222,3 +222,58 @@ def test_a_prompt_from_a_config_map_is_rendered_inline() -> None:
     agent = SupportAgent.from_body(body)
     config = build.render_config(agent, SETTINGS, "Answer billing questions.")
     assert config.system_prompt == "Answer billing questions."
+
+
+CASCADE: dict[str, Any] = {
+    "metadata": {"namespace": "support", "name": "triage", "uid": "u-cascade"},
+    "spec": {
+        "role": "triage",
+        "inputTopic": "ticket.events",
+        "routes": {"billing": "ticket.triaged.billing"},
+        "confidenceThreshold": 0.9,
+        "model": {"provider": "offline", "offline": {"modelRef": {"name": "triage-model", "key": "model.json.gz"}}},
+        "fallbackModel": {
+            "provider": "openai",
+            "name": "gpt-4o-mini",
+            "apiKeySecretRef": {"name": "llm-keys", "key": "openai"},
+            "confidenceThreshold": 0.7,
+        },
+    },
+}
+
+
+def test_a_trained_offline_model_is_mounted_and_named_in_the_config() -> None:
+    desired = build.build_desired(SupportAgent.from_body(CASCADE), SETTINGS, None, {}, "digest-1")
+    assert desired.config.model.model_dir == build.OFFLINE_MODEL_DIR
+    pod = desired.children[3]["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "offline-model")
+    assert volume["configMap"] == {
+        "name": "triage-model",
+        "items": [{"key": "model.json.gz", "path": build.OFFLINE_MODEL_FILE}],
+    }
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "offline-model", "mountPath": build.OFFLINE_MODEL_DIR, "readOnly": True} in mounts
+
+
+def test_a_retrained_model_rolls_the_pods() -> None:
+    agent = SupportAgent.from_body(CASCADE)
+    first = build.build_desired(agent, SETTINGS, None, {}, "digest-1").config_hash
+    assert build.build_desired(agent, SETTINGS, None, {}, "digest-1").config_hash == first
+    assert build.build_desired(agent, SETTINGS, None, {}, "digest-2").config_hash != first
+
+
+def test_a_fallback_model_gets_its_own_threshold_and_api_key_variable() -> None:
+    desired = build.build_desired(SupportAgent.from_body(CASCADE), SETTINGS, None, {}, "d")
+    config = desired.config
+    assert config.fallback_model is not None
+    assert (config.fallback_model.provider.value, config.fallback_model.name) == ("openai", "gpt-4o-mini")
+    assert config.fallback_model.api_key_env == build.FALLBACK_API_KEY_ENV
+    assert config.triage is not None and config.triage.fallback_threshold == 0.7
+    assert config.triage.confidence_threshold == 0.9
+    env = desired.children[3]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {
+        "name": build.FALLBACK_API_KEY_ENV,
+        "valueFrom": {"secretKeyRef": {"name": "llm-keys", "key": "openai"}},
+    } in env
+    assert [(r.name, r.key) for r in desired.secret_refs] == [("llm-keys", "openai")]
+    assert "sk-" not in desired.children[1]["data"][CONFIG_KEY]

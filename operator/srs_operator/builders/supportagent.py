@@ -25,14 +25,19 @@ from typing import Any, Final
 
 from agent_runtime.config import CONFIG_KEY, AgentConfig, Role
 from srs_operator.models.crd import API_VERSION
-from srs_operator.models.supportagent import SUPPORT_AGENT, SupportAgentSpec
+from srs_operator.models.supportagent import SUPPORT_AGENT, ConfigMapKeySelector, ModelSpec, SupportAgentSpec
 from srs_operator.settings import MANAGED_BY, OperatorSettings
 
 CONFIG_HASH_ANNOTATION: Final = "srs.dev/config-hash"
 #: Environment variable carrying the model API key (filled from ``spec.model.apiKeySecretRef``).
 API_KEY_ENV: Final = "SRS_MODEL_API_KEY"
+#: The same for ``spec.fallbackModel.apiKeySecretRef``.
+FALLBACK_API_KEY_ENV: Final = "SRS_FALLBACK_MODEL_API_KEY"
 CONFIG_DIR: Final = "/etc/srs"
 CONFIG_PATH: Final = f"{CONFIG_DIR}/{CONFIG_KEY}"
+#: Where ``spec.model.offline.modelRef`` is mounted (a directory holding ``model.json.gz``).
+OFFLINE_MODEL_DIR: Final = "/etc/srs-offline-model"
+OFFLINE_MODEL_FILE: Final = "model.json.gz"
 HTTP_PORT: Final = 8080
 #: The uid of the image's ``srs`` user (Dockerfile); pods run as it.
 RUN_AS_UID: Final = 10001
@@ -140,25 +145,35 @@ def config_map_name(agent: SupportAgent) -> str:
 # -- the runtime config -------------------------------------------------------------------
 
 
+def _model_section(m: ModelSpec, api_key_env: str) -> dict[str, Any]:
+    return _set(
+        provider=m.provider.value,
+        name=m.name,
+        base_url=m.base_url,
+        region=m.region,
+        api_key_env=api_key_env if m.api_key_secret_ref is not None else None,
+        temperature=m.temperature,
+        max_tokens=m.max_tokens,
+        timeout_seconds=m.timeout_seconds,
+        model_dir=OFFLINE_MODEL_DIR if offline_model_ref(m) is not None else None,
+    )
+
+
+def offline_model_ref(model: ModelSpec | None) -> ConfigMapKeySelector | None:
+    """The ConfigMap key holding a trained offline model, if the spec names one."""
+    if model is None or model.offline is None:
+        return None
+    return model.offline.model_ref
+
+
 def render_config(agent: SupportAgent, settings: OperatorSettings, prompt_from_config_map: str | None) -> AgentConfig:
     """The runtime-config document for ``agent``. The system prompt is ``spec.prompt.inline``
     or, for ``configMapKeyRef``, ``prompt_from_config_map`` (read by the caller). Unset spec
     fields take the runtime's defaults, so a default lives only in ``agent_runtime.config``."""
     spec = agent.spec
     prompt = spec.prompt.inline if spec.prompt is not None and spec.prompt.inline else prompt_from_config_map
-    model: dict[str, Any] = {}
-    if spec.model is not None:
-        m = spec.model
-        model = _set(
-            provider=m.provider.value,
-            name=m.name,
-            base_url=m.base_url,
-            region=m.region,
-            api_key_env=API_KEY_ENV if m.api_key_secret_ref is not None else None,
-            temperature=m.temperature,
-            max_tokens=m.max_tokens,
-            timeout_seconds=m.timeout_seconds,
-        )
+    model = _model_section(spec.model, API_KEY_ENV) if spec.model is not None else {}
+    fallback = spec.fallback_model
     doc: dict[str, Any] = {
         "name": agent.name,
         "namespace": agent.namespace,
@@ -172,12 +187,14 @@ def render_config(agent: SupportAgent, settings: OperatorSettings, prompt_from_c
         ),
         "concurrency": spec.concurrency,
         "system_prompt": prompt,
+        "fallback_model": _model_section(fallback, FALLBACK_API_KEY_ENV) if fallback is not None else None,
     }
     if spec.role is Role.TRIAGE:
         doc["triage"] = _set(
             routes={t.value: topic for t, topic in (spec.routes or {}).items()},
             human_topic=spec.human_topic,
             confidence_threshold=spec.confidence_threshold,
+            fallback_threshold=fallback.confidence_threshold if fallback is not None else None,
         )
         if spec.enrichment is not None:
             e = spec.enrichment
@@ -216,9 +233,10 @@ def agent_topics(config: AgentConfig) -> set[str]:
 def referenced_secrets(spec: SupportAgentSpec) -> list[SecretKeyRef]:
     """Secret keys the pods read (API key, env), in a stable order."""
     refs: set[SecretKeyRef] = set()
-    if spec.model is not None and spec.model.api_key_secret_ref is not None:
-        ref = spec.model.api_key_secret_ref
-        refs.add(SecretKeyRef(ref.name, ref.key))
+    for model in (spec.model, spec.fallback_model):
+        if model is not None and model.api_key_secret_ref is not None:
+            ref = model.api_key_secret_ref
+            refs.add(SecretKeyRef(ref.name, ref.key))
     for var in spec.env or ():
         if var.value_from is not None:
             ref = var.value_from.secret_key_ref
@@ -226,10 +244,18 @@ def referenced_secrets(spec: SupportAgentSpec) -> list[SecretKeyRef]:
     return sorted(refs, key=lambda r: (r.name, r.key))
 
 
-def config_hash(config_yaml: str, refs: Iterable[SecretKeyRef], secrets: Mapping[str, SecretDigest | None]) -> str:
-    """Digest of what the pods were started with: the config text and each referenced
-    Secret key's value digest (``missing`` while absent, so its arrival rolls the pods)."""
+def config_hash(
+    config_yaml: str,
+    refs: Iterable[SecretKeyRef],
+    secrets: Mapping[str, SecretDigest | None],
+    offline_model: str | None = None,
+) -> str:
+    """Digest of what the pods were started with: the config text, each referenced
+    Secret key's value digest (``missing`` while absent, so its arrival rolls the pods) and
+    the digest of the trained offline model they mount (a new model rolls them)."""
     h = hashlib.sha256(config_yaml.encode())
+    if offline_model is not None:
+        h.update(f"\0offline-model\0{offline_model}".encode())
     for ref in refs:
         digest = secrets.get(ref.name)
         value = digest.keys.get(ref.key, "missing") if digest is not None else "missing"
@@ -279,10 +305,10 @@ def build_service(agent: SupportAgent) -> dict[str, Any]:
 
 def _env(agent: SupportAgent) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = []
-    model = agent.spec.model
-    if model is not None and model.api_key_secret_ref is not None:
-        ref = model.api_key_secret_ref
-        env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    for model, name in ((agent.spec.model, API_KEY_ENV), (agent.spec.fallback_model, FALLBACK_API_KEY_ENV)):
+        if model is not None and model.api_key_secret_ref is not None:
+            ref = model.api_key_secret_ref
+            env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     for var in agent.spec.env or ():
         if var.value_from is not None:
             ref = var.value_from.secret_key_ref
@@ -342,6 +368,19 @@ def build_deployment(agent: SupportAgent, settings: OperatorSettings, hash_: str
     env = _env(agent)
     if env:
         container["env"] = env
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": config_map_name(agent)}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
+    model_ref = offline_model_ref(agent.spec.model)
+    if model_ref is not None:
+        container["volumeMounts"].append({"name": "offline-model", "mountPath": OFFLINE_MODEL_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "offline-model",
+                "configMap": {"name": model_ref.name, "items": [{"key": model_ref.key, "path": OFFLINE_MODEL_FILE}]},
+            }
+        )
     spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(agent)},
         "revisionHistoryLimit": 3,
@@ -369,10 +408,7 @@ def build_deployment(agent: SupportAgent, settings: OperatorSettings, hash_: str
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
                 "containers": [container],
-                "volumes": [
-                    {"name": "config", "configMap": {"name": config_map_name(agent)}},
-                    {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-                ],
+                "volumes": volumes,
             },
         },
     }
@@ -401,11 +437,13 @@ def build_desired(
     settings: OperatorSettings,
     prompt_from_config_map: str | None,
     secrets: Mapping[str, SecretDigest | None],
+    offline_model: str | None = None,
 ) -> DesiredState:
-    """The config and the children of ``agent``, given what the cluster holds for it."""
+    """The config and the children of ``agent``, given what the cluster holds for it
+    (``offline_model``: a digest of the trained model ``spec.model.offline.modelRef`` names)."""
     config = render_config(agent, settings, prompt_from_config_map)
     refs = tuple(referenced_secrets(agent.spec))
-    hash_ = config_hash(config.to_yaml(), refs, secrets)
+    hash_ = config_hash(config.to_yaml(), refs, secrets, offline_model)
     children = (
         build_service_account(agent),
         build_config_map(agent, config),

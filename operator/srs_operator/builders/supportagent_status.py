@@ -36,6 +36,7 @@ class Reason(StrEnum):
     APPLIED = "Applied"
     INVALID_SPEC = "InvalidSpec"
     PROMPT_NOT_FOUND = "PromptNotFound"
+    OFFLINE_MODEL_NOT_FOUND = "OfflineModelNotFound"
     NAME_CONFLICT = "NameConflict"
     APPLY_FAILED = "ApplyFailed"
     TOPICS_READY = "TopicsReady"

@@ -78,65 +78,85 @@ class ConfigMapKeySelector(ResourceModel):
     key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key in the ConfigMap.")
 
 
+def _model_rules(path: str) -> tuple[Rule, ...]:
+    """CEL rules of a model section; ``path`` (``spec.model``, ``spec.fallbackModel``) names it in messages."""
+    return (
+        Rule(
+            "self.provider == 'offline' || has(self.name)",
+            f"{path}.name is required unless the provider is offline: set the model id the provider "
+            "knows, e.g. claude-sonnet-4-5 (anthropic), gpt-4o-mini (openai), llama3.1 (ollama)",
+            field_path=".name",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            "self.provider != 'anthropic' || has(self.apiKeySecretRef)",
+            f"provider anthropic needs {path}.apiKeySecretRef: the name and key of a Secret holding the API key",
+            field_path=".apiKeySecretRef",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            "self.provider != 'openai' || has(self.apiKeySecretRef) || has(self.baseURL)",
+            f"provider openai needs {path}.apiKeySecretRef (a Secret with the API key), or {path}.baseURL "
+            "pointing at a self-hosted OpenAI-compatible server that needs no key",
+            field_path=".apiKeySecretRef",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            "self.provider != 'offline' || !has(self.apiKeySecretRef)",
+            f"provider offline calls no API: remove {path}.apiKeySecretRef",
+            field_path=".apiKeySecretRef",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            "self.provider != 'ollama' || has(self.baseURL)",
+            f"provider ollama needs {path}.baseURL: the address of your Ollama server's OpenAI-compatible "
+            "API, e.g. http://ollama.ollama.svc:11434/v1",
+            field_path=".baseURL",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            "!has(self.baseURL) || self.provider in ['anthropic', 'openai', 'ollama']",
+            f"{path}.baseURL is only used by providers anthropic, openai and ollama: remove it",
+            field_path=".baseURL",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            "self.provider != 'bedrock' || has(self.region)",
+            f"provider bedrock needs {path}.region: the AWS region of Bedrock, e.g. us-east-1",
+            field_path=".region",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            "!has(self.region) || self.provider == 'bedrock'",
+            f"{path}.region is only used by provider bedrock: remove it",
+            field_path=".region",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            "!has(self.offline) || self.provider == 'offline'",
+            f"{path}.offline configures the offline classifier: remove it, or set provider: offline",
+            field_path=".offline",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+
+class OfflineModelSpec(ResourceModel):
+    """The offline provider's classifier: a model trained with ``srs train`` instead of the shipped one."""
+
+    model_ref: ConfigMapKeySelector | None = Field(
+        None,
+        description="A ConfigMap key holding the model (model.json.gz from srs train --output DIR; "
+        "kubectl create configmap NAME --from-file=DIR/model.json.gz). Mounted into the pods; a changed "
+        "model rolls them. Unset: the model the project ships.",
+    )
+
+
 class ModelSpec(ResourceModel):
     """Which LLM the agent calls and how. The API key reaches the pod only as an
     environment variable filled from the Secret; it never appears in the rendered config."""
 
-    model_config = ResourceModel.model_config | {
-        "json_schema_extra": validations(
-            Rule(
-                "self.provider == 'offline' || has(self.name)",
-                "spec.model.name is required unless the provider is offline: set the model id the provider "
-                "knows, e.g. claude-sonnet-4-5 (anthropic), gpt-4o-mini (openai), llama3.1 (ollama)",
-                field_path=".name",
-                reason="FieldValueRequired",
-            ),
-            Rule(
-                "self.provider != 'anthropic' || has(self.apiKeySecretRef)",
-                "provider anthropic needs spec.model.apiKeySecretRef: the name and key of a Secret holding the API key",
-                field_path=".apiKeySecretRef",
-                reason="FieldValueRequired",
-            ),
-            Rule(
-                "self.provider != 'openai' || has(self.apiKeySecretRef) || has(self.baseURL)",
-                "provider openai needs spec.model.apiKeySecretRef (a Secret with the API key), or spec.model.baseURL "
-                "pointing at a self-hosted OpenAI-compatible server that needs no key",
-                field_path=".apiKeySecretRef",
-                reason="FieldValueRequired",
-            ),
-            Rule(
-                "self.provider != 'offline' || !has(self.apiKeySecretRef)",
-                "provider offline calls no API: remove spec.model.apiKeySecretRef",
-                field_path=".apiKeySecretRef",
-                reason="FieldValueForbidden",
-            ),
-            Rule(
-                "self.provider != 'ollama' || has(self.baseURL)",
-                "provider ollama needs spec.model.baseURL: the address of your Ollama server's OpenAI-compatible "
-                "API, e.g. http://ollama.ollama.svc:11434/v1",
-                field_path=".baseURL",
-                reason="FieldValueRequired",
-            ),
-            Rule(
-                "!has(self.baseURL) || self.provider in ['anthropic', 'openai', 'ollama']",
-                "spec.model.baseURL is only used by providers anthropic, openai and ollama: remove it",
-                field_path=".baseURL",
-                reason="FieldValueForbidden",
-            ),
-            Rule(
-                "self.provider != 'bedrock' || has(self.region)",
-                "provider bedrock needs spec.model.region: the AWS region of Bedrock, e.g. us-east-1",
-                field_path=".region",
-                reason="FieldValueRequired",
-            ),
-            Rule(
-                "!has(self.region) || self.provider == 'bedrock'",
-                "spec.model.region is only used by provider bedrock: remove it",
-                field_path=".region",
-                reason="FieldValueForbidden",
-            ),
-        )
-    }
+    model_config = ResourceModel.model_config | {"json_schema_extra": validations(*_model_rules("spec.model"))}
 
     provider: Provider = Field(description="LLM back end. offline needs no network (deterministic, for tests).")
     name: str | None = Field(
@@ -163,6 +183,23 @@ class ModelSpec(ResourceModel):
     )
     region: str | None = Field(
         None, max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", description="AWS region (provider bedrock)."
+    )
+    offline: OfflineModelSpec | None = Field(None, description="Provider offline: which trained classifier to use.")
+
+
+class FallbackModelSpec(ModelSpec):
+    """A second model behind ``spec.model`` (role triage): it is asked only about the tickets
+    ``spec.model`` is not sure of, e.g. an LLM behind the offline classifier. What neither is
+    sure of goes to ``spec.humanTopic``."""
+
+    model_config = ResourceModel.model_config | {"json_schema_extra": validations(*_model_rules("spec.fallbackModel"))}
+
+    confidence_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Below this confidence the fallback model's decision goes to humanTopic too. "
+        "Defaults to spec.confidenceThreshold.",
     )
 
 
@@ -326,6 +363,13 @@ class SupportAgentSpec(ResourceModel):
                 reason="FieldValueForbidden",
             ),
             Rule(
+                "self.role == 'triage' || !has(self.fallbackModel)",
+                "spec.fallbackModel is only for role triage (a second opinion on the tickets spec.model is not "
+                "sure of)",
+                field_path=".fallbackModel",
+                reason="FieldValueForbidden",
+            ),
+            Rule(
                 "self.role != 'specialist' || !has(self.enrichment)",
                 "spec.enrichment (customer lookup) is only for role triage",
                 field_path=".enrichment",
@@ -352,6 +396,12 @@ class SupportAgentSpec(ResourceModel):
     role: Role = Field(description="triage classifies and routes tickets; specialist drafts responses for one type.")
     specialty: TicketType | None = Field(None, description="The ticket type a specialist resolves (role specialist).")
     model: ModelSpec | None = Field(None, description="The LLM. Defaults to the offline provider.")
+    fallback_model: FallbackModelSpec | None = Field(
+        None,
+        description="Role triage: a model asked only when spec.model is not sure (confidence below "
+        "confidenceThreshold, or no type) — e.g. an LLM behind the offline classifier. The ticket.triaged event "
+        "says which stage decided.",
+    )
     prompt: PromptSpec | None = Field(None, description="System prompt replacing the role's built-in one.")
     input_topic: TopicName = Field(
         description="Topic the agent consumes, e.g. ticket.events or ticket.triaged.billing."

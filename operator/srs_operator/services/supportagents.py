@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from srs_operator.builders.supportagent import (
     SupportAgent,
     agent_topics,
     build_desired,
+    offline_model_ref,
     referenced_secrets,
     selector_string,
 )
@@ -94,7 +96,8 @@ class Dependencies:
     """What an agent's desired state was computed from (to know whom a change concerns)."""
 
     secrets: frozenset[str] = frozenset()
-    config_map: str | None = None
+    #: ConfigMaps it reads: the prompt's, the trained offline model's.
+    config_maps: frozenset[str] = frozenset()
     topics: frozenset[str] = frozenset()
 
 
@@ -146,7 +149,8 @@ class SupportAgentController:
         self._written_children: dict[tuple[str, str, str], _Written] = {}
         self._written_agents: dict[AgentKey, _Written] = {}
         self._deps: dict[AgentKey, Dependencies] = {}
-        self._prompts: dict[tuple[str, str], tuple[str | None, Mapping[str, str]]] = {}
+        # ConfigMaps the agents read (prompts, trained models), by resourceVersion: data and binaryData keys.
+        self._config_maps: dict[tuple[str, str], tuple[str | None, Mapping[str, str], Mapping[str, str]]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._resync: asyncio.Task[None] | None = None
 
@@ -195,7 +199,7 @@ class SupportAgentController:
 
     def config_map_changed(self, namespace: str, name: str) -> None:
         for key, deps in list(self._deps.items()):
-            if key[0] == namespace and deps.config_map == name:
+            if key[0] == namespace and name in deps.config_maps:
                 self.queue.add(key)
 
     def topic_changed(self, namespace: str, topic: str) -> None:
@@ -258,11 +262,23 @@ class SupportAgentController:
                     Reason.PROMPT_NOT_FOUND,
                     f"spec.prompt.configMapKeyRef: ConfigMap {cm_ref.name} with key {cm_ref.key} not found",
                 )
+        model_ref = offline_model_ref(agent.spec.model)
+        model_digest: str | None = None
+        if model_ref is not None:
+            model_digest = await self._config_map_digest(namespace, model_ref.name, model_ref.key)
+            if model_digest is None and accepted is None:
+                accepted = Verdict.false(
+                    Reason.OFFLINE_MODEL_NOT_FOUND,
+                    f"spec.model.offline.modelRef: ConfigMap {model_ref.name} with key {model_ref.key} not found "
+                    "(create it from srs train's output: kubectl create configmap NAME --from-file=model.json.gz)",
+                )
         secrets = {r.name: self.live.secret(namespace, r.name) for r in referenced_secrets(agent.spec)}
-        desired = build_desired(agent, self.settings, prompt, secrets)
+        desired = build_desired(agent, self.settings, prompt, secrets, model_digest)
         topics = agent_topics(desired.config)
         self._deps[key] = Dependencies(
-            secrets=frozenset(secrets), config_map=cm_ref.name if cm_ref is not None else None, topics=frozenset(topics)
+            secrets=frozenset(secrets),
+            config_maps=frozenset(ref.name for ref in (cm_ref, model_ref) if ref is not None),
+            topics=frozenset(topics),
         )
         missing = [
             f"Secret {r.name} (key {r.key})"
@@ -305,18 +321,33 @@ class SupportAgentController:
         if failure is not None:
             raise failure  # retried with backoff; the condition says why meanwhile
 
-    async def _prompt(self, namespace: str, name: str, key: str) -> str | None:
+    async def _config_map(
+        self, namespace: str, name: str
+    ) -> tuple[str | None, Mapping[str, str], Mapping[str, str]] | None:
+        """A referenced ConfigMap's data and binaryData, fetched again only when its version moved."""
         version = self.live.config_map_version(namespace, name)
         if version is None:
             return None
-        cached = self._prompts.get((namespace, name))
+        cached = self._config_maps.get((namespace, name))
         if cached is None or cached[0] != version:
             obj = await self.kube.get(CONFIGMAPS, namespace, name)
             if obj is None:
                 return None
-            cached = (_version(obj), dict(obj.get("data") or {}))
-            self._prompts[(namespace, name)] = cached
-        return cached[1].get(key)
+            cached = (_version(obj), dict(obj.get("data") or {}), dict(obj.get("binaryData") or {}))
+            self._config_maps[(namespace, name)] = cached
+        return cached
+
+    async def _prompt(self, namespace: str, name: str, key: str) -> str | None:
+        found = await self._config_map(namespace, name)
+        return None if found is None else found[1].get(key)
+
+    async def _config_map_digest(self, namespace: str, name: str, key: str) -> str | None:
+        """SHA-256 of one ConfigMap key's value (text or binary), e.g. a trained model; None when absent."""
+        found = await self._config_map(namespace, name)
+        if found is None:
+            return None
+        value = found[1].get(key, found[2].get(key))
+        return None if value is None else hashlib.sha256(value.encode()).hexdigest()
 
     async def _apply_children(self, agent: SupportAgent, desired: DesiredState) -> _AppliedChildren:
         result = _AppliedChildren(deployment=self._child("Deployment", agent.namespace, agent.name))
