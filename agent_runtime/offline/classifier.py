@@ -281,10 +281,14 @@ class TicketClassifier:
     def _assess(self, analysis: features.Analysis) -> Assessment:
         content = [f for f in analysis.readable if f.startswith(features.WORD_PREFIX)]
         known = sum(1 for f in content if self._type_model.document_frequency(f) >= 2)
+        # Words, bigrams and style first; character n-grams added on top (one lookup each).
+        words = self._type_model.log_scores(analysis.readable)
+        chars = self._type_model.log_scores(analysis.features - analysis.readable, prior=False)
         return Assessment(
-            type_scores=self._type_model.log_scores(analysis.features),
-            word_type_scores=self._type_model.log_scores(analysis.readable),
-            priority_scores=self._priority_model.log_scores(analysis.features),
+            type_scores=[w + c for w, c in zip(words, chars, strict=True)],
+            word_type_scores=words,
+            # The priority model has no character n-grams (weight 0): the readable features are all it knows.
+            priority_scores=self._priority_model.log_scores(analysis.readable),
             known_words=known,
             content_words=len(content),
             evidence=1.0 - math.exp(-known / self.settings.evidence_scale),

@@ -164,11 +164,13 @@ class NaiveBayes:
         """
         return cls(Counts.of(documents, labels, settings, weights), settings)
 
-    def log_scores(self, features: Collection[str]) -> list[float]:
-        """Unnormalised log-posterior of each label (order of :attr:`labels`)."""
+    def log_scores(self, features: Collection[str], prior: bool = True) -> list[float]:
+        """Unnormalised log-posterior of each label (order of :attr:`labels`); without the
+        prior, the features' part alone (to add to the scores of another feature set)."""
         table = self._log_likelihoods
         rows = [row for row in map(table.get, features) if row is not None]
-        rows.append(self._log_priors)
+        rows.append(self._log_priors if prior else (0.0,) * len(self.labels))
+        # fsum: exact, so the result does not depend on the (hash-seeded) order of a set.
         return [math.fsum(column) for column in zip(*rows, strict=True)]
 
     def priors(self) -> list[float]:
@@ -187,7 +189,7 @@ class NaiveBayes:
             row = self._log_likelihoods.get(feature)
             if row is None:
                 continue
-            margin = row[i] - max(row[:i] + row[i + 1 :])
+            margin = row[i] - max(x for j, x in enumerate(row) if j != i)
             if margin > 0:
                 out.append(Contribution(feature, margin))
         out.sort(key=lambda c: (-c.weight, c.feature))
