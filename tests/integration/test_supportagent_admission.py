@@ -159,6 +159,22 @@ INVALID: list[tuple[str, Spec, str]] = [
         "equal to 1",
     ),
     (
+        "fallback-model-for-a-specialist",
+        _with(VALID_SPECIALIST, _set("fallbackModel", {"provider": "offline"})),
+        "spec.fallbackModel: Forbidden: spec.fallbackModel is only for role triage",
+    ),
+    (
+        "fallback-model-without-a-name",
+        _with(VALID_TRIAGE, _set("fallbackModel", {"provider": "ollama", "baseURL": "http://ollama:11434/v1"})),
+        "spec.fallbackModel.name: Required value: spec.fallbackModel.name is required unless the provider is offline",
+    ),
+    (
+        "offline-model-for-another-provider",
+        _with(VALID_TRIAGE, _set("model.offline", {"modelRef": {"name": "m", "key": "model.json.gz"}})),
+        "spec.model.offline: Forbidden: spec.model.offline configures the offline classifier: remove it, or set "
+        "provider: offline",
+    ),
+    (
         "unknown-provider",
         _with(VALID_SPECIALIST, _set("model.provider", "gemini")),
         'spec.model.provider: Unsupported value: "gemini": supported values: "offline", "anthropic", "openai", '
@@ -207,6 +223,12 @@ def test_the_valid_examples_are_accepted(
 ) -> None:
     _create(api_client, plain_namespace, "triage", VALID_TRIAGE)
     _create(api_client, plain_namespace, "billing", VALID_SPECIALIST)
+    cascade = {
+        **VALID_TRIAGE,
+        "model": {"provider": "offline", "offline": {"modelRef": {"name": "triage-model", "key": "model.json.gz"}}},
+        "fallbackModel": {**VALID_TRIAGE["model"], "confidenceThreshold": 0.7},
+    }
+    _create(api_client, plain_namespace, "cascade", cascade)
 
 
 @pytest.mark.parametrize(("case", "spec", "message"), INVALID, ids=[c[0] for c in INVALID])

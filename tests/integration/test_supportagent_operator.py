@@ -486,3 +486,41 @@ def test_the_operator_identity_is_least_privilege(srs_operator: OperatorProcess)
     assert not allowed("create", "pods")
     assert not allowed("update", "supportagents", GROUP)  # only the status subresource
     assert not allowed("create", "clusterrolebindings", "rbac.authorization.k8s.io")
+
+
+def test_a_trained_offline_model_is_mounted_and_a_retrained_one_rolls_the_pods(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    agent_namespace: str,  # noqa: F811
+) -> None:
+    ns = agent_namespace
+    agents = Agents(api_client, ns)
+    spec = {
+        "role": "triage",
+        "inputTopic": "ticket.events",
+        "routes": {"billing": "ticket.triaged.billing"},
+        "model": {"provider": "offline", "offline": {"modelRef": {"name": "triage-model", "key": "model.json.gz"}}},
+    }
+    agents.create("triage", spec)
+    agent = agents.wait_condition("triage", "Accepted", "False", reason="OfflineModelNotFound")
+    assert "ConfigMap triage-model with key model.json.gz not found" in condition(agent, "Accepted")["message"]
+
+    # What `kubectl create configmap triage-model --from-file=model.json.gz` makes of a gzip file.
+    model = base64.b64encode(b"\x1f\x8b first model").decode()
+    core_v1.create_namespaced_config_map(
+        ns,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="triage-model"), binary_data={"model.json.gz": model}),
+    )
+    agents.wait_condition("triage", "Accepted", "True")
+    deployment = apps_v1.read_namespaced_deployment("triage", ns)
+    volume = next(v for v in deployment.spec.template.spec.volumes if v.name == "offline-model")
+    assert volume.config_map.name == "triage-model"
+    assert [(i.key, i.path) for i in volume.config_map.items] == [("model.json.gz", "model.json.gz")]
+    config = yaml.safe_load(core_v1.read_namespaced_config_map("triage-config", ns).data[CONFIG_KEY])
+    assert config["model"]["model_dir"] == "/etc/srs-offline-model"
+
+    before = _pod_hash(apps_v1, ns, "triage")
+    retrained = base64.b64encode(b"\x1f\x8b second model").decode()
+    core_v1.patch_namespaced_config_map("triage-model", ns, {"binaryData": {"model.json.gz": retrained}})
+    wait_for("the retrained model rolls the pods", lambda: _pod_hash(apps_v1, ns, "triage") != before, timeout=30)
