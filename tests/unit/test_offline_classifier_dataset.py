@@ -16,6 +16,7 @@ pytestmark = pytest.mark.unit
 
 UNSEEN = Path(__file__).parent / "data" / "offline_unseen.jsonl"
 OUT_OF_STYLE = Path(__file__).parent / "data" / "offline_out_of_style.jsonl"
+PUBLIC_STYLES = Path(__file__).parent / "data" / "offline_public_styles.jsonl"
 
 
 def _text(ticket: LabelledTicket) -> str:
@@ -53,7 +54,11 @@ def test_heldout_is_a_stratified_fifth_of_each_type() -> None:
 def test_no_ticket_text_appears_twice_within_or_across_the_sets() -> None:
     texts = [
         _text(t)
-        for t in load_split(Split.TRAIN) + load_split(Split.HELDOUT) + read_jsonl(UNSEEN) + read_jsonl(OUT_OF_STYLE)
+        for t in load_split(Split.TRAIN)
+        + load_split(Split.HELDOUT)
+        + read_jsonl(UNSEEN)
+        + read_jsonl(OUT_OF_STYLE)
+        + read_jsonl(PUBLIC_STYLES)
     ]
     duplicates = [text for text, n in Counter(texts).items() if n > 1]
     assert duplicates == []
@@ -66,11 +71,12 @@ def test_the_unseen_set_is_balanced_and_separate() -> None:
     assert all(t.id.startswith("un-") for t in unseen)
 
 
-def test_the_out_of_style_set_is_balanced_and_separate() -> None:
-    tickets = read_jsonl(OUT_OF_STYLE)
-    assert len(tickets) >= 100
+@pytest.mark.parametrize(("path", "prefix", "size"), [(OUT_OF_STYLE, "os-", 100), (PUBLIC_STYLES, "ps-", 50)])
+def test_the_out_of_style_sets_are_balanced_and_separate(path: Path, prefix: str, size: int) -> None:
+    tickets = read_jsonl(path)
+    assert len(tickets) >= size
     assert set(Counter(t.type for t in tickets).values()) == {len(tickets) // len(TicketType)}
-    assert all(t.id.startswith("os-") for t in tickets)
+    assert all(t.id.startswith(prefix) for t in tickets)
     assert all(t.priority is not None for t in tickets)
 
 

@@ -77,7 +77,7 @@ def test_no_generated_ticket_repeats_an_evaluation_ticket() -> None:
     judged = {
         " ".join(features.tokens(f"{t.subject}\n{t.body}"))
         for t in load_split(Split.HELDOUT) + read_jsonl(DATA / "offline_unseen.jsonl")
-        + read_jsonl(DATA / "offline_out_of_style.jsonl")
+        + read_jsonl(DATA / "offline_out_of_style.jsonl") + read_jsonl(DATA / "offline_public_styles.jsonl")
     }  # fmt: skip
     generated = {" ".join(features.tokens(f"{t.subject}\n{t.body}")) for t in generate.generate(5000, seed=1)}
     assert judged.isdisjoint(generated)
