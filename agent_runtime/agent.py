@@ -37,10 +37,16 @@ EVENT_ID_HEADER: Final = "srs-event-id"
 EVENT_TYPE_HEADER: Final = "srs-event-type"
 
 
-def decode_payload(record: InputRecord) -> object:
-    """The record's value as JSON; ``PermanentError("invalid_json")`` when it is not."""
+def decode_payload(record: InputRecord, max_bytes: int | None = None) -> object:
+    """The record's value as JSON; ``PermanentError("invalid_json")`` when it is not.
+
+    The size comes first — before decoding or parsing touches the bytes: a value over
+    ``max_bytes`` (the input schema's ``x-max-bytes``) is ``PermanentError("too_large")``.
+    """
     if record.value is None:
         raise PermanentError("invalid_json", "the record has no value (a tombstone?)")
+    if max_bytes is not None and len(record.value) > max_bytes:
+        raise PermanentError("too_large", f"the value has {len(record.value)} bytes; the schema allows {max_bytes}")
     try:
         text = record.value.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -51,14 +57,18 @@ def decode_payload(record: InputRecord) -> object:
         raise PermanentError(
             "invalid_json", f"the value is not JSON: {e.msg} at line {e.lineno} column {e.colno}"
         ) from e
+    except RecursionError as e:
+        # json gives up past the interpreter's recursion limit (~1000 levels).
+        raise PermanentError("too_large", "the value nests too deeply to parse") from e
 
 
 def validate_input(event_type: EventType, payload: object) -> dict[str, Any]:
-    """``payload`` if it is a valid ``event_type``; ``PermanentError("schema_invalid")`` naming the field if not."""
+    """``payload`` if it is a valid ``event_type``; ``PermanentError("schema_invalid")`` naming the field if
+    not (``"too_large"`` when a size bound is what it breaks)."""
     try:
         events.validate(event_type, payload)
     except EventValidationError as e:
-        raise PermanentError("schema_invalid", str(e)) from e
+        raise PermanentError("too_large" if e.too_large else "schema_invalid", str(e)) from e
     if not isinstance(payload, dict):  # the schemas say "type": "object"; this keeps mypy and -O honest
         raise PermanentError("schema_invalid", f"{event_type.value}: $: not a JSON object")
     return payload
@@ -111,7 +121,8 @@ class AgentHandler:
         return EventType.TICKET_CREATED if self._config.role is Role.TRIAGE else EventType.TICKET_TRIAGED
 
     async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
-        payload = validate_input(self.input_event_type, decode_payload(record))
+        event_type = self.input_event_type
+        payload = validate_input(event_type, decode_payload(record, events.max_bytes(event_type)))
         trace_id = events.resolve_trace_id(payload, record.header(TRACEPARENT_HEADER), seed=str(payload["event_id"]))
         logs.bind(ticket_id=payload["ticket_id"], trace_id=trace_id)
         if self._triage is not None:

@@ -99,6 +99,15 @@ class RetryPolicy(_Model):
     max_attempts: int = Field(5, ge=1, le=100)
     initial_backoff_ms: int = Field(200, ge=1)
     max_backoff_ms: int = Field(30_000, ge=1)
+    handler_timeout_seconds: float = Field(
+        120.0, gt=0, le=3600,
+        description="Deadline of one attempt at one record; a miss counts as a failed attempt "
+        "(retried, then dead-lettered with reason timeout).",
+    )  # fmt: skip
+    crash_loop_limit: int = Field(
+        3, ge=1, le=100,
+        description="A record that crashed or hung this many agent processes is dead-lettered (crash_loop).",
+    )  # fmt: skip
 
 
 class TriageConfig(_Model):
@@ -124,6 +133,12 @@ class SpecialistConfig(_Model):
     human_topic: TopicName = Field("ticket.triaged.human", description="Drafts that fail the guardrails go here.")
 
 
+#: What enrichment copies from a customer item unless the config says otherwise.
+DEFAULT_CUSTOMER_ATTRIBUTES: Final = (
+    "customer_id", "name", "first_name", "email", "tier", "plan", "seats", "mrr", "country", "language", "tags",
+)  # fmt: skip
+
+
 class EnrichmentConfig(_Model):
     """Optional customer lookup in DynamoDB during triage; failures degrade, never block."""
 
@@ -133,6 +148,11 @@ class EnrichmentConfig(_Model):
     key_attribute: str = "customer_id"
     timeout_seconds: float = Field(1.0, gt=0, le=30)
     cache_ttl_seconds: int = Field(300, ge=0)
+    attributes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=lambda: list(DEFAULT_CUSTOMER_ATTRIBUTES),
+        max_length=50,
+        description="The item attributes copied into events and prompts; any other attribute is never read.",
+    )
 
 
 class GuardrailConfig(_Model):

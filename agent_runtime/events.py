@@ -26,7 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -49,13 +49,24 @@ class SchemaNotFoundError(RuntimeError):
 
 
 class EventValidationError(ValueError):
-    """A payload does not match its schema. ``field`` is a JSON path such as ``$.ticket.subject``."""
+    """A payload does not match its schema. ``field`` is a JSON path such as ``$.ticket.subject``.
 
-    def __init__(self, event_type: EventType, field: str, message: str) -> None:
+    ``too_large``: the violation is a size bound (bytes, length, items, keys, depth).
+    """
+
+    def __init__(self, event_type: EventType, field: str, message: str, *, too_large: bool = False) -> None:
         super().__init__(f"{event_type.value}: {field}: {message}")
         self.event_type = event_type
         self.field = field
         self.message = message
+        self.too_large = too_large
+
+
+#: Schema keywords that bound size: breaking one means "too large", not "malformed".
+_SIZE_KEYWORDS: Final = frozenset({"maxLength", "maxItems", "maxProperties", "maxDepth"})
+#: No event nests deeper than this (ticket.triaged → ticket → metadata → 3 levels); checked
+#: before the schema, whose validator recurses once per level.
+MAX_EVENT_DEPTH: Final = 12
 
 
 _SCHEMA_SUFFIX: Final = ".schema.json"
@@ -88,6 +99,39 @@ def load_schemas() -> dict[EventType, dict[str, Any]]:
 def schema(event_type: EventType) -> dict[str, Any]:
     """The parsed JSON Schema of one event type."""
     return load_schemas()[event_type]
+
+
+def max_bytes(event_type: EventType) -> int | None:
+    """The largest encoded event of this type (the schema's ``x-max-bytes``), if it says."""
+    limit = schema(event_type).get("x-max-bytes")
+    return limit if isinstance(limit, int) else None
+
+
+def depth(value: object) -> int:
+    """How deeply ``value`` nests (a scalar is 0, ``{}`` or ``[]`` is 1); iterative, any depth."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Iterator[object] | list[object] = iter(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        level += 1
+        deepest = max(deepest, level)
+        stack.extend((child, level) for child in children)
+    return deepest
+
+
+def _max_depth(validator: Any, limit: int, instance: object, _schema: Any) -> Iterator[ValidationError]:
+    """The ``maxDepth`` keyword (an srs extension): ``instance`` nests at most ``limit`` levels."""
+    if isinstance(instance, dict | list) and depth(instance) > limit:
+        yield ValidationError(f"nested deeper than {limit} levels")
+
+
+_Validator: Final = validators.extend(Draft202012Validator, {"maxDepth": _max_depth})  # type: ignore[no-untyped-call]
 
 
 _RFC3339: Final = re.compile(
@@ -143,14 +187,14 @@ def _inline_refs(node: Any, resolver: Resolver[Any], seen: frozenset[int] = froz
 
 
 @cache
-def _validators() -> dict[EventType, Draft202012Validator]:
+def _validators() -> dict[EventType, Any]:
     schemas = load_schemas()
     registry: Registry[Any] = Registry().with_resources(
         (s["$id"], Resource.from_contents(s, default_specification=DRAFT202012)) for s in schemas.values()
     )
     checker = _format_checker()
     return {
-        event_type: Draft202012Validator(
+        event_type: _Validator(
             _inline_refs(s, registry.resolver(base_uri=s["$id"])), registry=registry, format_checker=checker
         )
         for event_type, s in schemas.items()
@@ -178,9 +222,12 @@ def validation_errors(event_type: EventType, payload: object) -> list[str]:
 
 def validate(event_type: EventType, payload: object) -> None:
     """Raise :class:`EventValidationError` naming the offending field unless ``payload`` is valid."""
+    if depth(payload) > MAX_EVENT_DEPTH:
+        raise EventValidationError(event_type, "$", f"nested deeper than {MAX_EVENT_DEPTH} levels", too_large=True)
     error = _first_error(_validators()[event_type].iter_errors(payload))
     if error is not None:
-        raise EventValidationError(event_type, _json_path(error), _short(error.message))
+        too_large = error.validator in _SIZE_KEYWORDS
+        raise EventValidationError(event_type, _json_path(error), _short(error.message), too_large=too_large)
 
 
 def _short(message: str, limit: int = 300) -> str:

@@ -21,6 +21,16 @@ DEAD_LETTERED = Counter(
     "srs_agent_dead_lettered", "Inputs sent to the dead-letter topic, by error class.", ["agent", "error_class"],
     registry=REGISTRY,
 )  # fmt: skip
+DEAD_LETTERS_STUCK = Gauge(
+    "srs_agent_dead_letters_stuck",
+    "Dead letters that could not be written after the bounded attempts (the agent is not ready while > 0).",
+    ["agent"], registry=REGISTRY,
+)  # fmt: skip
+HANDLER_OVERRUNS = Gauge(
+    "srs_agent_handler_overruns",
+    "Handlers still running well past their deadline (they ignore cancellation; /healthz fails while > 0).",
+    ["agent"], registry=REGISTRY,
+)  # fmt: skip
 RETRIED = Counter("srs_agent_retried", "Retries of an input after a transient failure.", ["agent"], registry=REGISTRY)
 IN_FLIGHT = Gauge("srs_agent_in_flight", "Inputs being processed right now.", ["agent"], registry=REGISTRY)
 PAUSED_PARTITIONS = Gauge(

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from agent_runtime.engine.ledger import CrashLedger
 from agent_runtime.records import InputRecord
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,13 @@ class ConsumerListener(Protocol):
 
     def records_arrived(self, records: list[InputRecord]) -> None: ...
 
-    def partitions_assigned(self, partitions: list[PartitionId]) -> None: ...
+    def partitions_assigned(self, partitions: list[PartitionId], ledgers: dict[PartitionId, CrashLedger]) -> None:
+        """New partitions, with the crash ledger of each one's committed offset (when there is one)."""
+        ...
+
+    def partitions_forgotten(self, partitions: list[PartitionId]) -> None:
+        """Partitions gone without a drain (it did not finish in time): drop their state."""
+        ...
 
     def partitions_revoked(self, partitions: list[PartitionId]) -> Coroutine[Any, Any, list[PartitionOffset]]:
         """Drain the partitions; return the offsets to commit before they go."""
@@ -113,6 +120,7 @@ class InputConsumer:
         self._requests: queue.SimpleQueue[tuple[str, list[Any]]] = queue.SimpleQueue()
         #: Partitions paused on request (the thread polls faster meanwhile, to resume promptly).
         self._paused: set[tuple[str, int]] = set()
+        self._committed_timeout_s = 10.0
 
     # -- the consumer thread ------------------------------------------------------------
 
@@ -205,7 +213,9 @@ class InputConsumer:
             except queue.Empty:
                 return
             try:
-                if operation == "store":
+                if operation == "ledger":
+                    self._commit_ledger(*argument)
+                elif operation == "store":
                     self._consumer.store_offsets(offsets=argument)
                 elif operation == "pause":
                     self._consumer.pause(argument)
@@ -217,12 +227,35 @@ class InputConsumer:
                 # Only for a partition revoked meanwhile; its revoke committed what was done.
                 log.debug("consumer request failed", extra={"operation": operation, "error": str(e)})
 
+    def _commit_ledger(self, partition: TopicPartition, done: Callable[[bool], None]) -> None:
+        try:
+            self._consumer.commit(offsets=[partition], asynchronous=False)
+            ok = True
+        except KafkaException as e:
+            log.warning("committing the crash ledger failed", extra={"error": str(e)})
+            ok = False
+        self._call_on_loop(done, ok)
+
+    def _ledgers(self, partitions: list[Any]) -> dict[PartitionId, CrashLedger]:
+        """The crash ledger in each partition's committed offset (none for a new group)."""
+        if not partitions:
+            return {}
+        try:
+            committed = self._consumer.committed(partitions, timeout=self._committed_timeout_s)
+        except KafkaException as e:
+            log.warning("cannot read committed offsets; crash counts start afresh", extra={"error": str(e)})
+            return {}
+        return {
+            (tp.topic, tp.partition): CrashLedger.decode(tp.metadata, tp.offset) for tp in committed if tp.offset >= 0
+        }
+
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
         # Called on every rebalance, with an empty list too: a member without partitions
         # (more replicas than partitions) is still ready.
+        ledgers = self._ledgers(partitions)
         self.joined.set()
         log.info("partitions assigned", extra={"partitions": _describe(partitions)})
-        self._call_on_loop(self.listener.partitions_assigned, _partition_ids(partitions))
+        self._call_on_loop(self.listener.partitions_assigned, _partition_ids(partitions), ledgers)
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         if self._closing or not partitions:
@@ -236,6 +269,9 @@ class InputConsumer:
         except Exception as e:  # noqa: BLE001 - nothing committed: the next owner redoes the work
             log.error("draining revoked partitions failed", extra={"error": type(e).__name__})
             offsets = []
+            # The loop is stuck (a handler blocks it) or the drain failed: make sure the
+            # dispatcher lets the partitions go once it runs again — before any later assignment.
+            self._call_on_loop(self.listener.partitions_forgotten, _partition_ids(partitions))
         # Store requests still queued hold older offsets: apply them before the final ones.
         self._apply_requests()
         self.commit(offsets)
@@ -271,8 +307,19 @@ class InputConsumer:
         self._requests.put(("resume", [TopicPartition(t, p) for t, p in partitions]))
 
     def store_offsets(self, offsets: Sequence[PartitionOffset]) -> None:
-        """Mark offsets for the next (automatic) commit."""
-        self._requests.put(("store", [TopicPartition(t, p, o) for t, p, o in offsets]))
+        """Mark offsets for the next (automatic) commit.
+
+        Their ledger says one death: should this process die, the next owner of the
+        partition runs the head record alone first (see ``ledger``).
+        """
+        self._requests.put(("store", [TopicPartition(t, p, o, metadata=_ledger(o, 1)) for t, p, o in offsets]))
+
+    def commit_ledger(
+        self, partition: PartitionId, offset: int, ledger: CrashLedger, done: Callable[[bool], None]
+    ) -> None:
+        """Commit ``offset`` with ``ledger`` synchronously on the consumer thread; ``done(ok)`` on the loop."""
+        topic, number = partition
+        self._requests.put(("ledger", [TopicPartition(topic, number, offset, metadata=ledger.encode()), done]))
 
     # -- shutdown, once the consumer thread has ended -------------------------------------------
 
@@ -291,7 +338,8 @@ class InputConsumer:
         """
         if not offsets:
             return
-        partitions = [TopicPartition(t, p, o) for t, p, o in offsets]
+        # A clean end: nobody died here.
+        partitions = [TopicPartition(t, p, o, metadata=_ledger(o, 0)) for t, p, o in offsets]
         try:
             self._consumer.store_offsets(offsets=partitions)
         except KafkaException as e:
@@ -309,6 +357,10 @@ class InputConsumer:
             self._consumer.close()
         except (KafkaException, RuntimeError) as e:
             log.warning("closing the consumer failed", extra={"error": str(e)})
+
+
+def _ledger(offset: int, deaths: int) -> str:
+    return CrashLedger(offset, deaths).encode()
 
 
 def _describe(partitions: Sequence[Any]) -> str:

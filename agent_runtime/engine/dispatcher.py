@@ -9,6 +9,14 @@ record's life (acknowledgement, retry after a backoff, dead letter) is driven by
 callbacks, so a record costs no task or future of its own — buffered or in flight —
 which keeps the engine near the speed of a hand-written consume → produce loop.
 
+Every handler attempt has a deadline (``handler_timeout_s``); a miss is a failed attempt,
+and the dead letter after the last one says ``timeout``. A handler that cannot be cut
+(it ignores cancellation) turns ``/healthz`` red once it overran by ``handler_overrun_s``.
+Kafka errors that no retry can fix — a record too large, an authorization failure, an
+invalid record — end the attempt for good (``too_large`` / ``permanent``). A dead letter is
+cut to fit the dead-letter topic; one that still cannot be written after
+``dead_letter_attempts`` makes the engine not ready (it keeps trying, the offset stays).
+
 When a record is done (outputs acknowledged, or dead-lettered and acknowledged), its
 offset completes in the partition's ``OffsetTracker`` and the contiguous completed
 prefix is stored for the next commit. Backpressure: a partition with too many
@@ -23,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import json
 import logging
 import time
 from collections import deque
@@ -32,8 +41,16 @@ from typing import Final, Protocol
 from agent_runtime import logs, metrics
 from agent_runtime.engine.backoff import Backoff
 from agent_runtime.engine.consumer import PartitionId, PartitionOffset
-from agent_runtime.engine.deadletter import ErrorClass, build_dead_letter, error_class_of
+from agent_runtime.engine.deadletter import (
+    MIN_DEAD_LETTER_BYTES,
+    ErrorClass,
+    build_dead_letter,
+    error_class_of,
+    record_size,
+)
+from agent_runtime.engine.ledger import CrashLedger
 from agent_runtime.engine.offsets import OffsetTracker
+from agent_runtime.engine.producer import permanent_error_class
 from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.engine.tracing import (
     TRACEPARENT,
@@ -78,6 +95,16 @@ class PartitionControl(Protocol):
 
     def store_offsets(self, offsets: Sequence[PartitionOffset]) -> None: ...
 
+    def commit_ledger(
+        self, partition: PartitionId, offset: int, ledger: CrashLedger, done: Callable[[bool], None]
+    ) -> None:
+        """Commit ``offset`` with ``ledger`` in its metadata, synchronously; ``done(ok)`` runs on the loop."""
+        ...
+
+
+class HandlerTimeoutError(Exception):
+    """The handler missed its deadline."""
+
 
 class _State(enum.IntEnum):
     QUEUED = enum.auto()
@@ -97,10 +124,26 @@ _ACTIVE: Final = frozenset({_State.RUNNING, _State.ACKING, _State.DEAD_LETTERING
 class _Partition:
     """Per-partition state while this process owns the partition."""
 
-    __slots__ = ("active", "closing", "drained", "id", "lanes", "paused", "tracker")
+    __slots__ = (
+        "active", "closing", "condemned", "drained", "held", "id", "lanes", "ledger", "opening", "paused", "suspect",
+        "suspect_released", "tracker",
+    )  # fmt: skip
 
-    def __init__(self, partition: PartitionId) -> None:
+    def __init__(self, partition: PartitionId, ledger: CrashLedger | None = None) -> None:
         self.id = partition
+        #: What the committed offset says about crashes at the head record (None: nothing yet).
+        self.ledger = ledger
+        #: Lanes that may not start yet: until this process's crash ledger is committed, and in
+        #: suspect mode (the head record runs alone). None: the partition runs freely.
+        self.held: list[_Lane] | None = []
+        #: Suspect mode: the offset of the head record that must run alone.
+        self.suspect: int | None = None
+        #: The suspect crashed ``crash_loop_limit`` processes: dead-letter it, do not run it.
+        self.condemned = False
+        #: The first record arrived; the ledger commit is on its way.
+        self.opening = False
+        #: The ledger is committed: the suspect may run (alone).
+        self.suspect_released = False
         self.tracker = OffsetTracker()
         self.lanes: dict[object, _Lane] = {}
         self.paused = False
@@ -129,7 +172,7 @@ class _Work:
 
     __slots__ = (
         "arrived", "attempts", "dead_letter", "dead_letter_failures", "delivered", "expected", "failure", "lane",
-        "record", "span", "state", "timer", "worker",
+        "producing", "record", "span", "state", "stuck", "timer", "worker",
     )  # fmt: skip
 
     def __init__(self, record: InputRecord, span: TraceContext, lane: _Lane) -> None:
@@ -145,6 +188,11 @@ class _Work:
         self.failure: Exception | None = None
         self.dead_letter: OutputRecord | None = None
         self.dead_letter_failures = 0
+        #: Outputs are still being handed to the producer: the input is not complete yet even
+        #: if every output handed over so far is acknowledged.
+        self.producing = False
+        #: Counted in ``Dispatcher.stuck_dead_letters``.
+        self.stuck = False
         self.timer: asyncio.TimerHandle | None = None
         self.worker: asyncio.Task[None] | None = None
 
@@ -193,6 +241,13 @@ class Dispatcher:
         self._paused_gauge = metrics.PAUSED_PARTITIONS.labels(agent)
         self._latency = metrics.PROCESSING_LATENCY.labels(agent)
         self._retried = metrics.RETRIED.labels(agent)
+        #: Handlers running now, with their start time (read by the health probe's thread).
+        self._started: dict[_Work, float] = {}
+        #: Dead letters that failed ``dead_letter_attempts`` times and are still not written.
+        self.stuck_dead_letters = 0
+        self._stuck_gauge = metrics.DEAD_LETTERS_STUCK.labels(agent)
+        #: The largest dead letter the topic takes (lowered when Kafka says it is too large).
+        self.dead_letter_max_bytes = settings.dead_letter_max_bytes
 
     # -- life cycle and observations --------------------------------------------------------
 
@@ -223,12 +278,25 @@ class Dispatcher:
     def assigned_partitions(self) -> list[PartitionId]:
         return sorted(self._partitions)
 
+    def overrunning_handlers(self) -> int:
+        """Handlers still running ``handler_overrun_s`` past their deadline (safe from any thread)."""
+        limit = time.monotonic() - self._settings.handler_timeout_s - self._settings.handler_overrun_s
+        return sum(1 for started in list(self._started.values()) if started < limit)
+
     # -- consumer events (on the loop) ------------------------------------------------------
 
-    def partitions_assigned(self, partitions: list[PartitionId]) -> None:
+    def partitions_assigned(
+        self, partitions: list[PartitionId], ledgers: dict[PartitionId, CrashLedger] | None = None
+    ) -> None:
         for partition in partitions:
-            if partition not in self._partitions:
-                self._partitions[partition] = _Partition(partition)
+            known = self._partitions.get(partition)
+            if known is not None and known.closing:
+                # Left over from a revoke whose drain never finished: that state describes
+                # the old ownership (offsets, lanes), not this one. Start afresh.
+                self._drop(known)
+                known = None
+            if known is None:
+                self._partitions[partition] = _Partition(partition, (ledgers or {}).get(partition))
 
     def records_arrived(self, records: list[InputRecord]) -> None:
         touched: set[_Partition] = set()
@@ -251,6 +319,8 @@ class Dispatcher:
             tracked += 1
             touched.add(partition)
             if not partition.closing:  # else: tracked as unfinished, so never committed
+                if partition.held is not None and partition.suspect is None and not partition.opening:
+                    self._open(partition, record.offset)
                 self._enqueue(partition, record)
         self._pending_total += tracked
         self.released += len(records) - tracked
@@ -267,9 +337,23 @@ class Dispatcher:
     async def partitions_revoked(self, partitions: list[PartitionId]) -> list[PartitionOffset]:
         """Finish (or, after the drain timeout, abandon) in-flight work; return what to commit."""
         owned = [self._partitions[p] for p in partitions if p in self._partitions]
-        offsets = await self._drain(owned, self._settings.revoke_drain_timeout_s)
-        self._forget(owned)
-        return offsets
+        try:
+            return await self._drain(owned, self._settings.revoke_drain_timeout_s)
+        finally:
+            # Also when the consumer gave up waiting and cancelled this drain: the partitions
+            # are gone either way, and nothing of theirs may run or be stored any more.
+            self.partitions_forgotten(partitions)
+
+    def partitions_forgotten(self, partitions: list[PartitionId]) -> None:
+        """Give partitions up at once (idempotent): the consumer no longer owns them.
+
+        The consumer calls this after a revoke whose drain it stopped waiting for (the loop
+        was blocked); requests reach the loop in order, so it runs before a later assignment.
+        """
+        for partition_id in partitions:
+            partition = self._partitions.get(partition_id)
+            if partition is not None:
+                self._drop(partition)
 
     async def partitions_lost(self, partitions: list[PartitionId]) -> None:
         """Abandon the work of partitions another member may own already."""
@@ -338,10 +422,18 @@ class Dispatcher:
         handled = 0
         while True:
             lane = ready.popleft() if ready else await self._next_lane()
-            if lane.partition.closing:
+            partition = lane.partition
+            if partition.closing:
                 lane.scheduled = False  # never started: the offset stays uncommitted
                 continue
             work = lane.queue[0]
+            if partition.held is not None and not self._may_start(partition, work):
+                partition.held.append(lane)  # stays scheduled; released with the partition
+                continue
+            if partition.condemned and work.record.offset == partition.suspect:
+                partition.condemned = False
+                self._condemn(work)
+                continue
             try:
                 await self._run_handler(work, worker)
             except asyncio.CancelledError:
@@ -369,32 +461,39 @@ class Dispatcher:
         work.attempts += 1
         work.worker = worker
         self._running += 1
+        self._started[work] = time.monotonic()
+        deadline = asyncio.timeout(self._settings.handler_timeout_s)
         try:
-            outputs = await self._handler.handle(record)
+            async with deadline:
+                outputs = await self._handler.handle(record)
         except PermanentError as e:
             metrics.FAILED.labels(self._settings.agent, e.error_class).inc()
             self._dead_letter(work, error_class_of(e.error_class), e.message, type(e).__name__)
             return
         except Exception as e:  # noqa: BLE001 - any other failure is transient by contract
-            self._failed(work, e)
+            late = HandlerTimeoutError(f"the handler did not finish within {self._settings.handler_timeout_s:g}s")
+            self._failed(work, late if deadline.expired() else e)
             return
         finally:
             self._running -= 1
+            self._started.pop(work, None)
             work.worker = None
         if work.state is _State.ABANDONED:
             return
         work.state = _State.ACKING  # both active
         work.expected = work.delivered = 0
         work.failure = None
+        # Until every output is handed over, acknowledgements of the first ones must not
+        # complete the input (librdkafka's queue may fill up part-way).
+        work.producing = True
         queued = self._produce(work, outputs, 0)
         while queued < len(outputs):
             await asyncio.sleep(0.005)  # librdkafka's queue is full: let deliveries drain
             if work.state is not _State.ACKING:
                 return  # abandoned meanwhile
             queued = self._produce(work, outputs, queued)
-        # Reports never arrive inside produce(); with nothing produced, none will come.
-        if work.expected == 0:
-            self._check_delivered(work)
+        work.producing = False
+        self._check_delivered(work)
 
     def _produce(self, work: _Work, outputs: Sequence[OutputRecord], start: int) -> int:
         """Produce ``outputs[start:]``; return how many are dealt with (all, unless the queue filled up)."""
@@ -410,8 +509,9 @@ class Dispatcher:
                 self._sink.produce(output.topic, output.key, output.value, headers, on_delivery)
             except BufferError:
                 return index
-            except Exception as e:  # noqa: BLE001 - e.g. a record too large: fails this attempt
-                work.failure = e
+            except Exception as e:  # noqa: BLE001 - e.g. a record too large: fails this attempt (or for good)
+                if work.failure is None:
+                    work.failure = e
                 return len(outputs)
             work.expected += 1
         return len(outputs)
@@ -425,21 +525,28 @@ class Dispatcher:
         self._check_delivered(work)
 
     def _check_delivered(self, work: _Work) -> None:
-        if work.delivered < work.expected or work.state is not _State.ACKING:
-            return  # more to come, or abandoned meanwhile
+        if work.producing or work.delivered < work.expected or work.state is not _State.ACKING:
+            return  # more to produce or to come, or abandoned meanwhile
         if work.failure is None:
             self._done(work)
         else:
             self._failed(work, work.failure)
 
     def _failed(self, work: _Work, error: Exception) -> None:
-        """A transient failure (handler or delivery): retry after a backoff, or dead-letter."""
+        """A failure of the handler or of a delivery: retry after a backoff, or dead-letter."""
         if work.state is _State.ABANDONED:
             return
         reason = type(error).__name__
+        permanent = permanent_error_class(error)
+        if permanent is not None:
+            # Kafka refused an output for good (too large, not authorized, invalid): no retry helps.
+            metrics.FAILED.labels(self._settings.agent, permanent).inc()
+            self._dead_letter(work, error_class_of(permanent), f"{reason}: {error}", reason)
+            return
         metrics.FAILED.labels(self._settings.agent, reason).inc()
         if work.attempts >= self._settings.max_attempts:
-            self._dead_letter(work, ErrorClass.RETRIES_EXHAUSTED, f"{reason}: {error}", reason)
+            last = ErrorClass.TIMEOUT if isinstance(error, HandlerTimeoutError) else ErrorClass.RETRIES_EXHAUSTED
+            self._dead_letter(work, last, f"{reason}: {error}", reason)
             return
         if work.lane.partition.closing:
             self._set_state(work, _State.ABANDONED)
@@ -473,6 +580,7 @@ class Dispatcher:
             exception=exception,
             attempts=work.attempts,
             trace_id=work.span.trace_id,
+            max_bytes=self.dead_letter_max_bytes,
         )
         self._send_dead_letter(work)
 
@@ -497,6 +605,7 @@ class Dispatcher:
         assert work.dead_letter is not None
         error_class = dict(work.dead_letter.headers).get("srs-error-class", b"").decode()
         if error is None:
+            self._unstick(work)
             metrics.DEAD_LETTERED.labels(self._settings.agent, error_class).inc()
             log.warning("input dead-lettered", extra=self._log_fields(work, {
                 "error_class": error_class, "attempts": work.attempts,
@@ -508,12 +617,43 @@ class Dispatcher:
         if work.lane.partition.closing:
             self._set_state(work, _State.ABANDONED)
             return
+        size = record_size(work.dead_letter)
+        if permanent_error_class(error) == ErrorClass.TOO_LARGE and size > MIN_DEAD_LETTER_BYTES:
+            # The topic takes less than we thought (or its limit was lowered): cut and retry now.
+            self.dead_letter_max_bytes = max(MIN_DEAD_LETTER_BYTES, min(self.dead_letter_max_bytes, size // 2))
+            log.warning("dead letter too large for its topic; cutting its payload copy", extra=self._log_fields(work, {
+                "bytes": size, "max_bytes": self.dead_letter_max_bytes,
+            }))  # fmt: skip
+            envelope = json.loads(work.dead_letter.value)
+            work.dead_letter = build_dead_letter(
+                work.record, topic=work.dead_letter.topic, agent=self._settings.agent,
+                error_class=error_class_of(envelope["error"]["class"]), message=envelope["error"]["message"],
+                exception=envelope["error"].get("exception", ""), attempts=work.attempts,
+                trace_id=work.span.trace_id, max_bytes=self.dead_letter_max_bytes,
+            )  # fmt: skip
+            self._send_dead_letter(work)
+            return
+        if work.dead_letter_failures >= self._settings.dead_letter_attempts and not work.stuck:
+            # Nothing is lost (the offset stays), but this partition is stuck behind it: say so.
+            work.stuck = True
+            self.stuck_dead_letters += 1
+            self._stuck_gauge.set(self.stuck_dead_letters)
+            log.error("a dead letter cannot be written; not ready until it is", extra=self._log_fields(work, {
+                "error": type(error).__name__, "detail": str(error)[:_MAX_LOGGED_ERROR],
+                "attempts": work.dead_letter_failures, "dead_letter_topic": work.dead_letter.topic,
+            }))  # fmt: skip
         delay = self._backoff.delay(work.dead_letter_failures)
         log.error("writing the dead letter failed; input kept uncommitted, retrying", extra=self._log_fields(work, {
             "error": type(error).__name__, "detail": str(error)[:_MAX_LOGGED_ERROR], "retry_in_s": round(delay, 3),
         }))  # fmt: skip
         self._set_state(work, _State.DEAD_LETTER_WAIT)
         work.timer = asyncio.get_running_loop().call_later(delay, self._send_dead_letter, work)
+
+    def _unstick(self, work: _Work) -> None:
+        if work.stuck:
+            work.stuck = False
+            self.stuck_dead_letters -= 1
+            self._stuck_gauge.set(self.stuck_dead_letters)
 
     def _done(self, work: _Work) -> None:
         self._set_state(work, _State.DONE)
@@ -529,6 +669,8 @@ class Dispatcher:
                 # Coalesce: one store request per loop iteration, not one per record.
                 self._store_scheduled = True
                 asyncio.get_running_loop().call_soon(self._store_dirty)
+        if work.record.offset == partition.suspect:
+            self._suspect_done(partition)
         if partition.paused:
             self._relieve(partition)
         if lane.queue and not partition.closing:
@@ -556,6 +698,76 @@ class Dispatcher:
             "trace_id": work.span.trace_id, self._settings.key_log_field: key,
             "partition": record.partition, "offset": record.offset, **fields,
         }  # fmt: skip
+
+    # -- crash ledger: durable poison detection (see ``ledger``) ----------------------------------
+
+    def _open(self, partition: _Partition, head: int) -> None:
+        """The first record of a newly owned partition arrived: commit the ledger, then let records start."""
+        partition.opening = True
+        ledger = partition.ledger
+        deaths = ledger.deaths if ledger is not None and ledger.head == head else 0
+        if deaths >= self._settings.crash_loop_limit:
+            partition.suspect, partition.condemned = head, True
+            log.error("a record crashed or hung the agent repeatedly; dead-lettering it unprocessed", extra={
+                "partition": partition.id[1], "offset": head, "deaths": deaths,
+            })  # fmt: skip
+            self._release(partition, suspect_only=True)
+            return
+        if deaths:
+            partition.suspect = head
+            log.warning("the agent ended while this record was unfinished; running it alone first", extra={
+                "partition": partition.id[1], "offset": head, "deaths": deaths,
+            })  # fmt: skip
+        self._commit_ledger(partition, head, deaths + 1, suspect_only=deaths > 0)
+
+    def _commit_ledger(self, partition: _Partition, head: int, deaths: int, *, suspect_only: bool) -> None:
+        def committed(ok: bool) -> None:
+            if not ok:
+                log.warning("committing the crash ledger failed; crashes of this record may go uncounted",
+                            extra={"partition": partition.id[1], "offset": head})  # fmt: skip
+            if self._partitions.get(partition.id) is partition:
+                self._release(partition, suspect_only=suspect_only)
+
+        self._control.commit_ledger(partition.id, head, CrashLedger(head, deaths), committed)
+
+    def _may_start(self, partition: _Partition, work: _Work) -> bool:
+        return partition.suspect_released and work.record.offset == partition.suspect
+
+    def _release(self, partition: _Partition, *, suspect_only: bool) -> None:
+        """Let held lanes start: only the suspect's (``suspect_only``) or all of them."""
+        held = partition.held or []
+        if suspect_only:
+            partition.suspect_released = True
+            self._make_ready_held(partition, [lane for lane in held if self._may_start(partition, lane.queue[0])])
+            return
+        partition.held = None
+        partition.suspect = None
+        self._make_ready_held(partition, held)
+
+    def _make_ready_held(self, partition: _Partition, lanes: list[_Lane]) -> None:
+        for lane in lanes:
+            if partition.held is not None:
+                partition.held.remove(lane)
+            if not partition.closing and lane.queue:
+                self._ready.append(lane)
+        self._wake_workers()
+
+    def _condemn(self, work: _Work) -> None:
+        deaths = work.lane.partition.ledger.deaths if work.lane.partition.ledger is not None else 0
+        work.attempts = deaths
+        metrics.FAILED.labels(self._settings.agent, ErrorClass.CRASH_LOOP.value).inc()
+        self._dead_letter(
+            work, ErrorClass.CRASH_LOOP,
+            f"the record crashed or hung {deaths} agent processes (limit {self._settings.crash_loop_limit})",
+            "CrashLoop",
+        )  # fmt: skip
+
+    def _suspect_done(self, partition: _Partition) -> None:
+        """The suspect finished on its own: commit the new position, then let the rest run."""
+        committable = partition.tracker.committable
+        if committable is None or partition.closing:
+            return
+        self._commit_ledger(partition, committable, 1, suspect_only=False)
 
     # -- completion, offsets, backpressure ------------------------------------------------------
 
@@ -628,6 +840,7 @@ class Dispatcher:
 
     def _abandon(self, work: _Work) -> None:
         worker = work.worker
+        self._unstick(work)
         self._set_state(work, _State.ABANDONED)
         if work.timer is not None:
             work.timer.cancel()

@@ -8,12 +8,14 @@ is queued, commit the completed prefix of every partition, leave the group.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
+from agent_runtime import metrics
 from agent_runtime.engine.consumer import InputConsumer
 from agent_runtime.engine.dispatcher import Dispatcher
-from agent_runtime.engine.producer import OutputProducer
+from agent_runtime.engine.producer import OutputProducer, dead_letter_limit
 from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.records import Handler
 
@@ -37,23 +39,29 @@ class Engine:
         self._running = False
         self._consumer: InputConsumer | None = None
         self.dispatcher: Dispatcher | None = None
+        self._overruns_gauge = metrics.HANDLER_OVERRUNS.labels(settings.agent)
 
     # -- state, readable from any thread ------------------------------------------------------
 
     @property
     def ready(self) -> bool:
-        """Joined the consumer group and not shutting down."""
+        """Joined the consumer group, not shutting down, and every dead letter could be written."""
         return (
             self._running
             and self._stop_started is None
             and self._consumer is not None
             and self._consumer.joined.is_set()
+            and (self.dispatcher is None or self.dispatcher.stuck_dead_letters == 0)
         )
 
     @property
     def healthy(self) -> bool:
-        """Not failed, and the event loop is ticking."""
-        return self._failure is None and time.monotonic() - self._heartbeat < _LOOP_STALL_S
+        """Not failed, the event loop is ticking, and no handler overran its deadline for good."""
+        if self._failure is not None or time.monotonic() - self._heartbeat >= _LOOP_STALL_S:
+            return False
+        overruns = self.dispatcher.overrunning_handlers() if self.dispatcher is not None else 0
+        self._overruns_gauge.set(overruns)
+        return overruns == 0
 
     @property
     def failure(self) -> str | None:
@@ -82,7 +90,13 @@ class Engine:
         self._stop_requested = asyncio.Event()
         if self._stop_started is not None:
             self._stop_requested.set()
-        settings = self.settings
+        # Dead letters are cut to what the dead-letter topic takes.
+        limit = await asyncio.to_thread(
+            dead_letter_limit, self.settings.producer_config(), self.settings.dead_letter_topic
+        )
+        settings = self.settings = dataclasses.replace(
+            self.settings, dead_letter_max_bytes=min(limit, self.settings.dead_letter_max_bytes)
+        )
         producer = OutputProducer(settings.producer_config(), agent=settings.agent, on_fatal=self.fail)
         consumer = self._consumer = InputConsumer(
             settings.consumer_config(),

@@ -17,9 +17,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from agent_runtime import metrics
 
@@ -34,6 +35,53 @@ class DeliveryError(Exception):
         super().__init__(f"delivery to {topic} failed: {name}: {error}")
         self.topic = topic
         self.error = error
+
+
+#: Kafka errors no retry can fix, and the dead-letter class they end in.
+_PERMANENT_ERRORS: Final = {
+    KafkaError.MSG_SIZE_TOO_LARGE: "too_large",
+    KafkaError.RECORD_LIST_TOO_LARGE: "too_large",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "permanent",
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "permanent",
+    KafkaError.INVALID_RECORD: "permanent",
+    KafkaError.INVALID_MSG: "permanent",
+    KafkaError.INVALID_REQUIRED_ACKS: "permanent",
+}
+
+
+def permanent_error_class(error: BaseException) -> str | None:
+    """The dead-letter class of a delivery error that retrying cannot fix, else None (transient)."""
+    if isinstance(error, DeliveryError):
+        kafka_error = error.error
+    elif isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
+        kafka_error = error.args[0]
+    else:
+        return None
+    if not isinstance(kafka_error, KafkaError):
+        return None
+    return _PERMANENT_ERRORS.get(kafka_error.code())
+
+
+def dead_letter_limit(config: Mapping[str, object], topic: str, timeout_s: float = 10.0) -> int:
+    """The dead-letter topic's ``max.message.bytes`` capped by the producer's own
+    ``message.max.bytes`` (just the latter when Kafka does not say: no topic yet, no permission)."""
+    producer_limit = int(str(config.get("message.max.bytes", 1_000_000)))
+    admin_config = {k: v for k, v in config.items() if k not in _PRODUCER_ONLY}
+    try:
+        admin = AdminClient(cast("dict[str, str | int | float | bool]", admin_config))
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        entries = admin.describe_configs([resource], request_timeout=timeout_s)[resource].result(timeout_s)
+        topic_limit = int(entries["max.message.bytes"].value)
+    except Exception as e:  # noqa: BLE001 - the limit is an optimisation; a too-large error still cuts
+        log.warning("cannot read the dead-letter topic's max.message.bytes; assuming the producer's",
+                    extra={"topic": topic, "error": type(e).__name__})  # fmt: skip
+        return producer_limit
+    return min(topic_limit, producer_limit)
+
+
+_PRODUCER_ONLY: Final = frozenset(
+    {"acks", "enable.idempotence", "linger.ms", "compression.type", "message.max.bytes", "error_cb"}
+)
 
 
 class OutputProducer:

@@ -104,6 +104,18 @@ class EngineSettings:
     shutdown_grace_s: float = 25.0
     #: How long a rebalance waits for in-flight inputs of revoked partitions to finish.
     revoke_drain_timeout_s: float = 10.0
+    #: Deadline of one handler attempt; a miss is a failed attempt (``timeout`` when the last).
+    handler_timeout_s: float = 120.0
+    #: A handler still running this long after its deadline cannot be cut: /healthz fails,
+    #: so the process restarts and the record's crash count grows.
+    handler_overrun_s: float = 30.0
+    #: Processes a record may crash or hang before it is dead-lettered as ``crash_loop``.
+    crash_loop_limit: int = 3
+    #: Attempts at writing one dead letter before the agent reports not ready (it keeps trying).
+    dead_letter_attempts: int = 5
+    #: The largest dead letter to write; the engine lowers it to the topic's ``max.message.bytes``
+    #: at start (and further should Kafka still refuse one as too large).
+    dead_letter_max_bytes: int = 1_000_000
     #: Backpressure: the consumer stops taking records while the process holds this many
     #: unfinished inputs …
     max_pending_total: int = 10000
@@ -145,6 +157,8 @@ class EngineSettings:
             shutdown_grace_s=grace,
             # A rebalance must not outlast the shutdown grace either.
             revoke_drain_timeout_s=min(10.0, grace * 0.4),
+            handler_timeout_s=config.retry.handler_timeout_seconds,
+            crash_loop_limit=config.retry.crash_loop_limit,
             key_log_field=key_log_field,
             client=client,
         )

@@ -3,6 +3,10 @@
 Used by the offline provider's templates, so that an answer reads like it was written
 for this customer and this problem. Plain pattern matching: deterministic and fast. It
 never picks up anything a guardrail would reject (long digit runs, e-mail addresses).
+
+Every pattern runs in linear time on any text (the ticket is hostile input): matches
+start only where a run starts, repeated groups are possessive, and the whitespace a
+pattern skips is bounded. ``tests/unit/test_roles_hostile_text.py`` holds the adversarial inputs.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from agent_runtime.tickets import Ticket
 _MAX_ITEMS: Final = 3
 
 _AMOUNT: Final = re.compile(
-    r"(?<![\w.])(?:[$€£¥]\s?\d{1,3}(?:,\d{3})*(?:\.\d{1,2})?(?!\d)"
-    r"|\d{1,3}(?:,\d{3})*(?:\.\d{1,2})?\s?(?:USD|EUR|GBP|dollars|euros|pounds)\b)",
+    # Not inside a number either ("1,000,000": one try at its start, not one per group).
+    r"(?<![\w.])(?<!\d,)(?:[$€£¥]\s?\d{1,3}(?:,\d{3})*+(?:\.\d{1,2})?(?!\d)"
+    r"|\d{1,3}(?:,\d{3})*+(?:\.\d{1,2})?\s?(?:USD|EUR|GBP|dollars|euros|pounds)\b)",
     re.IGNORECASE,
 )
 _REFERENCE: Final = re.compile(
@@ -27,7 +32,7 @@ _REFERENCE: Final = re.compile(
     re.IGNORECASE,
 )
 _LABELLED_REFERENCE: Final = re.compile(
-    r"\b(?:invoice|order|receipt|transaction|case|reference|booking)\s*(?:number|no\.?|id|#)?\s*[:#]?\s*"
+    r"\b(?:invoice|order|receipt|transaction|case|reference|booking)\s{0,8}(?:number|no\.?|id|#)?\s{0,8}[:#]?\s{0,8}"
     r"([A-Z0-9][A-Z0-9-]{3,19})\b",
     re.IGNORECASE,
 )
@@ -39,7 +44,7 @@ _PLATFORM: Final = re.compile(
     r"Shopify|Stripe|PayPal|Jira|GitHub|Okta|Azure AD|Google Workspace)\b"
 )
 _ERROR_CODE: Final = re.compile(
-    r"\b(?:error|err|code|status|exception)\s*(?:code)?\s*[:#]?\s*"
+    r"\b(?:error|err|code|status|exception)\s{0,8}(?:code)?\s{0,8}[:#]?\s{0,8}"
     r"((?=[A-Z0-9_-]*\d)[A-Z][A-Z0-9_-]{2,24}|\d{3,5}|[A-Z][A-Z0-9]*_[A-Z0-9_]+)\b"
 )
 _HTTP_STATUS: Final = re.compile(r"\b([45]\d\d)\s+(?:error|bad|unauthori[sz]ed|forbidden|not found|internal)", re.I)

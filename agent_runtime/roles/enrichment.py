@@ -5,6 +5,12 @@ Enrichment helps, it never blocks: a lookup that times out or fails is counted i
 not-found answers are cached for ``cache_ttl_seconds`` (failures are not, so the next
 ticket tries again); concurrent lookups of one customer share one request. boto3 is
 synchronous, so calls run on a small thread pool of their own.
+
+Only the attributes the config declares (``attributes``) are read (a projection) and
+copied into events and prompts, and each is cut to the bounds the ``customer`` section of
+``ticket.triaged`` allows (strings, list lengths, depth). Attribute values that have no
+JSON form (binary, binary sets) are left out; an item that cannot be read at all
+degrades (``invalid_item``) like any other failure.
 """
 
 from __future__ import annotations
@@ -37,19 +43,47 @@ _THROTTLING: Final = frozenset(
 )
 
 
-def _json_safe(value: Any) -> Any:
-    """DynamoDB values (Decimal, sets, bytes) as JSON values."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, set | frozenset):
-        return sorted(_json_safe(v) for v in value)
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+#: The bounds of the ``customer`` section (ticket.created's metadata bounds, see events/).
+_MAX_STRING: Final = 1000
+_MAX_ITEMS: Final = 50
+_MAX_KEY: Final = 64
+#: The customer object is level 1; its values may nest two more.
+_MAX_DEPTH: Final = 3
+
+
+class _Omit:
+    """A value with no JSON form (binary): left out of the customer record."""
+
+
+_OMIT: Final = _Omit()
+
+
+def _json_safe(value: Any, level: int = 1) -> Any:
+    """DynamoDB values (Decimal, sets, maps, lists) as bounded JSON values; ``_OMIT`` for binary."""
     if isinstance(value, bytes | bytearray | Binary):
-        return None  # binary attributes have no place in an event
-    return value
+        return _OMIT  # binary attributes have no place in an event
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return _OMIT
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, str):
+        return value[:_MAX_STRING]
+    if isinstance(value, bool) or value is None:
+        return value
+    if level >= _MAX_DEPTH and isinstance(value, Mapping | set | frozenset | list | tuple):
+        return _OMIT
+    if isinstance(value, Mapping):
+        pairs = ((str(k)[:_MAX_KEY], _json_safe(v, level + 1)) for k, v in value.items())
+        return dict(list((k, v) for k, v in pairs if v is not _OMIT)[:_MAX_ITEMS])
+    if isinstance(value, set | frozenset | list | tuple):
+        items = [v for v in (_json_safe(v, level + 1) for v in value) if v is not _OMIT]
+        if value and not items:
+            return _OMIT  # e.g. a binary set: nothing of it has a JSON form
+        if isinstance(value, set | frozenset):
+            # A set has no order; sort it for stable events (by type, then value: never None < None).
+            items.sort(key=lambda v: (type(v).__name__, str(v)))
+        return items[:_MAX_ITEMS]
+    return _OMIT
 
 
 def dynamodb_client(config: EnrichmentConfig) -> Any:
@@ -110,13 +144,25 @@ class CustomerLookup:
             self._cache.popitem(last=False)
 
     def _get_item(self, customer_id: str) -> Customer | None:
+        attributes = self._config.attributes
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
         response = self._client.get_item(
-            TableName=self._config.table, Key={self._config.key_attribute: {"S": customer_id}}
+            TableName=self._config.table,
+            Key={self._config.key_attribute: {"S": customer_id}},
+            # Read only what may be copied (placeholders: attribute names may be reserved words).
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
         )
         item = response.get("Item")
         if not item:
             return None
-        customer: Customer = _json_safe({k: self._deserializer.deserialize(v) for k, v in item.items()})
+        declared = set(attributes)
+        customer: Customer = {}
+        for name, raw in item.items():
+            if name in declared:
+                value = _json_safe(self._deserializer.deserialize(raw), 2)
+                if value is not _OMIT:
+                    customer[name] = value
         return customer
 
     async def lookup(self, customer_id: str) -> Customer | None:
@@ -152,6 +198,10 @@ class CustomerLookup:
             reason = "timeout" if "Timeout" in type(e).__name__ else "unavailable"
             self._degraded(reason)
             log.warning("customer lookup failed; triaging without enrichment", extra={"error": type(e).__name__})
+            return None
+        except Exception as e:  # noqa: BLE001 - an item we cannot read: enrichment degrades, never blocks
+            self._degraded("invalid_item")
+            log.warning("customer record unreadable; triaging without enrichment", extra={"error": type(e).__name__})
             return None
         self._store(customer_id, value)
         return value

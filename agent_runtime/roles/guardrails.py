@@ -8,6 +8,12 @@ e-mail address or phone number that the customer did not write themselves (their
 contact details may be repeated back to them; anybody else's may not).
 
 Failure reasons name the check, never the matched text: they travel in events and logs.
+
+Every pattern scans in linear time, whatever the text: customer text is hostile input.
+A pattern that could start a match at every position of a long run and rescan the run
+each time (quadratic: ~80 s for 300 KB of ``a.a.a.`` with the old e-mail pattern) starts
+only where such a run starts (a look-behind), consumes runs possessively, or bounds the
+run it looks at. ``tests/unit/test_roles_hostile_text.py`` holds the adversarial inputs.
 """
 
 from __future__ import annotations
@@ -37,17 +43,23 @@ _TOKEN_SECRET: Final = re.compile(
     r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub tokens
     r"|xox[abposr]-[A-Za-z0-9-]{10,}"  # Slack tokens
     r"|AIza[0-9A-Za-z_-]{35}\b"  # Google API keys
-    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"  # JWTs
+    # JWTs: only at the start of a run of token characters, each part taken whole (possessive).
+    r"|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+)"
 )
 _PRIVATE_KEY: Final = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _ASSIGNED_SECRET: Final = re.compile(
     r"\b(?:api[_ -]?key|secret(?:[_ -]?key)?|access[_ -]?token|auth[_ -]?token|password|passwd|pwd)"
-    r"\s*(?:is|[:=])\s*['\"]?(?=[^\s'\"]*[\d_\-!@#$%^&*])[^\s'\"]{8,}",
+    # The value is looked at up to 256 characters: one keyword costs a bounded scan.
+    r"\s{0,16}(?:is|[:=])\s{0,16}['\"]?(?=[^\s'\"]{0,255}[\d_\-!@#$%^&*])[^\s'\"]{8,256}",
     re.IGNORECASE,
 )
 #: Cheap substring tests that rule the slower patterns out for most drafts.
 _ASSIGNMENT_WORDS: Final = ("key", "secret", "token", "passw", "pwd")
-_EMAIL: Final = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
+#: Starts only where a run of address characters starts, and takes the local part whole: on
+#: ``a.a.a.…`` the old ``\b[…]+@`` tried (and rescanned) a match at every position.
+_EMAIL: Final = re.compile(
+    r"(?<![A-Za-z0-9._%+-])[._%+-]*+(?P<address>[A-Za-z0-9][A-Za-z0-9._%+-]*+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b)"
+)
 _PHONE: Final = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}(?![\w])"
 )
@@ -113,7 +125,7 @@ def _secret_spans(text: str) -> list[Span]:
 def _email_spans(text: str, known: set[str]) -> list[Span]:
     if "@" not in text:
         return []
-    return [m.span() for m in _EMAIL.finditer(text) if m.group(0).lower() not in known]
+    return [m.span("address") for m in _EMAIL.finditer(text) if m.group("address").lower() not in known]
 
 
 def _phone_spans(text: str, known: set[str], cards: list[Span]) -> list[Span]:
@@ -146,7 +158,7 @@ def check_draft(draft: str, config: GuardrailConfig, *, customer_text: Iterable[
 
     if config.block_pii:
         source = "\n".join(customer_text)
-        known_emails = {m.group(0).lower() for m in _EMAIL.finditer(source)}
+        known_emails = {m.group("address").lower() for m in _EMAIL.finditer(source)}
         known_phones = {_digits(m.group(0)) for m in _PHONE.finditer(source)}
         cards = _card_spans(draft)
         findings: list[tuple[str, list[Span]]] = [

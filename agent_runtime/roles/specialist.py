@@ -7,6 +7,7 @@ failed checks and the draft with its PII masked. Nothing is dropped.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +77,11 @@ class SpecialistRole:
                 e.partial_draft, self._guardrails, customer_text=self._customer_text(ticket, customer)
             )
             return Escalation(reason=e.reason, failed_checks=(CHECK_INCOMPLETE,), draft=partial.redacted_draft)
-        result = check_draft(draft, self._guardrails, customer_text=self._customer_text(ticket, customer))
+        # CPU-bound (linear, but on up to ~100 KB of customer text): off the event loop, so
+        # other tickets' deliveries and the engine's heartbeat go on meanwhile.
+        result = await asyncio.to_thread(
+            check_draft, draft, self._guardrails, customer_text=self._customer_text(ticket, customer)
+        )
         if result.passed:
             return Resolution(draft=draft, checks=result.checks)
         for check in result.failed:

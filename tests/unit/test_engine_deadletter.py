@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from agent_runtime.engine.deadletter import ErrorClass, build_dead_letter, error_class_of
+from agent_runtime.engine.deadletter import ErrorClass, build_dead_letter, error_class_of, record_size
 from agent_runtime.records import InputRecord
 
 pytestmark = pytest.mark.unit
@@ -43,7 +44,11 @@ def test_a_text_payload_is_kept_as_utf8_with_every_header() -> None:
     validate(envelope)
     assert out.topic == "ticket.dlq"
     assert out.key == b"T-1"
-    assert envelope["payload"] == {"encoding": "utf-8", "data": '{"ticket_id": "T-1", bad'}
+    value = b'{"ticket_id": "T-1", bad'
+    assert envelope["payload"] == {
+        "encoding": "utf-8", "data": value.decode(), "size": len(value), "sha256": hashlib.sha256(value).hexdigest(),
+        "truncated": False,
+    }  # fmt: skip
     assert envelope["failed_at"] == "2026-01-02T03:04:05Z"
     assert envelope["source"] == {"topic": "ticket.events", "partition": 2, "offset": 41, "key": "T-1"}
     assert envelope["error"] == {
@@ -68,7 +73,8 @@ def test_binary_payload_is_base64_and_missing_key_and_value_are_allowed() -> Non
     )  # fmt: skip
     envelope = json.loads(binary.value)
     validate(envelope)
-    assert envelope["payload"] == {"encoding": "base64", "data": base64.b64encode(b"\xff\x00\xfe").decode()}
+    assert envelope["payload"]["encoding"] == "base64"
+    assert envelope["payload"]["data"] == base64.b64encode(b"\xff\x00\xfe").decode()
 
     empty = build_dead_letter(
         record(None, key=None), topic="dlq", agent="a", error_class=ErrorClass.RETRIES_EXHAUSTED, message="m",
@@ -78,7 +84,11 @@ def test_binary_payload_is_base64_and_missing_key_and_value_are_allowed() -> Non
     validate(envelope)
     assert empty.key is None
     assert envelope["ticket_id"] is None
-    assert envelope["payload"] == {"encoding": "utf-8", "data": ""}
+    assert (envelope["payload"]["data"], envelope["payload"]["size"], envelope["payload"]["truncated"]) == (
+        "",
+        0,
+        False,
+    )
 
 
 def test_the_event_id_is_stable_across_replays_and_distinct_per_record() -> None:
@@ -108,3 +118,39 @@ def test_long_messages_are_cut_in_the_header_but_kept_longer_in_the_envelope() -
 def test_unknown_handler_error_classes_become_permanent() -> None:
     assert error_class_of("schema_invalid") is ErrorClass.SCHEMA_INVALID
     assert error_class_of("made_up") is ErrorClass.PERMANENT
+
+
+@pytest.mark.parametrize(
+    ("value", "encoding"),
+    [(b"x" * 1_200_000, "utf-8"), (b"\xff" * 1_200_000, "base64"), ('"\u00e9\n'.encode() * 200_000, "utf-8")],
+)
+@pytest.mark.parametrize("max_bytes", [100_000, 8_192])
+def test_a_dead_letter_is_cut_to_fit_and_keeps_where_the_original_is(
+    value: bytes, encoding: str, max_bytes: int
+) -> None:
+    out = build_dead_letter(
+        record(value, key=b"K" * 5000), topic="dlq", agent="a", error_class=ErrorClass.INVALID_JSON, message="m" * 9000,
+        exception="E", attempts=1, trace_id=None, max_bytes=max_bytes,
+    )  # fmt: skip
+    assert record_size(out) <= max_bytes
+    envelope = json.loads(out.value)
+    validate(envelope)
+    payload = envelope["payload"]
+    assert payload["encoding"] == encoding
+    assert payload["truncated"] is True
+    assert payload["size"] == len(value)
+    assert payload["sha256"] == hashlib.sha256(value).hexdigest()
+    assert envelope["source"]["offset"] == 41 and envelope["source"]["partition"] == 2
+    kept = payload["data"].encode() if encoding == "utf-8" else base64.b64decode(payload["data"])
+    assert value.startswith(kept) and len(kept) > max_bytes // 10
+    # A key this long cannot be a ticket id; its digest stands in for it.
+    assert out.key == b"sha256:" + hashlib.sha256(b"K" * 5000).hexdigest().encode()
+
+
+def test_a_dead_letter_that_fits_is_not_cut() -> None:
+    out = build_dead_letter(
+        record(b"x" * 50_000), topic="dlq", agent="a", error_class=ErrorClass.TOO_LARGE, message="m",
+        exception="E", attempts=1, trace_id=None, max_bytes=100_000,
+    )  # fmt: skip
+    payload = json.loads(out.value)["payload"]
+    assert payload["truncated"] is False and len(payload["data"]) == 50_000

@@ -14,6 +14,7 @@ import pytest
 
 from agent_runtime.engine.consumer import PartitionId, PartitionOffset
 from agent_runtime.engine.dispatcher import Dispatcher
+from agent_runtime.engine.ledger import CrashLedger
 from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.engine.tracing import current_trace_id, parse_traceparent
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError
@@ -96,11 +97,19 @@ class FakeControl:
     def resume(self, partitions: Sequence[PartitionId]) -> None:
         self.resumed.extend(partitions)
 
+    ledgers: list[tuple[PartitionId, CrashLedger]] = field(default_factory=list)
+
     def store_offsets(self, offsets: Sequence[PartitionOffset]) -> None:
         for topic, partition, offset in offsets:
             assert offset >= self.stored.get((topic, partition), 0), "a stored offset went backwards"
             self.stored[(topic, partition)] = offset
             self.store_history.append((topic, partition, offset))
+
+    def commit_ledger(
+        self, partition: PartitionId, offset: int, ledger: CrashLedger, done: Callable[[bool], None]
+    ) -> None:
+        self.ledgers.append((partition, ledger))
+        asyncio.get_running_loop().call_soon(done, True)
 
 
 @dataclass

@@ -220,3 +220,38 @@ def test_the_triaged_event_carries_the_customer_record_or_null(table: Any, dynam
 
 def _json(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload).encode()
+
+
+def test_an_item_with_binary_values_and_undeclared_attributes_still_enriches(table: Any, dynamodb_url: str) -> None:
+    table.put_item(
+        TableName=TABLE,
+        Item={
+            "customer_id": {"S": "cust-bin"},
+            "name": {"S": "Ana " + "x" * 5000},
+            "tags": {"SS": ["b", "a"]},
+            "plan": {"BS": [b"\x00\x01", b"\x02"]},  # a binary set: crashed the lookup before
+            "mrr": {"B": b"\xff"},
+            "password_hash": {"S": "never copied"},
+            "notes": {"L": [{"M": {"deep": {"L": [{"S": "too deep"}]}}}]},
+        },
+    )
+    before = degraded("t-enr-bin", "invalid_item")
+    (customer,) = lookup_all(CustomerLookup(config(dynamodb_url), agent="t-enr-bin"), "cust-bin")
+    assert customer == {"customer_id": "cust-bin", "name": ("Ana " + "x" * 5000)[:1000], "tags": ["a", "b"]}
+    assert degraded("t-enr-bin", "invalid_item") == before
+
+
+def test_only_declared_attributes_are_read(table: Any, dynamodb_url: str) -> None:
+    lookup = CustomerLookup(config(dynamodb_url, attributes=["tier", "notes"]), agent="t-enr-declared")
+    assert lookup_all(lookup, "cust-42") == [{"tier": "enterprise"}]
+
+
+def test_an_item_that_cannot_be_read_degrades() -> None:
+    class Broken(_CountingClient):
+        def get_item(self, **_: Any) -> dict[str, Any]:
+            return {"Item": {"customer_id": {"Q": "no such type"}}}
+
+    before = degraded("t-enr-broken", "invalid_item")
+    lookup = CustomerLookup(config("http://unused"), agent="t-enr-broken", client=Broken())
+    assert lookup_all(lookup, "cust-42") == [None]
+    assert degraded("t-enr-broken", "invalid_item") == before + 1
