@@ -52,7 +52,7 @@ def decode_payload(record: InputRecord, max_bytes: int | None = None) -> object:
     except UnicodeDecodeError as e:
         raise PermanentError("invalid_json", f"the value is not UTF-8: byte {e.start}") from e
     try:
-        return json.loads(text)
+        payload = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as e:
         raise PermanentError(
             "invalid_json", f"the value is not JSON: {e.msg} at line {e.lineno} column {e.colno}"
@@ -60,6 +60,24 @@ def decode_payload(record: InputRecord, max_bytes: int | None = None) -> object:
     except RecursionError as e:
         # json gives up past the interpreter's recursion limit (~1000 levels).
         raise PermanentError("too_large", "the value nests too deeply to parse") from e
+    except ValueError as e:
+        raise PermanentError("invalid_json", f"the value is not JSON: {e}") from e
+    if "\\u" in text and not _encodable(payload):
+        # "\ud800" parses, but no event holding it can be written as UTF-8 again.
+        raise PermanentError("invalid_json", "the value holds a lone UTF-16 surrogate escape")
+    return payload
+
+
+def _encodable(payload: object) -> bool:
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def validate_input(event_type: EventType, payload: object) -> dict[str, Any]:

@@ -126,7 +126,7 @@ class _Partition:
 
     __slots__ = (
         "active", "closing", "condemned", "drained", "held", "id", "lanes", "ledger", "opening", "paused", "suspect",
-        "suspect_released", "tracker",
+        "suspect_released", "tracker", "head",
     )  # fmt: skip
 
     def __init__(self, partition: PartitionId, ledger: CrashLedger | None = None) -> None:
@@ -144,6 +144,8 @@ class _Partition:
         self.opening = False
         #: The ledger is committed: the suspect may run (alone).
         self.suspect_released = False
+        #: The first offset this process saw (the committed position when it got the partition).
+        self.head: int | None = None
         self.tracker = OffsetTracker()
         self.lanes: dict[object, _Lane] = {}
         self.paused = False
@@ -704,6 +706,7 @@ class Dispatcher:
     def _open(self, partition: _Partition, head: int) -> None:
         """The first record of a newly owned partition arrived: commit the ledger, then let records start."""
         partition.opening = True
+        partition.head = head
         ledger = partition.ledger
         deaths = ledger.deaths if ledger is not None and ledger.head == head else 0
         if deaths >= self._settings.crash_loop_limit:
@@ -836,7 +839,14 @@ class Dispatcher:
             log.warning("abandoned unfinished work; it stays uncommitted and is redelivered",
                         extra={"records": len(unfinished)})  # fmt: skip
             await asyncio.sleep(0)  # let cancelled handlers unwind
-        return [(*p.id, p.tracker.committable) for p in partitions if p.tracker.committable is not None]
+        # A partition where nothing finished still gets its clean-end commit: it resets the
+        # crash ledger (stopping is not crashing).
+        return [(*p.id, position) for p in partitions if (position := self._position(p)) is not None]
+
+    @staticmethod
+    def _position(partition: _Partition) -> int | None:
+        committable = partition.tracker.committable
+        return committable if committable is not None else partition.head
 
     def _abandon(self, work: _Work) -> None:
         worker = work.worker

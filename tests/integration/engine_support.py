@@ -48,12 +48,19 @@ class ScriptedHandler:
     ``{"fail_times": n}``: a transient error on the first n attempts.
     ``{"permanent": "schema_invalid"}``: a permanent error of that class.
     ``{"sleep_ms": n}``: take n ms (also ``$SRS_TEST_SLEEP_MS`` for every input).
+    ``{"block_s": n}``: block the event loop for n s (a handler doing CPU-bound work on it).
+    ``{"ignore_cancel_s": n}``: take n s and ignore cancellation meanwhile.
+    ``{"crash": true}``: the process kills itself (SIGKILL), every time.
+    ``{"hang": true}``: touch ``$SRS_TEST_MARKER``, then block the event loop for good.
+    ``{"mark": true}``: touch ``$SRS_TEST_MARKER`` when it starts.
+    ``{"outputs": n}``: n outputs instead of one.
     Input that is not JSON: ``PermanentError("invalid_json")``.
     """
 
-    def __init__(self, output_topic: str, sleep_ms: float = 0.0) -> None:
+    def __init__(self, output_topic: str, sleep_ms: float = 0.0, member: str = "") -> None:
         self.output_topic = output_topic
         self.sleep_ms = sleep_ms
+        self.member = member
         self.attempts: Counter[tuple[int, int]] = Counter()
         self.running = 0
         self.max_running = 0
@@ -74,6 +81,7 @@ class ScriptedHandler:
             sleep_ms = float(script.get("sleep_ms", self.sleep_ms))
             if sleep_ms:
                 await asyncio.sleep(sleep_ms / 1000)
+            await self._misbehave(script)
         finally:
             self.running -= 1
         if "permanent" in script:
@@ -88,8 +96,31 @@ class ScriptedHandler:
             "trace_id": current_trace_id(),
             "input": script,
             "pid": os.getpid(),
+            "member": self.member,
         }
-        return [OutputRecord(self.output_topic, record.key, json.dumps(output).encode())]
+        return [
+            OutputRecord(self.output_topic, record.key, json.dumps({**output, "output": n}).encode())
+            for n in range(int(script.get("outputs", 1)))
+        ]
+
+    @staticmethod
+    async def _misbehave(script: dict[str, Any]) -> None:
+        if script.get("mark"):
+            Path(os.environ["SRS_TEST_MARKER"]).touch()
+        if script.get("crash"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        if script.get("hang"):
+            Path(os.environ["SRS_TEST_MARKER"]).touch()
+            time.sleep(3600)
+        if script.get("block_s"):
+            time.sleep(float(script["block_s"]))
+        if script.get("ignore_cancel_s"):
+            until = time.monotonic() + float(script["ignore_cancel_s"])
+            while time.monotonic() < until:
+                try:
+                    await asyncio.sleep(until - time.monotonic())
+                except asyncio.CancelledError:
+                    continue
 
 
 def scripted_handler(config: AgentConfig) -> ScriptedHandler:

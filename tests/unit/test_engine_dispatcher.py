@@ -370,3 +370,78 @@ async def test_a_consumer_going_back_in_a_partition_stops_the_engine_without_com
     assert dispatcher.assigned_partitions == []
     assert control.stored == {(TOPIC, 0): 7}
     assert set(handler.attempts) == {5, 6}
+
+
+@dataclass
+class TinyQueueSink(FakeSink):
+    """Holds one unacknowledged record at a time (librdkafka with queue.buffering.max.messages=1)."""
+
+    queued: int = 0
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        on_delivery: Callable[[Exception | None], None],
+    ) -> None:
+        if self.queued:
+            raise BufferError("queue full")
+        self.queued += 1
+
+        def delivered(error: Exception | None) -> None:
+            self.queued -= 1
+            on_delivery(error)
+
+        super().produce(topic, key, value, headers, delivered)
+
+
+@dataclass
+class TwoOutputs(ScriptHandler):
+    async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
+        return [OutputRecord("out", record.key, b"first"), OutputRecord("out", record.key, b"second")]
+
+
+@async_test
+async def test_an_input_completes_only_after_every_output_is_produced_and_acknowledged() -> None:
+    dispatcher, _, sink, control, _ = make(TwoOutputs(), TinyQueueSink(ack_delay_s=0.002))
+    dispatcher.partitions_assigned([(TOPIC, 0)])
+    dispatcher.records_arrived([rec(i, f"k{i}") for i in range(10)])
+    await settle(dispatcher, control)
+    assert sorted((r.key, r.value) for r in sink.sent) == sorted(
+        (f"k{i}".encode(), v) for i in range(10) for v in (b"first", b"second")
+    )
+
+
+@async_test
+async def test_records_start_only_after_the_crash_ledger_is_committed() -> None:
+    dispatcher, handler, _, control, _ = make()
+    dispatcher.partitions_assigned([(TOPIC, 0)], {(TOPIC, 0): CrashLedger(7, 0)})
+    dispatcher.records_arrived([rec(7, "a"), rec(8, "b")])
+    await settle(dispatcher, control)
+    assert control.ledgers[0] == ((TOPIC, 0), CrashLedger(7, 1))  # one death counted in advance
+    assert sorted(offset for _, offset in handler.order) == [7, 8]
+
+
+@async_test
+async def test_after_a_death_the_head_runs_alone_then_the_rest() -> None:
+    dispatcher, handler, _, control, _ = make(concurrency=4)
+    dispatcher.partitions_assigned([(TOPIC, 0)], {(TOPIC, 0): CrashLedger(3, 1)})
+    dispatcher.records_arrived([rec(3, "a", sleep=0.05), rec(4, "b"), rec(5, "c")])
+    await settle(dispatcher, control)
+    assert handler.order[0] == (b"a", 3)  # the slow head first, although others were free to run
+    assert [ledger for _, ledger in control.ledgers] == [CrashLedger(3, 2), CrashLedger(4, 1)]
+
+
+@async_test
+async def test_a_head_that_killed_enough_processes_is_dead_lettered_unprocessed() -> None:
+    dispatcher, handler, sink, control, _ = make(crash_loop_limit=3)
+    dispatcher.partitions_assigned([(TOPIC, 0)], {(TOPIC, 0): CrashLedger(3, 3)})
+    dispatcher.records_arrived([rec(3, "poison"), rec(4, "next")])
+    await settle(dispatcher, control)
+    assert handler.attempts.get(3) is None  # never run again
+    (letter,) = [r for r in sink.sent if r.topic == "dlq"]
+    assert dict(letter.headers)["srs-error-class"] == b"crash_loop"
+    assert handler.order == [(b"next", 4)]
+    assert control.stored == {(TOPIC, 0): 5}
