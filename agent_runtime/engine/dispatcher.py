@@ -125,8 +125,8 @@ class _Partition:
     """Per-partition state while this process owns the partition."""
 
     __slots__ = (
-        "active", "closing", "condemned", "drained", "held", "id", "lanes", "ledger", "opening", "paused", "suspect",
-        "suspect_released", "tracker", "head",
+        "active", "closing", "condemned", "drained", "head", "held", "id", "lanes", "ledger", "opening", "paused",
+        "suspect", "suspect_released", "tracker",
     )  # fmt: skip
 
     def __init__(self, partition: PartitionId, ledger: CrashLedger | None = None) -> None:
