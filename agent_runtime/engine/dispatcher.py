@@ -473,13 +473,16 @@ class Dispatcher:
             self._dead_letter(work, error_class_of(e.error_class), e.message, type(e).__name__)
             return
         except Exception as e:  # noqa: BLE001 - any other failure is transient by contract
-            late = HandlerTimeoutError(f"the handler did not finish within {self._settings.handler_timeout_s:g}s")
-            self._failed(work, late if deadline.expired() else e)
+            self._failed(work, self._late(work) if deadline.expired() else e)
             return
         finally:
             self._running -= 1
             self._started.pop(work, None)
             work.worker = None
+        if deadline.expired():
+            # It ignored the cancellation and returned anyway: too late counts as a miss.
+            self._failed(work, self._late(work))
+            return
         if work.state is _State.ABANDONED:
             return
         work.state = _State.ACKING  # both active
@@ -496,6 +499,9 @@ class Dispatcher:
             queued = self._produce(work, outputs, queued)
         work.producing = False
         self._check_delivered(work)
+
+    def _late(self, work: _Work) -> HandlerTimeoutError:
+        return HandlerTimeoutError(f"the handler did not finish within {self._settings.handler_timeout_s:g}s")
 
     def _produce(self, work: _Work, outputs: Sequence[OutputRecord], start: int) -> int:
         """Produce ``outputs[start:]``; return how many are dealt with (all, unless the queue filled up)."""

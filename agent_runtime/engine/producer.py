@@ -74,7 +74,7 @@ def dead_letter_limit(config: Mapping[str, object], topic: str, timeout_s: float
         topic_limit = int(entries["max.message.bytes"].value)
     except Exception as e:  # noqa: BLE001 - the limit is an optimisation; a too-large error still cuts
         log.warning("cannot read the dead-letter topic's max.message.bytes; assuming the producer's",
-                    extra={"topic": topic, "error": type(e).__name__})  # fmt: skip
+                    extra={"topic": topic, "error": type(e).__name__, "detail": str(e)[:200]})  # fmt: skip
         return producer_limit
     return min(topic_limit, producer_limit)
 

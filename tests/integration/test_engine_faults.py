@@ -18,6 +18,7 @@ from agent_runtime.engine import EngineSettings
 from tests.harness import Infra, TopicFactory, wait_for
 from tests.integration.engine_support import (
     FAST_GROUP,
+    EngineThread,
     ScriptedHandler,
     TopicWatcher,
     agent_config,
@@ -157,7 +158,7 @@ def test_a_rebalance_whose_drain_times_out_gives_the_revoked_partition_up(
     settings_a, handler_a = member("A")
     try:
         with engine_running(settings_a, handler_a) as a:
-            wait_for("A to own both partitions", lambda: len(a.engine.dispatcher.assigned_partitions) == 2)  # type: ignore[union-attr]
+            wait_for("A to own both partitions", lambda: len(owned(a)) == 2)
             # On each partition: a blocker, then two records of the same key queued behind it.
             # Only the first blocker A runs blocks (10 s: longer than the 1 + 5 s the revoke waits).
             for partition in (0, 1):
@@ -170,22 +171,24 @@ def test_a_rebalance_whose_drain_times_out_gives_the_revoked_partition_up(
             with engine_running(settings_b, handler_b) as b:
                 wait_for(
                     "B to own one partition",
-                    lambda: len(b.engine.dispatcher.assigned_partitions) == 1,  # type: ignore[union-attr]
+                    lambda: len(owned(b)) == 1,
                     timeout=60,
                 )
-                (revoked,) = b.engine.dispatcher.assigned_partitions  # type: ignore[union-attr]
+                (revoked,) = owned(b)
                 wait_for("A to let the revoked partition go",
-                         lambda: revoked not in a.engine.dispatcher.assigned_partitions, timeout=30)  # type: ignore[union-attr]  # fmt: skip
+                         lambda: revoked not in owned(a), timeout=30)  # fmt: skip
                 watcher.wait_for_count(6)
-                steps = [(r.partition, r.json()["input"]["step"], r.json()["member"]) for r in watcher.records]
+                steps = [
+                    (o["source_partition"], o["input"]["step"], o["member"])
+                    for o in (r.json() for r in watcher.records)
+                ]
                 queued_behind = [
                     (member, step) for partition, step, member in steps if partition == revoked[1] and step
                 ]
                 assert {m for m, _ in queued_behind} == {"B"}, f"records behind the blocker ran in A: {steps}"
                 assert b.stop() == 0
             # B left: A gets the partition back and goes on with it (no stale state, no stall).
-            wait_for("A to own both partitions again", lambda: len(a.engine.dispatcher.assigned_partitions) == 2,  # type: ignore[union-attr]
-                     timeout=60)  # fmt: skip
+            wait_for("A to own both partitions again", lambda: len(owned(a)) == 2, timeout=60)
             before = watcher.count()
             produce_to(infra, topics["input"], revoked[1], [(b"K2", script(step=3))])
             watcher.wait_for_count(before + 1, timeout_s=30)
@@ -193,6 +196,11 @@ def test_a_rebalance_whose_drain_times_out_gives_the_revoked_partition_up(
             assert a.stop() == 0
     finally:
         watcher.stop()
+
+
+def owned(agent: EngineThread) -> list[tuple[str, int]]:
+    dispatcher = agent.engine.dispatcher
+    return dispatcher.assigned_partitions if dispatcher is not None else []
 
 
 def produce_to(infra: Infra, topic: str, partition: int, records: list[tuple[bytes, bytes]]) -> None:
