@@ -77,6 +77,8 @@ class ScriptedHandler:
             raise PermanentError("schema_invalid", "expected a JSON object")
         self.running += 1
         self.max_running = max(self.max_running, self.running)
+        if script.get("mark"):
+            Path(os.environ["SRS_TEST_MARKER"]).touch()
         try:
             sleep_ms = float(script.get("sleep_ms", self.sleep_ms))
             if sleep_ms:
@@ -105,8 +107,6 @@ class ScriptedHandler:
 
     @staticmethod
     async def _misbehave(script: dict[str, Any]) -> None:
-        if script.get("mark"):
-            Path(os.environ["SRS_TEST_MARKER"]).touch()
         if script.get("crash"):
             os.kill(os.getpid(), signal.SIGKILL)
         if script.get("hang"):

@@ -277,7 +277,7 @@ def test_a_clean_stop_does_not_count_as_a_crash(infra: Infra, kafka_topic: Topic
     )  # fmt: skip
     marker = tmp_path / "started"
     env = {**FAST_GROUP, "SRS_TEST_MARKER": str(marker)}
-    produce(infra.kafka_bootstrap, topics["input"], [(b"T-slow", script(sleep_ms=3000, mark=True))])
+    produce(infra.kafka_bootstrap, topics["input"], [(b"T-slow", script(sleep_ms=15_000, mark=True))])
     for run in range(4):
         marker.unlink(missing_ok=True)
         process = start_agent(config, tmp_path, f"agent-{run}", env=env, grace_s=1)
