@@ -110,7 +110,8 @@ def test_poison_inputs_go_to_the_dead_letter_topic_with_their_reason(infra: Infr
         assert envelope["source"]["partition"] == int(record.headers["srs-source-partition"])
         assert envelope["source"]["offset"] == int(record.headers["srs-source-offset"])
         assert envelope["agent"] == "engine-test"
-    assert by_key[b"T-bad-json"].json()["payload"] == {"encoding": "utf-8", "data": '{"ticket_id": "T-bad-json", '}
+    payload = by_key[b"T-bad-json"].json()["payload"]
+    assert (payload["encoding"], payload["data"]) == ("utf-8", '{"ticket_id": "T-bad-json", ')
     assert by_key[b"T-binary"].json()["payload"]["encoding"] == "base64"
 
 
@@ -208,8 +209,9 @@ def test_an_unwritable_dead_letter_topic_holds_the_offset_until_it_can_be_writte
 
             before = dead_letter_failures()
             wait_for("two failed dead-letter writes", lambda: dead_letter_failures() - before >= 2, timeout=30)
-            # T-after is done, but T-poison (offset 0) is not: nothing may be committed.
-            assert committed_offsets(infra.kafka_bootstrap, settings.group_id, topics["input"], 1)[0] < 0
+            # T-after is done, but T-poison (offset 0) is not: the committed position stays at 0
+            # (committed by the crash ledger when the partition started; -1001 would mean none).
+            assert committed_offsets(infra.kafka_bootstrap, settings.group_id, topics["input"], 1)[0] <= 0
 
             kafka_admin.create_topics([NewTopic(topics["dlq"], num_partitions=1, replication_factor=1)])[
                 topics["dlq"]
