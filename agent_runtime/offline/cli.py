@@ -59,9 +59,12 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"srs train: {exc}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - start
-    s = trained.classifier.settings
+    classifier, pruned_to = modelfile.shrink_to_fit(trained.classifier)
+    if pruned_to is not None:
+        print(f"kept the features seen in at least {pruned_to} tickets, so that the model fits a ConfigMap (1 MiB)")
+    s = classifier.settings
     path = modelfile.save(
-        trained.classifier,
+        classifier,
         args.output,
         {
             "trained_on": Path(args.data).name,
@@ -77,11 +80,10 @@ def _run_train(args: argparse.Namespace) -> int:
     print()
     print(f"calibration: type temperature {s.type_temperature}, priority temperature {s.priority_temperature}")
     print(f"wrote {path} ({size / 1024:.0f} KiB) in {elapsed:.1f} s")
-    encoded = len(base64.b64encode(path.read_bytes()))
-    if encoded > modelfile.CONFIG_MAP_LIMIT:
+    if not modelfile.fits_config_map(path.read_bytes()):
         print(
-            f"note: {encoded / 1024:.0f} KiB once base64-encoded: too big for a ConfigMap (1 MiB); mount it from a "
-            "volume instead",
+            f"note: {len(base64.b64encode(path.read_bytes())) / 1024:.0f} KiB once base64-encoded: too big for a "
+            "ConfigMap (1 MiB); mount it from a volume instead",
             file=sys.stderr,
         )
     else:

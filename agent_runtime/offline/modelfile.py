@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -96,13 +97,60 @@ def from_json(doc: Mapping[str, Any]) -> TicketClassifier:
         raise ModelFileError(f"the model file is damaged: {exc}") from exc
 
 
+def encode(classifier: TicketClassifier, metadata: Mapping[str, Any] | None = None) -> bytes:
+    """The bytes of ``model.json.gz`` (reproducible: no timestamp in the gzip header)."""
+    text = json.dumps(to_json(classifier, metadata), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
+
+
+def fits_config_map(data: bytes) -> bool:
+    """Whether a model file fits a ConfigMap (``binaryData`` is base64: 4/3 of the bytes)."""
+    return (len(data) + 2) // 3 * 4 <= CONFIG_MAP_LIMIT - 4096  # room for the object's metadata
+
+
+def prune(classifier: TicketClassifier, min_document_frequency: int) -> TicketClassifier:
+    """The classifier without features seen in fewer than ``min_document_frequency`` training
+    tickets (the calibration is kept: rare features carry little of any decision)."""
+
+    def keep(counts: Counts) -> Counts:
+        features = {
+            f: row for f, row in counts.features.items() if counts.document_frequency[f] >= min_document_frequency
+        }
+        df = {f: counts.document_frequency[f] for f in features}
+        return Counts(counts.labels, counts.priors, features, df)
+
+    s = classifier.settings
+    settings = replace(
+        s,
+        type_model=replace(s.type_model, min_document_frequency=min_document_frequency),
+        priority_model=replace(s.priority_model, min_document_frequency=min_document_frequency),
+    )
+    return TicketClassifier(
+        NaiveBayes(keep(classifier.type_counts), settings.type_model),
+        NaiveBayes(keep(classifier.priority_counts), settings.priority_model),
+        settings,
+        classifier.confidence_model,
+    )
+
+
+def shrink_to_fit(classifier: TicketClassifier) -> tuple[TicketClassifier, int | None]:
+    """The classifier, pruned of its rarest features until its file fits a ConfigMap; and the
+    document frequency it was pruned to (None when it fitted as it was, or never will)."""
+    if fits_config_map(encode(classifier)):
+        return classifier, None
+    for min_df in range(max(classifier.settings.type_model.min_document_frequency, 1) + 1, 21):
+        pruned = prune(classifier, min_df)
+        if fits_config_map(encode(pruned)):
+            return pruned, min_df
+    return classifier, None
+
+
 def save(classifier: TicketClassifier, directory: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
-    """Write ``DIR/model.json.gz`` (byte-for-byte reproducible: no timestamp in the gzip header)."""
+    """Write ``DIR/model.json.gz`` (byte-for-byte reproducible)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_json(classifier, metadata), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     path = directory / MODEL_FILE
-    path.write_bytes(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0))
+    path.write_bytes(encode(classifier, metadata))
     return path
 
 

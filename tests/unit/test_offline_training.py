@@ -6,6 +6,7 @@ import base64
 import csv
 import gzip
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -17,6 +18,7 @@ import pytest
 from agent_runtime.config import TicketType
 from agent_runtime.offline import evaluate, features, generate, modelfile, training
 from agent_runtime.offline.dataset import LabelledTicket, Split, load_split, read_jsonl, read_labelled
+from tests.unit.wire_doubles import Reply, openai_completion, wire_server
 
 pytestmark = pytest.mark.unit
 
@@ -238,3 +240,32 @@ def test_report_json_has_no_nan() -> None:
     ]
     report = evaluate.report(outcomes, "tiny")
     assert json.loads(json.dumps(report.to_json(), allow_nan=False))["routed_accuracy"] is None
+
+
+def test_a_model_too_big_for_a_config_map_is_pruned_until_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    classifier = training.train_on(load_split(Split.TRAIN), k=3).classifier
+    size = len(modelfile.encode(classifier))
+    monkeypatch.setattr(modelfile, "CONFIG_MAP_LIMIT", size)  # base64 needs 4/3 of it: too big now
+    assert not modelfile.fits_config_map(modelfile.encode(classifier))
+    pruned, min_df = modelfile.shrink_to_fit(classifier)
+    assert min_df is not None and min_df >= 2
+    assert modelfile.fits_config_map(modelfile.encode(pruned))
+    report = evaluate.evaluate(pruned, load_split(Split.HELDOUT), "pruned")
+    assert report.type_accuracy >= 0.8
+
+
+def test_srs_eval_measures_an_llm_provider_through_its_wire_protocol(tmp_path: Path) -> None:
+    tickets = load_split(Split.HELDOUT)[:4]
+    data = _write_jsonl(tmp_path / "t.jsonl", tickets)
+    answer = {"type": tickets[0].type.value, "priority": "low", "confidence": 0.9, "reasoning": "double"}
+    with wire_server(Reply(200, openai_completion(json.dumps(answer)))) as llm:
+        out = subprocess.run(
+            [sys.executable, "-m", "srs.cli", "eval", "--data", str(data), "--provider", "openai", "--model", "gpt-x",
+             "--base-url", f"{llm.url}/v1", "--api-key-env", "SRS_TEST_EVAL_KEY", "--json"],
+            env={**os.environ, "SRS_TEST_EVAL_KEY": "sk-test"}, capture_output=True, text=True, cwd=REPO, check=False,
+        )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["size"] == 4 and report["time_kind"] == "wall"
+    assert len(llm.requests) == 4
+    assert report["type_accuracy"] == sum(t.type is tickets[0].type for t in tickets) / 4
