@@ -121,13 +121,38 @@ def read_labelled(path: str | Path) -> LabelledFile:
     return LabelledFile(tickets, problems)
 
 
+#: Column names other exports use for ours (case and surrounding spaces are ignored too).
+ALIASES: dict[str, str] = {
+    "title": "subject",
+    "summary": "subject",
+    "description": "body",
+    "text": "body",
+    "message": "body",
+    "content": "body",
+    "label": "type",
+    "category": "type",
+    "ticket_type": "type",
+    "urgency": "priority",
+}
+
+
+def _canonical(raw: Mapping[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in raw.items():
+        name = str(key).strip().lower()
+        out.setdefault(ALIASES.get(name, name), value)
+    return out
+
+
 def _read_csv(text: str) -> LabelledFile:
     reader = csv.DictReader(io.StringIO(text))
     tickets: list[LabelledTicket] = []
     problems: list[Problem] = []
-    missing = {"type"} - set(reader.fieldnames or ())
-    if missing or not {"subject", "body"} & set(reader.fieldnames or ()):
-        return LabelledFile([], [Problem(1, "the header needs the columns subject and/or body, and type")])
+    columns = set(_canonical(dict.fromkeys(reader.fieldnames or ())))
+    if "type" not in columns or not {"subject", "body"} & columns:
+        return LabelledFile(
+            [], [Problem(1, "the header needs the columns subject and/or body (or title, description, text), and type")]
+        )
     for row in reader:
         line = reader.line_num
         if None in row:  # more cells than header columns
@@ -138,6 +163,7 @@ def _read_csv(text: str) -> LabelledFile:
 
 
 def _row(raw: Mapping[str, object], line: int, tickets: list[LabelledTicket], problems: list[Problem]) -> None:
+    raw = _canonical(raw)
     subject, body = raw.get("subject"), raw.get("body")
     subject = subject if isinstance(subject, str) else ""
     body = body if isinstance(body, str) else ""

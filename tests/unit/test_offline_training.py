@@ -269,3 +269,13 @@ def test_srs_eval_measures_an_llm_provider_through_its_wire_protocol(tmp_path: P
     assert report["size"] == 4 and report["time_kind"] == "wall"
     assert len(llm.requests) == 4
     assert report["type_accuracy"] == sum(t.type is tickets[0].type for t in tickets) / 4
+
+
+def test_common_column_names_of_other_exports_are_understood(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text("Title,Description,Category\nLocked out,the reset link expired,Account\nHi,,nonsense\n")
+    read = read_labelled(path)
+    assert [(t.subject, t.body, t.type) for t in read.tickets] == [
+        ("Locked out", "the reset link expired", TicketType.ACCOUNT)
+    ]
+    assert [p.line for p in read.problems] == [3]
