@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SRS    := $(BIN)/srs
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status lint format model crds typecheck test test-unit test-integration demo clean
+.PHONY: help install up down status lint format model crds gitops typecheck test test-unit test-integration demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ crds: install ## regenerate crds/ from the pydantic models, and the chart's copi
 	  role = next(d for d in docs if d["kind"] == "ClusterRole"); \
 	  print("# Generated from operator/deploy/rbac.yaml by make crds; do not edit."); \
 	  print(yaml.safe_dump(role["rules"], sort_keys=False), end="")' > charts/srs-operator/files/clusterrole-rules.yaml
+
+gitops: install ## render the Argo CD health checks (gitops/argocd/install/, the snippet in docs/gitops.md)
+	$(SRS) argocd --write gitops/argocd/install --doc docs/gitops.md
 
 typecheck: install ## mypy (strict)
 	$(BIN)/mypy

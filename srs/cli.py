@@ -14,6 +14,7 @@ from agent_runtime import cli as agent_runtime_cli
 from agent_runtime import triage_cli
 from agent_runtime.offline import cli as offline_cli
 from devstack import cli as devstack_cli
+from gitops.argocd import healthchecks as argocd_healthchecks
 from srs import demo, publish, tail
 from srs_operator import cli as operator_cli
 
@@ -26,6 +27,7 @@ REGISTRARS = [
     agent_runtime_cli.register,
     triage_cli.register,
     offline_cli.register,
+    argocd_healthchecks.register,
 ]
 
 
