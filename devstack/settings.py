@@ -12,6 +12,9 @@ KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.19.0"
+#: Argo CD for the GitOps tests, and the Go toolchain its module asks for (fetched by `go`).
+ARGOCD_VERSION = "v3.6.1"
+ARGOCD_GO_TOOLCHAIN = "go1.27.0"
 #: Bumped whenever the build recipe changes, so cached binaries are rebuilt.
 GO_BUILD_REVISION = 2
 

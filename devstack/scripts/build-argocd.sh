@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Build Argo CD (one `argocd` binary: application controller, repo server, CLI … chosen by
+# the name it is called by) from the Go module proxy. Output: $OUT/argocd; re-running with
+# the binary present does nothing.
+#
+# Usage: build-argocd.sh OUT ARGOCD_VERSION GO_TOOLCHAIN
+#
+# The argo-cd module replaces its in-repository gitops-engine module with a local path,
+# which a dependent module cannot follow: require the published gitops-engine/v3 of the
+# same version instead, and copy the module's other replace directives (they pin the
+# Kubernetes libraries), as the module's own build does.
+set -euo pipefail
+OUT=$1 V=$2 TOOLCHAIN=$3
+[[ -x $OUT/argocd ]] && exit 0
+mkdir -p "$OUT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-argocd.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=$TOOLCHAIN
+step() { printf '[build] %s\n' "$*" >&2; }
+cd "$WORK"
+go mod init local.invalid/argocdbin >/dev/null 2>&1
+step "argo-cd $V: resolving modules (Go toolchain $TOOLCHAIN)"
+gm=$(go mod download -json "github.com/argoproj/argo-cd/v3@$V" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
+awk '/^replace \(/{f=1;next} f&&/^\)/{f=0} f&&/=>/&&$3!~/^\./{print $1"="$3"@"$4}' "$gm" | while read -r r; do
+  go mod edit "-replace=$r"
+done
+go mod edit "-require=github.com/argoproj/argo-cd/v3@$V" "-require=github.com/argoproj/argo-cd/gitops-engine/v3@$V"
+go get "github.com/argoproj/argo-cd/v3/cmd@$V" >&2
+step "argo-cd $V: compiling (~15-25 min on 2 cores, first run only)"
+go build -trimpath -ldflags "-s -w -X github.com/argoproj/argo-cd/v3/common.version=${V#v}" -o "$WORK/argocd" github.com/argoproj/argo-cd/v3/cmd
+mv "$WORK/argocd" "$OUT/argocd"

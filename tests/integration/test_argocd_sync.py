@@ -1,0 +1,250 @@
+"""A real Argo CD syncs examples/gitops into the local cluster and reports the health the
+srs checks compute.
+
+Argo CD v3 (application controller + repo server, built from the Go module proxy and
+cached), Redis from Debian, Argo CD's CRDs, and a git repository served on loopback by
+``git daemon``. ``argocd-cm`` carries gitops/argocd/install/argocd-cm.yaml as generated.
+The Application is examples/gitops/apps/support-team.yaml pointed at that repository;
+the operator runs as in the other scenario tests. Topic names are made unique per test
+(Kafka is shared by every namespace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from devstack import argocd
+from devstack.settings import default_paths
+from tests.harness import TEST_NAMESPACE_LABEL, Infra, wait_for
+from tests.integration.operator_harness import (  # noqa: F401 - fixtures
+    agent_namespace,
+    condition,
+    operator_kubeconfig,
+    srs_crds,
+    srs_operator,
+)
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+GITOPS = ROOT / "examples" / "gitops"
+ARGO = ("argoproj.io", "v1alpha1")
+
+
+def _apply(api_client: client.ApiClient, docs: list[dict[str, Any]]) -> None:
+    """Server-side apply of cluster-scoped CRDs."""
+    ext = client.ApiextensionsV1Api(api_client)
+    for d in docs:
+        ext.patch_custom_resource_definition(
+            d["metadata"]["name"], d, field_manager="srs-tests", force=True,
+            _content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def argo_cd(
+    infra: Infra, api_client: client.ApiClient, core_v1: client.CoreV1Api, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[argocd.LocalArgoCD]:
+    """Argo CD's processes, watching Applications in a fresh namespace of the test cluster."""
+    exe = argocd.ensure_binary(default_paths(), lambda m: print(f"[argocd] {m}", flush=True))
+    crds = [yaml.safe_load(p.read_text()) for p in argocd.crd_files()]
+    _apply(api_client, crds)
+    ext = client.ApiextensionsV1Api(api_client)
+    wait_for(
+        "Argo CD CRDs established",
+        lambda: all(
+            any(c.type == "Established" and c.status == "True" for c in ext.read_custom_resource_definition(
+                d["metadata"]["name"]).status.conditions or [])
+            for d in crds
+        ),
+        timeout=30,
+    )  # fmt: skip
+
+    namespace = f"srs-test-argocd-{uuid.uuid4().hex[:8]}"
+    core_v1.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels={TEST_NAMESPACE_LABEL: "true"}))
+    )
+    part_of = {"app.kubernetes.io/part-of": "argocd"}
+    cm = yaml.safe_load((ROOT / "gitops" / "argocd" / "install" / "argocd-cm.yaml").read_text())
+    core_v1.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="argocd-cm", labels=cm["metadata"]["labels"]),
+            data={**cm["data"], "timeout.reconciliation": "10s"},
+        ),
+    )
+    core_v1.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="argocd-secret", labels=part_of),
+            string_data={"server.secretkey": secrets.token_urlsafe(32)},
+        ),
+    )
+    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        *ARGO, namespace, "appprojects",
+        {
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+            "metadata": {"name": "default"},
+            "spec": {
+                "sourceRepos": ["*"],
+                "destinations": [{"server": "*", "namespace": "*"}],
+                "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+            },
+        },
+    )  # fmt: skip
+    local = argocd.LocalArgoCD(exe, infra.kubeconfig, namespace, tmp_path_factory.mktemp("argocd"))
+    try:
+        local.start()
+        yield local
+    finally:
+        print(local.logs())
+        local.stop()
+        with contextlib.suppress(client.ApiException):
+            core_v1.delete_namespace(namespace)
+
+
+class Repo:
+    """A git repository Argo CD reads (bare, served by git daemon) and a work tree to push from."""
+
+    def __init__(self, argo: argocd.LocalArgoCD, work: Path, name: str) -> None:
+        self.url = argo.repo_url(name)
+        bare = argo.git_root / name
+        self._git("init", "--bare", "--initial-branch=main", str(bare), cwd=work)
+        self.work = work / "work"
+        self._git("clone", str(bare), str(self.work), cwd=work)
+
+    def _git(self, *args: str, cwd: Path) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=srs tests", "-c", "user.email=tests@srs.invalid", *args],
+            cwd=cwd, check=True, capture_output=True,
+        )  # fmt: skip
+
+    def push(self, files: dict[str, str], message: str) -> None:
+        for rel, text in files.items():
+            path = self.work / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        self._git("add", "-A", cwd=self.work)
+        self._git("commit", "-m", message, cwd=self.work)
+        self._git("push", "origin", "HEAD:main", cwd=self.work)
+
+
+def _team_files(suffix: str) -> dict[str, str]:
+    """examples/gitops/teams/support with unique topic names; topics deleted with their TicketTopic."""
+    out = {}
+    for path in sorted((GITOPS / "teams" / "support").glob("*.yaml")):
+        text = path.read_text().replace("ticket.", f"ticket-{suffix}.")
+        out[f"teams/support/{path.name}"] = text.replace(
+            "  replicationFactor: 1\n", "  replicationFactor: 1\n  deletionPolicy: Delete\n"
+        )
+    return out
+
+
+class Application:
+    def __init__(self, api_client: client.ApiClient, namespace: str, name: str) -> None:
+        self.api = client.CustomObjectsApi(api_client)
+        self.namespace, self.name = namespace, name
+
+    def get(self) -> dict[str, Any]:
+        return dict(self.api.get_namespaced_custom_object(*ARGO, self.namespace, "applications", self.name))
+
+    def refresh(self) -> None:
+        patch = {"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}}
+        self.api.patch_namespaced_custom_object(*ARGO, self.namespace, "applications", self.name, patch)
+
+    def wait(self, sync: str, health: str, revision: str | None = None, timeout: float = 240) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
+        def check() -> bool:
+            nonlocal seen
+            seen = self.get()
+            status = seen.get("status") or {}
+            return (
+                (status.get("sync") or {}).get("status") == sync
+                and (status.get("health") or {}).get("status") == health
+                and (revision is None or (status.get("sync") or {}).get("revision") == revision)
+            )
+
+        try:
+            wait_for(f"Application {self.name}: {sync}/{health}", check, timeout=timeout)
+        except AssertionError as e:
+            status = seen.get("status") or {}
+            summary = {k: status.get(k) for k in ("sync", "health", "operationState", "conditions")}
+            raise AssertionError(f"{e}; last status: {summary}; resources: {_resources(seen)}") from None
+        return seen
+
+
+def _resources(app: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    return [
+        (r["kind"], r["name"], (r.get("health") or {}).get("status", ""), (r.get("health") or {}).get("message", ""))
+        for r in (app.get("status") or {}).get("resources") or []
+    ]
+
+
+def _head(repo: Repo) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo.work, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.mark.timeout(3600)  # a cold machine builds Argo CD first (~15-25 min)
+def test_argo_cd_syncs_the_example_reports_degraded_with_the_operators_message_and_recovers(
+    argo_cd: argocd.LocalArgoCD,
+    api_client: client.ApiClient,
+    agent_namespace: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    repo = Repo(argo_cd, tmp_path, f"srs-{suffix}.git")
+    files = _team_files(suffix)
+    repo.push(files, "the support team's topics and agents")
+
+    app_doc = yaml.safe_load((GITOPS / "apps" / "support-team.yaml").read_text())
+    app_doc["metadata"] = {"name": "srs-support", "namespace": argo_cd.namespace}
+    app_doc["spec"]["source"]["repoURL"] = repo.url
+    app_doc["spec"]["source"]["path"] = "teams/support"
+    app_doc["spec"]["destination"]["namespace"] = agent_namespace
+    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        *ARGO, argo_cd.namespace, "applications", app_doc
+    )
+    app = Application(api_client, argo_cd.namespace, "srs-support")
+
+    synced = app.wait("Synced", "Healthy", revision=_head(repo))
+    resources = _resources(synced)
+    assert {(k, h) for k, _, h, _ in resources} == {("TicketTopic", "Healthy"), ("SupportAgent", "Healthy")}
+    assert ("SupportAgent", "billing", "Healthy", "1 of 1 replicas updated and available") in resources
+    assert synced["status"]["operationState"]["phase"] == "Succeeded"
+
+    # A breaking change: Kafka topics keep their replication factor, the operator says so.
+    topics = "teams/support/topics.yaml"
+    dlq_spec = f"  name: ticket-{suffix}.dlq\n"
+    assert dlq_spec in files[topics]
+    head, tail = files[topics].split(dlq_spec)
+    breaking = head + dlq_spec + tail.replace("replicationFactor: 1", "replicationFactor: 2", 1)
+    repo.push({topics: breaking}, "raise the replication factor of the dead-letter topic")
+    app.refresh()
+    degraded = app.wait("Synced", "Degraded", revision=_head(repo))
+    [dlq] = [r for r in _resources(degraded) if r[1] == f"ticket-{suffix}.dlq"]
+    live = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+        "srs.dev", "v1alpha1", agent_namespace, "tickettopics", f"ticket-{suffix}.dlq"
+    )
+    ready = condition(live, "Ready")
+    assert ready["reason"] == "NotSupported"
+    assert dlq == ("TicketTopic", f"ticket-{suffix}.dlq", "Degraded", ready["message"])
+    assert "spec.replicationFactor is 2 but the topic has 1" in ready["message"]
+
+    # The fix: back to what the topic has.
+    repo.push({topics: files[topics]}, "the dead-letter topic keeps replication factor 1")
+    app.refresh()
+    recovered = app.wait("Synced", "Healthy", revision=_head(repo))
+    assert {h for _, _, h, _ in _resources(recovered)} == {"Healthy"}
