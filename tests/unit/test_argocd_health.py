@@ -250,3 +250,14 @@ def test_helm_values_and_operator_resource_carry_the_same_scripts() -> None:
         for c in argocd["spec"]["resourceHealthChecks"]
     }
     assert checks == cm
+
+
+def test_scaled_to_zero_can_be_reported_healthy_for_applications_with_sync_waves(tmp_path: Path) -> None:
+    script = interpreter.health_script(AGENT).read_text()
+    setting = 'local SCALED_TO_ZERO = "Suspended"'
+    assert script.count(setting) == 1
+    healthy = tmp_path / "health.lua"
+    healthy.write_text(script.replace(setting, 'local SCALED_TO_ZERO = "Healthy"'))
+    case = ROOT / AGENT / "testdata" / "suspended_scaled_to_zero.yaml"
+    [health] = interpreter.evaluate(healthy, [yaml.safe_load(case.read_text())])
+    assert health == Health("Healthy", "Scaled to zero: spec.replicas is 0, no pods run")

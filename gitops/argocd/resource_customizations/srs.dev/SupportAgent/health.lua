@@ -17,6 +17,12 @@ local TOPICS_GRACE_SECONDS = 120
 -- Ready=False reasons the operator reports while it is still getting there.
 local PROGRESSING_REASONS = { RollingOut = true }
 
+-- An agent scaled to zero on purpose. Argo CD (up to v3.6 at least) finishes a sync that
+-- spans several waves only once every resource is Healthy or Degraded: a Suspended one
+-- keeps the operation running for good (argo-cd#29663). For such Applications use
+-- "Healthy" here; the message still says the agent is scaled to zero.
+local SCALED_TO_ZERO = "Suspended"
+
 local function find_condition(conditions, type_)
   for _, condition in ipairs(conditions) do
     if condition.type == type_ then
@@ -114,7 +120,7 @@ if ready == nil or ready.status ~= "True" then
 end
 
 if obj.spec ~= nil and obj.spec.replicas == 0 then
-  hs.status = "Suspended"
+  hs.status = SCALED_TO_ZERO
   hs.message = "Scaled to zero: spec.replicas is 0, no pods run"
   return hs
 end
