@@ -36,7 +36,7 @@ def ensure_binary(paths: Paths, progress: Callable[[str], None]) -> Path:
     """``argocd``, built into the cache on first use (~15-25 min on 2 cores)."""
     out = binary_dir(paths)
     exe = out / "argocd"
-    if exe.is_file():
+    if exe.is_file() and (out / "git-verify-wrapper.sh").is_file():
         return exe
     progress(
         f"building Argo CD {settings.ARGOCD_VERSION} from Go sources into {out} (first run only, ~15-25 min on 2 cores)"
@@ -45,6 +45,24 @@ def ensure_binary(paths: Paths, progress: Callable[[str], None]) -> Path:
         ["bash", str(BUILD_SCRIPT), str(out), settings.ARGOCD_VERSION, settings.ARGOCD_GO_TOOLCHAIN], check=True
     )
     return exe
+
+
+def ensure_redis(progress: Callable[[str], None]) -> None:
+    """``redis-server`` from Debian, installed on first use when running as root (as on the
+    development machines and CI); otherwise a clear error naming the package."""
+    if shutil.which("redis-server") is not None:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RuntimeError("Argo CD on the local stack needs redis-server (Debian: apt-get install redis-server)")
+    progress("installing redis-server from Debian (first run only)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def crd_files() -> list[Path]:
@@ -112,10 +130,13 @@ class LocalArgoCD:
             "ARGOCD_SSH_DATA_PATH": str(self._dir("ssh")),
             "ARGOCD_TLS_DATA_PATH": str(self._dir("tls")),
             "HOME": str(self._dir("home")),
+            "ARGOCD_ASK_PASS_SOCK": str(self.state / "ask-pass.sock"),  # not the shared /tmp default
+            "PATH": f"{self.exe.parent}{os.pathsep}{os.environ.get('PATH', '')}",  # git-verify-wrapper.sh
         }
         redis = f"127.0.0.1:{redis_port}"
         repo_server = [
             "--port", str(repo_port), "--metrics-port", str(free_port()), "--redis", redis, "--disable-tls",
+            "--client-ca-path", "",
         ]  # fmt: skip
         self._start("argocd-repo-server", repo_server, logs, repo_port, env, as_component=True)
         controller = [
@@ -123,6 +144,9 @@ class LocalArgoCD:
             "--repo-server", f"127.0.0.1:{repo_port}", "--repo-server-plaintext", "--redis", redis,
             "--metrics-port", str(controller_port := free_port()),
             "--app-resync", "10", "--status-processors", "2", "--operation-processors", "2",
+            # Argo CD 3 keeps resource health in Redis for its API server; in the Application
+            # status it is readable with kubectl alone.
+            "--persist-resource-health",
         ]  # fmt: skip
         self._start("argocd-application-controller", controller, logs, controller_port, env, as_component=True)
 

@@ -11,7 +11,7 @@
 # Kubernetes libraries), as the module's own build does.
 set -euo pipefail
 OUT=$1 V=$2 TOOLCHAIN=$3
-[[ -x $OUT/argocd ]] && exit 0
+[[ -x $OUT/argocd && -x $OUT/git-verify-wrapper.sh ]] && exit 0
 mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-argocd.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -26,6 +26,10 @@ awk '/^replace \(/{f=1;next} f&&/^\)/{f=0} f&&/=>/&&$3!~/^\./{print $1"="$3"@"$4
 done
 go mod edit "-require=github.com/argoproj/argo-cd/v3@$V" "-require=github.com/argoproj/argo-cd/gitops-engine/v3@$V"
 go get "github.com/argoproj/argo-cd/v3/cmd@$V" >&2
-step "argo-cd $V: compiling (~15-25 min on 2 cores, first run only)"
+# The repo server runs these scripts of the module (its image puts them on PATH).
+dir=$(go mod download -json "github.com/argoproj/argo-cd/v3@$V" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+install -m 0755 "$dir/hack/git-verify-wrapper.sh" "$dir/hack/gpg-wrapper.sh" "$OUT/"
+[[ -x $OUT/argocd ]] && exit 0
+step "argo-cd $V: compiling (~15-30 min on 2 cores, first run only)"
 go build -trimpath -ldflags "-s -w -X github.com/argoproj/argo-cd/v3/common.version=${V#v}" -o "$WORK/argocd" github.com/argoproj/argo-cd/v3/cmd
 mv "$WORK/argocd" "$OUT/argocd"

@@ -4,8 +4,9 @@
 ``util/lua`` does: the same VM (gopher-lua, the version Argo CD pins), the object as the
 global ``obj``, the returned table turned into ``{status, message}`` through JSON, and the
 same libraries — by default what a script pasted into ``argocd-cm`` gets (base, table,
-package, ``os.time``/``os.date``; no string or math library), or every standard library
-as Argo CD gives its built-in scripts.
+package; ``os.time``/``os.date`` only through ``require("os")``, as Argo CD registers
+them; no string or math library), or every standard library as Argo CD gives its
+built-in scripts.
 
 The binary is built on first use through the Go module proxy and cached under
 ``$SRS_CACHE_DIR`` (default ``~/.cache/srs``), keyed by a hash of its sources, so later

@@ -13,16 +13,15 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
-from gitops.argocd import interpreter
 from gitops.argocd.interpreter import Health
-from tests.harness import TopicFactory, wait_for
+from tests.harness import TopicFactory
+from tests.integration.gitops_support import Objects, health, team_manifests
 from tests.integration.operator_harness import (  # noqa: F401 - fixtures
     GROUP,
     VERSION,
@@ -36,73 +35,12 @@ from tests.integration.operator_harness import (  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-TEAM = ROOT / "examples" / "gitops" / "teams" / "support"
-AGENT_LUA = interpreter.health_script("srs.dev/SupportAgent")
-TOPIC_LUA = interpreter.health_script("srs.dev/TicketTopic")
-PLURALS = {"SupportAgent": "supportagents", "TicketTopic": "tickettopics"}
-
-
-def health(obj: dict[str, Any]) -> Health:
-    script = AGENT_LUA if obj["kind"] == "SupportAgent" else TOPIC_LUA
-    [result] = interpreter.evaluate(script, [obj])
-    return result
-
-
-class Objects:
-    """srs objects in one namespace, through the admin client."""
-
-    def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
-        self.api = client.CustomObjectsApi(api_client)
-        self.namespace = namespace
-
-    def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        plural = PLURALS[body["kind"]]
-        return dict(self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, body))
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        return dict(self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURALS[kind], name))
-
-    def patch_spec(self, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        plural = PLURALS[kind]
-        return dict(
-            self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name, {"spec": spec})
-        )
-
-    def wait_health(self, kind: str, name: str, status: str, timeout: float = 60) -> tuple[dict[str, Any], Health]:
-        """Wait until the health check says ``status`` for the live object; return both."""
-        seen: dict[str, Any] = {}
-        judged = Health("")
-
-        def check() -> bool:
-            nonlocal seen, judged
-            seen = self.get(kind, name)
-            judged = health(seen)
-            return judged.status == status
-
-        try:
-            wait_for(f"{kind} {name} to be {status}", check, timeout=timeout)
-        except AssertionError as e:
-            raise AssertionError(f"{e}; last health {judged}, status {seen.get('status')}") from None
-        return seen, judged
-
 
 @pytest.fixture
-def objects(api_client: client.ApiClient, agent_namespace: str) -> Objects:  # noqa: F811
-    return Objects(api_client, agent_namespace)
-
-
-def _team_manifests(suffix: str) -> list[dict[str, Any]]:
-    """examples/gitops/teams/support with every topic name made unique (Kafka is shared by
-    every namespace) and topics deleted with their TicketTopic."""
-    docs = []
-    for path in sorted(TEAM.glob("*.yaml")):
-        text = path.read_text().replace("ticket.", f"ticket-{suffix}.")
-        docs += [d for d in yaml.safe_load_all(text) if d]
-    for d in docs:
-        if d["kind"] == "TicketTopic":
-            d["spec"]["deletionPolicy"] = "Delete"
-    return docs
+def objects(api_client: client.ApiClient, agent_namespace: str) -> Iterator[Objects]:  # noqa: F811
+    objs = Objects(api_client, agent_namespace)
+    yield objs
+    objs.delete_topics()
 
 
 def _wave(obj: dict[str, Any]) -> int:
@@ -114,7 +52,7 @@ def _rfc3339(t: dt.datetime) -> str:
 
 
 def test_the_gitops_example_turns_healthy_wave_by_wave(objects: Objects) -> None:
-    manifests = _team_manifests(uuid.uuid4().hex[:6])
+    manifests = team_manifests(uuid.uuid4().hex[:6])
     waves = sorted({_wave(m) for m in manifests})
     assert waves == [1, 2], "topics in wave 1, agents in wave 2"
     for wave in waves:
@@ -134,7 +72,7 @@ def test_the_gitops_example_turns_healthy_wave_by_wave(objects: Objects) -> None
 
 def test_a_spec_change_is_progressing_until_the_operator_has_observed_it(objects: Objects, agents: Agents) -> None:
     suffix = uuid.uuid4().hex[:6]
-    for m in _team_manifests(suffix):
+    for m in team_manifests(suffix):
         objects.create(m)
     objects.wait_health("SupportAgent", "triage", "Healthy")
 
@@ -167,7 +105,7 @@ def _topic(name: str, topic_name: str, partitions: int) -> dict[str, Any]:
 
 def test_an_agent_scaled_to_zero_is_suspended(objects: Objects, agents: Agents) -> None:
     suffix = uuid.uuid4().hex[:6]
-    for m in _team_manifests(suffix):
+    for m in team_manifests(suffix):
         objects.create(m)
     objects.wait_health("SupportAgent", "billing", "Healthy")
     objects.patch_spec("SupportAgent", "billing", {"replicas": 0})

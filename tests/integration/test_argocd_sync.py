@@ -11,9 +11,12 @@ the operator runs as in the other scenario tests. Topic names are made unique pe
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import secrets
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +29,7 @@ from kubernetes import client
 from devstack import argocd
 from devstack.settings import default_paths
 from tests.harness import TEST_NAMESPACE_LABEL, Infra, wait_for
+from tests.integration.gitops_support import Objects, team_files
 from tests.integration.operator_harness import (  # noqa: F401 - fixtures
     agent_namespace,
     condition,
@@ -56,7 +60,12 @@ def argo_cd(
     infra: Infra, api_client: client.ApiClient, core_v1: client.CoreV1Api, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[argocd.LocalArgoCD]:
     """Argo CD's processes, watching Applications in a fresh namespace of the test cluster."""
-    exe = argocd.ensure_binary(default_paths(), lambda m: print(f"[argocd] {m}", flush=True))
+
+    def progress(message: str) -> None:
+        print(f"[argocd] {message}", flush=True)
+
+    exe = argocd.ensure_binary(default_paths(), progress)
+    argocd.ensure_redis(progress)
     crds = [yaml.safe_load(p.read_text()) for p in argocd.crd_files()]
     _apply(api_client, crds)
     ext = client.ApiextensionsV1Api(api_client)
@@ -102,6 +111,17 @@ def argo_cd(
             },
         },
     )  # fmt: skip
+    # Argo CD reaches "https://kubernetes.default.svc" only from inside a pod: register the
+    # stack's API server as a cluster (a cluster Secret) and deploy to it by its address.
+    server, token, ca = _cluster_of(infra.kubeconfig)
+    config = {"bearerToken": token, "tlsClientConfig": {"caData": base64.b64encode(ca).decode()}}
+    core_v1.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="local-stack", labels={"argocd.argoproj.io/secret-type": "cluster"}),
+            string_data={"name": "local-stack", "server": server, "config": json.dumps(config)},
+        ),
+    )
     local = argocd.LocalArgoCD(exe, infra.kubeconfig, namespace, tmp_path_factory.mktemp("argocd"))
     try:
         local.start()
@@ -111,6 +131,19 @@ def argo_cd(
         local.stop()
         with contextlib.suppress(client.ApiException):
             core_v1.delete_namespace(namespace)
+
+
+def _cluster_of(kubeconfig: str) -> tuple[str, str, bytes]:
+    """API server URL, bearer token and CA certificate of the kubeconfig's current context."""
+    cfg = yaml.safe_load(Path(kubeconfig).read_text())
+    ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == cfg["current-context"])
+    cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
+    user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
+    if "certificate-authority-data" in cluster:
+        ca = base64.b64decode(cluster["certificate-authority-data"])
+    else:
+        ca = Path(cluster["certificate-authority"]).read_bytes()
+    return cluster["server"], user["token"], ca
 
 
 class Repo:
@@ -139,17 +172,6 @@ class Repo:
         self._git("push", "origin", "HEAD:main", cwd=self.work)
 
 
-def _team_files(suffix: str) -> dict[str, str]:
-    """examples/gitops/teams/support with unique topic names; topics deleted with their TicketTopic."""
-    out = {}
-    for path in sorted((GITOPS / "teams" / "support").glob("*.yaml")):
-        text = path.read_text().replace("ticket.", f"ticket-{suffix}.")
-        out[f"teams/support/{path.name}"] = text.replace(
-            "  replicationFactor: 1\n", "  replicationFactor: 1\n  deletionPolicy: Delete\n"
-        )
-    return out
-
-
 class Application:
     def __init__(self, api_client: client.ApiClient, namespace: str, name: str) -> None:
         self.api = client.CustomObjectsApi(api_client)
@@ -157,6 +179,20 @@ class Application:
 
     def get(self) -> dict[str, Any]:
         return dict(self.api.get_namespaced_custom_object(*ARGO, self.namespace, "applications", self.name))
+
+    def delete(self) -> None:
+        with contextlib.suppress(client.ApiException):
+            self.api.delete_namespaced_custom_object(*ARGO, self.namespace, "applications", self.name)
+        wait_for(f"Application {self.name} deleted", lambda: not self._exists(), timeout=60)
+
+    def _exists(self) -> bool:
+        try:
+            self.get()
+        except client.ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
 
     def refresh(self) -> None:
         patch = {"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}}
@@ -200,26 +236,43 @@ def _head(repo: Repo) -> str:
 @pytest.mark.timeout(3600)  # a cold machine builds Argo CD first (~15-25 min)
 def test_argo_cd_syncs_the_example_reports_degraded_with_the_operators_message_and_recovers(
     argo_cd: argocd.LocalArgoCD,
+    infra: Infra,
     api_client: client.ApiClient,
     agent_namespace: str,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
     repo = Repo(argo_cd, tmp_path, f"srs-{suffix}.git")
-    files = _team_files(suffix)
+    files = team_files(suffix)
     repo.push(files, "the support team's topics and agents")
 
     app_doc = yaml.safe_load((GITOPS / "apps" / "support-team.yaml").read_text())
     app_doc["metadata"] = {"name": "srs-support", "namespace": argo_cd.namespace}
     app_doc["spec"]["source"]["repoURL"] = repo.url
     app_doc["spec"]["source"]["path"] = "teams/support"
-    app_doc["spec"]["destination"]["namespace"] = agent_namespace
+    app_doc["spec"]["destination"] = {"server": _cluster_of(infra.kubeconfig)[0], "namespace": agent_namespace}
     client.CustomObjectsApi(api_client).create_namespaced_custom_object(
         *ARGO, argo_cd.namespace, "applications", app_doc
     )
     app = Application(api_client, argo_cd.namespace, "srs-support")
+    try:
+        _sync_break_and_fix(app, repo, files, suffix, api_client, agent_namespace)
+    finally:
+        app.delete()  # without Argo CD's resources finalizer: the resources stay …
+        Objects(api_client, agent_namespace).delete_topics()  # … and the topics go while the operator runs
 
+
+def _sync_break_and_fix(
+    app: Application,
+    repo: Repo,
+    files: dict[str, str],
+    suffix: str,
+    api_client: client.ApiClient,
+    namespace: str,
+) -> None:
+    started = time.monotonic()
     synced = app.wait("Synced", "Healthy", revision=_head(repo))
+    print(f"[argocd] Synced/Healthy {time.monotonic() - started:.1f}s after the Application was created")
     resources = _resources(synced)
     assert {(k, h) for k, _, h, _ in resources} == {("TicketTopic", "Healthy"), ("SupportAgent", "Healthy")}
     assert ("SupportAgent", "billing", "Healthy", "1 of 1 replicas updated and available") in resources
@@ -233,10 +286,12 @@ def test_argo_cd_syncs_the_example_reports_degraded_with_the_operators_message_a
     breaking = head + dlq_spec + tail.replace("replicationFactor: 1", "replicationFactor: 2", 1)
     repo.push({topics: breaking}, "raise the replication factor of the dead-letter topic")
     app.refresh()
+    started = time.monotonic()
     degraded = app.wait("Synced", "Degraded", revision=_head(repo))
+    print(f"[argocd] Degraded {time.monotonic() - started:.1f}s after the breaking push")
     [dlq] = [r for r in _resources(degraded) if r[1] == f"ticket-{suffix}.dlq"]
     live = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
-        "srs.dev", "v1alpha1", agent_namespace, "tickettopics", f"ticket-{suffix}.dlq"
+        "srs.dev", "v1alpha1", namespace, "tickettopics", f"ticket-{suffix}.dlq"
     )
     ready = condition(live, "Ready")
     assert ready["reason"] == "NotSupported"
@@ -246,5 +301,7 @@ def test_argo_cd_syncs_the_example_reports_degraded_with_the_operators_message_a
     # The fix: back to what the topic has.
     repo.push({topics: files[topics]}, "the dead-letter topic keeps replication factor 1")
     app.refresh()
+    started = time.monotonic()
     recovered = app.wait("Synced", "Healthy", revision=_head(repo))
+    print(f"[argocd] Healthy again {time.monotonic() - started:.1f}s after the fix was pushed")
     assert {h for _, _, h, _ in _resources(recovered)} == {"Healthy"}

@@ -261,3 +261,22 @@ def test_scaled_to_zero_can_be_reported_healthy_for_applications_with_sync_waves
     case = ROOT / AGENT / "testdata" / "suspended_scaled_to_zero.yaml"
     [health] = interpreter.evaluate(healthy, [yaml.safe_load(case.read_text())])
     assert health == Health("Healthy", "Scaled to zero: spec.replicas is 0, no pods run")
+
+
+def test_the_interpreter_gives_argocd_cm_scripts_what_argo_cd_gives_them(tmp_path: Path) -> None:
+    # Found on a real Argo CD v3.6: its safe os functions land in the table module, so
+    # `os.time()` fails in argocd-cm and `require("os").time()` works.
+    probe = tmp_path / "probe.lua"
+    probe.write_text(
+        "local seen = {}\n"
+        "for _, name in ipairs({'os', 'string', 'math', 'io'}) do\n"
+        "  if _G[name] ~= nil then table.insert(seen, name) end\n"
+        "end\n"
+        "local os = require('os')\n"
+        "if os.time() > 0 and os.date ~= nil and os.execute == nil then table.insert(seen, 'require-os') end\n"
+        "return { status = 'Healthy', message = table.concat(seen, ',') }\n"
+    )
+    [cm] = interpreter.evaluate(probe, [{}])
+    assert cm == Health("Healthy", "require-os")
+    [built_in] = interpreter.evaluate(probe, [{}], Libs.BUILT_IN)
+    assert built_in.message.split(",")[:4] == ["os", "string", "math", "io"]

@@ -10,8 +10,9 @@
 //	    reads Kubernetes objects (a stream of JSON documents) on stdin and prints the
 //	    health FILE gives each one, one JSON line per object.
 //
-// -libs argocd-cm (the default) is what a script pasted into argocd-cm gets: base, table,
-// package and an os library reduced to time and date. built-in adds every standard
+// -libs argocd-cm (the default) is what a script pasted into argocd-cm gets: base, table
+// and package, and os.time/os.date only through require("os") (no global os: Argo CD
+// registers its safe os functions into the table module). built-in adds every standard
 // library, as Argo CD does for the scripts it ships.
 package main
 
@@ -101,12 +102,13 @@ func health(script string, obj map[string]any, openLibs bool) (Health, error) {
 		{lua.LoadLibName, lua.OpenPackage},
 		{lua.BaseLibName, lua.OpenBase},
 		{lua.TabLibName, lua.OpenTable},
-		{lua.OsLibName, openTimeOnlyOs},
+		{lua.OsLibName, openSafeOs},
 	} {
 		if err := l.CallByParam(lua.P{Fn: l.NewFunction(lib.open), NRet: 0, Protect: true}, lua.LString(lib.name)); err != nil {
 			return Health{}, err
 		}
 	}
+	l.PreloadModule(lua.OsLibName, safeOsLoader)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second) // Argo CD's limit
 	defer cancel()
 	l.SetContext(ctx)
@@ -140,23 +142,33 @@ func health(script string, obj map[string]any, openLibs bool) (Health, error) {
 	return h, nil
 }
 
-// openTimeOnlyOs registers an `os` module with only time and date, as Argo CD's safe os
-// library does (no exit, execute, remove, getenv ...). The two functions are taken from
-// gopher-lua's own os library.
-func openTimeOnlyOs(l *lua.LState) int {
-	full := l.NewTable()
+// timeAndDate are gopher-lua's os.time and os.date: the only os functions Argo CD lets a
+// script use.
+func timeAndDate() map[string]lua.LGFunction {
 	scratch := lua.NewState(lua.Options{SkipOpenLibs: true})
 	defer scratch.Close()
 	scratch.Push(scratch.NewFunction(lua.OpenOs))
 	scratch.Push(lua.LString(lua.OsLibName))
 	scratch.Call(1, 1)
 	osTable := scratch.Get(-1).(*lua.LTable)
+	funcs := map[string]lua.LGFunction{}
 	for _, name := range []string{"time", "date"} {
-		fn := osTable.RawGetString(name).(*lua.LFunction)
-		full.RawSetString(name, l.NewFunction(fn.GFunction))
+		funcs[name] = osTable.RawGetString(name).(*lua.LFunction).GFunction
 	}
-	mod := l.RegisterModule(lua.OsLibName, map[string]lua.LGFunction{})
-	full.ForEach(func(k, v lua.LValue) { l.SetField(mod, k.String(), v) })
+	return funcs
+}
+
+// openSafeOs does what Argo CD's OpenSafeOs does, quirk included: it registers time and
+// date into the *table* module, so an argocd-cm script has no global `os`; it reaches
+// them through `require("os")`, which safeOsLoader (preloaded as "os") answers.
+func openSafeOs(l *lua.LState) int {
+	mod := l.RegisterModule(lua.TabLibName, timeAndDate())
+	l.Push(mod)
+	return 1
+}
+
+func safeOsLoader(l *lua.LState) int {
+	mod := l.SetFuncs(l.NewTable(), timeAndDate())
 	l.Push(mod)
 	return 1
 }

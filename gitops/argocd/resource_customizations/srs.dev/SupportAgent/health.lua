@@ -7,8 +7,11 @@
 -- message, when the agent cannot reach its goal. Suspended when scaled to zero on purpose.
 --
 -- Works unchanged in argocd-cm: it uses only what Argo CD gives such scripts by default
--- (Lua's base and table libraries and os.time; no string or math library).
+-- (Lua's base and table libraries, and os.time; no string or math library).
 local hs = {}
+
+-- An argocd-cm script has no global `os`; Argo CD hands out os.time/os.date through require.
+local os = require("os")
 
 -- An agent is often applied together with its TicketTopics; a topic that is still missing
 -- or not Ready after this long is a real problem, not a sync in progress.
