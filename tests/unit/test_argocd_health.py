@@ -96,6 +96,7 @@ AGENT_REASONS: dict[AgentReason, str | None] = {
     AgentReason.TOPICS_NOT_READY: "Progressing",  # Degraded once it lasts, see below
     AgentReason.INVALID_SPEC: "Degraded",
     AgentReason.PROMPT_NOT_FOUND: "Degraded",
+    AgentReason.OFFLINE_MODEL_NOT_FOUND: "Degraded",
     AgentReason.NAME_CONFLICT: "Degraded",
     AgentReason.APPLY_FAILED: "Degraded",
     AgentReason.PROGRESS_DEADLINE_EXCEEDED: "Degraded",
@@ -107,6 +108,7 @@ AGENT_CONDITION = {
     AgentReason.TOPICS_NOT_READY: "TopicsReady",
     AgentReason.INVALID_SPEC: "Accepted",
     AgentReason.PROMPT_NOT_FOUND: "Accepted",
+    AgentReason.OFFLINE_MODEL_NOT_FOUND: "Accepted",
     AgentReason.NAME_CONFLICT: "Accepted",
     AgentReason.APPLY_FAILED: "Accepted",
 }
