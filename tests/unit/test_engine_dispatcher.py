@@ -445,3 +445,32 @@ async def test_a_head_that_killed_enough_processes_is_dead_lettered_unprocessed(
     assert dict(letter.headers)["srs-error-class"] == b"crash_loop"
     assert handler.order == [(b"next", 4)]
     assert control.stored == {(TOPIC, 0): 5}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "committed", "deaths"),
+    [
+        ('{"srs":1,"head":7,"deaths":2}', 7, 2),
+        ('{"srs":1,"head":6,"deaths":2}', 7, 0),  # about another offset: stale
+        ("written by another tool", 7, 0),
+        ('{"srs":2,"head":7,"deaths":2}', 7, 0),  # a future format is not guessed at
+        (None, 7, 0),
+    ],
+)
+def test_the_crash_ledger_counts_only_deaths_at_the_committed_offset(
+    metadata: str | None, committed: int, deaths: int
+) -> None:
+    assert CrashLedger.decode(metadata, committed) == CrashLedger(committed, deaths)
+    assert CrashLedger.decode(CrashLedger(committed, 3).encode(), committed).deaths == 3
+
+
+@async_test
+async def test_a_handler_past_its_deadline_is_cancelled_and_retried() -> None:
+    dispatcher, handler, sink, control, _ = make(handler_timeout_s=0.05, max_attempts=2)
+    dispatcher.partitions_assigned([(TOPIC, 0)])
+    dispatcher.records_arrived([rec(0, "slow", sleep=10), rec(1, "fast")])
+    await settle(dispatcher, control)
+    assert handler.attempts[0] == 2
+    (letter,) = [r for r in sink.sent if r.topic == "dlq"]
+    assert dict(letter.headers)["srs-error-class"] == b"timeout"
+    assert handler.order == [(b"fast", 1)]
