@@ -1,21 +1,33 @@
 # One image for the operator and every agent role: `srs operator`, `srs agent --config …`.
-# Build: docker build -t ghcr.io/OWNER/srs:0.1.0 .   (not buildable on the dev machines: no Docker engine)
-FROM python:3.11-slim AS build
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY srs ./srs
-COPY devstack ./devstack
-COPY agent_runtime ./agent_runtime
-COPY operator ./operator
-COPY events ./events
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+#
+# Build with `make image`: it builds srs and all its dependencies as wheels on the host
+# (build/wheels/) and then runs `docker build`, so nothing inside the build touches the
+# network. BASE_IMAGE is any Debian-like image with Python 3.11+ and the venv module:
+# by default the official slim Python image; machines without a registry use a base
+# built from Debian packages (`make image` does that by itself when it has to).
+ARG BASE_IMAGE=python:3.11-slim
 
-FROM python:3.11-slim
-# A fixed non-root uid, so the pod securityContext (runAsNonRoot) holds.
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin srs
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-USER 10001
-ENV PYTHONUNBUFFERED=1
+FROM ${BASE_IMAGE} AS build
+COPY build/wheels /wheels
+# A self-contained virtualenv; bytecode compiled now, because the running container has a
+# read-only root filesystem and cannot write __pycache__.
+RUN python3 -m venv /opt/srs \
+ && /opt/srs/bin/pip install --no-index --find-links /wheels --no-cache-dir --quiet srs \
+ && /opt/srs/bin/pip uninstall --yes --quiet pip \
+ && /opt/srs/bin/python -m compileall -q /opt/srs/lib > /dev/null \
+ && /opt/srs/bin/srs --help > /dev/null
+
+FROM ${BASE_IMAGE}
+# A fixed non-root uid: pods run with runAsNonRoot and the restricted Pod Security level.
+RUN (command -v useradd > /dev/null \
+     && useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin srs) \
+ || echo "srs:x:10001:10001:srs:/tmp:/usr/sbin/nologin" >> /etc/passwd
+COPY --from=build /opt/srs /opt/srs
+ENV PATH=/opt/srs/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp
+USER 10001:10001
+WORKDIR /tmp
 ENTRYPOINT ["srs"]
 CMD ["--help"]

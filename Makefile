@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 SRS    := $(BIN)/srs
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status lint format model crds gitops typecheck test test-unit test-integration demo clean
+.PHONY: help install up down status lint format model crds gitops typecheck test test-unit test-integration demo clean \
+	image kind-up kind-down kind-status test-kind demo-kind
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -27,9 +28,10 @@ down: ## stop the local stack
 status: install ## what the local stack runs, and where
 	$(SRS) dev status
 
-lint: install ## ruff lint + format check
+lint: install ## ruff lint + format check, actionlint on the GitHub workflow
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@tools=$$($(SRS) kind tools actionlint) && $$tools/actionlint -color=false .github/workflows/*.yml && echo "actionlint: ok"
 
 format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -63,6 +65,25 @@ test-integration: up ## only the tests against the real broker and control plane
 
 demo: install ## the whole system on the local stack: operator, agents, Kafka, sample tickets
 	$(SRS) demo
+
+BASE_IMAGE ?=
+image: install ## build the srs image (wheels built on the host; BASE_IMAGE=python:3.11-slim where a registry is at hand)
+	$(SRS) image $(if $(BASE_IMAGE),--base $(BASE_IMAGE))
+
+kind-up: install ## a kind cluster with Kafka and the operator (Helm), every image built here
+	$(SRS) kind up
+
+kind-down: ## remove the kind cluster, its containers and network
+	@if [ -x $(SRS) ]; then $(SRS) kind down; fi
+
+kind-status: install ## node, Kafka and operator readiness on the kind cluster
+	$(SRS) kind status
+
+test-kind: kind-up ## the suite only a real kubelet can prove, on the kind cluster
+	$(BIN)/pytest -m kind tests/kind
+
+demo-kind: kind-up ## the demo on the kind cluster: agents as real pods of the srs image
+	$(SRS) demo --kind
 
 clean: down ## stop the stack and remove .venv and .devstack
 	rm -rf $(VENV) .devstack

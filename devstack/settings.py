@@ -69,3 +69,30 @@ def default_paths() -> Paths:
     cache = os.environ.get("SRS_CACHE_DIR") or str(Path.home() / ".cache" / "srs")
     state = os.environ.get("SRS_DEVSTACK_DIR") or str(Path.cwd() / ".devstack")
     return Paths(cache=Path(cache).expanduser().resolve(), state=Path(state).expanduser().resolve())
+
+
+# --- the cluster path: Docker images and a kind cluster, all built locally ---------------
+
+KIND_VERSION = "v0.30.0"
+#: The CoreDNS the node image carries (kubeadm's default for Kubernetes 1.34).
+COREDNS_VERSION = "v1.12.1"
+ACTIONLINT_VERSION = "v1.7.12"
+#: Debian release of every base image built with mmdebstrap.
+DEBIAN_SUITE = "bookworm"
+#: Bumped whenever the node image, its base images or their build recipe change.
+KIND_BUILD_REVISION = 1
+#: Name of the kind cluster and of the Docker network it runs on.
+KIND_CLUSTER = "srs"
+
+
+def kind_bins(paths: Paths) -> Path:
+    """Where the kind node's Go binaries are cached (kubelet, kubeadm, kind, …)."""
+    return paths.cache / (
+        f"kind-bins-k8s-{KUBERNETES_VERSION}-kind-{KIND_VERSION}-coredns-{COREDNS_VERSION}"
+        f"-actionlint-{ACTIONLINT_VERSION}-r{KIND_BUILD_REVISION}"
+    )
+
+
+def kind_state() -> Path:
+    """The kind cluster's state folder: ``$SRS_KIND_DIR``, else ``./.kind``."""
+    return Path(os.environ.get("SRS_KIND_DIR") or Path.cwd() / ".kind").expanduser().resolve()

@@ -1,10 +1,13 @@
-"""``srs demo``: the main job end to end on the local stack.
+"""``srs demo``: the main job end to end on the local stack (or, with ``--kind``, on kind).
 
 Brings the stack up, installs the CRDs, starts the operator and the local pod runner,
 applies ``examples/`` (every TicketTopic of the flow, a triage agent and five
 specialists on the offline provider), waits until they are Ready, publishes the sample
 tickets (plus one malformed message, to show the dead-letter path), shows them flowing
 and ends with a summary. The stack, the operator and the agents keep running afterwards.
+
+With ``--kind`` the same flow runs on the kind cluster of ``srs kind up``: the operator is
+the Helm release there and every agent is a pod of the srs image under a real kubelet.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from typing import Any
 
 from devstack import stack
 from devstack.processes import free_port
-from devstack.stack import StackState
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -38,6 +40,15 @@ TRIAGED_TOPICS = [f"ticket.triaged.{s}" for s in SPECIALTIES]
 
 def say(msg: str) -> None:
     print(f"==> {msg}", flush=True)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the demo runs: a cluster, a broker and the folder that holds kubectl."""
+
+    kubeconfig: str
+    kafka_bootstrap: str
+    bin_dir: str
 
 
 @dataclass
@@ -55,7 +66,7 @@ class DemoResult:
         return [t for t in self.published if t not in self.final_stage]
 
 
-def _kubectl(state: StackState, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _kubectl(state: Target, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": state.kubeconfig}
     return subprocess.run(
         [str(Path(state.bin_dir) / "kubectl"), *args], env=env, check=check, text=True, capture_output=True
@@ -72,7 +83,7 @@ def _parse_time(value: str) -> float:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000
 
 
-def start_services(state: StackState) -> None:
+def start_services(state: Target) -> None:
     """Install the CRDs and run the operator and the pod runner beside the stack."""
     say("installing the CRDs (crds/)")
     _kubectl(state, "apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
@@ -95,7 +106,7 @@ def start_services(state: StackState) -> None:
     say(f"pod runner running (pid {runner.pid}, log {runner.log}): one `srs agent` process per Ready agent pod")
 
 
-def apply_examples(state: StackState, timeout: int) -> None:
+def apply_examples(state: Target, timeout: int) -> None:
     say("applying examples/ (TicketTopics, a triage agent, five specialists)")
     _kubectl(state, "apply", "-f", str(EXAMPLES))
     say("waiting for every TicketTopic and SupportAgent to be Ready")
@@ -107,7 +118,7 @@ def apply_examples(state: StackState, timeout: int) -> None:
     print(_kubectl(state, "get", "supportagents").stdout, flush=True)
 
 
-def run_flow(state: StackState, tickets: int, timeout: float, quiet: bool = False) -> DemoResult:
+def run_flow(state: Target, tickets: int, timeout: float, quiet: bool = False) -> DemoResult:
     """Publish sample tickets plus one malformed message and follow them to the end."""
     from confluent_kafka import Producer
 
@@ -186,12 +197,33 @@ Everything keeps running. Try:
 """
 
 
-def run(tickets: int = 40, timeout: float = 180, quiet: bool = False) -> DemoResult:
+NEXT_STEPS_KIND = """
+Everything keeps running on the kind cluster. Try:
+  source .kind/env
+  kubectl get supportagents                       # agents are pods of the srs image
+  kubectl get pods -o wide                        # scheduled on the kind node, run by its kubelet
+  kubectl logs deploy/billing                     # JSON logs
+  kubectl delete pod -l app.kubernetes.io/instance=billing --wait=false   # the Deployment replaces it
+  srs publish --samples 20 && srs tail            # Kafka answers on the host's loopback
+  helm list -A                                    # the operator's release
+  srs kind down                                   # remove the cluster
+"""
+
+
+def run(tickets: int = 40, timeout: float = 180, quiet: bool = False, on_kind: bool = False) -> DemoResult:
     """The whole demo; returns what it observed (the e2e test asserts on it)."""
     t0 = time.monotonic()
-    say("bringing the local stack up (first run builds Kubernetes from source: ~6-10 min)")
-    state = stack.up()
-    start_services(state)
+    if on_kind:
+        from devstack import kind
+
+        say("bringing the kind cluster up (first run builds every image locally: ~20-30 min)")
+        ks = kind.up()
+        state = Target(ks.kubeconfig, ks.kafka_bootstrap, ks.bin_dirs[-1])
+    else:
+        say("bringing the local stack up (first run builds Kubernetes from source: ~6-10 min)")
+        st = stack.up()
+        state = Target(st.kubeconfig, st.kafka_bootstrap, st.bin_dir)
+        start_services(state)
     apply_examples(state, timeout=int(timeout))
     result = run_flow(state, tickets, timeout, quiet=quiet)
     print(summarize(result), flush=True)
@@ -201,12 +233,12 @@ def run(tickets: int = 40, timeout: float = 180, quiet: bool = False) -> DemoRes
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        result = run(args.tickets, args.timeout, quiet=args.quiet)
+        result = run(args.tickets, args.timeout, quiet=args.quiet, on_kind=args.kind)
     except (RuntimeError, LookupError, subprocess.CalledProcessError) as e:
         detail = getattr(e, "stderr", "") or ""
         print(f"srs demo: {e}\n{detail}", file=sys.stderr)
         return 1
-    print(NEXT_STEPS)
+    print(NEXT_STEPS_KIND if args.kind else NEXT_STEPS)
     if result.unaccounted:
         print(f"srs demo: {len(result.unaccounted)} tickets not accounted for: {result.unaccounted[:5]}")
         return 1
@@ -220,4 +252,7 @@ def register(sub: Any) -> None:
     p.add_argument("--tickets", type=int, default=40, help="how many sample tickets to publish (default 40)")
     p.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness and for the flow")
     p.add_argument("--quiet", action="store_true", help="only the summary, not every event")
+    p.add_argument(
+        "--kind", action="store_true", help="run on the kind cluster (`srs kind up`) instead of the local stack"
+    )
     p.set_defaults(func=_run)

@@ -9,7 +9,11 @@ Conditions:
   namespace (matched by ``spec.topicName``, defaulting to the TicketTopic's name).
 - ``Ready``: the current rollout is complete — the Deployment controller has observed the
   latest spec, updated and available replicas equal the desired count, no old pods are
-  left, and progress did not stall (``ProgressDeadlineExceeded``).
+  left, and progress did not stall (``ProgressDeadlineExceeded``). While it is not, a pod
+  that cannot start (image missing, crash loop, bad container config, unschedulable) or a
+  ReplicaSet that cannot create pods (e.g. Pod Security admission) is named with the
+  kubelet's or the controller's own reason (``PodsFailing``), instead of waiting out the
+  progress deadline with a bare "0 of 1 available".
 """
 
 from __future__ import annotations
@@ -46,6 +50,42 @@ class Reason(StrEnum):
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a secret
     NOT_ACCEPTED = "NotAccepted"
+    PODS_FAILING = "PodsFailing"
+
+
+#: Container waiting reasons that mean "this will not start by itself soon".
+FAILING_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+def pod_problem(pod: Mapping[str, Any]) -> str | None:
+    """Why this pod cannot start, in the kubelet's (or the scheduler's) words; None when it
+    is running or still on its way."""
+    name = (pod.get("metadata") or {}).get("name", "?")
+    status = pod.get("status") or {}
+    for cs in [*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ())]:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in FAILING_WAITING_REASONS:
+            detail = waiting.get("message") or ""
+            if reason == "CrashLoopBackOff":
+                last = (cs.get("lastState") or {}).get("terminated") or {}
+                detail = f"exit code {last.get('exitCode', '?')} ({last.get('reason') or 'terminated'})"
+            return f"pod {name}: container {cs.get('name', '?')}: {reason}" + (f": {detail}" if detail else "")
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason"):
+            return f"pod {name}: {cond['reason']}: {cond.get('message') or ''}".rstrip(": ")
+    return None
 
 
 @dataclass(frozen=True)
@@ -75,10 +115,13 @@ class Rollout:
     ready_replicas: int
 
 
-def rollout_of(deployment: Mapping[str, Any] | None, expected_replicas: int) -> Rollout:
+def rollout_of(
+    deployment: Mapping[str, Any] | None, expected_replicas: int, pod_problems: Sequence[str] = ()
+) -> Rollout:
     """Judge the live Deployment the way ``kubectl rollout status`` does, stricter: every
     desired replica must be updated *and* available, and no old replica may remain.
-    ``expected_replicas`` stands in for the desired count while there is no Deployment."""
+    ``expected_replicas`` stands in for the desired count while there is no Deployment;
+    ``pod_problems`` (from :func:`pod_problem`) explain an incomplete rollout."""
     if deployment is None:
         verdict = Verdict.false(Reason.ROLLING_OUT, "the Deployment does not exist yet")
         return Rollout(verdict, expected_replicas, 0, 0)
@@ -91,12 +134,21 @@ def rollout_of(deployment: Mapping[str, Any] | None, expected_replicas: int) -> 
     available = int(status.get("availableReplicas") or 0)
 
     def rolling(message: str) -> Rollout:
+        if pod_problems:
+            failing = f"{message}; " + "; ".join(sorted(pod_problems)[:3])
+            return Rollout(Verdict.false(Reason.PODS_FAILING, failing), desired, replicas, ready)
         return Rollout(Verdict.false(Reason.ROLLING_OUT, message), desired, replicas, ready)
 
     for cond in status.get("conditions") or ():
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             message = f"the rollout stalled: {cond.get('message') or 'progress deadline exceeded'}"
+            if pod_problems:
+                message += "; " + "; ".join(sorted(pod_problems)[:3])
             return Rollout(Verdict.false(Reason.PROGRESS_DEADLINE_EXCEEDED, message), desired, replicas, ready)
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            # The ReplicaSet could not create pods at all (admission, quota): no pod will say why.
+            message = f"pods cannot be created: {cond.get('reason', 'FailedCreate')}: {cond.get('message', '')}"
+            return Rollout(Verdict.false(Reason.PODS_FAILING, message.rstrip(": ")), desired, replicas, ready)
     generation = int((deployment.get("metadata") or {}).get("generation") or 0)
     if int(status.get("observedGeneration") or 0) < generation:
         return rolling("waiting for the Deployment controller to observe the new spec")

@@ -18,6 +18,7 @@ from typing import Any, Final
 import kopf
 
 from srs_operator.builders.supportagent import SecretDigest
+from srs_operator.builders.supportagent_status import pod_problem
 from srs_operator.clients.events import EventRecorder
 from srs_operator.clients.kube import KubeClient, login
 from srs_operator.services.supportagents import AgentKey, SupportAgentController
@@ -53,6 +54,7 @@ INDEXES: Final = (
     "srs_configmap_versions",
     "srs_secret_digests",
     "srs_topic_readiness",
+    "srs_agent_pod_problems",
 )
 
 
@@ -70,6 +72,7 @@ class KopfLiveState:
         self._secrets = indices["srs_secret_digests"]
         self._config_maps = indices["srs_configmap_versions"]
         self._topics = indices["srs_topic_readiness"]
+        self._pods = indices["srs_agent_pod_problems"]
 
     def agent(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return _one(self._agents, (namespace, name))  # type: ignore[no-any-return]
@@ -85,6 +88,9 @@ class KopfLiveState:
 
     def config_map_version(self, namespace: str, name: str) -> str | None:
         return _one(self._config_maps, (namespace, name))  # type: ignore[no-any-return]
+
+    def pod_problems(self, namespace: str, name: str) -> list[str]:
+        return [problem for problem in self._pods.get((namespace, name), ()) if problem]
 
     def topic_readiness(self, namespace: str) -> Mapping[str, bool]:
         ready: dict[str, bool] = {}
@@ -131,6 +137,15 @@ async def srs_configmap_versions(namespace: str | None, name: str, meta: kopf.Me
 async def srs_secret_digests(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     # A digest per key, never the values: enough to know when a referenced key changes.
     return {(namespace, name): SecretDigest.of(body.get("data"))}
+
+
+@kopf.index("", "v1", "pods", labels=MANAGED, id="srs_agent_pod_problems")
+async def srs_agent_pod_problems(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, str | None]:
+    # Per agent, one entry per pod: why it cannot start, or None.
+    instance = body.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/instance")
+    if instance is None:
+        return {}
+    return {(namespace, instance): pod_problem(body)}
 
 
 def _topic_name(name: str, spec: kopf.Spec) -> str:
@@ -199,6 +214,7 @@ def _owner(body: kopf.Body) -> str | None:
 @kopf.on.event("", "v1", "configmaps", labels=MANAGED)
 @kopf.on.event("", "v1", "services", labels=MANAGED)
 @kopf.on.event("", "v1", "serviceaccounts", labels=MANAGED)
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
 async def child_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     # Rollout progress, hand edits and deletions of children all lead back to the owner.
     owner = _owner(body)

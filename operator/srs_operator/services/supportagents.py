@@ -27,7 +27,7 @@ import asyncio
 import copy
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -85,6 +85,9 @@ class LiveState(Protocol):
     def config_map_version(self, namespace: str, name: str) -> str | None: ...
 
     def topic_readiness(self, namespace: str) -> Mapping[str, bool]: ...
+
+    def pod_problems(self, namespace: str, name: str) -> Sequence[str]:
+        """Why the agent's pods cannot start (see ``pod_problem``); empty when they can."""
 
 
 class NameConflictError(Exception):
@@ -312,7 +315,7 @@ class SupportAgentController:
             generation,
             accepted=accepted,
             topics=topics_verdict(topics, self.live.topic_readiness(namespace)),
-            rollout=rollout_of(deployment, agent.spec.replicas),
+            rollout=rollout_of(deployment, agent.spec.replicas, self.live.pod_problems(namespace, name)),
             missing_secrets=missing,
             selector=selector_string(agent),
             model=desired.config.model,

@@ -1,0 +1,3 @@
+module srs.invalid/ociwrapper
+
+go 1.22

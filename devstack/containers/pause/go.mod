@@ -1,0 +1,3 @@
+module srs.invalid/pause
+
+go 1.22

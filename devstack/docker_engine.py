@@ -1,0 +1,124 @@
+"""A Docker engine for the cluster path: use the one that answers, or install and start one.
+
+kind nodes are privileged containers. On machines whose capability bounding set or hard
+rlimits are smaller than what a privileged container asks for (Firecracker VMs, nested
+sandboxes), runc refuses them. When srs starts the engine itself it registers
+``srs-runc`` (devstack/containers/ociwrapper) as the default runtime: it fits each
+container's spec to what the machine can grant and then runs runc unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from devstack.processes import spawn
+
+Progress = Callable[[str], None]
+
+
+class EngineUnavailable(RuntimeError):
+    """No Docker engine answers and srs cannot start one; the message says what to do."""
+
+
+def docker(*args: str, check: bool = True, capture: bool = True, timeout: float | None = None) -> str:
+    """Run the docker CLI; return its stdout."""
+    done = subprocess.run(
+        ["docker", *args], check=check, text=True, timeout=timeout,
+        stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None,
+    )  # fmt: skip
+    return done.stdout or ""
+
+
+def answers() -> bool:
+    """True when a Docker engine answers the CLI."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], check=True, capture_output=True, timeout=20
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return False
+    return True
+
+
+def image_exists(tag: str) -> bool:
+    """True when the engine holds an image of that name."""
+    return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
+
+
+def apt_install(packages: Sequence[str], progress: Progress) -> None:
+    """Install Debian packages (as root), or fail with one line naming them."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise EngineUnavailable(
+            f"missing {', '.join(packages)}: install them (Debian: apt-get install {' '.join(packages)}) "
+            "or run as root so srs can"
+        )
+    progress(f"installing Debian packages {', '.join(packages)} (first run only, ~1 min)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for attempt in (1, 2):
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode == 0:
+            return
+        if attempt == 1:
+            # A fresh machine may have no package lists yet.
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+    raise EngineUnavailable(f"apt-get install {' '.join(packages)} failed:\n{done.stderr[-2000:]}")
+
+
+WRAPPER_SOURCE = Path(__file__).parent / "containers" / "ociwrapper"
+
+
+def build_runtime_wrapper(out: Path) -> Path:
+    """Compile srs-runc (a few seconds; Go from the machine) into ``out`` unless it is there."""
+    binary = out / "srs-runc"
+    if binary.is_file():
+        return binary
+    if shutil.which("go") is None:
+        raise EngineUnavailable("missing Go 1.24+ (https://go.dev/doc/install) to build the srs-runc runtime")
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary), "."],
+        cwd=WRAPPER_SOURCE, env={**os.environ, "CGO_ENABLED": "0"}, check=True,
+    )  # fmt: skip
+    return binary
+
+
+def ensure_engine(bin_dir: Path, logs: Path, progress: Progress) -> None:
+    """Make sure a Docker engine answers; install Debian's docker.io and start dockerd if needed."""
+    if answers():
+        return
+    if shutil.which("dockerd") is None:
+        apt_install(["docker.io"], progress)
+    if answers():  # the package's service may have started it
+        return
+    if os.geteuid() != 0:
+        raise EngineUnavailable("no Docker engine answers and only root can start dockerd; start Docker and retry")
+    runtime_wrapper = build_runtime_wrapper(bin_dir)
+    wrapper = Path("/usr/local/bin/srs-runc")
+    # dockerd runs the wrapper for every container; a copy outside the cache keeps it
+    # working when the cache is cleaned.
+    if not wrapper.is_file() or wrapper.read_bytes() != runtime_wrapper.read_bytes():
+        shutil.copyfile(runtime_wrapper, wrapper)
+        wrapper.chmod(0o755)
+    progress("starting dockerd (overlay2; runtime srs-runc fits privileged containers to this machine)")
+    record = spawn(
+        "dockerd",
+        ["dockerd", "--storage-driver=overlay2", f"--add-runtime=srs-runc={wrapper}", "--default-runtime=srs-runc"],
+        logs / "dockerd.log",
+    )
+    deadline = time.monotonic() + 60
+    while not answers():
+        if not record.is_alive():
+            raise EngineUnavailable(f"dockerd exited; see {record.log}")
+        if time.monotonic() > deadline:
+            raise EngineUnavailable(f"dockerd did not answer within 60 s; see {record.log}")
+        time.sleep(0.5)

@@ -1,0 +1,248 @@
+"""Every container image the cluster path needs, built on this machine.
+
+No registry is assumed. Base images are Debian root filesystems made with mmdebstrap
+from the host's own apt sources (so no mirror name is written anywhere) and imported
+into Docker; the project's image installs wheels built on the host; the kind node image
+carries every image kubeadm needs, preloaded into its containerd. Each image is tagged
+with the versions and build revision it was made from, so a second run finds it and
+does nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from devstack import settings
+from devstack.docker_engine import apt_install, docker, image_exists
+
+Progress = Callable[[str], None]
+
+CONTAINERS = Path(__file__).parent / "containers"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Image repository kubeadm is told to use (kubeadmConfigPatches); nothing is ever pulled from it.
+NODE_IMAGE_REPOSITORY = "srs.local"
+PAUSE_TAG = "3.10"
+
+_REV = f"{settings.DEBIAN_SUITE}-r{settings.KIND_BUILD_REVISION}"
+#: Debian root filesystems: image tag -> packages (minbase variant).
+ROOTFS: dict[str, list[str]] = {
+    f"srs-base-python:{_REV}": ["python3", "python3-venv", "ca-certificates"],
+    f"srs-base-jre:{_REV}": ["openjdk-17-jre-headless", "bash"],
+    f"srs-base-nft:{_REV}": ["nftables"],
+    f"srs-base-kind-node:{_REV}": [
+        "systemd", "systemd-sysv", "dbus", "containerd", "runc", "containernetworking-plugins",
+        "iptables", "nftables", "conntrack", "iproute2", "ethtool", "util-linux", "mount", "kmod",
+        "libseccomp2", "pigz", "bash", "ca-certificates", "procps", "socat", "findutils",
+    ],
+}  # fmt: skip
+PYTHON_BASE, JRE_BASE, NFT_BASE, NODE_BASE = ROOTFS
+
+NODE_IMAGE = f"srs-kind-node:{settings.KUBERNETES_VERSION}-r{settings.KIND_BUILD_REVISION}"
+KAFKA_IMAGE = f"srs-kafka:{settings.KAFKA_VERSION}-r{settings.KIND_BUILD_REVISION}"
+
+
+def _host_apt_sources() -> list[str]:
+    """The host's apt source files: mmdebstrap pastes them into the new root filesystem."""
+    apt = Path("/etc/apt")
+    found = [apt / "sources.list"] if (apt / "sources.list").is_file() else []
+    found += sorted(p for p in (apt / "sources.list.d").glob("*") if p.suffix in (".list", ".sources"))
+    if not found:
+        raise RuntimeError("no apt sources in /etc/apt: mmdebstrap needs a Debian mirror the host uses")
+    return [str(p) for p in found]
+
+
+def ensure_rootfs(tag: str, progress: Progress) -> None:
+    """Build a Debian minbase root filesystem with mmdebstrap and import it (first run only)."""
+    if image_exists(tag):
+        return
+    if shutil.which("mmdebstrap") is None:
+        apt_install(["mmdebstrap"], progress)
+    packages = ROOTFS[tag]
+    progress(f"building base image {tag} from Debian packages with mmdebstrap (first run only, ~1-2 min)")
+    with tempfile.TemporaryDirectory(prefix="srs-rootfs.") as tmp:
+        tar = Path(tmp) / "rootfs.tar"
+        subprocess.run(
+            [
+                "mmdebstrap", "--quiet", "--variant=minbase",
+                # Documentation and translations are dead weight in an image.
+                "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
+                "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/info/*",
+                f"--include={','.join(packages)}",
+                settings.DEBIAN_SUITE, str(tar), *_host_apt_sources(),
+            ],
+            check=True,
+        )  # fmt: skip
+        docker("import", str(tar), tag)
+
+
+def _build(context: Path, tag: str, *build_args: str, dockerfile: Path | None = None) -> None:
+    args = ["build", "--quiet", "--tag", tag]
+    for arg in build_args:
+        args += ["--build-arg", arg]
+    if dockerfile is not None:
+        args += ["--file", str(dockerfile)]
+    docker(*args, str(context))
+
+
+# --- the project's image ---------------------------------------------------------------
+
+
+def build_wheels(progress: Progress) -> Path:
+    """srs and every dependency as wheels in build/wheels (the image build installs only these)."""
+    out = PROJECT_ROOT / "build" / "wheels"
+    progress(f"building wheels of srs and its dependencies into {out.relative_to(PROJECT_ROOT)}")
+    for old in out.glob("srs-*.whl"):
+        old.unlink()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--wheel-dir", str(out),
+         str(PROJECT_ROOT)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def build_srs_image(tag: str, base: str | None, progress: Progress) -> str:
+    """Build the project's Dockerfile; ``base`` None means the Debian base built here."""
+    if base is None:
+        ensure_rootfs(PYTHON_BASE, progress)
+        base = PYTHON_BASE
+    build_wheels(progress)
+    t0 = time.monotonic()
+    progress(f"building image {tag} (BASE_IMAGE={base})")
+    _build(PROJECT_ROOT, tag, f"BASE_IMAGE={base}")
+    size = int(docker("image", "inspect", "--format", "{{.Size}}", tag).strip())
+    progress(f"image {tag}: {size / 1e6:.0f} MB, built in {time.monotonic() - t0:.0f}s")
+    return tag
+
+
+def build_kafka_image(libs: Path, progress: Progress, jre_base: str | None = None) -> str:
+    """Kafka (the devstack's jars) on a JRE: the broker of the kind cluster. ``jre_base``
+    None means Debian's JRE built here; any image with Java 17+ and bash will do."""
+    if image_exists(KAFKA_IMAGE):
+        return KAFKA_IMAGE
+    if jre_base is None:
+        ensure_rootfs(JRE_BASE, progress)
+        jre_base = JRE_BASE
+    progress(f"building image {KAFKA_IMAGE} (JRE_BASE={jre_base})")
+    with tempfile.TemporaryDirectory(prefix="srs-kafka-image.") as tmp:
+        ctx = Path(tmp)
+        shutil.copytree(libs, ctx / "libs")
+        for name in ("Dockerfile", "start-kafka"):
+            shutil.copy2(CONTAINERS / "kafka" / name, ctx / name)
+        _build(ctx, KAFKA_IMAGE, f"JRE_BASE={jre_base}")
+    return KAFKA_IMAGE
+
+
+# --- the kind node image ---------------------------------------------------------------
+
+
+def node_component_images() -> dict[str, tuple[str, str]]:
+    """Image name -> (binary, path in the image) of every one-binary image kubeadm runs."""
+    k = settings.KUBERNETES_VERSION
+    repo = NODE_IMAGE_REPOSITORY
+    return {
+        f"{repo}/kube-apiserver:{k}": ("kube-apiserver", "/usr/local/bin/kube-apiserver"),
+        f"{repo}/kube-controller-manager:{k}": ("kube-controller-manager", "/usr/local/bin/kube-controller-manager"),
+        f"{repo}/kube-scheduler:{k}": ("kube-scheduler", "/usr/local/bin/kube-scheduler"),
+        f"{repo}/etcd:{settings.ETCD_VERSION}": ("etcd", "/usr/local/bin/etcd"),
+        f"{repo}/coredns:{settings.COREDNS_VERSION}": ("coredns", "/coredns"),
+        f"{repo}/pause:{PAUSE_TAG}": ("pause", "/pause"),
+    }
+
+
+def kube_proxy_image() -> str:
+    return f"{NODE_IMAGE_REPOSITORY}/kube-proxy:{settings.KUBERNETES_VERSION}"
+
+
+def _one_binary_image(binary: Path, entry: str, tag: str) -> None:
+    """An image holding one static binary at ``entry`` (the upstream images' layout)."""
+    with tempfile.TemporaryDirectory(prefix="srs-one-binary.") as tmp:
+        tar = Path(tmp) / "image.tar"
+        with tarfile.open(tar, "w") as archive:
+            info = archive.gettarinfo(str(binary), arcname=entry.lstrip("/"))
+            info.mode, info.uid, info.gid, info.uname, info.gname = 0o755, 0, 0, "root", "root"
+            with open(binary, "rb") as data:
+                archive.addfile(info, data)
+        docker(
+            "import",
+            "--change", f'ENTRYPOINT ["{entry}"]',
+            "--change", "ENV PATH=/usr/local/bin:/",
+            str(tar), tag,
+        )  # fmt: skip
+
+
+def _build_component_images(control_plane_bins: Path, node_bins: Path, progress: Progress) -> list[str]:
+    images = []
+    for image, (binary, entry) in node_component_images().items():
+        source = control_plane_bins / binary
+        if not source.is_file():
+            source = node_bins / binary
+        _one_binary_image(source, entry, image)
+        images.append(image)
+    ensure_rootfs(NFT_BASE, progress)
+    with tempfile.TemporaryDirectory(prefix="srs-kube-proxy.") as tmp:
+        shutil.copy2(node_bins / "kube-proxy", Path(tmp) / "kube-proxy")
+        _build(
+            Path(tmp), kube_proxy_image(), f"PROXY_BASE={NFT_BASE}", dockerfile=CONTAINERS / "kube-proxy" / "Dockerfile"
+        )
+    images.append(kube_proxy_image())
+    return images
+
+
+def ensure_node_image(control_plane_bins: Path, node_bins: Path, progress: Progress) -> str:
+    """The kind node image for the devstack's Kubernetes version, every image preloaded."""
+    if image_exists(NODE_IMAGE):
+        return NODE_IMAGE
+    t0 = time.monotonic()
+    ensure_rootfs(NODE_BASE, progress)
+    progress(f"building kind node image {NODE_IMAGE} (first run only)")
+    unloaded = f"{NODE_IMAGE}-unloaded"
+    with tempfile.TemporaryDirectory(prefix="srs-node.") as tmp:
+        ctx = Path(tmp)
+        shutil.copytree(CONTAINERS / "node" / "files", ctx / "files")
+        shutil.copy2(CONTAINERS / "node" / "Dockerfile", ctx / "Dockerfile")
+        (ctx / "bin").mkdir()
+        for binary in ("kubelet", "kubeadm", "srs-runc"):
+            shutil.copy2(node_bins / binary, ctx / "bin" / binary)
+        shutil.copy2(control_plane_bins / "kubectl", ctx / "bin" / "kubectl")
+        _build(ctx, unloaded, f"NODE_BASE={NODE_BASE}")
+
+        images = _build_component_images(control_plane_bins, node_bins, progress)
+        archive = ctx / "images.tar"
+        docker("save", "--output", str(archive), *images)
+        progress(f"preloading {len(images)} images into the node's containerd")
+        _preload(unloaded, archive, NODE_IMAGE)
+    docker("image", "rm", unloaded, check=False)
+    progress(f"kind node image {NODE_IMAGE} built in {time.monotonic() - t0:.0f}s")
+    return NODE_IMAGE
+
+
+def _preload(unloaded: str, archive: Path, tag: str) -> None:
+    """Import ``archive`` into the containerd of a node container and commit the result."""
+    name = f"srs-node-build-{int(time.time())}"
+    docker("run", "--detach", "--name", name, "--privileged", "--entrypoint", "sleep", unloaded, "infinity")
+    try:
+        docker("cp", str(archive), f"{name}:/images.tar")
+        docker("exec", name, "bash", "-c", "nohup containerd > /var/log/containerd-build.log 2>&1 &")
+        docker(
+            "exec", name, "bash", "-c",
+            "for i in $(seq 50); do ctr version >/dev/null 2>&1 && break; sleep 0.2; done; "
+            "ctr --namespace=k8s.io images import --all-platforms --no-unpack /images.tar >/dev/null "
+            "&& rm /images.tar /var/log/containerd-build.log",
+        )  # fmt: skip
+        docker("exec", name, "bash", "-c", "pkill containerd; while pgrep -x containerd >/dev/null; do sleep 0.1; done")
+        docker(
+            "commit",
+            "--change", 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
+            "--change", 'CMD []',
+            name, tag,
+        )  # fmt: skip
+    finally:
+        docker("rm", "--force", "--volumes", name, check=False)

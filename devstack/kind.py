@@ -1,0 +1,314 @@
+"""The cluster path: a kind cluster whose node, images and Kafka are all built here.
+
+``up`` builds what is missing (Docker engine, kind and the Kubernetes node binaries, the
+node image, the srs and Kafka images), creates the cluster, runs Kafka in it (reachable
+from pods as ``kafka-bootstrap.kafka.svc:9092`` and from the host on a loopback port),
+loads the srs image, installs the operator with the project's Helm chart and writes
+``.kind/env``. Everything runs on loopback or on the Docker network the cluster creates.
+``down`` removes the cluster, its containers and that network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import string
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from devstack import docker_engine, images, kafka, kube, settings
+from devstack.processes import free_port, wait_until
+from devstack.settings import Paths, default_paths
+
+CLUSTER = settings.KIND_CLUSTER
+#: kind's Docker network for this cluster (KIND_EXPERIMENTAL_DOCKER_NETWORK): its own,
+#: so that `down` can remove it without touching anyone else's "kind" network.
+NETWORK = f"{CLUSTER}-kind"
+KAFKA_NODE_PORT = 30092
+OPERATOR_RELEASE = "srs-operator"
+OPERATOR_NAMESPACE = "srs-system"
+KAFKA_BOOTSTRAP_IN_CLUSTER = "kafka-bootstrap.kafka.svc:9092"
+BUILD_SCRIPT = Path(__file__).parent / "scripts" / "build-kind-binaries.sh"
+#: Parts of build-kind-binaries.sh and the binaries each one makes.
+TOOL_PARTS = {
+    "own": ("srs-runc", "pause"),
+    "kind": ("kind",),
+    "actionlint": ("actionlint",),
+    "node": ("kubelet", "kubeadm", "kube-proxy"),
+    "coredns": ("coredns",),
+}
+
+
+def _say(msg: str) -> None:
+    print(f"srs kind: {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class KindState:
+    """What ``up`` made, kept in ``.kind/state.json``."""
+
+    cluster: str
+    kubeconfig: str
+    kafka_bootstrap: str
+    kafka_host_port: int
+    image: str
+    bin_dirs: list[str]
+
+    @classmethod
+    def load(cls, state_dir: Path) -> KindState | None:
+        try:
+            return cls(**json.loads((state_dir / "state.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def srs_image_tag() -> str:
+    from importlib.metadata import version
+
+    return f"srs:{version('srs')}"
+
+
+def ensure_tools(paths: Paths, parts: tuple[str, ...] = tuple(TOOL_PARTS)) -> Path:
+    """Build the named parts (kind, the node's kubelet/kubeadm/kube-proxy, CoreDNS, actionlint,
+    srs-runc and pause) from Go sources into the cache, first run only; returns the folder."""
+    out = settings.kind_bins(paths)
+    missing = [part for part in parts if not all((out / b).is_file() for b in TOOL_PARTS[part])]
+    if not missing:
+        return out
+    if shutil.which("go") is None:
+        raise docker_engine.EngineUnavailable("missing Go 1.24+ (https://go.dev/doc/install) to build kind's tools")
+    names = ", ".join(b for part in missing for b in TOOL_PARTS[part])
+    _say(f"building {names} from Go sources into {out} (first run only; the node binaries take ~10 min on 2 cores)")
+    subprocess.run(
+        ["bash", str(BUILD_SCRIPT), str(out), settings.KUBERNETES_VERSION, settings.KIND_VERSION,
+         settings.COREDNS_VERSION, settings.ACTIONLINT_VERSION, str(images.CONTAINERS), *missing],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def _env_with_bins(*bins: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([*(str(b) for b in bins), env.get("PATH", "")])
+    env["KIND_EXPERIMENTAL_DOCKER_NETWORK"] = NETWORK
+    return env
+
+
+def cluster_exists(env: dict[str, str]) -> bool:
+    done = subprocess.run(["kind", "get", "clusters"], env=env, capture_output=True, text=True)
+    return CLUSTER in done.stdout.split()
+
+
+def cluster_config(node_image: str, kafka_host_port: int, local_node: bool = True) -> str:
+    """kind's cluster config; for the node image built here, kubeadm is pointed at its preloaded
+    images and kube-proxy runs in nftables mode (its image carries only `nft`)."""
+    config = f"""\
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+name: {CLUSTER}
+networking:
+  apiServerAddress: 127.0.0.1
+  kubeProxyMode: {"nftables" if local_node else "iptables"}
+nodes:
+  - role: control-plane
+    image: {node_image}
+    extraPortMappings:
+      # Kafka's EXTERNAL listener, for clients on the host.
+      - {{containerPort: {KAFKA_NODE_PORT}, hostPort: {kafka_host_port}, listenAddress: 127.0.0.1}}
+"""
+    if not local_node:
+        return config
+    return (
+        config
+        + f"""\
+kubeadmConfigPatches:
+  - |
+    kind: ClusterConfiguration
+    imageRepository: {images.NODE_IMAGE_REPOSITORY}
+    etcd:
+      local:
+        imageTag: {settings.ETCD_VERSION}
+    dns:
+      imageTag: {settings.COREDNS_VERSION}
+"""
+    )
+
+
+def _kubectl(env: dict[str, str], kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
+        env=env, input=stdin, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _deploy_kafka(env: dict[str, str], kubeconfig: Path, host_port: int) -> None:
+    manifest = string.Template((images.CONTAINERS / "kafka" / "kafka.yaml").read_text()).substitute(
+        IMAGE=images.KAFKA_IMAGE, NODE_PORT=KAFKA_NODE_PORT, EXTERNAL_ADVERTISED=f"127.0.0.1:{host_port}"
+    )
+    _kubectl(env, kubeconfig, "apply", "-f", "-", stdin=manifest)
+    _kubectl(env, kubeconfig, "-n", "kafka", "rollout", "status", "statefulset/kafka", "--timeout=180s")
+    from confluent_kafka.admin import AdminClient
+
+    def answers() -> bool:
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{host_port}", "log_level": 0})
+        return bool(admin.list_topics(timeout=3).brokers)
+
+    # From the host, through kind's port mapping and the NodePort: the path host clients take.
+    wait_until(f"Kafka on 127.0.0.1:{host_port}", answers, timeout=90)
+
+
+def _install_operator(env: dict[str, str], kubeconfig: Path, image: str) -> None:
+    repository, tag = image.rsplit(":", 1)
+    chart = images.PROJECT_ROOT / "charts" / "srs-operator"
+    subprocess.run(
+        [
+            "helm", "upgrade", "--install", OPERATOR_RELEASE, str(chart),
+            "--kubeconfig", str(kubeconfig), "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
+            "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+            "--set", "image.pullPolicy=Never",
+            "--set", f"kafka.bootstrapServers={KAFKA_BOOTSTRAP_IN_CLUSTER}",
+            "--set", "replicaCount=1",
+            "--wait", "--timeout", "180s",
+        ],
+        env=env, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
+    """Build what is missing, create the cluster and install Kafka and the operator. Idempotent."""
+    paths = paths or default_paths()
+    state_dir = state_dir or settings.kind_state()
+    t0 = time.monotonic()
+    logs = state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    docker_engine.ensure_engine(settings.kind_bins(paths), logs, _say)
+    control_plane_bins = kube.ensure_binaries(paths, _say)
+    # SRS_KIND_NODE_IMAGE: a ready-made node image (e.g. kind's own, where a registry is at
+    # hand, as in the GitHub workflow); otherwise the node image is built here.
+    upstream_node = os.environ.get("SRS_KIND_NODE_IMAGE")
+    if upstream_node:
+        node_bins = ensure_tools(paths, ("own", "kind"))
+        node_image = upstream_node
+    else:
+        node_bins = ensure_tools(paths)
+        node_image = images.ensure_node_image(control_plane_bins, node_bins, _say)
+    libs = kafka.ensure_jars(paths, _say)
+    kafka_image = images.build_kafka_image(libs, _say, os.environ.get("SRS_JRE_BASE") or None)
+    image = srs_image_tag()
+    if not docker_engine.image_exists(image):
+        images.build_srs_image(image, os.environ.get("BASE_IMAGE") or None, _say)
+    _say(f"images ready ({time.monotonic() - t0:.0f}s)")
+
+    env = _env_with_bins(node_bins, control_plane_bins)
+    kubeconfig = state_dir / "kubeconfig"
+    previous = KindState.load(state_dir)
+    if cluster_exists(env) and previous is not None:
+        host_port = previous.kafka_host_port
+        _say(f"cluster {CLUSTER} exists; bringing it up to date")
+    else:
+        if cluster_exists(env):
+            subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], env=env, check=True, capture_output=True)
+        host_port = free_port()
+        config = state_dir / "cluster.yaml"
+        config.write_text(cluster_config(node_image, host_port, local_node=not upstream_node))
+        _say(f"creating kind cluster {CLUSTER} (node image {node_image})")
+        subprocess.run(
+            ["kind", "create", "cluster", "--config", str(config), "--kubeconfig", str(kubeconfig), "--wait", "120s"],
+            env=env, check=True,
+        )  # fmt: skip
+    subprocess.run(
+        ["kind", "export", "kubeconfig", "--name", CLUSTER, "--kubeconfig", str(kubeconfig)],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    for loaded in (kafka_image, image):
+        _say(f"loading {loaded} into the node")
+        subprocess.run(
+            ["kind", "load", "docker-image", "--name", CLUSTER, loaded], env=env, check=True, capture_output=True
+        )
+    _say("starting Kafka in the cluster")
+    _deploy_kafka(env, kubeconfig, host_port)
+    _say(f"installing the operator with Helm (release {OPERATOR_RELEASE} in {OPERATOR_NAMESPACE})")
+    _install_operator(env, kubeconfig, image)
+
+    state = KindState(
+        cluster=CLUSTER,
+        kubeconfig=str(kubeconfig),
+        kafka_bootstrap=f"127.0.0.1:{host_port}",
+        kafka_host_port=host_port,
+        image=image,
+        bin_dirs=[str(node_bins), str(control_plane_bins)],
+    )
+    (state_dir / "state.json").write_text(json.dumps(asdict(state), indent=2))
+    (state_dir / "env").write_text(
+        "# Written by `srs kind up`; source it to talk to the kind cluster.\n"
+        f"export KUBECONFIG={kubeconfig}\n"
+        f"export KAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}\n"
+        f"export KIND_EXPERIMENTAL_DOCKER_NETWORK={NETWORK}\n"
+        f'export PATH="{node_bins}:{control_plane_bins}:$PATH"\n'
+    )
+    _say(f"up in {time.monotonic() - t0:.0f}s; run: source {state_dir / 'env'}")
+    return state
+
+
+def down(paths: Paths | None = None, state_dir: Path | None = None) -> None:
+    """Delete the cluster, its containers and its Docker network. Idempotent."""
+    paths = paths or default_paths()
+    state_dir = state_dir or settings.kind_state()
+    bins = settings.kind_bins(paths)
+    if docker_engine.answers() and (bins / "kind").is_file():
+        env = _env_with_bins(bins)
+        if cluster_exists(env):
+            _say(f"deleting kind cluster {CLUSTER}")
+            subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], env=env, check=True, capture_output=True)
+        if docker_engine.docker("network", "ls", "--quiet", "--filter", f"name=^{NETWORK}$").strip():
+            docker_engine.docker("network", "rm", NETWORK)
+    for leftover in ("state.json", "env", "kubeconfig", "cluster.yaml"):
+        (state_dir / leftover).unlink(missing_ok=True)
+    _say("down")
+
+
+def status(paths: Paths | None = None, state_dir: Path | None = None, out: TextIO | None = None) -> bool:
+    """Print the cluster's node, Kafka and operator; True when all are ready."""
+    paths = paths or default_paths()
+    state_dir = state_dir or settings.kind_state()
+    out = out or sys.stdout
+    state = KindState.load(state_dir)
+    if state is None or not docker_engine.answers():
+        print("kind cluster: not running (start it with `srs kind up`)", file=out)
+        return False
+    env = _env_with_bins(*(Path(b) for b in state.bin_dirs))
+    if not cluster_exists(env):
+        print(f"kind cluster {CLUSTER}: gone (state in {state_dir}); run `srs kind up`", file=out)
+        return False
+    kubeconfig = Path(state.kubeconfig)
+    checks: list[tuple[str, Any]] = []
+    try:
+        nodes = json.loads(_kubectl(env, kubeconfig, "get", "nodes", "-o", "json"))["items"]
+        node_ready = all(
+            any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+            for n in nodes
+        )
+        checks.append(("node", node_ready))
+        for what, ns, kind_name in (
+            ("kafka", "kafka", "statefulset/kafka"),
+            ("operator", OPERATOR_NAMESPACE, f"deployment/{OPERATOR_RELEASE}"),
+        ):
+            obj = json.loads(_kubectl(env, kubeconfig, "-n", ns, "get", kind_name, "-o", "json"))
+            checks.append((what, obj["status"].get("readyReplicas", 0) >= 1))
+    except RuntimeError as e:
+        print(f"kind cluster {CLUSTER}: API not answering ({e})", file=out)
+        return False
+    for what, ok in checks:
+        print(f"{what:<10} {'ready' if ok else 'NOT READY'}", file=out)
+    print(f"\nKUBECONFIG={state.kubeconfig}\nKAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}", file=out)
+    print(f"image: {state.image}\nenv file: {state_dir / 'env'}", file=out)
+    return all(ok for _, ok in checks)
