@@ -13,7 +13,7 @@ COPY build/wheels /wheels
 # read-only root filesystem and cannot write __pycache__.
 RUN python3 -m venv /opt/srs \
  && /opt/srs/bin/pip install --no-index --find-links /wheels --no-cache-dir --quiet srs \
- && /opt/srs/bin/pip uninstall --yes --quiet pip \
+ && /opt/srs/bin/pip uninstall --yes --quiet setuptools pip \
  && /opt/srs/bin/python -m compileall -q /opt/srs/lib > /dev/null \
  && /opt/srs/bin/srs --help > /dev/null
 

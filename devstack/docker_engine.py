@@ -92,9 +92,25 @@ def build_runtime_wrapper(out: Path) -> Path:
     return binary
 
 
+INSTALLED_WRAPPER = Path("/usr/local/bin/srs-runc")
+
+
+def _install_wrapper(built: Path) -> None:
+    """Put srs-runc where dockerd finds it (outside the cache, so cleaning the cache keeps
+    the engine working); replaced atomically, so running containers are not disturbed."""
+    if INSTALLED_WRAPPER.is_file() and INSTALLED_WRAPPER.read_bytes() == built.read_bytes():
+        return
+    staging = INSTALLED_WRAPPER.with_name(".srs-runc.new")
+    shutil.copyfile(built, staging)
+    staging.chmod(0o755)
+    staging.replace(INSTALLED_WRAPPER)
+
+
 def ensure_engine(bin_dir: Path, logs: Path, progress: Progress) -> None:
     """Make sure a Docker engine answers; install Debian's docker.io and start dockerd if needed."""
     if answers():
+        if INSTALLED_WRAPPER.is_file() and os.geteuid() == 0:
+            _install_wrapper(build_runtime_wrapper(bin_dir))  # an engine srs started: keep its runtime current
         return
     if shutil.which("dockerd") is None:
         apt_install(["docker.io"], progress)
@@ -102,19 +118,14 @@ def ensure_engine(bin_dir: Path, logs: Path, progress: Progress) -> None:
         return
     if os.geteuid() != 0:
         raise EngineUnavailable("no Docker engine answers and only root can start dockerd; start Docker and retry")
-    runtime_wrapper = build_runtime_wrapper(bin_dir)
-    wrapper = Path("/usr/local/bin/srs-runc")
-    # dockerd runs the wrapper for every container; a copy outside the cache keeps it
-    # working when the cache is cleaned.
-    if not wrapper.is_file() or wrapper.read_bytes() != runtime_wrapper.read_bytes():
-        shutil.copyfile(runtime_wrapper, wrapper)
-        wrapper.chmod(0o755)
+    _install_wrapper(build_runtime_wrapper(bin_dir))
     progress("starting dockerd (overlay2; runtime srs-runc fits privileged containers to this machine)")
     record = spawn(
         "dockerd",
-        ["dockerd", "--storage-driver=overlay2", f"--add-runtime=srs-runc={wrapper}", "--default-runtime=srs-runc"],
+        ["dockerd", "--storage-driver=overlay2", f"--add-runtime=srs-runc={INSTALLED_WRAPPER}",
+         "--default-runtime=srs-runc"],
         logs / "dockerd.log",
-    )
+    )  # fmt: skip
     deadline = time.monotonic() + 60
     while not answers():
         if not record.is_alive():

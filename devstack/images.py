@@ -10,6 +10,7 @@ does nothing.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,7 @@ CONTAINERS = Path(__file__).parent / "containers"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Image repository kubeadm is told to use (kubeadmConfigPatches); nothing is ever pulled from it.
 NODE_IMAGE_REPOSITORY = "srs.local"
-PAUSE_TAG = "3.10"
+CONTAINERD_CONFIG = CONTAINERS / "node" / "files" / "etc" / "containerd" / "config.toml"
 
 _REV = f"{settings.DEBIAN_SUITE}-r{settings.KIND_BUILD_REVISION}"
 #: Debian root filesystems: image tag -> packages (minbase variant).
@@ -74,6 +75,8 @@ def ensure_rootfs(tag: str, progress: Progress) -> None:
                 # Documentation and translations are dead weight in an image.
                 "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
                 "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/info/*",
+                # Java's postinst registers man pages with update-alternatives: the folder must exist.
+                '--setup-hook=mkdir -p "$1/usr/share/man/man1"',
                 f"--include={','.join(packages)}",
                 settings.DEBIAN_SUITE, str(tar), *_host_apt_sources(),
             ],
@@ -100,11 +103,15 @@ def build_wheels(progress: Progress) -> Path:
     progress(f"building wheels of srs and its dependencies into {out.relative_to(PROJECT_ROOT)}")
     for old in out.glob("srs-*.whl"):
         old.unlink()
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--wheel-dir", str(out),
          str(PROJECT_ROOT)],
-        check=True,
+        capture_output=True, text=True,
     )  # fmt: skip
+    if done.returncode != 0:
+        # setuptools' build chatter is only worth reading when the build failed.
+        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+        done.check_returncode()
     return out
 
 
@@ -143,6 +150,14 @@ def build_kafka_image(libs: Path, progress: Progress, jre_base: str | None = Non
 # --- the kind node image ---------------------------------------------------------------
 
 
+def sandbox_image() -> str:
+    """The pause image containerd starts every pod with: named once, in the node's config.toml."""
+    match = re.search(r'^\s*sandbox_image\s*=\s*"([^"]+)"', CONTAINERD_CONFIG.read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no sandbox_image in {CONTAINERD_CONFIG}")
+    return match.group(1)
+
+
 def node_component_images() -> dict[str, tuple[str, str]]:
     """Image name -> (binary, path in the image) of every one-binary image kubeadm runs."""
     k = settings.KUBERNETES_VERSION
@@ -153,7 +168,7 @@ def node_component_images() -> dict[str, tuple[str, str]]:
         f"{repo}/kube-scheduler:{k}": ("kube-scheduler", "/usr/local/bin/kube-scheduler"),
         f"{repo}/etcd:{settings.ETCD_VERSION}": ("etcd", "/usr/local/bin/etcd"),
         f"{repo}/coredns:{settings.COREDNS_VERSION}": ("coredns", "/coredns"),
-        f"{repo}/pause:{PAUSE_TAG}": ("pause", "/pause"),
+        sandbox_image(): ("pause", "/pause"),
     }
 
 
@@ -212,7 +227,8 @@ def ensure_node_image(control_plane_bins: Path, node_bins: Path, progress: Progr
         for binary in ("kubelet", "kubeadm", "srs-runc"):
             shutil.copy2(node_bins / binary, ctx / "bin" / binary)
         shutil.copy2(control_plane_bins / "kubectl", ctx / "bin" / "kubectl")
-        _build(ctx, unloaded, f"NODE_BASE={NODE_BASE}")
+        # kind reads /kind/version to pick the kubeadm config it writes.
+        _build(ctx, unloaded, f"NODE_BASE={NODE_BASE}", f"KUBERNETES_VERSION={settings.KUBERNETES_VERSION}")
 
         images = _build_component_images(control_plane_bins, node_bins, progress)
         archive = ctx / "images.tar"
@@ -227,7 +243,7 @@ def ensure_node_image(control_plane_bins: Path, node_bins: Path, progress: Progr
 def _preload(unloaded: str, archive: Path, tag: str) -> None:
     """Import ``archive`` into the containerd of a node container and commit the result."""
     name = f"srs-node-build-{int(time.time())}"
-    docker("run", "--detach", "--name", name, "--privileged", "--entrypoint", "sleep", unloaded, "infinity")
+    docker("run", "--detach", "--init", "--name", name, "--privileged", "--entrypoint", "sleep", unloaded, "infinity")
     try:
         docker("cp", str(archive), f"{name}:/images.tar")
         docker("exec", name, "bash", "-c", "nohup containerd > /var/log/containerd-build.log 2>&1 &")

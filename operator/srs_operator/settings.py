@@ -18,7 +18,7 @@ MANAGED_BY: Final = "srs-operator"
 FINALIZER: Final = "srs.dev/finalizer"
 ANNOTATION_PREFIX: Final = "srs.dev"
 PEERING_NAME: Final = "srs-operator"
-DEFAULT_AGENT_IMAGE: Final = "ghcr.io/srs-dev/srs:0.1.0"
+DEFAULT_AGENT_IMAGE: Final = "srs:0.1.0"
 #: Where ``srs operator`` puts its :class:`OperatorSettings` in kopf's memo, for the
 #: startup handlers to read.
 SETTINGS_MEMO_KEY: Final = "settings"

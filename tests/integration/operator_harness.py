@@ -127,7 +127,7 @@ def srs_operator(
         f"{NAMESPACE_PREFIX}*",
         # Every agent is re-reconciled every 2 s: a steady state must stay silent under it.
         args=["--resync-seconds", "2", *(["--verbose"] if os.environ.get("SRS_TEST_OPERATOR_VERBOSE") else [])],
-        env={"SRS_AGENT_IMAGE": "ghcr.io/srs-dev/srs:test"},
+        env={"SRS_AGENT_IMAGE": "srs:test"},
     ) as running:
         yield running
 

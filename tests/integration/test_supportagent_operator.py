@@ -117,7 +117,7 @@ def test_an_agent_gets_its_children_and_becomes_ready(
         assert [(o.kind, o.uid, o.controller) for o in child.metadata.owner_references] == [("SupportAgent", uid, True)]
 
     container = deployment.spec.template.spec.containers[0]
-    assert container.image == "ghcr.io/srs-dev/srs:test"
+    assert container.image == "srs:test"
     assert container.args == ["agent", "--config", "/etc/srs/agent.yaml"]
     assert container.readiness_probe.http_get.path == "/readyz"
     assert container.liveness_probe.http_get.path == "/healthz"
@@ -258,7 +258,7 @@ def test_hand_edits_of_owned_objects_are_reverted(
     def image() -> str:
         return str(apps_v1.read_namespaced_deployment("billing", ns).spec.template.spec.containers[0].image)
 
-    wait_for("image restored", lambda: image() == "ghcr.io/srs-dev/srs:test", timeout=30)
+    wait_for("image restored", lambda: image() == "srs:test", timeout=30)
     wait_for(
         "config restored",
         lambda: core_v1.read_namespaced_config_map("billing-config", ns).data[CONFIG_KEY] == config,

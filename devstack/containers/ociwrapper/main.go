@@ -8,7 +8,8 @@
 // privileged pods such as kube-proxy need exactly those containers. This wrapper
 // edits the OCI spec the engine wrote — drop capabilities outside the current bounding
 // set, clamp rlimits to the current hard limits — and execs runc with the original
-// arguments. On a machine that can grant everything it changes nothing.
+// arguments; without CAP_SYS_RESOURCE it also keeps oom_score_adj from going below the
+// inherited value. On a machine that can grant everything it changes nothing.
 //
 // Register it with dockerd (--add-runtime srs-runc=/path --default-runtime srs-runc)
 // and with containerd's CRI runc options (BinaryName).
@@ -61,9 +62,27 @@ func boundingSet() (uint64, error) {
 	return 0, fmt.Errorf("no CapBnd line in /proc/self/status")
 }
 
+// currentOOMScoreAdj is this process's oom_score_adj, inherited from the engine.
+func currentOOMScoreAdj() (int, bool) {
+	data, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return 0, false
+	}
+	value, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	return value, err == nil
+}
+
 // fitProcess edits one OCI "process" object in place; it reports whether anything changed.
 func fitProcess(process map[string]any, bounding uint64) bool {
 	changed := false
+	// Lowering oom_score_adj below the inherited value needs CAP_SYS_RESOURCE; without it
+	// runc's init dies with "failed to update /proc/self/oom_score_adj: Permission denied".
+	if adj, ok := process["oomScoreAdj"].(float64); ok && bounding&(1<<capabilityBits["CAP_SYS_RESOURCE"]) == 0 {
+		if current, known := currentOOMScoreAdj(); known && int(adj) < current {
+			process["oomScoreAdj"] = current
+			changed = true
+		}
+	}
 	if caps, ok := process["capabilities"].(map[string]any); ok {
 		for set, value := range caps {
 			names, ok := value.([]any)
