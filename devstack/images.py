@@ -10,6 +10,7 @@ does nothing.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -85,8 +86,34 @@ def ensure_rootfs(tag: str, progress: Progress) -> None:
         docker("import", str(tar), tag)
 
 
-def _build(context: Path, tag: str, *build_args: str, dockerfile: Path | None = None) -> None:
+#: Label holding the digest of what an image was built from; a different digest rebuilds it.
+SOURCE_LABEL = "dev.srs.source-digest"
+
+
+def source_digest(*roots: Path, extra: str = "") -> str:
+    """A digest of every file under ``roots`` (path and content) plus ``extra``."""
+    h = hashlib.sha256(extra.encode())
+    for root in roots:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for f in files:
+            if "__pycache__" in f.parts or f.suffix == ".pyc":
+                continue
+            h.update(str(f.relative_to(PROJECT_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def image_is_current(tag: str, digest: str) -> bool:
+    """True when ``tag`` exists and was built from ``digest``."""
+    if not image_exists(tag):
+        return False
+    label = docker("image", "inspect", "--format", f'{{{{index .Config.Labels "{SOURCE_LABEL}"}}}}', tag).strip()
+    return label == digest
+
+
+def _build(context: Path, tag: str, *build_args: str, dockerfile: Path | None = None, digest: str = "") -> None:
     args = ["build", "--quiet", "--tag", tag]
+    if digest:
+        args += ["--label", f"{SOURCE_LABEL}={digest}"]
     for arg in build_args:
         args += ["--build-arg", arg]
     if dockerfile is not None:
@@ -115,15 +142,31 @@ def build_wheels(progress: Progress) -> Path:
     return out
 
 
+#: What the srs image is built from (besides its base image).
+SRS_SOURCES = ("pyproject.toml", "Dockerfile", "srs", "devstack", "agent_runtime", "operator", "events")
+
+
+def srs_source_digest(base: str | None) -> str:
+    return source_digest(*(PROJECT_ROOT / s for s in SRS_SOURCES), extra=base or PYTHON_BASE)
+
+
+def ensure_srs_image(tag: str, base: str | None, progress: Progress) -> str:
+    """The srs image, rebuilt only when the sources it is made from changed."""
+    if image_is_current(tag, srs_source_digest(base)):
+        return tag
+    return build_srs_image(tag, base, progress)
+
+
 def build_srs_image(tag: str, base: str | None, progress: Progress) -> str:
     """Build the project's Dockerfile; ``base`` None means the Debian base built here."""
+    digest = srs_source_digest(base)
     if base is None:
         ensure_rootfs(PYTHON_BASE, progress)
         base = PYTHON_BASE
     build_wheels(progress)
     t0 = time.monotonic()
     progress(f"building image {tag} (BASE_IMAGE={base})")
-    _build(PROJECT_ROOT, tag, f"BASE_IMAGE={base}")
+    _build(PROJECT_ROOT, tag, f"BASE_IMAGE={base}", digest=digest)
     size = int(docker("image", "inspect", "--format", "{{.Size}}", tag).strip())
     progress(f"image {tag}: {size / 1e6:.0f} MB, built in {time.monotonic() - t0:.0f}s")
     return tag
@@ -132,7 +175,8 @@ def build_srs_image(tag: str, base: str | None, progress: Progress) -> str:
 def build_kafka_image(libs: Path, progress: Progress, jre_base: str | None = None) -> str:
     """Kafka (the devstack's jars) on a JRE: the broker of the kind cluster. ``jre_base``
     None means Debian's JRE built here; any image with Java 17+ and bash will do."""
-    if image_exists(KAFKA_IMAGE):
+    digest = source_digest(CONTAINERS / "kafka", extra=f"{jre_base}")
+    if image_is_current(KAFKA_IMAGE, digest):
         return KAFKA_IMAGE
     if jre_base is None:
         ensure_rootfs(JRE_BASE, progress)
@@ -143,7 +187,7 @@ def build_kafka_image(libs: Path, progress: Progress, jre_base: str | None = Non
         shutil.copytree(libs, ctx / "libs")
         for name in ("Dockerfile", "start-kafka"):
             shutil.copy2(CONTAINERS / "kafka" / name, ctx / name)
-        _build(ctx, KAFKA_IMAGE, f"JRE_BASE={jre_base}")
+        _build(ctx, KAFKA_IMAGE, f"JRE_BASE={jre_base}", digest=digest)
     return KAFKA_IMAGE
 
 
@@ -212,8 +256,13 @@ def _build_component_images(control_plane_bins: Path, node_bins: Path, progress:
 
 
 def ensure_node_image(control_plane_bins: Path, node_bins: Path, progress: Progress) -> str:
-    """The kind node image for the devstack's Kubernetes version, every image preloaded."""
-    if image_exists(NODE_IMAGE):
+    """The kind node image for the devstack's Kubernetes version, every image preloaded;
+    rebuilt when its files or any binary in it changed."""
+    binaries = [node_bins / b for b in ("kubelet", "kubeadm", "kube-proxy", "srs-runc", "pause", "coredns")]
+    binaries += [control_plane_bins / b for b in ("kubectl", "kube-apiserver", "kube-controller-manager", "etcd")]
+    stamp = ",".join(f"{b.name}:{b.stat().st_size}:{int(b.stat().st_mtime)}" for b in binaries)
+    digest = source_digest(CONTAINERS / "node", Path(__file__), extra=stamp)
+    if image_is_current(NODE_IMAGE, digest):
         return NODE_IMAGE
     t0 = time.monotonic()
     ensure_rootfs(NODE_BASE, progress)
@@ -234,13 +283,13 @@ def ensure_node_image(control_plane_bins: Path, node_bins: Path, progress: Progr
         archive = ctx / "images.tar"
         docker("save", "--output", str(archive), *images)
         progress(f"preloading {len(images)} images into the node's containerd")
-        _preload(unloaded, archive, NODE_IMAGE)
+        _preload(unloaded, archive, NODE_IMAGE, digest)
     docker("image", "rm", unloaded, check=False)
     progress(f"kind node image {NODE_IMAGE} built in {time.monotonic() - t0:.0f}s")
     return NODE_IMAGE
 
 
-def _preload(unloaded: str, archive: Path, tag: str) -> None:
+def _preload(unloaded: str, archive: Path, tag: str, digest: str) -> None:
     """Import ``archive`` into the containerd of a node container and commit the result."""
     name = f"srs-node-build-{int(time.time())}"
     docker("run", "--detach", "--init", "--name", name, "--privileged", "--entrypoint", "sleep", unloaded, "infinity")
@@ -258,6 +307,7 @@ def _preload(unloaded: str, archive: Path, tag: str) -> None:
             "commit",
             "--change", 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
             "--change", 'CMD []',
+            "--change", f"LABEL {SOURCE_LABEL}={digest}",
             name, tag,
         )  # fmt: skip
     finally:

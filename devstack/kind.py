@@ -167,6 +167,10 @@ def _deploy_kafka(env: dict[str, str], kubeconfig: Path, host_port: int) -> None
 
 def _install_operator(env: dict[str, str], kubeconfig: Path, image: str) -> None:
     repository, tag = image.rsplit(":", 1)
+    # The image's source digest on the pod template: a rebuilt image (same tag) rolls the operator.
+    digest = docker_engine.docker(
+        "image", "inspect", "--format", f'{{{{index .Config.Labels "{images.SOURCE_LABEL}"}}}}', image
+    ).strip()
     chart = images.PROJECT_ROOT / "charts" / "srs-operator"
     subprocess.run(
         [
@@ -176,6 +180,7 @@ def _install_operator(env: dict[str, str], kubeconfig: Path, image: str) -> None
             "--set", "image.pullPolicy=Never",
             "--set", f"kafka.bootstrapServers={KAFKA_BOOTSTRAP_IN_CLUSTER}",
             "--set", "replicaCount=1",
+            "--set-string", f"podAnnotations.srs\\.dev/image-digest={digest or 'none'}",
             "--wait", "--timeout", "180s",
         ],
         env=env, check=True, stdout=subprocess.DEVNULL,
@@ -204,8 +209,7 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
     libs = kafka.ensure_jars(paths, _say)
     kafka_image = images.build_kafka_image(libs, _say, os.environ.get("SRS_JRE_BASE") or None)
     image = srs_image_tag()
-    if not docker_engine.image_exists(image):
-        images.build_srs_image(image, os.environ.get("BASE_IMAGE") or None, _say)
+    images.ensure_srs_image(image, os.environ.get("BASE_IMAGE") or None, _say)
     _say(f"images ready ({time.monotonic() - t0:.0f}s)")
 
     env = _env_with_bins(node_bins, control_plane_bins)
