@@ -39,7 +39,3 @@ def test_a_ready_made_node_image_gets_kinds_defaults() -> None:
     config = yaml.safe_load(kind.cluster_config("kindest/node:v1.34.0", 40000, local_node=False))
     assert "kubeadmConfigPatches" not in config
     assert config["networking"]["kubeProxyMode"] == "iptables"
-
-
-def test_the_node_image_tag_names_the_kubernetes_version_and_build_revision() -> None:
-    assert images.NODE_IMAGE == f"srs-kind-node:{settings.KUBERNETES_VERSION}-r{settings.KIND_BUILD_REVISION}"
