@@ -100,6 +100,7 @@ AGENT_REASONS: dict[AgentReason, str | None] = {
     AgentReason.NAME_CONFLICT: "Degraded",
     AgentReason.APPLY_FAILED: "Degraded",
     AgentReason.PROGRESS_DEADLINE_EXCEEDED: "Degraded",
+    AgentReason.PODS_FAILING: "Degraded",  # an image that cannot be pulled, a crash loop, admission
     AgentReason.SECRET_NOT_FOUND: "Degraded",
     AgentReason.NOT_ACCEPTED: "Degraded",
 }
