@@ -17,7 +17,7 @@ import string
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,6 +58,8 @@ class KindState:
     kafka_host_port: int
     image: str
     bin_dirs: list[str]
+    #: Image name -> Docker image id last loaded into the node (a second `up` skips them).
+    loaded: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, state_dir: Path) -> KindState | None:
@@ -215,8 +217,10 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
     env = _env_with_bins(node_bins, control_plane_bins)
     kubeconfig = state_dir / "kubeconfig"
     previous = KindState.load(state_dir)
+    loaded: dict[str, str] = {}
     if cluster_exists(env) and previous is not None:
         host_port = previous.kafka_host_port
+        loaded = dict(previous.loaded)
         _say(f"cluster {CLUSTER} exists; bringing it up to date")
     else:
         if cluster_exists(env):
@@ -233,11 +237,15 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
         ["kind", "export", "kubeconfig", "--name", CLUSTER, "--kubeconfig", str(kubeconfig)],
         env=env, check=True, capture_output=True,
     )  # fmt: skip
-    for loaded in (kafka_image, image):
-        _say(f"loading {loaded} into the node")
+    for name in (kafka_image, image):
+        image_id = docker_engine.docker("image", "inspect", "--format", "{{.Id}}", name).strip()
+        if loaded.get(name) == image_id:
+            continue
+        _say(f"loading {name} into the node")
         subprocess.run(
-            ["kind", "load", "docker-image", "--name", CLUSTER, loaded], env=env, check=True, capture_output=True
+            ["kind", "load", "docker-image", "--name", CLUSTER, name], env=env, check=True, capture_output=True
         )
+        loaded[name] = image_id
     _say("starting Kafka in the cluster")
     _deploy_kafka(env, kubeconfig, host_port)
     _say(f"installing the operator with Helm (release {OPERATOR_RELEASE} in {OPERATOR_NAMESPACE})")
@@ -250,6 +258,7 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
         kafka_host_port=host_port,
         image=image,
         bin_dirs=[str(node_bins), str(control_plane_bins)],
+        loaded=loaded,
     )
     (state_dir / "state.json").write_text(json.dumps(asdict(state), indent=2))
     (state_dir / "env").write_text(
