@@ -81,8 +81,9 @@ ACTIONLINT_VERSION = "v1.7.12"
 DEBIAN_SUITE = "bookworm"
 #: Bumped whenever the node image, its base images or their build recipe change.
 KIND_BUILD_REVISION = 1
-#: Name of the kind cluster and of the Docker network it runs on.
-KIND_CLUSTER = "srs"
+#: Name of the kind cluster (and of its Docker network, "<name>-kind"); ``SRS_KIND_CLUSTER``
+#: gives parallel runs (CI jobs, a second checkout) their own.
+KIND_CLUSTER = os.environ.get("SRS_KIND_CLUSTER") or "srs"
 
 
 def kind_bins(paths: Paths) -> Path:
