@@ -227,6 +227,21 @@ def _resources(app: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def _create_application(
+    argo_cd: argocd.LocalArgoCD, infra: Infra, api_client: client.ApiClient, repo: Repo, namespace: str
+) -> Application:
+    """examples/gitops/apps/support-team.yaml, pointed at ``repo`` and the stack's API server."""
+    app_doc = yaml.safe_load((GITOPS / "apps" / "support-team.yaml").read_text())
+    app_doc["metadata"] = {"name": f"srs-{namespace}", "namespace": argo_cd.namespace}
+    app_doc["spec"]["source"]["repoURL"] = repo.url
+    app_doc["spec"]["source"]["path"] = "teams/support"
+    app_doc["spec"]["destination"] = {"server": _cluster_of(infra.kubeconfig)[0], "namespace": namespace}
+    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        *ARGO, argo_cd.namespace, "applications", app_doc
+    )
+    return Application(api_client, argo_cd.namespace, app_doc["metadata"]["name"])
+
+
 def _head(repo: Repo) -> str:
     return subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=repo.work, check=True, capture_output=True, text=True
@@ -246,15 +261,7 @@ def test_argo_cd_syncs_the_example_reports_degraded_with_the_operators_message_a
     files = team_files(suffix)
     repo.push(files, "the support team's topics and agents")
 
-    app_doc = yaml.safe_load((GITOPS / "apps" / "support-team.yaml").read_text())
-    app_doc["metadata"] = {"name": "srs-support", "namespace": argo_cd.namespace}
-    app_doc["spec"]["source"]["repoURL"] = repo.url
-    app_doc["spec"]["source"]["path"] = "teams/support"
-    app_doc["spec"]["destination"] = {"server": _cluster_of(infra.kubeconfig)[0], "namespace": agent_namespace}
-    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        *ARGO, argo_cd.namespace, "applications", app_doc
-    )
-    app = Application(api_client, argo_cd.namespace, "srs-support")
+    app = _create_application(argo_cd, infra, api_client, repo, agent_namespace)
     try:
         _sync_break_and_fix(app, repo, files, suffix, api_client, agent_namespace)
     finally:
@@ -305,3 +312,87 @@ def _sync_break_and_fix(
     recovered = app.wait("Synced", "Healthy", revision=_head(repo))
     print(f"[argocd] Healthy again {time.monotonic() - started:.1f}s after the fix was pushed")
     assert {h for _, _, h, _ in _resources(recovered)} == {"Healthy"}
+
+
+def test_a_suspended_agent_parks_a_sync_only_when_a_later_wave_waits_for_it(
+    argo_cd: argocd.LocalArgoCD,
+    infra: Infra,
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    agent_namespace: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """What docs/gitops.md says about SCALED_TO_ZERO, on a real Argo CD. Argo CD waits for
+    every wave but the last to be Healthy (or Degraded): an agent scaled to zero
+    (Suspended) in the example's last wave lets syncs finish; with a later wave the sync
+    waits for it for good — until argocd-cm says "Healthy" for scaled to zero."""
+    suffix = uuid.uuid4().hex[:6]
+    repo = Repo(argo_cd, tmp_path, f"srs-{suffix}.git")
+    files = team_files(suffix)
+    repo.push(files, "the support team's topics and agents")
+    app = _create_application(argo_cd, infra, api_client, repo, agent_namespace)
+    objects = Objects(api_client, agent_namespace)
+    key = "resource.customizations.health.srs.dev_SupportAgent"
+    original = core_v1.read_namespaced_config_map("argocd-cm", argo_cd.namespace).data[key]
+    try:
+        app.wait("Synced", "Healthy", revision=_head(repo))
+        # Someone scales the triage agent to zero on purpose; spec.replicas is the
+        # autoscaler's (ignoreDifferences), so Argo CD leaves it alone and calls it Suspended.
+        objects.patch_spec("SupportAgent", "triage", {"replicas": 0})
+        app.wait("Synced", "Suspended")
+
+        # A change in git: every resource is synced again, wave by wave; the agents are the
+        # last wave, which Argo CD does not wait for.
+        topics = "teams/support/topics.yaml"
+        longer = files[topics].replace('retention.ms: "604800000"', 'retention.ms: "691200000"', 1)
+        assert longer != files[topics]
+        repo.push({topics: longer}, "keep ticket.events a day longer")
+        app.refresh()
+        head = _head(repo)
+        operation: dict[str, Any] = {}
+
+        def synced_head() -> bool:
+            nonlocal operation
+            operation = (app.get().get("status") or {}).get("operationState") or {}
+            return operation.get("phase") == "Succeeded" and operation.get("syncResult", {}).get("revision") == head
+
+        try:
+            wait_for("the sync of the change to succeed", synced_head, timeout=120)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; operation {operation.get('phase')}: {operation.get('message')}") from None
+        app.wait("Synced", "Suspended", revision=head)
+
+        # A wave after the agents: now the sync waits for the Suspended agent, for good.
+        later = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "after-agents", "annotations": {"argocd.argoproj.io/sync-wave": "3"}},
+            "data": {"note": "synced after the agents"},
+        }
+        repo.push({"teams/support/after-agents.yaml": yaml.safe_dump(later)}, "a resource in wave 3")
+        app.refresh()
+        parked: dict[str, Any] = {}
+
+        def waiting_on_triage() -> bool:
+            nonlocal parked
+            parked = (app.get().get("status") or {}).get("operationState") or {}
+            return parked.get("phase") == "Running" and "srs.dev/SupportAgent/triage" in parked.get("message", "")
+
+        try:
+            wait_for("the sync to wait for the Suspended agent", waiting_on_triage, timeout=120)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; operation {parked}") from None
+        assert parked["message"].startswith("waiting for healthy state of srs.dev/SupportAgent/triage")
+
+        # SCALED_TO_ZERO = "Healthy" in argocd-cm: the same operation completes.
+        healthy = original.replace('local SCALED_TO_ZERO = "Suspended"', 'local SCALED_TO_ZERO = "Healthy"')
+        assert healthy != original
+        core_v1.patch_namespaced_config_map("argocd-cm", argo_cd.namespace, {"data": {key: healthy}})
+        done = app.wait("Synced", "Healthy", revision=_head(repo), timeout=120)
+        assert done["status"]["operationState"]["phase"] == "Succeeded"
+        [triage] = [r for r in _resources(done) if r[1] == "triage"]
+        assert triage == ("SupportAgent", "triage", "Healthy", "Scaled to zero: spec.replicas is 0, no pods run")
+    finally:
+        core_v1.patch_namespaced_config_map("argocd-cm", argo_cd.namespace, {"data": {key: original}})
+        app.delete()
+        objects.delete_topics()

@@ -20,10 +20,10 @@ local TOPICS_GRACE_SECONDS = 120
 -- Ready=False reasons the operator reports while it is still getting there.
 local PROGRESSING_REASONS = { RollingOut = true }
 
--- An agent scaled to zero on purpose. Argo CD (up to v3.6 at least) finishes a sync that
--- spans several waves only once every resource is Healthy or Degraded: a Suspended one
--- keeps the operation running for good (argo-cd#29663). For such Applications use
--- "Healthy" here; the message still says the agent is scaled to zero.
+-- An agent scaled to zero on purpose. In a sync with several waves Argo CD (v3.6) waits
+-- for every wave but the last to be Healthy or Degraded: a Suspended agent in an earlier
+-- wave keeps the operation running for good (argo-cd#29663). If agents are not your last
+-- wave, use "Healthy" here; the message still says the agent is scaled to zero.
 local SCALED_TO_ZERO = "Suspended"
 
 local function find_condition(conditions, type_)
