@@ -246,14 +246,18 @@ def run_until_dead_lettered(
 
 @pytest.mark.parametrize("failure", ["crash", "hang"])
 def test_a_record_that_crashes_or_hangs_its_process_is_dead_lettered_as_crash_loop(
-    infra: Infra, kafka_topic: TopicFactory, tmp_path: Path, failure: str
+    infra: Infra, kafka_topic: TopicFactory, tmp_path: Path, failure: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     topics = make_topics(kafka_topic, partitions=1)
     poison = script(crash=True) if failure == "crash" else script(hang=True)
     produce(
         infra.kafka_bootstrap, topics["input"], [(b"T-ok-1", script()), (b"T-poison", poison), (b"T-ok-2", script())]
     )
+    started = time.monotonic()
     deaths, dead = run_until_dead_lettered(infra, topics, tmp_path, kill_when_marked=failure == "hang")
+    with capsys.disabled():
+        print(f"\ncrash loop ({failure}): dead-lettered after {deaths} process deaths, "
+              f"{time.monotonic() - started:.1f}s")  # fmt: skip
     (letter,) = dead
     envelope = letter.json()
     validate_dead_letter(envelope)
