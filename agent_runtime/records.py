@@ -49,7 +49,7 @@ class PermanentError(Exception):
     """The input can never succeed (bad JSON, schema-invalid, ...): dead-letter it now.
 
     ``error_class`` is one of the dead-letter envelope's classes (``invalid_json``,
-    ``schema_invalid``, ``permanent``).
+    ``schema_invalid``, ``too_large``, ``permanent``; see ``events/dead-letter.schema.json``).
     """
 
     def __init__(self, error_class: str, message: str) -> None:
