@@ -290,9 +290,12 @@ def test_a_clean_stop_does_not_count_as_a_crash(infra: Infra, kafka_topic: Topic
     for run in range(4):
         marker.unlink(missing_ok=True)
         process = start_agent(config, tmp_path, f"agent-{run}", env=env, grace_s=1)
-        wait_for("the agent to start the record", marker.exists, timeout=60, interval=0.05)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0
+        try:
+            wait_for("the agent to start the record", marker.exists, timeout=60, interval=0.05)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(60)
+        assert code == 0
     process = start_agent(config, tmp_path, "agent-last", env=env)
     try:
         (out,) = read_all(infra.kafka_bootstrap, topics["output"], 1, timeout_s=60)
