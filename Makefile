@@ -43,10 +43,11 @@ model: install ## rebuild the offline classifier's shipped model (after editing 
 crds: install ## regenerate crds/ from the pydantic models, and the chart's copies of CRDs and RBAC rules
 	$(SRS) crds --write crds
 	$(SRS) crds --write charts/srs-operator/crds
-	$(BIN)/python -c 'import sys, yaml; docs = yaml.safe_load_all(open("operator/deploy/rbac.yaml")); \
-	  role = next(d for d in docs if d["kind"] == "ClusterRole"); \
-	  print("# Generated from operator/deploy/rbac.yaml by make crds; do not edit."); \
-	  print(yaml.safe_dump(role["rules"], sort_keys=False), end="")' > charts/srs-operator/files/clusterrole-rules.yaml
+	$(BIN)/python -c 'import yaml; docs = list(yaml.safe_load_all(open("operator/deploy/rbac.yaml"))); \
+	  roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}; \
+	  files = {"srs-operator": "clusterrole-rules.yaml", "srs-operator-secrets": "secrets-clusterrole-rules.yaml"}; \
+	  [open("charts/srs-operator/files/" + f, "w").write("# Generated from operator/deploy/rbac.yaml by make crds; do not edit.\n" \
+	    + yaml.safe_dump(roles[n]["rules"], sort_keys=False)) for n, f in files.items()]'
 
 gitops: install ## render the Argo CD health checks (gitops/argocd/install/, the snippet in docs/gitops.md)
 	$(SRS) argocd --write gitops/argocd/install --doc docs/gitops.md

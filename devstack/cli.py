@@ -15,11 +15,16 @@ def _run(args: argparse.Namespace) -> int:
             stack.up()
         elif args.action == "down":
             stack.down()
+        elif args.action == "reset":
+            stack.reset()
         else:
             return 0 if stack.status() else 1
     except stack.PrerequisiteMissing as e:
         print(f"srs dev: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        print(f"srs dev: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -38,7 +43,8 @@ def register(sub: Any) -> None:
     )
     dev.add_argument(
         "action",
-        choices=["up", "down", "status"],
-        help="up: start (no-op if running); down: stop what up started; status: what runs where",
+        choices=["up", "down", "status", "reset"],
+        help="up: start what is not running, in place (same ports, same data); down: stop what up started, "
+        "keeping the data; status: what runs where; reset: stop and delete the stack's data",
     )
     dev.set_defaults(func=_run)

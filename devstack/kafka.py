@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 import tempfile
 import uuid
@@ -85,23 +84,24 @@ group.initial.rebalance.delay.ms=0
 
 
 def start(paths: Paths, libs: Path, port: int, controller_port: int) -> ProcessRecord:
-    """Format fresh storage and start the broker; returns once the process is spawned."""
+    """Start the broker on its ports, formatting its storage only the first time (a
+    restart keeps every topic and committed offset); returns once the process is spawned."""
     data = paths.state / "kafka"
-    if data.exists():
-        shutil.rmtree(data)
-    data.mkdir(parents=True)
+    data.mkdir(parents=True, exist_ok=True)
+    formatted = (data / "kraft" / "meta.properties").is_file()
     props = data / "server.properties"
     props.write_text(server_properties(data, port, controller_port))
     log4j = data / "log4j2.properties"
     log4j.write_text(LOG4J2_PROPERTIES)
     java = ["java", f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
     log = paths.logs / "kafka.log"
-    subprocess.run(
-        [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(props)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    if not formatted:
+        subprocess.run(
+            [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(props)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
     return spawn(
         "kafka",
         [*java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "kafka.Kafka", str(props)],

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -92,9 +92,17 @@ def write_kubeconfig(path: Path, server: str, ca: Path, identity: Identity) -> N
     path.chmod(0o600)
 
 
-def prepare(paths: Paths, ports: Ports) -> tuple[Identity, Identity]:
-    """Fresh PKI, token file and both kubeconfigs; returns (admin, non-admin)."""
+def prepare(paths: Paths, ports: Ports) -> Identity:
+    """PKI, token file and both kubeconfigs; returns the admin identity.
+
+    Kept when they exist (a restart in place keeps every client's credentials valid);
+    written fresh otherwise (a new stack, or after ``srs dev reset``).
+    """
     pki_dir = paths.state / "pki"
+    if (pki_dir / "tokens.csv").is_file() and paths.kubeconfig.is_file() and paths.user_kubeconfig.is_file():
+        cfg = yaml.safe_load(paths.kubeconfig.read_text())
+        user = cfg["users"][0]
+        return Identity(user["name"], user["user"]["token"], ("system:masters",))
     if pki_dir.exists():
         shutil.rmtree(pki_dir)
     pki.write_pki(pki_dir)
@@ -107,91 +115,77 @@ def prepare(paths: Paths, ports: Ports) -> tuple[Identity, Identity]:
     server = server_url(ports)
     write_kubeconfig(paths.kubeconfig, server, pki_dir / "ca.crt", admin)
     write_kubeconfig(paths.user_kubeconfig, server, pki_dir / "ca.crt", user)
-    return admin, user
+    return admin
+
+
+#: The control plane's processes, in start order.
+COMPONENTS: Final = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 
 def start(paths: Paths, bins: Path, ports: Ports) -> list[ProcessRecord]:
     """Start etcd and the control plane; returns their records in start order."""
+    return [start_one(name, paths, bins, ports) for name in COMPONENTS]
+
+
+def start_one(name: str, paths: Paths, bins: Path, ports: Ports) -> ProcessRecord:
+    """Start one control-plane process on its ports; etcd keeps whatever data it has."""
     pki_dir = paths.state / "pki"
     etcd_data = paths.state / "etcd"
-    if etcd_data.exists():
-        shutil.rmtree(etcd_data)
     logs = paths.logs
     kubeconfig = str(paths.kubeconfig)
     env = {**os.environ, "ETCD_UNSUPPORTED_ARCH": os.environ.get("ETCD_UNSUPPORTED_ARCH", "")}
     peer = f"http://127.0.0.1:{ports.etcd_peer}"
-    records = [
-        spawn(
-            "etcd",
-            [
-                str(bins / "etcd"), f"--data-dir={etcd_data}", "--name=n0",
-                f"--listen-client-urls=http://127.0.0.1:{ports.etcd}",
-                f"--advertise-client-urls=http://127.0.0.1:{ports.etcd}",
-                f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-                f"--initial-cluster=n0={peer}", "--unsafe-no-fsync=true", "--log-level=warn",
-            ],
-            logs / "etcd.log",
-            env,
-        ),
-        spawn(
-            "kube-apiserver",
-            [
-                str(bins / "kube-apiserver"),
-                f"--etcd-servers=http://127.0.0.1:{ports.etcd}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                f"--secure-port={ports.apiserver}", f"--cert-dir={pki_dir}",
-                f"--tls-cert-file={pki_dir / 'apiserver.crt'}", f"--tls-private-key-file={pki_dir / 'apiserver.key'}",
-                f"--client-ca-file={pki_dir / 'ca.crt'}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={pki_dir / 'sa.key'}",
-                f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
-                "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
-                "--authorization-mode=RBAC", f"--token-auth-file={pki_dir / 'tokens.csv'}",
-                "--endpoint-reconciler-type=none",
-                "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
-                "--profiling=false",
-            ],
-            logs / "kube-apiserver.log",
-        ),
-        spawn(
-            "kube-controller-manager",
-            [
-                str(bins / "kube-controller-manager"), f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1", f"--secure-port={ports.controller_manager}",
-                "--leader-elect=false", f"--service-account-private-key-file={pki_dir / 'sa.key'}",
-                f"--root-ca-file={pki_dir / 'ca.crt'}", f"--controllers={CONTROLLERS}",
-                "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
-                "--kube-api-qps=200", "--kube-api-burst=400",
-                # kwok marks a pod Ready only once: if a starved 2-core machine delays the
-                # node's Lease renewal past the grace period, pods would stay NotReady for good.
-                "--node-monitor-grace-period=180s",
-            ],
-            logs / "kube-controller-manager.log",
-        ),
-        spawn(
-            "kube-scheduler",
-            [
-                str(bins / "kube-scheduler"), f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-                "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}",
-            ],
-            logs / "kube-scheduler.log",
-        ),
-        spawn(
-            "kwok",
-            [
-                str(bins / "kwok"), f"--kubeconfig={kubeconfig}", "--manage-all-nodes=true",
-                f"--config={bins / 'kwok-stages.yaml'}", f"--server-address=127.0.0.1:{ports.kwok}",
-                "--cidr=10.244.0.1/16", "--node-ip=127.0.0.1",
-                # Renew the node's Lease: without it the node-lifecycle controller marks
-                # the node NotReady after its grace period and evicts every pod.
-                "--node-lease-duration-seconds=40",
-            ],
-            logs / "kwok.log",
-        ),
-    ]  # fmt: skip
-    return records
+    argv: dict[str, list[str]] = {
+        "etcd": [
+            str(bins / "etcd"), f"--data-dir={etcd_data}", "--name=n0",
+            f"--listen-client-urls=http://127.0.0.1:{ports.etcd}",
+            f"--advertise-client-urls=http://127.0.0.1:{ports.etcd}",
+            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=n0={peer}", "--unsafe-no-fsync=true", "--log-level=warn",
+        ],
+        "kube-apiserver": [
+            str(bins / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{ports.etcd}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={ports.apiserver}", f"--cert-dir={pki_dir}",
+            f"--tls-cert-file={pki_dir / 'apiserver.crt'}", f"--tls-private-key-file={pki_dir / 'apiserver.key'}",
+            f"--client-ca-file={pki_dir / 'ca.crt'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki_dir / 'sa.key'}",
+            f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
+            "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
+            "--authorization-mode=RBAC", f"--token-auth-file={pki_dir / 'tokens.csv'}",
+            "--endpoint-reconciler-type=none",
+            "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+            "--profiling=false",
+        ],
+        "kube-controller-manager": [
+            str(bins / "kube-controller-manager"), f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1", f"--secure-port={ports.controller_manager}",
+            "--leader-elect=false", f"--service-account-private-key-file={pki_dir / 'sa.key'}",
+            f"--root-ca-file={pki_dir / 'ca.crt'}", f"--controllers={CONTROLLERS}",
+            "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
+            "--kube-api-qps=200", "--kube-api-burst=400",
+            # kwok marks a pod Ready only once: if a starved 2-core machine delays the
+            # node's Lease renewal past the grace period, pods would stay NotReady for good.
+            "--node-monitor-grace-period=180s",
+        ],
+        "kube-scheduler": [
+            str(bins / "kube-scheduler"), f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}",
+        ],
+        "kwok": [
+            str(bins / "kwok"), f"--kubeconfig={kubeconfig}", "--manage-all-nodes=true",
+            f"--config={bins / 'kwok-stages.yaml'}", f"--server-address=127.0.0.1:{ports.kwok}",
+            "--cidr=10.244.0.1/16", "--node-ip=127.0.0.1",
+            # Renew the node's Lease: without it the node-lifecycle controller marks
+            # the node NotReady after its grace period and evicts every pod.
+            "--node-lease-duration-seconds=40",
+        ],
+    }  # fmt: skip
+    return spawn(name, argv[name], logs / f"{name}.log", env if name == "etcd" else None)
 
 
 class Rest:

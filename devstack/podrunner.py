@@ -34,13 +34,15 @@ import yaml
 from kubernetes import client, config
 
 from devstack import settings
-from devstack.processes import free_port
+from devstack.processes import ProcessRecord, free_port, start_time, stop
 
 log = logging.getLogger("srs.podrunner")
 
 #: Pods of SupportAgent Deployments carry this label (set by the operator's builders).
 DEFAULT_SELECTOR = "app.kubernetes.io/managed-by=srs-operator"
 TERMINATION_GRACE_SECONDS = 30
+#: In each pod's work folder: the process standing in for the pod (pid + start time).
+PROCESS_FILE = "process.json"
 
 
 @dataclass
@@ -146,6 +148,7 @@ class PodRunner:
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        self.stop_orphans()
         log.info("pod runner watching pods %r on node %s", self.selector, self.node_name)
         while not stopping:
             try:
@@ -154,6 +157,25 @@ class PodRunner:
                 log.warning("sync failed, retrying: %s", e)
             time.sleep(interval)
         self.stop_all()
+
+    def stop_orphans(self) -> None:
+        """Stop agent processes that an earlier runner left behind (it was killed before it
+        could stop them); this runner starts its own for the pods that are still Ready."""
+        for record_file in sorted(self.workroot.glob(f"*/{PROCESS_FILE}")):
+            try:
+                record = ProcessRecord.from_json(json.loads(record_file.read_text()))
+            except (OSError, ValueError, KeyError):
+                continue
+            if record.is_alive():
+                log.info("stopping %s (pid %d), left behind by an earlier pod runner", record.name, record.pid)
+                stop(record, timeout=TERMINATION_GRACE_SECONDS)
+            shutil.rmtree(record_file.parent, ignore_errors=True)
+
+    def _remember(self, running: PodProcess) -> None:
+        start = start_time(running.proc.pid)
+        if start is not None:
+            record = ProcessRecord(running.key, running.proc.pid, start, str(running.log_path))
+            (running.workdir / PROCESS_FILE).write_text(json.dumps(record.to_json()))
 
     def stop_all(self) -> None:
         for running in list(self.processes.values()):
@@ -181,6 +203,7 @@ class PodRunner:
         uid = pod["metadata"]["uid"]
         running = PodProcess(ns, name, uid, proc, workdir, log_path, grace=grace, argv=argv, env=env)
         self.processes[running.key] = running
+        self._remember(running)
         log.info("started %s (pid %d): %s", running.key, proc.pid, " ".join(argv))
 
     @staticmethod
@@ -204,6 +227,7 @@ class PodRunner:
         if now < running.next_restart:
             return
         running.proc = self._spawn(running.argv, running.env, running.log_path)
+        self._remember(running)
         running.restarts += 1
         running.next_restart = 0.0
         log.info("restarted %s (pid %d, restart #%d)", running.key, running.proc.pid, running.restarts)

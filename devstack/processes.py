@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +26,34 @@ class ProcessRecord:
     pid: int
     start_time: int
     log: str
+    #: How to start it again (kept for attached processes, which ``up`` restarts when dead).
+    argv: tuple[str, ...] = ()
+    #: The environment variables it was given on top of its starter's environment.
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["argv"], data["env"] = list(self.argv), dict(self.env)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProcessRecord:
-        return cls(name=data["name"], pid=int(data["pid"]), start_time=int(data["start_time"]), log=data["log"])
+        return cls(
+            name=data["name"],
+            pid=int(data["pid"]),
+            start_time=int(data["start_time"]),
+            log=data["log"],
+            argv=tuple(data.get("argv") or ()),
+            env=dict(data.get("env") or {}),
+        )
 
     def is_alive(self) -> bool:
         """True while the recorded process (same pid, same start time) still runs."""
-        return _start_time(self.pid) == self.start_time
+        return start_time(self.pid) == self.start_time
 
 
-def _start_time(pid: int) -> int | None:
+def start_time(pid: int) -> int | None:
+    """The kernel start time of ``pid`` (None when it does not run)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -58,8 +72,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spawn(name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> ProcessRecord:
-    """Start ``argv`` detached in its own session, output appended to ``log``."""
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    env_overrides: Mapping[str, str] | None = None,
+) -> ProcessRecord:
+    """Start ``argv`` detached in its own session, output appended to ``log``. With
+    ``env_overrides`` the record keeps ``argv`` and those variables, to start it again."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -70,10 +92,12 @@ def spawn(name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | No
             env=dict(env) if env is not None else None,
             start_new_session=True,
         )
-    start = _start_time(proc.pid)
+    start = start_time(proc.pid)
     if start is None:
         raise RuntimeError(f"{name} exited immediately; see {log}")
-    return ProcessRecord(name=name, pid=proc.pid, start_time=start, log=str(log))
+    if env_overrides is None:
+        return ProcessRecord(name=name, pid=proc.pid, start_time=start, log=str(log))
+    return ProcessRecord(name, proc.pid, start, str(log), tuple(argv), dict(env_overrides))
 
 
 def stop(record: ProcessRecord, timeout: float = 15.0) -> None:

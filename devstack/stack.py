@@ -1,15 +1,23 @@
-"""``srs dev up | down | status``: the local stack's lifecycle.
+"""``srs dev up | down | status | reset``: the local stack's lifecycle.
 
 State lives in ``.devstack/`` (``SRS_DEVSTACK_DIR``): ``state.json`` records the ports
 and the exact processes started, ``env`` exports ``KUBECONFIG`` and
-``KAFKA_BOOTSTRAP_SERVERS``, ``logs/`` holds every process's output. Each ``up`` from a
-stopped stack starts with empty etcd and Kafka data.
+``KAFKA_BOOTSTRAP_SERVERS``, ``logs/`` holds every process's output.
+
+The stack restarts in place: ``up`` starts only the components that are not running,
+on the ports recorded in ``state.json`` and on their existing data (etcd's, Kafka's,
+the PKI and the kubeconfigs), so every client — the operator, the pod runner, the
+agents, a shell that sourced ``env`` — keeps working once the component is back.
+Attached processes (the demo's operator and pod runner) that died are restarted too.
+``up`` and ``down`` never delete data; only ``srs dev reset`` does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +26,11 @@ from typing import Any, TextIO
 from devstack import kafka, kube, settings
 from devstack.processes import ProcessRecord, free_port, spawn, stop
 from devstack.settings import Paths, default_paths
+
+#: Every process of the stack itself, in start order.
+COMPONENTS = ("kafka", *kube.COMPONENTS)
+#: What ``srs dev reset`` deletes (logs are kept).
+DATA = ("kafka", "etcd", "pki", "pods", "kubeconfig", "kubeconfig-user", "env", "state.json")
 
 
 class PrerequisiteMissing(RuntimeError):
@@ -58,6 +71,13 @@ class StackState:
     def dead(self) -> list[ProcessRecord]:
         return [p for p in self.processes if not p.is_alive()]
 
+    def running(self) -> bool:
+        """Whether any component of the stack runs."""
+        return any(p.is_alive() for p in self.processes)
+
+    def kube_ports(self) -> kube.Ports:
+        return kube.Ports(**{k: self.ports[k] for k in asdict(kube.Ports(0, 0, 0, 0, 0, 0))})
+
 
 def _say(msg: str) -> None:
     print(f"srs dev: {msg}", file=sys.stderr, flush=True)
@@ -83,16 +103,14 @@ def check_prerequisites(paths: Paths) -> None:
 
 
 def up(paths: Paths | None = None) -> StackState:
-    """Start the stack, or do nothing when it already runs. Idempotent."""
+    """Start the stack, or only its components that are not running (same ports, same
+    data). Idempotent; never deletes data."""
     paths = paths or default_paths()
     state = load_state(paths)
-    if state is not None:
-        if not state.dead():
-            _say(f"already running (kafka {state.kafka_bootstrap}, kubeconfig {state.kubeconfig})")
-            return state
-        names = ", ".join(p.name for p in state.dead())
-        _say(f"found a partly running stack ({names} not running); restarting it")
-        down(paths, quiet=True)
+    if state is not None and not state.dead() and len(state.processes) == len(COMPONENTS):
+        state = _restart_attached(paths, state)
+        _say(f"already running (kafka {state.kafka_bootstrap}, kubeconfig {state.kubeconfig})")
+        return state
 
     check_prerequisites(paths)
     t0 = time.monotonic()
@@ -100,22 +118,38 @@ def up(paths: Paths | None = None) -> StackState:
     bins = kube.ensure_binaries(paths, _say)
     paths.logs.mkdir(parents=True, exist_ok=True)
 
-    ports = kube.Ports(
-        etcd=free_port(), etcd_peer=free_port(), apiserver=free_port(),
-        controller_manager=free_port(), scheduler=free_port(), kwok=free_port(),
-    )  # fmt: skip
-    kafka_port, kafka_controller_port = free_port(), free_port()
-    bootstrap = f"127.0.0.1:{kafka_port}"
+    if state is None:
+        ports = kube.Ports(
+            etcd=free_port(), etcd_peer=free_port(), apiserver=free_port(),
+            controller_manager=free_port(), scheduler=free_port(), kwok=free_port(),
+        )  # fmt: skip
+        all_ports = {**asdict(ports), "kafka": free_port(), "kafka_controller": free_port()}
+        alive: dict[str, ProcessRecord] = {}
+    else:
+        ports, all_ports = state.kube_ports(), dict(state.ports)
+        alive = {p.name: p for p in state.processes if p.is_alive()}
+    bootstrap = f"127.0.0.1:{all_ports['kafka']}"
+    missing = [name for name in COMPONENTS if name not in alive]
+    if alive:
+        _say(f"restarting {', '.join(missing)} in place (same ports, same data); {', '.join(alive)} kept running")
+    else:
+        _say(f"starting {', '.join(missing)}")
+    _check_ports_free(missing, all_ports)
 
     started: list[ProcessRecord] = []
     try:
-        _say("starting kafka, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
-        admin, _user = kube.prepare(paths, ports)
-        started.append(kafka.start(paths, libs, kafka_port, kafka_controller_port))
-        started.extend(kube.start(paths, bins, ports))
-        kube.wait_ready(paths, ports, admin, started)
+        admin = kube.prepare(paths, ports)
+        for name in missing:
+            if name == "kafka":
+                record = kafka.start(paths, libs, all_ports["kafka"], all_ports["kafka_controller"])
+            else:
+                record = kube.start_one(name, paths, bins, ports)
+            started.append(record)
+            alive[name] = record
+        records = [alive[name] for name in COMPONENTS]
+        kube.wait_ready(paths, ports, admin, records)
         _say(f"control plane ready ({time.monotonic() - t0:.1f}s), fake node {settings.NODE_NAME} Ready")
-        kafka.wait_ready(bootstrap, started[0])
+        kafka.wait_ready(bootstrap, alive["kafka"])
         _say(f"kafka ready at {bootstrap} ({time.monotonic() - t0:.1f}s)")
     except BaseException:
         for record in reversed(started):
@@ -127,10 +161,11 @@ def up(paths: Paths | None = None) -> StackState:
         kubeconfig=str(paths.kubeconfig),
         user_kubeconfig=str(paths.user_kubeconfig),
         bin_dir=str(bins),
-        ports={**asdict(ports), "kafka": kafka_port, "kafka_controller": kafka_controller_port},
-        processes=started,
+        ports=all_ports,
+        processes=records,
+        attached=state.attached if state is not None else [],
     )
-    paths.state_file.write_text(json.dumps(state.to_json(), indent=2))
+    _write_state(paths, state)
     paths.env_file.write_text(
         "# Written by `srs dev up`; source it to talk to the local stack.\n"
         f"export KUBECONFIG={paths.kubeconfig}\n"
@@ -138,15 +173,61 @@ def up(paths: Paths | None = None) -> StackState:
         f"export SRS_USER_KUBECONFIG={paths.user_kubeconfig}\n"
         f'export PATH="{bins}:$PATH"\n'
     )
+    state = _restart_attached(paths, state)
     _say(f"up in {time.monotonic() - t0:.1f}s; run: source {paths.env_file}")
     return state
 
 
+def _check_ports_free(names: list[str], ports: dict[str, int]) -> None:
+    """A component restarts on its recorded ports; say so clearly when one is taken."""
+    wanted = {
+        "kafka": ("kafka", "kafka_controller"),
+        "etcd": ("etcd", "etcd_peer"),
+        "kube-apiserver": ("apiserver",),
+        "kube-controller-manager": ("controller_manager",),
+        "kube-scheduler": ("scheduler",),
+        "kwok": ("kwok",),
+    }
+    for name in names:
+        for key in wanted[name]:
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                if s.connect_ex(("127.0.0.1", ports[key])) == 0:
+                    raise RuntimeError(
+                        f"port {ports[key]} of {name} is in use by another process; stop it, or start "
+                        "afresh (new ports, empty data) with `srs dev reset && srs dev up`"
+                    )
+
+
+def _restart_attached(paths: Paths, state: StackState) -> StackState:
+    """Restart attached processes (the demo's operator, pod runner) that died, as attached."""
+    dead = [r for r in state.attached if not r.is_alive() and r.argv]
+    if not dead:
+        return state
+    attached = [r for r in state.attached if r not in dead]
+    for record in dead:
+        env = {**os.environ, **record.env}
+        new = spawn(record.name, record.argv, paths.logs / f"{record.name}.log", env, env_overrides=record.env)
+        _say(f"restarted {record.name} (pid {new.pid})")
+        attached.append(new)
+    state = replace(state, attached=attached)
+    _write_state(paths, state)
+    return state
+
+
+def _write_state(paths: Paths, state: StackState) -> None:
+    paths.state.mkdir(parents=True, exist_ok=True)
+    tmp = paths.state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state.to_json(), indent=2))
+    tmp.replace(paths.state_file)
+
+
 def down(paths: Paths | None = None, quiet: bool = False) -> None:
-    """Stop exactly the processes ``up`` started; keep logs, drop data. Idempotent."""
+    """Stop exactly the processes ``up`` (and ``attach``) started; keep data, ports and logs,
+    so the next ``up`` resumes where this one stopped. Idempotent."""
     paths = paths or default_paths()
     state = load_state(paths)
-    if state is None:
+    if state is None or not (state.running() or any(p.is_alive() for p in state.attached)):
         if not quiet:
             _say("not running")
         return
@@ -154,12 +235,24 @@ def down(paths: Paths | None = None, quiet: bool = False) -> None:
         if record.is_alive() and not quiet:
             _say(f"stopping {record.name} (pid {record.pid})")
         stop(record)
-    for leftover in (paths.state_file, paths.env_file):
-        leftover.unlink(missing_ok=True)
-    for data in ("kafka", "etcd"):
-        shutil.rmtree(paths.state / data, ignore_errors=True)
+    # Attached processes are the caller's to start again (``srs demo``), not ``up``'s.
+    _write_state(paths, replace(state, attached=[]))
     if not quiet:
-        _say("stopped")
+        _say(f"stopped; data kept in {paths.state} (`srs dev up` resumes it, `srs dev reset` deletes it)")
+
+
+def reset(paths: Paths | None = None) -> None:
+    """Stop everything and delete the stack's data (etcd, Kafka, PKI, kubeconfigs, pod files);
+    logs are kept. The next ``up`` starts an empty stack on new ports."""
+    paths = paths or default_paths()
+    down(paths, quiet=True)
+    for name in DATA:
+        target = paths.state / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+    _say(f"reset: deleted the stack's data in {paths.state} (logs kept)")
 
 
 def status(paths: Paths | None = None, out: TextIO | None = None) -> bool:
@@ -167,7 +260,7 @@ def status(paths: Paths | None = None, out: TextIO | None = None) -> bool:
     paths = paths or default_paths()
     out = out or sys.stdout
     state = load_state(paths)
-    if state is None:
+    if state is None or not state.running():
         print("local stack: not running (start it with `srs dev up`)", file=out)
         return False
     endpoints = {
@@ -194,17 +287,17 @@ def status(paths: Paths | None = None, out: TextIO | None = None) -> bool:
 
 
 def attach(name: str, argv: list[str], env: dict[str, str], paths: Paths | None = None) -> ProcessRecord:
-    """Run ``argv`` alongside the stack (stopped by ``down``); replaces a dead one of the
-    same name, keeps a live one."""
+    """Run ``argv`` alongside the stack, with the caller's environment plus ``env`` (stopped by
+    ``down``, restarted by ``up`` when it died); replaces a dead one of the same name, keeps a
+    live one. Only ``env`` is recorded (in ``state.json``), never the whole environment."""
     paths = paths or default_paths()
     state = load_state(paths)
-    if state is None:
+    if state is None or not state.running():
         raise RuntimeError("the local stack is not running; start it with `srs dev up`")
     for record in state.attached:
         if record.name == name and record.is_alive():
             return record
-    record = spawn(name, argv, paths.logs / f"{name}.log", env)
+    record = spawn(name, argv, paths.logs / f"{name}.log", {**os.environ, **env}, env_overrides=env)
     others = [r for r in state.attached if r.name != name]
-    updated = replace(state, attached=[*others, record])
-    paths.state_file.write_text(json.dumps(updated.to_json(), indent=2))
+    _write_state(paths, replace(state, attached=[*others, record]))
     return record

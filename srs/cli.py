@@ -7,6 +7,7 @@ Each part of the project registers its own subcommands (``register(subparsers)``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -46,7 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``srs`` console script."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a closed pipe shows up here, not at exit
+    except BrokenPipeError:
+        # The reader went away (`srs dev status | head`): stop quietly, as Unix tools do.
+        # Point stdout at /dev/null so the interpreter's final flush has nowhere to fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return code
 
 
 if __name__ == "__main__":

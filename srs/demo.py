@@ -88,7 +88,7 @@ def start_services(state: Target) -> None:
     say("installing the CRDs (crds/)")
     _kubectl(state, "apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     _kubectl(state, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    env = {**os.environ, "KUBECONFIG": state.kubeconfig, "KAFKA_BOOTSTRAP_SERVERS": state.kafka_bootstrap}
+    env = {"KUBECONFIG": state.kubeconfig, "KAFKA_BOOTSTRAP_SERVERS": state.kafka_bootstrap}
     srs = str(Path(sys.executable).parent / "srs")
     # Standalone (no peering with other operators), and leaving the test suite's
     # namespaces (srs-test-*) to the operators the tests run themselves.

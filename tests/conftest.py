@@ -20,6 +20,10 @@ from kubernetes import client, config
 
 from tests.harness import TEST_NAMESPACE_LABEL, Infra, TopicFactory, kubeconfig_for_token
 
+# The operator's test identity is a dependency of the operator fixtures that suites import
+# by name; available everywhere, a suite needs to import only the fixtures it uses.
+from tests.integration.operator_harness import operator_identity  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def infra() -> Infra:

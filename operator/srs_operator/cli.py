@@ -55,6 +55,22 @@ def register(sub: Any) -> None:
         help="objects of one kind kopf handles at once (bounds memory under bursts)",
     )
     op.add_argument(
+        "--watch-stall-seconds",
+        type=float,
+        default=defaults.watch_stall_seconds,
+        help="liveness fails when a watched object waits longer than this for its handler "
+        "(env SRS_OPERATOR_WATCH_STALL_SECONDS)",
+    )
+    op.add_argument(
+        "--topic-prefix-rule",
+        action="append",
+        default=[],
+        metavar="GLOB=PREFIX[,PREFIX]",
+        help="namespaces matching GLOB may claim only topics starting with a PREFIX ({namespace} stands for the "
+        "namespace's name), e.g. '*={namespace}.' (repeatable; also SRS_TOPIC_PREFIX_RULES, ';'-separated). "
+        "With rules, a namespace no rule matches may claim no topic.",
+    )
+    op.add_argument(
         "--resync-seconds", type=float, default=defaults.resync_seconds, help="re-check every agent this often"
     )
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
@@ -107,6 +123,8 @@ def _operator(args: argparse.Namespace) -> int:
         resync_seconds=args.resync_seconds,
         workers=args.workers,
         object_workers=args.object_workers,
+        watch_stall_seconds=args.watch_stall_seconds,
+        topic_prefix_rules=tuple(args.topic_prefix_rule),
     )
     return main.run(settings)
 

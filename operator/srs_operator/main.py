@@ -13,10 +13,11 @@ from typing import Any
 
 import kopf
 
-from srs_operator import metrics
+from srs_operator import metrics, namespaces
 from srs_operator.clients.kube import ApiError, KubeClient, ResourceType, login
 from srs_operator.handlers import supportagent as supportagent_handlers
 from srs_operator.handlers import tickettopic as tickettopic_handlers
+from srs_operator.liveness import HandlingLag
 from srs_operator.settings import (
     ANNOTATION_PREFIX,
     FINALIZER,
@@ -63,6 +64,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # workers leave after a second, so the limit costs no throughput.
     settings.queueing.worker_limit = ours.object_workers
     settings.queueing.idle_timeout = 1.0
+    memo[supportagent_handlers.LAG_MEMO_KEY] = HandlingLag(ours.watch_stall_seconds)
 
 
 @kopf.on.startup()
@@ -104,6 +106,9 @@ def run(settings: OperatorSettings) -> int:
     )
     memo = kopf.Memo()
     memo[SETTINGS_MEMO_KEY] = settings
+    # Watched namespaces come and go: without this, one that vanishes during its initial
+    # listing leaves kopf deaf (srs_operator.namespaces explains it).
+    namespaces.release_vanished_watch_toggles()
     asyncio.run(
         kopf.operator(
             clusterwide=not settings.namespaces,

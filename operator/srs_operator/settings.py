@@ -44,6 +44,10 @@ class OperatorSettings:
     workers: int = 16
     #: kopf workers per watched kind (objects handled at once; bounds memory under bursts).
     object_workers: int = 150
+    #: Liveness fails when a watched object waits longer than this for its handler.
+    watch_stall_seconds: float = 120.0
+    #: ``NAMESPACE_GLOB=PREFIX[,PREFIX]`` rules: which topic names each namespace may claim.
+    topic_prefix_rules: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -60,4 +64,5 @@ class OperatorSettings:
             resync_seconds=float(env.get("SRS_OPERATOR_RESYNC_SECONDS", "300")),
             workers=int(env.get("SRS_OPERATOR_WORKERS", "16")),
             object_workers=int(env.get("SRS_OPERATOR_OBJECT_WORKERS", "150")),
+            watch_stall_seconds=float(env.get("SRS_OPERATOR_WATCH_STALL_SECONDS", "120")),
         )

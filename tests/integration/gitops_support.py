@@ -55,10 +55,18 @@ class Objects:
         )
 
     def delete_topics(self) -> None:
-        """Delete every TicketTopic and wait until the operator has released them. An
+        """Delete every SupportAgent and TicketTopic and wait until the operator has released
+        the topics. An
         operator that watches a namespace pattern stops watching a namespace once it is
         terminating, so TicketTopics left for the namespace deletion keep their finalizer
         and the namespace never goes away."""
+        # The agents first: the operator does not delete a topic (deletionPolicy Delete) that a
+        # SupportAgent still reads or writes.
+        for agent in self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "supportagents")["items"]:
+            with contextlib.suppress(client.ApiException):
+                self.api.delete_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, "supportagents", agent["metadata"]["name"]
+                )
         items = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "tickettopics")["items"]
         for item in items:
             with contextlib.suppress(client.ApiException):

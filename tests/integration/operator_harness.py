@@ -2,13 +2,15 @@
 identity, and namespaces it watches.
 
 - ``srs_crds`` (session): server-side applies everything in ``crds/``.
-- ``operator_kubeconfig`` (session): a ServiceAccount bound to the ClusterRole of
-  ``operator/deploy/rbac.yaml`` (renamed per session), as a kubeconfig (TokenRequest,
-  the harness's ``kubeconfig_for_token``) — the operator never runs as admin here.
+- ``operator_identity`` / ``operator_kubeconfig`` (session): a ServiceAccount bound to the
+  ClusterRole of ``operator/deploy/rbac.yaml`` (renamed per session), as a kubeconfig
+  (TokenRequest, the harness's ``kubeconfig_for_token``) — the operator never runs as
+  admin here; the Secrets ClusterRole is bound per namespace (``grant_secrets``).
 - ``srs_operator`` (session): ``srs operator`` as a subprocess with that kubeconfig,
   watching namespaces ``srs-test-sa-*`` only, so operators that other test sessions run
   on the shared cluster never reconcile the same objects.
-- ``agent_namespace`` (function): a fresh ``srs-test-sa-…`` namespace.
+- ``agent_namespace`` (function): a fresh ``srs-test-sa-…`` namespace that grants the
+  operator its Secrets role.
 
 Import the fixtures into a test module by name (pytest finds them there).
 """
@@ -19,6 +21,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -58,28 +61,56 @@ def srs_crds(api_client: client.ApiClient) -> None:
     wait_for("CRDs established", established, timeout=30)
 
 
+@dataclass(frozen=True)
+class OperatorIdentity:
+    """The test operator's ServiceAccount, its kubeconfig, and the per-session copy of the
+    Secrets ClusterRole that namespaces bind to it (as operator/deploy/rbac.yaml says)."""
+
+    kubeconfig: str
+    service_account: str
+    namespace: str
+    secrets_role: str
+
+    def grant_secrets(self, rbac: client.RbacAuthorizationV1Api, namespace: str) -> None:
+        """Bind the Secrets ClusterRole in ``namespace`` (a RoleBinding, as a namespace owner would)."""
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "srs-operator-secrets"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": self.secrets_role},
+                "subjects": [{"kind": "ServiceAccount", "name": self.service_account, "namespace": self.namespace}],
+            },
+        )
+
+
 @pytest.fixture(scope="session")
-def operator_kubeconfig(
+def operator_identity(
     infra: Infra, api_client: client.ApiClient, core_v1: client.CoreV1Api, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A kubeconfig of a ServiceAccount that has exactly operator/deploy/rbac.yaml's rules."""
+) -> Iterator[OperatorIdentity]:
+    """A ServiceAccount that has exactly operator/deploy/rbac.yaml's rules: the ClusterRole
+    bound cluster-wide, the Secrets ClusterRole only where a namespace grants it."""
     suffix = uuid.uuid4().hex[:8]
     namespace = f"{NAMESPACE_PREFIX}operator-{suffix}"
     core_v1.create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels={TEST_NAMESPACE_LABEL: "true"}))
     )
-    docs = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "operator/deploy/rbac.yaml").read_text())}
+    docs = list(yaml.safe_load_all((ROOT / "operator/deploy/rbac.yaml").read_text()))
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
     rbac = client.RbacAuthorizationV1Api(api_client)
-    role = docs["ClusterRole"]
+    role, secrets_role = roles["srs-operator"], roles["srs-operator-secrets"]
     role["metadata"]["name"] = f"srs-operator-test-{suffix}"
-    binding = docs["ClusterRoleBinding"]
+    secrets_role["metadata"]["name"] = f"srs-operator-secrets-test-{suffix}"
+    binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
     binding["metadata"]["name"] = role["metadata"]["name"]
     binding["roleRef"]["name"] = role["metadata"]["name"]
     binding["subjects"] = [{"kind": "ServiceAccount", "name": "srs-operator", "namespace": namespace}]
-    sa = docs["ServiceAccount"]
+    sa = next(d for d in docs if d["kind"] == "ServiceAccount")
     sa["metadata"]["namespace"] = namespace
     core_v1.create_namespaced_service_account(namespace, sa)
     rbac.create_cluster_role(role)
+    rbac.create_cluster_role(secrets_role)
     rbac.create_cluster_role_binding(binding)
     token = core_v1.create_namespaced_service_account_token(
         "srs-operator",
@@ -88,13 +119,25 @@ def operator_kubeconfig(
     ).status.token
     user = f"system:serviceaccount:{namespace}:srs-operator"
     path = tmp_path_factory.mktemp("operator") / "kubeconfig"
-    yield kubeconfig_for_token(infra.kubeconfig, token, user, path)
+    yield OperatorIdentity(
+        kubeconfig_for_token(infra.kubeconfig, token, user, path),
+        "srs-operator",
+        namespace,
+        secrets_role["metadata"]["name"],
+    )
     with contextlib.suppress(client.ApiException):
         rbac.delete_cluster_role_binding(binding["metadata"]["name"])
-    with contextlib.suppress(client.ApiException):
-        rbac.delete_cluster_role(role["metadata"]["name"])
+    for name in (role["metadata"]["name"], secrets_role["metadata"]["name"]):
+        with contextlib.suppress(client.ApiException):
+            rbac.delete_cluster_role(name)
     with contextlib.suppress(client.ApiException):
         core_v1.delete_namespace(namespace)
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(operator_identity: OperatorIdentity) -> str:
+    """A kubeconfig of a ServiceAccount that has exactly operator/deploy/rbac.yaml's rules."""
+    return operator_identity.kubeconfig
 
 
 @pytest.fixture(scope="session")
@@ -133,12 +176,19 @@ def srs_operator(
 
 
 @pytest.fixture
-def agent_namespace(core_v1: client.CoreV1Api, srs_operator: OperatorProcess) -> Iterator[str]:
-    """A fresh namespace the test operator watches (deleted afterwards)."""
+def agent_namespace(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    operator_identity: OperatorIdentity,
+    srs_operator: OperatorProcess,
+) -> Iterator[str]:
+    """A fresh namespace the test operator watches, whose owner granted the operator the
+    Secrets ClusterRole there (deleted afterwards)."""
     name = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
     core_v1.create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"}))
     )
+    operator_identity.grant_secrets(client.RbacAuthorizationV1Api(api_client), name)
     try:
         yield name
         srs_operator.assert_alive()

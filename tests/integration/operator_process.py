@@ -33,6 +33,7 @@ class OperatorProcess:
     metrics_url: str
     kubeconfig: str
     namespace_glob: str
+    liveness_url: str = ""
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -89,7 +90,9 @@ def run_operator(
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    running = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics_port}/metrics", kubeconfig, namespace_glob)
+    running = OperatorProcess(
+        proc, log, f"http://127.0.0.1:{metrics_port}/metrics", kubeconfig, namespace_glob, liveness_url
+    )
 
     def live() -> bool:
         running.assert_alive()

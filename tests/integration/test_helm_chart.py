@@ -43,11 +43,22 @@ def test_chart_lints_cleanly() -> None:
 
 
 def test_chart_grants_exactly_the_operators_least_privilege_rules() -> None:
-    (role,) = [d for d in _render() if d["kind"] == "ClusterRole"]
-    (reference,) = [
-        d for d in yaml.safe_load_all((ROOT / "operator/deploy/rbac.yaml").read_text()) if d["kind"] == "ClusterRole"
-    ]
-    assert role["rules"] == reference["rules"]
+    docs = _render("--set", "watchNamespaces={support,team-*}")
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    reference = {
+        d["metadata"]["name"]: d
+        for d in yaml.safe_load_all((ROOT / "operator/deploy/rbac.yaml").read_text())
+        if d["kind"] == "ClusterRole"
+    }
+    assert roles["srs"]["rules"] == reference["srs-operator"]["rules"]
+    assert roles["srs-secrets"]["rules"] == reference["srs-operator-secrets"]["rules"]
+    assert not any(r.get("resources") == ["secrets"] for r in roles["srs"]["rules"]), "no cluster-wide Secrets"
+    # The Secrets role is bound per namespace, only in watched namespaces named exactly.
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert [(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings] == [("support", "srs-secrets")]
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "srs-secrets"], (
+        "the Secrets role is never bound cluster-wide"
+    )
 
 
 def test_chart_ships_the_generated_crds() -> None:

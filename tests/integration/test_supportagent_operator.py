@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import time
 import uuid
@@ -17,12 +18,13 @@ from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
 from agent_runtime.config import CONFIG_KEY, AgentConfig
-from tests.harness import wait_for
+from tests.harness import TEST_NAMESPACE_LABEL, wait_for
 from tests.integration.operator_harness import (  # noqa: F401 - fixtures
     GROUP,
     NAMESPACE_PREFIX,
     VERSION,
     Agents,
+    OperatorIdentity,
     OperatorProcess,
     agent_namespace,
     condition,
@@ -213,11 +215,13 @@ def test_a_change_to_a_referenced_secret_rolls_the_pods(
     agents.wait_ready("billing")
     assert core_v1.read_namespaced_config_map("billing-config", ns).data == before_config  # the key is not in it
 
-    # A key nobody references changes nothing.
-    settled = _pod_hash(apps_v1, ns, "billing")
-    core_v1.patch_namespaced_secret("llm", ns, {"data": {"unused": rotated}})
-    time.sleep(3)
-    assert _pod_hash(apps_v1, ns, "billing") == settled
+    # The hash follows the Secret's version, not its value: the original value again gives a
+    # new hash, so the annotation tells nothing about the key (no offline guessing).
+    rotated_hash = _pod_hash(apps_v1, ns, "billing")
+    core_v1.patch_namespaced_secret("llm", ns, {"data": {"api-key": base64.b64encode(API_KEY.encode()).decode()}})
+    wait_for("another config hash", lambda: _pod_hash(apps_v1, ns, "billing") not in (before_hash, rotated_hash))
+    for value in (API_KEY, rotated):
+        assert hashlib.sha256(value.encode()).hexdigest()[:32] not in _pod_hash(apps_v1, ns, "billing")
 
 
 def test_a_missing_secret_is_reported_and_its_arrival_heals_the_agent(
@@ -229,7 +233,7 @@ def test_a_missing_secret_is_reported_and_its_arrival_heals_the_agent(
     agents = Agents(api_client, ns)
     agents.create("billing", SPECIALIST)
     agent = agents.wait_condition("billing", "Ready", "False", reason="SecretNotFound")
-    assert "Secret llm (key api-key)" in condition(agent, "Ready")["message"]
+    assert "Secret llm" in condition(agent, "Ready")["message"]
     assert condition(agent, "Accepted")["status"] == "True"  # the children are there, waiting
 
     _secret(core_v1, ns)
@@ -320,7 +324,10 @@ def test_steady_state_is_silent(
     ns = agent_namespace
     agents = Agents(api_client, ns)
     _secret(core_v1, ns)
-    agents.create("billing", SPECIALIST)
+    # An empty env value is stored without its value by the API server (omitempty): it
+    # must still compare equal, or every resync re-applies the Deployment.
+    env = [{"name": "FEATURE_FLAGS", "value": ""}, {"name": "LOG_LEVEL", "value": "info"}]
+    agents.create("billing", {**SPECIALIST, "env": env})
     agents.wait_ready("billing")
 
     def others_settled() -> bool:  # earlier tests' namespaces still being torn down cause events
@@ -335,6 +342,7 @@ def test_steady_state_is_silent(
     time.sleep(10)  # the test operator resyncs every 2 s: about five reconciles of an unchanged agent
     assert _versions(api_client, core_v1, apps_v1, ns) == before
     assert srs_operator.metric("srs_operator_api_writes_total") == writes_before
+    assert not [e for e in _events(core_v1, ns, "billing") if e.reason == "DriftReverted"]
     reconciles = srs_operator.metric("srs_operator_reconciles_total", kind="SupportAgent", result="ok")
     assert reconciles - reconciles_before >= 3
 
@@ -462,24 +470,33 @@ def test_a_name_taken_by_someone_elses_object_is_a_conflict_not_a_takeover(
     assert service.metadata.owner_references is None and service.spec.selector == {"app": "web"}
 
 
-def test_the_operator_identity_is_least_privilege(srs_operator: OperatorProcess) -> None:  # noqa: F811
+def test_the_operator_identity_is_least_privilege(
+    srs_operator: OperatorProcess,  # noqa: F811
+    agent_namespace: str,  # noqa: F811
+) -> None:
     from kubernetes import config
 
     operator_api = config.new_client_from_config(config_file=srs_operator.kubeconfig)
     auth = client.AuthorizationV1Api(operator_api)
 
-    def allowed(verb: str, resource: str, group: str = "") -> bool:
+    def allowed(verb: str, resource: str, group: str = "", namespace: str = "default") -> bool:
         review = client.V1SelfSubjectAccessReview(
             spec=client.V1SelfSubjectAccessReviewSpec(
                 resource_attributes=client.V1ResourceAttributes(
-                    verb=verb, resource=resource, group=group, namespace="default"
+                    verb=verb, resource=resource, group=group, namespace=namespace or None
                 )
             )
         )
         return bool(auth.create_self_subject_access_review(review).status.allowed)
 
     assert allowed("patch", "deployments", "apps")
-    assert allowed("watch", "secrets")
+    # Secrets: nothing cluster-wide; only where a namespace's RoleBinding grants it.
+    assert not allowed("list", "secrets", namespace="")
+    assert not allowed("watch", "secrets", namespace="")
+    assert not allowed("get", "secrets", namespace="default")
+    assert not allowed("list", "secrets", namespace="default")
+    assert allowed("watch", "secrets", namespace=agent_namespace)
+    assert not allowed("create", "secrets", namespace=agent_namespace)
     assert not allowed("create", "secrets")
     assert not allowed("update", "secrets")
     assert not allowed("delete", "deployments", "apps")
@@ -524,3 +541,28 @@ def test_a_trained_offline_model_is_mounted_and_a_retrained_one_rolls_the_pods(
     retrained = base64.b64encode(b"\x1f\x8b second model").decode()
     core_v1.patch_namespaced_config_map("triage-model", ns, {"binaryData": {"model.json.gz": retrained}})
     wait_for("the retrained model rolls the pods", lambda: _pod_hash(apps_v1, ns, "triage") != before, timeout=30)
+
+
+def test_without_the_secrets_role_in_its_namespace_an_agent_says_how_to_grant_it(
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    srs_operator: OperatorProcess,  # noqa: F811
+    operator_identity: OperatorIdentity,
+) -> None:
+    # A namespace whose owner has not (yet) granted the operator its Secrets role.
+    ns = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
+    core_v1.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={TEST_NAMESPACE_LABEL: "true"}))
+    )
+    try:
+        _secret(core_v1, ns)
+        agents = Agents(api_client, ns)
+        agents.create("billing", SPECIALIST)
+        agent = agents.wait_condition("billing", "Ready", "False", reason="SecretsNotReadable")
+        message = condition(agent, "Ready")["message"]
+        assert f"may not read Secrets in namespace {ns}" in message and "kubectl create rolebinding" in message
+
+        operator_identity.grant_secrets(client.RbacAuthorizationV1Api(api_client), ns)
+        agents.wait_ready("billing", timeout=90)  # noticed on the watch's next attempt, no restart
+    finally:
+        core_v1.delete_namespace(ns, propagation_policy="Background")

@@ -150,7 +150,7 @@ def test_existing_topic_is_adopted(
     before = describe_topic(kafka_admin, name)
     assert before is not None
 
-    tt.create(ns, name, {"partitions": 2, "config": {"retention.ms": "86400000"}})
+    tt.create(ns, name, {"partitions": 2, "config": {"retention.ms": "86400000"}, "adoptExisting": True})
 
     obj = tt.wait_condition(ns, name, "True", "InSync")
     assert obj["status"]["topicId"] == before.topic_id  # the same topic, not a new one
@@ -182,7 +182,7 @@ def test_partition_decrease_is_reported_not_applied(
     # more partitions than the spec asks for is where the operator has to say no itself.
     name = existing_topic("tt-shrink", partitions=4)
 
-    tt.create(ns, name, {"partitions": 2})
+    tt.create(ns, name, {"partitions": 2, "adoptExisting": True})
 
     obj = tt.wait_condition(ns, name, "False", "NotSupported")
     partitions = tt.condition(ns, name, "PartitionsInSync")
@@ -299,7 +299,12 @@ def test_second_ticket_topic_for_one_topic_gets_resource_conflict_and_takes_over
     tt.wait_condition(ns, "first", "True")
     sleep_past_second_boundary()
 
-    tt.create(second_ns, "second", {"topicName": topic_name, "partitions": 1, "config": {"retention.ms": "1000"}})
+    # Taking over a topic another resource created is adoption: it needs the opt-in.
+    tt.create(
+        second_ns,
+        "second",
+        {"topicName": topic_name, "partitions": 1, "config": {"retention.ms": "1000"}, "adoptExisting": True},
+    )
 
     obj = tt.wait_condition(second_ns, "second", "False", "ResourceConflict")
     ready = tt.condition(second_ns, "second")

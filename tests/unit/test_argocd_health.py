@@ -102,6 +102,7 @@ AGENT_REASONS: dict[AgentReason, str | None] = {
     AgentReason.PROGRESS_DEADLINE_EXCEEDED: "Degraded",
     AgentReason.PODS_FAILING: "Degraded",  # an image that cannot be pulled, a crash loop, admission
     AgentReason.SECRET_NOT_FOUND: "Degraded",
+    AgentReason.SECRETS_NOT_READABLE: "Degraded",
     AgentReason.NOT_ACCEPTED: "Degraded",
 }
 #: Where the agent's operator reports each False reason.
@@ -130,6 +131,9 @@ TOPIC_REASONS: dict[TopicReason, str | None] = {
     TopicReason.KAFKA_ERROR: "Degraded",
     TopicReason.INVALID_CONFIG: "Degraded",
     TopicReason.INVALID_SPEC: "Degraded",
+    TopicReason.TOPIC_EXISTS: "Degraded",
+    TopicReason.TOPIC_NAME_NOT_ALLOWED: "Degraded",
+    TopicReason.TOPIC_IN_USE: "Progressing",
 }
 
 

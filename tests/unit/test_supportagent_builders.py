@@ -16,7 +16,7 @@ import yaml
 
 from agent_runtime.config import CONFIG_KEY, AgentConfig
 from srs_operator.builders import supportagent as build
-from srs_operator.builders.supportagent import SecretDigest, SupportAgent
+from srs_operator.builders.supportagent import SecretVersion, SupportAgent
 from srs_operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.unit
@@ -96,14 +96,14 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _GoldenDumper.add_representer(str, _str)
 
 
-def _desired(body: dict[str, Any], secrets: dict[str, SecretDigest | None] | None = None) -> build.DesiredState:
+def _desired(body: dict[str, Any], secrets: dict[str, SecretVersion | None] | None = None) -> build.DesiredState:
     return build.build_desired(SupportAgent.from_body(body), SETTINGS, None, secrets or {})
 
 
-def _triage_secrets() -> dict[str, SecretDigest | None]:
+def _triage_secrets() -> dict[str, SecretVersion | None]:
     return {
-        "llm-keys": SecretDigest.of({"anthropic": API_KEY_VALUE}),
-        "observability": SecretDigest.of({"sentry-dsn": "aHR0cHM6Ly9zZW50cnk="}),
+        "llm-keys": SecretVersion(uid="5b0c8a1e-0000-4000-8000-000000000007", resource_version="4711"),
+        "observability": SecretVersion(uid="5b0c8a1e-0000-4000-8000-000000000008", resource_version="815"),
     }
 
 
@@ -178,18 +178,18 @@ def test_replicas_are_left_to_an_external_autoscaler() -> None:
     assert _desired(TRIAGE).children[3]["spec"]["replicas"] == 2
 
 
-def _hash(body: dict[str, Any], secrets: dict[str, SecretDigest | None]) -> str:
+def _hash(body: dict[str, Any], secrets: dict[str, SecretVersion | None]) -> str:
     return _desired(body, secrets).config_hash
 
 
-def test_config_hash_follows_the_config_and_the_referenced_secret_keys_only() -> None:
+def test_config_hash_follows_the_config_and_the_versions_of_the_referenced_secrets() -> None:
     secrets = _triage_secrets()
     base = _hash(TRIAGE, secrets)
     assert _hash(TRIAGE, _triage_secrets()) == base  # deterministic
-    rotated = dict(secrets, **{"llm-keys": SecretDigest.of({"anthropic": "bmV3LWtleQ=="})})
+    rotated = dict(secrets, **{"llm-keys": SecretVersion(secrets["llm-keys"].uid, "4712")})  # type: ignore[union-attr]
     assert _hash(TRIAGE, rotated) != base
-    unrelated = dict(secrets, **{"llm-keys": SecretDigest.of({"anthropic": API_KEY_VALUE, "openai": "eA=="})})
-    assert _hash(TRIAGE, unrelated) == base
+    recreated = dict(secrets, **{"llm-keys": SecretVersion("another-uid", "4711")})
+    assert _hash(TRIAGE, recreated) != base
     missing = dict(secrets, **{"llm-keys": None})
     assert _hash(TRIAGE, missing) != base
     edited = {**TRIAGE, "spec": {**TRIAGE["spec"], "confidenceThreshold": 0.8}}

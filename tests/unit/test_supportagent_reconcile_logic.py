@@ -236,3 +236,119 @@ def test_status_names_the_effective_provider_and_model_with_defaults_applied() -
         model=ModelConfig(),
     )
     assert (status.provider, status.model) == ("offline", "offline-v1")
+
+
+async def _fail_past(failures: int) -> tuple[int, tuple[bool, str], float]:
+    calls = 0
+
+    async def handler(key: str) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("always fails")
+
+    # Tiny delays so that the key fails more than 1,024 times within the test.
+    queue: WorkQueue[str] = WorkQueue("Test", handler, workers=1, initial_backoff=1e-9, max_backoff=1e-6)
+    queue.start()
+    queue.add("poison")
+    deadline = asyncio.get_running_loop().time() + 30
+    while calls < failures and queue.healthy()[0] and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.001)
+    health = queue.healthy()
+    queue.add("poison")
+    await queue.stop()
+    return calls, health, queue.backoff(calls)
+
+
+def test_a_key_failing_more_than_1024_times_keeps_its_worker_alive() -> None:
+    # 0.5 * 2 ** (failures - 1) overflows a float past 1,024 failures; the worker must survive it.
+    calls, (healthy, why), delay = asyncio.run(_fail_past(1_100))
+    assert calls >= 1_100
+    assert healthy, why
+    assert delay == 1e-6
+
+
+async def _dead_worker_health() -> tuple[bool, str]:
+    async def handler(key: str) -> None:
+        return None
+
+    queue: WorkQueue[str] = WorkQueue("Test", handler, workers=2)
+    queue.start()
+    queue._tasks[0].cancel()  # a worker that died, whatever the cause
+    await asyncio.sleep(0)
+    health = queue.healthy()
+    await queue.stop()
+    return health
+
+
+def test_liveness_reports_a_dead_worker() -> None:
+    healthy, why = asyncio.run(_dead_worker_health())
+    assert not healthy
+    assert "1 of 2 Test workers have stopped" in why
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    async def handler(key: str) -> None:
+        return None
+
+    queue: WorkQueue[str] = WorkQueue("Test", handler, initial_backoff=0.5, max_backoff=300)
+    assert [queue.backoff(n) for n in (1, 2, 3, 10, 1_025, 10**9)] == [0.5, 1.0, 2.0, 256.0, 300.0, 300.0]
+
+
+def test_an_empty_env_value_as_the_api_server_stores_it_is_not_drift() -> None:
+    # The API server drops `value: ""` (omitempty); the built manifest must already say so,
+    # or every resync re-applies the Deployment and posts DriftReverted.
+    from srs_operator.builders.supportagent import SupportAgent, build_deployment
+    from srs_operator.settings import OperatorSettings
+
+    body = {
+        "metadata": {"namespace": "n", "name": "a", "uid": "u", "generation": 1},
+        "spec": {
+            "role": "specialist",
+            "specialty": "billing",
+            "inputTopic": "in",
+            "env": [{"name": "EMPTY", "value": ""}, {"name": "SET", "value": "x"}],
+        },
+    }
+    desired = build_deployment(SupportAgent.from_body(body), OperatorSettings(), "hash")
+    live = copy.deepcopy(with_digest(desired))
+    for var in live["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if var.get("value") == "":
+            del var["value"]  # what a GET returns
+    assert needs_apply(desired, live) is None
+
+
+@pytest.mark.parametrize(
+    ("patterns", "namespace", "served"),
+    [
+        ((), "anything", True),
+        (("srs-test-sa-*",), "srs-test-sa-1", True),
+        (("srs-test-sa-*",), "srs-test-tt-1", False),
+        (("!srs-test-*",), "support", True),
+        (("!srs-test-*",), "srs-test-1", False),
+        (("team-*, !*-pr-*, *pr-123",), "team-pr-123", True),
+        (("team-*, !*-pr-*, *pr-123",), "team-pr-456", False),
+        (("a", "b-*"), "b-1", True),
+    ],
+)
+def test_the_namespace_scope_follows_kopfs_pattern_rules(
+    patterns: tuple[str, ...], namespace: str, served: bool
+) -> None:
+    from srs_operator.namespaces import in_any
+
+    assert in_any(namespace, patterns) is served
+
+
+def test_liveness_fails_when_an_indexed_object_waits_for_its_handler_past_the_bound() -> None:
+    from srs_operator.liveness import HandlingLag
+
+    now = [0.0]
+    lag = HandlingLag(bound=60, clock=lambda: now[0])
+    lag.indexed(("TicketTopic", "ns", "a"))
+    now[0] = 30
+    lag.indexed(("TicketTopic", "ns", "a"))  # a later event of the same object keeps the first time
+    assert lag.stalled()[0] is False
+    now[0] = 61
+    stalled, why = lag.stalled()
+    assert stalled and "has waited 61s (bound 60s)" in why
+    lag.handled(("TicketTopic", "ns", "a"))
+    assert lag.stalled()[0] is False

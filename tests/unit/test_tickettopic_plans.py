@@ -293,7 +293,7 @@ def test_level_check_finds_nothing_to_do_for_a_topic_in_sync() -> None:
     assert drift_of(synced, state(config={"retention.ms": override("1")})) is not None
 
 
-def test_level_check_leaves_resources_that_wait_for_their_own_retry_or_a_spec_change() -> None:
+def test_level_check_brings_back_resources_that_reported_kafka_unreachable_once_it_answers() -> None:
     waiting = TicketTopic.from_body(body())
     waiting = TicketTopic.from_body(
         body(
@@ -302,8 +302,22 @@ def test_level_check_leaves_resources_that_wait_for_their_own_retry_or_a_spec_ch
             )
         )
     )
-    assert drift_of(waiting, None) is None
+    # The level check got an answer from Kafka: no need to wait out a backoff grown during the outage.
+    assert drift_of(waiting, state()) == "Kafka is reachable again"
     assert drift_of(TicketTopic.from_body(body()), None, being_deleted=True) is None
+
+
+def test_level_check_leaves_resources_that_wait_for_a_new_name_or_the_adoption_opt_in() -> None:
+    for reason in (Reason.TOPIC_NAME_NOT_ALLOWED, Reason.TOPIC_EXISTS):
+        fresh = TicketTopic.from_body(body())
+        refused = TicketTopic.from_body(
+            body(
+                status=plans.not_ready_status(fresh, reason, "no").model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
+            )
+        )
+        assert drift_of(refused, state(config={"retention.ms": override("1")})) is None
 
 
 def test_level_check_notices_when_a_conflicting_owner_went_away() -> None:
@@ -338,3 +352,25 @@ def test_settings_come_from_the_environment() -> None:
     assert settings.resync_interval == 7
     assert settings.delete_timeout == 30
     assert TopicSettings.from_env({}, resync_interval=100).resync_interval == 100
+
+
+def test_reserved_topic_names_are_refused_in_every_namespace() -> None:
+    for name in ("__consumer_offsets", "_schemas", "srs.internal.offsets"):
+        assert "is reserved" in (plans.name_violation("team-a", name, ()) or "")
+    assert plans.name_violation("team-a", "ticket.events", ()) is None
+
+
+def test_prefix_rules_limit_each_namespace_to_its_own_names() -> None:
+    rules = (plans.PrefixRule.parse("*={namespace}."), plans.PrefixRule.parse("support=ticket.,shared."))
+    assert plans.name_violation("team-a", "team-a.orders", rules) is None
+    assert plans.name_violation("support", "ticket.events", rules) is None
+    refused = plans.name_violation("team-b", "team-a.orders", rules)
+    assert refused is not None and "may only claim topics starting with team-b." in refused
+    only_some = (plans.PrefixRule.parse("team-*=team."),)
+    assert "may not claim any Kafka topic" in (plans.name_violation("billing", "team.x", only_some) or "")
+
+
+@pytest.mark.parametrize("text", ["no-equals", "=prefix", "glob=", "glob= , "])
+def test_a_malformed_prefix_rule_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="NAMESPACE_GLOB=PREFIX"):
+        plans.PrefixRule.parse(text)

@@ -9,7 +9,8 @@ Rules the builders keep:
 - Secrets never enter a manifest except as ``secretKeyRef``; the config names the
   *environment variable* holding the API key (:data:`API_KEY_ENV`).
 - The pod template carries ``srs.dev/config-hash``: a digest of the rendered config and
-  of the referenced Secret keys' values, so a config edit or a key rotation rolls pods.
+  of the referenced Secrets' versions (never their values), so a config edit or a key
+  rotation rolls pods.
 - Every child has an owner reference to the agent and the ``app.kubernetes.io/*``
   labels; none carries the agent's own annotations.
 - ``replicas`` is left out of the Deployment when an autoscaler owns it.
@@ -81,15 +82,12 @@ class SecretKeyRef:
 
 
 @dataclass(frozen=True)
-class SecretDigest:
-    """What the operator remembers of a Secret: a SHA-256 per key, never the values."""
+class SecretVersion:
+    """What the operator knows of a Secret: its identity and version, from its metadata.
+    Nothing derived from the values: the config hash then reveals nothing about them."""
 
-    keys: Mapping[str, str]
-
-    @classmethod
-    def of(cls, data: Mapping[str, str] | None) -> SecretDigest:
-        """Digest of a Secret's ``data`` (base64 values, as the API returns them)."""
-        return cls({k: hashlib.sha256(v.encode()).hexdigest() for k, v in (data or {}).items()})
+    uid: str
+    resource_version: str
 
 
 # -- identity -----------------------------------------------------------------------------
@@ -247,19 +245,21 @@ def referenced_secrets(spec: SupportAgentSpec) -> list[SecretKeyRef]:
 def config_hash(
     config_yaml: str,
     refs: Iterable[SecretKeyRef],
-    secrets: Mapping[str, SecretDigest | None],
+    secrets: Mapping[str, SecretVersion | None],
     offline_model: str | None = None,
 ) -> str:
-    """Digest of what the pods were started with: the config text, each referenced
-    Secret key's value digest (``missing`` while absent, so its arrival rolls the pods) and
-    the digest of the trained offline model they mount (a new model rolls them)."""
+    """Digest of what the pods were started with: the config text, the version (uid and
+    ``resourceVersion``) of each referenced Secret (``missing`` while absent, so its arrival
+    rolls the pods) and the digest of the trained offline model they mount (a new model
+    rolls them). Any write to a referenced Secret — a key rotation — changes its version;
+    no value goes in, so the annotation cannot be used to test guesses of a key offline."""
     h = hashlib.sha256(config_yaml.encode())
     if offline_model is not None:
         h.update(f"\0offline-model\0{offline_model}".encode())
     for ref in refs:
-        digest = secrets.get(ref.name)
-        value = digest.keys.get(ref.key, "missing") if digest is not None else "missing"
-        h.update(f"\0{ref.name}\0{ref.key}\0{value}".encode())
+        version = secrets.get(ref.name)
+        seen = f"{version.uid}/{version.resource_version}" if version is not None else "missing"
+        h.update(f"\0{ref.name}\0{ref.key}\0{seen}".encode())
     return h.hexdigest()[:32]
 
 
@@ -313,8 +313,12 @@ def _env(agent: SupportAgent) -> list[dict[str, Any]]:
         if var.value_from is not None:
             ref = var.value_from.secret_key_ref
             env.append({"name": var.name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+        elif var.value:
+            env.append({"name": var.name, "value": var.value})
         else:
-            env.append({"name": var.name, "value": var.value or ""})
+            # The API server does not store an empty value (omitempty): ``{"name": X}`` is how
+            # it keeps ``value: ""``, so that is what the live object is compared against.
+            env.append({"name": var.name})
     return env
 
 
@@ -436,7 +440,7 @@ def build_desired(
     agent: SupportAgent,
     settings: OperatorSettings,
     prompt_from_config_map: str | None,
-    secrets: Mapping[str, SecretDigest | None],
+    secrets: Mapping[str, SecretVersion | None],
     offline_model: str | None = None,
 ) -> DesiredState:
     """The config and the children of ``agent``, given what the cluster holds for it

@@ -49,6 +49,7 @@ class Reason(StrEnum):
     ROLLING_OUT = "RollingOut"
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a secret
+    SECRETS_NOT_READABLE = "SecretsNotReadable"
     NOT_ACCEPTED = "NotAccepted"
     PODS_FAILING = "PodsFailing"
 
@@ -190,10 +191,14 @@ def build_status(
     missing_secrets: Sequence[str],
     selector: str,
     model: ModelConfig | None = None,
+    secrets_forbidden: str | None = None,
 ) -> SupportAgentStatus:
-    """The status to report; conditions keep their transition time when unchanged."""
+    """The status to report; conditions keep their transition time when unchanged.
+    ``secrets_forbidden`` says why the operator cannot see the Secrets the agent references."""
     if accepted.status is not ConditionStatus.TRUE:
         ready = Verdict.false(Reason.NOT_ACCEPTED, f"the spec was not applied: {accepted.message}")
+    elif secrets_forbidden:
+        ready = Verdict.false(Reason.SECRETS_NOT_READABLE, secrets_forbidden)
     elif missing_secrets:
         ready = Verdict.false(
             Reason.SECRET_NOT_FOUND,

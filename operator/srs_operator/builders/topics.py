@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from srs_operator.clients.kafka_admin import ConfigState, TopicState
 from srs_operator.models.conditions import Condition, ConditionStatus, set_condition
 from srs_operator.models.tickettopic import (
+    RESERVED_TOPIC_PREFIXES,
     ConditionType,
     DeletionPolicy,
     Reason,
@@ -22,6 +23,59 @@ from srs_operator.models.tickettopic import (
     TicketTopicSpec,
     TicketTopicStatus,
 )
+from srs_operator.namespaces import matches
+
+# -- which names a namespace may claim ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrefixRule:
+    """Namespaces matching ``namespaces`` (kopf-style glob) may claim topics starting with one
+    of ``prefixes``; ``{namespace}`` in a prefix stands for the namespace's own name."""
+
+    namespaces: str
+    prefixes: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> PrefixRule:
+        """``GLOB=PREFIX[,PREFIX...]``, e.g. ``team-a=team-a.,shared.`` or ``*={namespace}.``."""
+        glob, sep, prefixes = text.partition("=")
+        parts = tuple(p.strip() for p in prefixes.split(",") if p.strip())
+        if not sep or not glob.strip() or not parts:
+            raise ValueError(f"a topic prefix rule is NAMESPACE_GLOB=PREFIX[,PREFIX...], not {text!r}")
+        return cls(glob.strip(), parts)
+
+    def __str__(self) -> str:
+        return f"{self.namespaces}={','.join(self.prefixes)}"
+
+
+def name_violation(namespace: str, topic_name: str, rules: Sequence[PrefixRule]) -> str | None:
+    """Why ``namespace`` may not claim ``topic_name`` (None: it may). Reserved names are refused
+    everywhere; with prefix rules configured, a namespace may claim only the prefixes of the
+    rules that match it (a namespace no rule matches may claim nothing)."""
+    reserved = next((p for p in RESERVED_TOPIC_PREFIXES if topic_name.startswith(p)), None)
+    if reserved is not None:
+        return f"topic {topic_name} is reserved (names starting with {reserved!r} are internal): choose another name"
+    if not rules:
+        return None
+    allowed = [
+        prefix.replace("{namespace}", namespace)
+        for rule in rules
+        if matches(namespace, rule.namespaces)
+        for prefix in rule.prefixes
+    ]
+    if any(topic_name.startswith(prefix) for prefix in allowed):
+        return None
+    if not allowed:
+        return (
+            f"namespace {namespace} may not claim any Kafka topic (no topic prefix rule of the operator matches it; "
+            f"rules: {'; '.join(str(r) for r in rules)})"
+        )
+    return (
+        f"namespace {namespace} may only claim topics starting with {', '.join(sorted(set(allowed)))} "
+        f"(the operator's topic prefix rules); {topic_name} is not one: rename spec.topicName"
+    )
+
 
 # -- config -----------------------------------------------------------------------------
 
@@ -339,17 +393,24 @@ def drift(topic: TicketTopic, claim: Claim, winner: Claim, observed: TopicState 
     """Why ``topic`` (claiming its topic with ``claim``; ``winner`` owns the topic) needs a
     reconcile given what Kafka says, or None when all is as reported.
 
-    Resources waiting on their own retry (KafkaUnavailable) or on a spec change (Kafka
-    refused this generation) are left alone, so a broken resource is not stamped forever.
+    Resources waiting on a spec change (Kafka refused this generation, a name not allowed)
+    are left alone, so a broken resource is not stamped forever; one that reported Kafka
+    unreachable is reconciled as soon as the level check reaches Kafka again.
     """
     if claim.being_deleted:
         return None
     ready = topic.status.condition(ConditionType.READY)
     reason = ready.reason if ready is not None else None
     if reason == Reason.KAFKA_UNAVAILABLE:
-        return None
+        # The level check reaches Kafka (it got this far): reconcile now rather than at the
+        # end of a backoff that grew during the outage.
+        return "Kafka is reachable again"
     if reason in (Reason.INVALID_CONFIG, Reason.KAFKA_ERROR) and topic.status.observed_generation == topic.generation:
         return None
+    if reason == Reason.TOPIC_NAME_NOT_ALLOWED:
+        return None  # waits for a new name (a spec change) or other rules (an operator restart)
+    if reason == Reason.TOPIC_EXISTS and observed is not None:
+        return None  # someone else's topic, left alone until spec.adoptExisting is set
     current = topic.status.model_dump(mode="json", by_alias=True, exclude_none=True)
     if winner.uid != topic.uid:
         return "the topic's owner changed" if status_patch(current, conflict_status(topic, winner)) else None

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
@@ -46,6 +46,11 @@ class ApiError(Exception):
     def namespace_terminating(self) -> bool:
         """The namespace is being deleted: nothing new can be created in it, nor needs to be."""
         return "NamespaceTerminating" in self.causes
+
+    @property
+    def namespace_gone(self) -> bool:
+        """The object's namespace no longer exists (its objects are gone with it)."""
+        return self.status == 404 and self.message.startswith('namespaces "')
 
     @property
     def transient(self) -> bool:
@@ -132,6 +137,7 @@ class KubeClient:
         body: Any = None,
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         resource: str = "",
     ) -> dict[str, Any]:
         """One request; JSON in and out. Raises :class:`ApiError` on an error status."""
@@ -144,7 +150,7 @@ class KubeClient:
                 self._info.server.rstrip("/") + path,
                 data=data,
                 params=params,
-                headers={"Content-Type": content_type, "Accept": "application/json"},
+                headers={"Content-Type": content_type, "Accept": accept},
                 timeout=self._timeout,
             ) as response:
                 metrics.API_LATENCY.labels(method).observe(time.perf_counter() - started)
@@ -159,6 +165,33 @@ class KubeClient:
                     raise _api_error(response.status, text)
                 return dict(json.loads(text)) if text else {}
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def watch(
+        self, path: str, params: Mapping[str, str], *, accept: str, timeout: float, resource: str = ""
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A watch stream: one decoded event per line until the server ends it (``timeoutSeconds``)
+        or nothing arrives for ``timeout`` seconds. Raises :class:`ApiError` on an error status."""
+        session = self._open()
+        async with session.get(
+            self._info.server.rstrip("/") + path,
+            params={**params, "watch": "true"},
+            headers={"Accept": accept},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout),
+        ) as response:
+            metrics.API_REQUESTS.labels("WATCH", resource, str(response.status)).inc()
+            if response.status == 401:
+                await self._relogin()
+            if response.status >= 400:
+                raise _api_error(response.status, await response.text())
+            # Split lines ourselves: aiohttp's line reader refuses lines over 64 KiB, and an
+            # object's metadata can be that large (e.g. kubectl's last-applied annotation).
+            buffer = b""
+            async for chunk in response.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield dict(json.loads(line))
 
     async def _relogin(self) -> None:
         async with self._relogin_lock:

@@ -1,7 +1,7 @@
 """kopf handlers of the SupportAgent controller: watch, index, and name the agent to look at.
 
 Thin by design. kopf watches the agents, their children (labelled
-``app.kubernetes.io/managed-by=srs-operator``), Secrets, ConfigMaps and TicketTopics
+``app.kubernetes.io/managed-by=srs-operator``), ConfigMaps and TicketTopics
 and keeps what the reconcile needs in indexes (kopf fills every index before it calls
 any handler, so the first reconcile already sees the children that exist). The event
 handlers only tell :class:`~srs_operator.services.supportagents.SupportAgentController`
@@ -17,10 +17,10 @@ from typing import Any, Final
 
 import kopf
 
-from srs_operator.builders.supportagent import SecretDigest
 from srs_operator.builders.supportagent_status import pod_problem
 from srs_operator.clients.events import EventRecorder
 from srs_operator.clients.kube import KubeClient, login
+from srs_operator.liveness import HandlingLag
 from srs_operator.services.supportagents import AgentKey, SupportAgentController
 from srs_operator.settings import MANAGED_BY, SETTINGS_MEMO_KEY, OperatorSettings
 
@@ -28,6 +28,8 @@ GROUP: Final = "srs.dev"
 VERSION: Final = "v1alpha1"
 MANAGED: Final = {"app.kubernetes.io/managed-by": MANAGED_BY}
 MEMO_KEY: Final = "supportagents"
+#: Where ``main.configure`` puts the :class:`~srs_operator.liveness.HandlingLag` of the process.
+LAG_MEMO_KEY: Final = "handling_lag"
 
 
 def _snapshot(body: kopf.Body) -> dict[str, Any]:
@@ -52,7 +54,6 @@ INDEXES: Final = (
     "srs_owned_services",
     "srs_owned_serviceaccounts",
     "srs_configmap_versions",
-    "srs_secret_digests",
     "srs_topic_readiness",
     "srs_agent_pod_problems",
 )
@@ -69,7 +70,6 @@ class KopfLiveState:
             "Service": indices["srs_owned_services"],
             "ServiceAccount": indices["srs_owned_serviceaccounts"],
         }
-        self._secrets = indices["srs_secret_digests"]
         self._config_maps = indices["srs_configmap_versions"]
         self._topics = indices["srs_topic_readiness"]
         self._pods = indices["srs_agent_pod_problems"]
@@ -82,9 +82,6 @@ class KopfLiveState:
 
     def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         return _one(self._children[kind], (namespace, name))  # type: ignore[no-any-return]
-
-    def secret(self, namespace: str, name: str) -> SecretDigest | None:
-        return _one(self._secrets, (namespace, name))  # type: ignore[no-any-return]
 
     def config_map_version(self, namespace: str, name: str) -> str | None:
         return _one(self._config_maps, (namespace, name))  # type: ignore[no-any-return]
@@ -102,8 +99,17 @@ class KopfLiveState:
 # -- indexes ------------------------------------------------------------------------------
 
 
+def _lag(memo: kopf.Memo) -> HandlingLag | None:
+    lag = memo.get(LAG_MEMO_KEY)
+    return lag if isinstance(lag, HandlingLag) else None
+
+
 @kopf.index(GROUP, VERSION, "supportagents", id="srs_agents")
-async def srs_agents(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, dict[str, Any]]:
+async def srs_agents(
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> dict[Any, dict[str, Any]]:
+    if (lag := _lag(memo)) is not None:
+        lag.indexed(("SupportAgent", namespace, name))
     return {(namespace, name): _snapshot(body)}
 
 
@@ -133,12 +139,6 @@ async def srs_configmap_versions(namespace: str | None, name: str, meta: kopf.Me
     return {(namespace, name): meta.get("resourceVersion")}
 
 
-@kopf.index("", "v1", "secrets", id="srs_secret_digests")
-async def srs_secret_digests(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    # A digest per key, never the values: enough to know when a referenced key changes.
-    return {(namespace, name): SecretDigest.of(body.get("data"))}
-
-
 @kopf.index("", "v1", "pods", labels=MANAGED, id="srs_agent_pod_problems")
 async def srs_agent_pod_problems(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, str | None]:
     # Per agent, one entry per pod: why it cannot start, or None.
@@ -158,8 +158,10 @@ def _topic_is_ready(status: kopf.Status) -> bool:
 
 @kopf.index(GROUP, VERSION, "tickettopics", id="srs_topic_readiness")
 async def srs_topic_readiness(
-    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
+    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, memo: kopf.Memo, **_: Any
 ) -> dict[Any, tuple[str, bool]]:
+    if (lag := _lag(memo)) is not None:
+        lag.indexed(("TicketTopic", namespace, name))
     return {namespace: (_topic_name(name, spec), _topic_is_ready(status))}
 
 
@@ -185,6 +187,31 @@ async def stop_supportagent_controller(memo: kopf.Memo, **_: Any) -> None:
         await controller.kube.close()
 
 
+@kopf.on.probe(id="supportagent_workers")
+def supportagent_workers(memo: kopf.Memo, **_: Any) -> str:
+    """Liveness: fails (HTTP 500 on the liveness endpoint) once a reconcile worker has died."""
+    controller: SupportAgentController | None = memo.get(MEMO_KEY)
+    if controller is None:
+        return "starting"
+    ok, why = controller.healthy()
+    if not ok:
+        raise kopf.PermanentError(why)
+    return why
+
+
+@kopf.on.probe(id="watches")
+def watches(memo: kopf.Memo, **_: Any) -> str:
+    """Liveness: fails once a watched object has waited for its handler longer than the bound
+    (kopf's watches are stuck: the operator would be deaf)."""
+    lag = _lag(memo)
+    if lag is None:
+        return "starting"
+    stalled, why = lag.stalled()
+    if stalled:
+        raise kopf.PermanentError(why)
+    return why
+
+
 def _controller(memo: kopf.Memo) -> SupportAgentController:
     return memo[MEMO_KEY]  # type: ignore[no-any-return]
 
@@ -194,6 +221,8 @@ def _controller(memo: kopf.Memo) -> SupportAgentController:
 
 @kopf.on.event(GROUP, VERSION, "supportagents")
 async def supportagent_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    if (lag := _lag(memo)) is not None:
+        lag.handled(("SupportAgent", namespace, name))
     if namespace is None:
         return  # namespaced kinds always have one; the signature is kopf's
     if event.get("type") == "DELETED":
@@ -222,12 +251,6 @@ async def child_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, *
         _controller(memo).agent_changed(namespace, owner)
 
 
-@kopf.on.event("", "v1", "secrets")
-async def secret_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    if namespace is not None:
-        _controller(memo).secret_changed(namespace, name)
-
-
 @kopf.on.event("", "v1", "configmaps")
 async def config_map_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     if namespace is not None:
@@ -236,5 +259,7 @@ async def config_map_event(namespace: str | None, name: str, memo: kopf.Memo, **
 
 @kopf.on.event(GROUP, VERSION, "tickettopics")
 async def tickettopic_event(namespace: str | None, name: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    if (lag := _lag(memo)) is not None:
+        lag.handled(("TicketTopic", namespace, name))
     if namespace is not None:
         _controller(memo).topic_changed(namespace, _topic_name(name, spec))

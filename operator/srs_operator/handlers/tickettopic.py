@@ -4,8 +4,10 @@
   the level check's work list).
 - ``reconcile_tickettopic`` (create, update, resume): one reconcile; status only when it
   differs; Kafka unreachable → ``TemporaryError`` with a per-topic growing delay.
+- ``tickettopic_users``: every SupportAgent by the Kafka topics it reads or writes.
 - ``delete_tickettopic``: only for ``deletionPolicy: Delete`` (so only those carry the
-  finalizer); bounded wait when Kafka is unreachable.
+  finalizer); waits while SupportAgents use the topic (``TopicInUse``); bounded wait when
+  Kafka is unreachable.
 - ``start_tickettopics`` / ``stop_tickettopics``: the Kafka admin client and the level
   check live for the whole operator process.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,8 +26,9 @@ from pydantic import ValidationError
 
 from srs_operator import metrics
 from srs_operator.builders import topics as plans
+from srs_operator.builders.supportagent import SupportAgent, agent_topics, render_config
 from srs_operator.clients.kafka_admin import KafkaAdminSettings, TopicAdmin
-from srs_operator.clients.kube import KubeClient, login
+from srs_operator.clients.kube import SUPPORTAGENTS, KubeClient, login
 from srs_operator.models.conditions import now_rfc3339
 from srs_operator.models.crd import GROUP, VERSION
 from srs_operator.models.tickettopic import TICKET_TOPIC, DeletionPolicy, Reason, TicketTopic
@@ -35,6 +39,7 @@ from srs_operator.services.tickettopics import (
     TopicResync,
     TopicSettings,
     deletion_policy_of,
+    in_use_outcome,
 )
 from srs_operator.settings import SETTINGS_MEMO_KEY, OperatorSettings
 
@@ -68,10 +73,15 @@ async def start_tickettopics(memo: kopf.Memo, **kwargs: Any) -> None:
     """Create the Kafka admin client (once per process) and start the level check."""
     index = _index(kwargs)
     operator_settings = memo.get(SETTINGS_MEMO_KEY)
-    settings = TopicSettings.from_env(
-        os.environ,
-        resync_interval=operator_settings.resync_seconds if isinstance(operator_settings, OperatorSettings) else None,
-    )
+    ours = operator_settings if isinstance(operator_settings, OperatorSettings) else None
+    try:
+        settings = TopicSettings.from_env(
+            os.environ,
+            resync_interval=ours.resync_seconds if ours is not None else None,
+            prefix_rules=ours.topic_prefix_rules if ours is not None else (),
+        )
+    except ValueError as e:
+        raise kopf.PermanentError(f"cannot start the TicketTopic controller: {e}") from e
     try:
         admin = TopicAdmin(KafkaAdminSettings.from_env(os.environ))
     except ValueError as e:  # e.g. no KAFKA_BOOTSTRAP_SERVERS: nothing to manage topics with
@@ -98,11 +108,16 @@ async def stop_tickettopics(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def tickettopic_index(body: kopf.Body, meta: kopf.Meta, **_: Any) -> dict[str, IndexedTopic]:
-    """Topic name → the TicketTopics that claim it."""
+def tickettopic_index(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> dict[str, IndexedTopic]:
+    """Topic name → the TicketTopics that claim it (a claim the namespace may not make never
+    counts: it cannot take a topic from its rightful owner as the older resource)."""
     try:
         topic = TicketTopic.from_body(body)
     except ValidationError:
+        return {}
+    controller = memo.get(_MEMO_KEY)
+    rules = controller.settings.prefix_rules if isinstance(controller, TicketTopicController) else ()
+    if plans.name_violation(topic.namespace, topic.topic_name, rules) is not None:
         return {}
     claim = plans.claim_of(topic, being_deleted=meta.get("deletionTimestamp") is not None)
     return {topic.topic_name: IndexedTopic(topic, claim, str(meta.get("resourceVersion", "")))}
@@ -169,6 +184,20 @@ async def reconcile_tickettopic(
             raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_after)
 
 
+@kopf.index(GROUP, VERSION, "supportagents")
+def tickettopic_users(body: kopf.Body, meta: kopf.Meta, **_: Any) -> dict[str, str]:
+    """Kafka topic → the SupportAgents that read or write it (``namespace/name``), so that a
+    topic in use is not deleted under them."""
+    if meta.get("deletionTimestamp"):
+        return {}
+    try:
+        agent = SupportAgent.from_body(body)
+        config = render_config(agent, OperatorSettings(), None)
+    except (ValidationError, KeyError, TypeError):
+        return {}
+    return {topic: f"{agent.namespace}/{agent.name}" for topic in agent_topics(config)}
+
+
 def _deletes_topic(spec: kopf.Spec, **_: Any) -> bool:
     return deletion_policy_of(spec) is DeletionPolicy.DELETE
 
@@ -177,19 +206,42 @@ def _deletes_topic(spec: kopf.Spec, **_: Any) -> bool:
 async def delete_tickettopic(
     body: kopf.Body,
     meta: kopf.Meta,
+    patch: kopf.Patch,
     memo: kopf.Memo,
     retry: int,
     **kwargs: Any,
 ) -> None:
-    """Delete the topic with the resource (policy Delete), unless another TicketTopic uses it."""
+    """Delete the topic with the resource (policy Delete), unless another TicketTopic uses it;
+    wait while SupportAgents still read or write it."""
     controller = _controller(memo)
     topic = _parse(body)
+    users: kopf.Index[str, str] = kwargs["tickettopic_users"]
+    in_use = in_use_outcome(
+        topic, await _live_users(controller, users.get(topic.topic_name, ())), controller.settings.in_use_retry
+    )
+    if in_use is not None:
+        if in_use.status is not None and (changes := plans.status_patch(body.get("status"), in_use.status)):
+            patch.status.update(changes)
+        _post_events(body, in_use)
+        raise kopf.TemporaryError(in_use.retry_message, delay=in_use.retry_after or controller.settings.in_use_retry)
     waited = _seconds_since(meta.get("deletionTimestamp"))
     outcome = await controller.reconciler.delete(topic, _claims(kwargs, topic), waited)
     _post_events(body, outcome)
     if outcome.retry:
         remaining = max(1.0, controller.settings.delete_timeout - waited)
         raise kopf.TemporaryError(outcome.retry_message, delay=min(controller.settings.backoff(retry), remaining))
+
+
+async def _live_users(controller: TicketTopicController, indexed: Iterable[str]) -> list[str]:
+    """The indexed users that still exist: kopf may stop watching a terminating namespace
+    before it sees an agent's deletion, and a stale entry must not hold the topic forever."""
+    live = []
+    for ref in sorted(set(indexed)):
+        namespace, _, name = ref.partition("/")
+        agent = await controller.kube.get(SUPPORTAGENTS, namespace, name)
+        if agent is not None and not (agent.get("metadata") or {}).get("deletionTimestamp"):
+            live.append(ref)
+    return live
 
 
 def _is_deletion(type: str | None, **_: Any) -> bool:

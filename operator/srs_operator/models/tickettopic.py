@@ -25,6 +25,10 @@ TOPIC_NAME_MAX_LENGTH: Final = 249
 #: Topic config names: ``retention.ms``, ``cleanup.policy``, ``min.insync.replicas`` …
 CONFIG_KEY_PATTERN: Final = r"^[a-z][a-z0-9]*([.][a-z0-9]+)*$"
 MAX_PARTITIONS: Final = 10_000
+#: Topic names no TicketTopic may claim: Kafka's and the ecosystem's internal topics
+#: (``__consumer_offsets``, ``__transaction_state``, ``_schemas``, ``_confluent-…``) start
+#: with ``_``; ``srs.internal.`` is kept for srs's own state topics.
+RESERVED_TOPIC_PREFIXES: Final = ("_", "srs.internal.")
 MAX_CONFIG_ENTRIES: Final = 64
 
 
@@ -63,6 +67,9 @@ class Reason(StrEnum):
     DELETED = "Deleted"
     RETAINED = "Retained"
     DELETE_ABANDONED = "DeleteAbandoned"
+    TOPIC_EXISTS = "TopicExists"
+    TOPIC_NAME_NOT_ALLOWED = "TopicNameNotAllowed"
+    TOPIC_IN_USE = "TopicInUse"
 
 
 TopicNameStr = Annotated[
@@ -125,7 +132,15 @@ class TicketTopicSpec(ResourceModel):
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.RETAIN,
         description="Retain (default) keeps the Kafka topic when this resource is deleted; Delete deletes it, "
-        "unless another TicketTopic still refers to the same topic.",
+        "unless another TicketTopic still refers to the same topic; while a SupportAgent still reads or writes "
+        "the topic, the deletion waits (reason TopicInUse).",
+    )
+    adopt_existing: bool = Field(
+        False,
+        description="Manage a Kafka topic that already exists (created outside this resource): its config is "
+        "then made to match spec.config (overrides not listed are removed) and, with deletionPolicy Delete, "
+        "deleting this resource deletes it. Without it, an existing topic is left alone and reported as "
+        "TopicExists.",
     )
 
     def effective_topic_name(self, metadata_name: str) -> str:
@@ -222,6 +237,15 @@ TICKET_TOPIC: Final = CustomResourceKind(
             "has(self.spec.topicName) || size(self.metadata.name) <= 249",
             "metadata.name is longer than Kafka's 249-character limit for topic names: set a shorter spec.topicName",
             field_path=".metadata.name",
+        ),
+        Rule(
+            " && ".join(
+                f"!(has(self.spec.topicName) ? self.spec.topicName : self.metadata.name).startsWith('{prefix}')"
+                for prefix in RESERVED_TOPIC_PREFIXES
+            ),
+            "topics whose names start with '_' (Kafka's internal topics such as __consumer_offsets) or "
+            "'srs.internal.' are reserved: choose another spec.topicName",
+            field_path=".spec.topicName",
         ),
         Rule(
             "has(self.spec.topicName) == has(oldSelf.spec.topicName) || "

@@ -1,8 +1,9 @@
 """Reconcile one SupportAgent: level-based, idempotent, silent when nothing changed.
 
 Given the agent's key, :class:`SupportAgentController` reads everything from the
-watch-fed caches (:class:`LiveState`: the agent, its children, digests of Secrets,
-ConfigMap versions, TicketTopic readiness), builds the desired children and status with
+watch-fed caches (:class:`LiveState`: the agent, its children, ConfigMap versions,
+TicketTopic readiness; :class:`SecretVersionSource`: versions of Secrets from
+metadata-only watches, :mod:`srs_operator.clients.secrets`), builds the desired children and status with
 the pure builders, and writes only what differs:
 
 1. each child is server-side applied (field manager ``srs-operator``, force) only when
@@ -37,7 +38,7 @@ from srs_operator import metrics
 from srs_operator.builders.supportagent import (
     CONFIG_HASH_ANNOTATION,
     DesiredState,
-    SecretDigest,
+    SecretVersion,
     SupportAgent,
     agent_topics,
     build_desired,
@@ -58,6 +59,7 @@ from srs_operator.builders.supportagent_status import (
 )
 from srs_operator.clients.events import EventRecorder, EventType, ObjectRef
 from srs_operator.clients.kube import BY_KIND, CONFIGMAPS, SUPPORTAGENTS, ApiError, KubeClient
+from srs_operator.clients.secrets import SecretsForbidden, SecretVersions
 from srs_operator.models.conditions import Condition, ConditionStatus
 from srs_operator.models.crd import API_VERSION
 from srs_operator.models.supportagent import SUPPORT_AGENT, SupportAgentStatus
@@ -80,14 +82,18 @@ class LiveState(Protocol):
 
     def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None: ...
 
-    def secret(self, namespace: str, name: str) -> SecretDigest | None: ...
-
     def config_map_version(self, namespace: str, name: str) -> str | None: ...
 
     def topic_readiness(self, namespace: str) -> Mapping[str, bool]: ...
 
     def pod_problems(self, namespace: str, name: str) -> Sequence[str]:
         """Why the agent's pods cannot start (see ``pod_problem``); empty when they can."""
+
+
+class SecretVersionSource(Protocol):
+    """Versions of the Secrets in a namespace (metadata-only watches in production)."""
+
+    async def of(self, namespace: str) -> Mapping[str, SecretVersion]: ...
 
 
 class NameConflictError(Exception):
@@ -142,10 +148,16 @@ class SupportAgentController:
     """Reconciles SupportAgents; one per operator process."""
 
     def __init__(
-        self, kube: KubeClient, live: LiveState, settings: OperatorSettings, events: EventRecorder | None = None
+        self,
+        kube: KubeClient,
+        live: LiveState,
+        settings: OperatorSettings,
+        events: EventRecorder | None = None,
+        secrets: SecretVersionSource | None = None,
     ) -> None:
         self.kube = kube
         self.live = live
+        self.secrets: SecretVersionSource = secrets or SecretVersions(kube, self.secret_changed)
         self.settings = settings
         self.events = events or EventRecorder(kube)
         self.queue: WorkQueue[AgentKey] = WorkQueue(KIND, self.reconcile, workers=settings.workers)
@@ -156,6 +168,8 @@ class SupportAgentController:
         self._config_maps: dict[tuple[str, str], tuple[str | None, Mapping[str, str], Mapping[str, str]]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._resync: asyncio.Task[None] | None = None
+        #: Agents whose namespace is gone while kopf's index still lists them (no resync).
+        self._vanished: set[AgentKey] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -168,18 +182,28 @@ class SupportAgentController:
             self._resync.cancel()
             await asyncio.gather(self._resync, return_exceptions=True)
         await self.queue.stop()
+        if isinstance(self.secrets, SecretVersions):
+            await self.secrets.stop()
         await asyncio.gather(*self._background, return_exceptions=True)
+
+    def healthy(self) -> tuple[bool, str]:
+        """Whether the workers and the periodic resync still run (for the liveness probe)."""
+        if self._resync is not None and self._resync.done():
+            return False, "the SupportAgent resync loop has stopped"
+        return self.queue.healthy()
 
     async def _resync_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             for key in list(self.live.agent_keys()):
-                self.queue.add(key)
+                if key not in self._vanished:
+                    self.queue.add(key)
 
     # -- what to reconcile (called by the handlers) -----------------------------------------
 
     def agent_changed(self, namespace: str, name: str) -> None:
         key = (namespace, name)
+        self._vanished.discard(key)
         self.queue.add(key, urgent=key not in self._deps)  # a new agent first gets its Deployment
 
     def agent_deleted(self, namespace: str, name: str) -> None:
@@ -195,9 +219,10 @@ class SupportAgentController:
         ):
             self._written_children.pop((kind, namespace, child_name), None)
 
-    def secret_changed(self, namespace: str, name: str) -> None:
+    def secret_changed(self, namespace: str, name: str | None) -> None:
+        """A Secret changed (``None``: the operator's access to the namespace's Secrets did)."""
         for key, deps in list(self._deps.items()):
-            if key[0] == namespace and name in deps.secrets:
+            if key[0] == namespace and (name in deps.secrets if name is not None else bool(deps.secrets)):
                 self.queue.add(key)
 
     def config_map_changed(self, namespace: str, name: str) -> None:
@@ -275,7 +300,16 @@ class SupportAgentController:
                     f"spec.model.offline.modelRef: ConfigMap {model_ref.name} with key {model_ref.key} not found "
                     "(create it from srs train's output: kubectl create configmap NAME --from-file=model.json.gz)",
                 )
-        secrets = {r.name: self.live.secret(namespace, r.name) for r in referenced_secrets(agent.spec)}
+        refs = referenced_secrets(agent.spec)
+        secrets: dict[str, SecretVersion | None] = {r.name: None for r in refs}
+        forbidden: str | None = None
+        if refs:
+            try:
+                versions = await self.secrets.of(namespace)
+            except SecretsForbidden as e:
+                forbidden = str(e)
+            else:
+                secrets = {r.name: versions.get(r.name) for r in refs}
         desired = build_desired(agent, self.settings, prompt, secrets, model_digest)
         topics = agent_topics(desired.config)
         self._deps[key] = Dependencies(
@@ -283,11 +317,8 @@ class SupportAgentController:
             config_maps=frozenset(ref.name for ref in (cm_ref, model_ref) if ref is not None),
             topics=frozenset(topics),
         )
-        missing = [
-            f"Secret {r.name} (key {r.key})"
-            for r in desired.secret_refs
-            if r.key not in getattr(secrets.get(r.name), "keys", {})
-        ]
+        # Only existence is known (metadata): a missing key shows as pods that cannot start.
+        missing = [] if forbidden else [f"Secret {r.name}" for r in desired.secret_refs if secrets.get(r.name) is None]
 
         deployment = self._child("Deployment", namespace, name)
         failure: ApiError | None = None
@@ -297,6 +328,12 @@ class SupportAgentController:
             except NameConflictError as e:
                 accepted = Verdict.false(Reason.NAME_CONFLICT, str(e))
             except ApiError as e:
+                if e.namespace_gone:
+                    # kopf stopped watching the namespace before it saw the agent's deletion, so
+                    # its index still lists it: forget it until an event shows it again.
+                    self._vanished.add(key)
+                    self.agent_deleted(namespace, name)
+                    return
                 if e.namespace_terminating:
                     return  # the namespace and everything in it are going away
                 if e.transient:
@@ -319,6 +356,7 @@ class SupportAgentController:
             missing_secrets=missing,
             selector=selector_string(agent),
             model=desired.config.model,
+            secrets_forbidden=forbidden,
         )
         await self._write_status(key, ref, body, previous, status)
         if failure is not None:

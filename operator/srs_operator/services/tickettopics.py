@@ -57,16 +57,25 @@ class TopicSettings:
     delete_timeout: float = 90.0
     #: How long a reconcile waits for a topic it just created to show up in Kafka's metadata.
     visibility_timeout: float = 15.0
+    #: Which topic names each namespace may claim (none: any name that is not reserved).
+    prefix_rules: tuple[plans.PrefixRule, ...] = ()
+    #: A deletion that waits for SupportAgents to stop using the topic looks again this often.
+    in_use_retry: float = 5.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, resync_interval: float | None = None) -> TopicSettings:
+    def from_env(
+        cls, env: Mapping[str, str], *, resync_interval: float | None = None, prefix_rules: Iterable[str] = ()
+    ) -> TopicSettings:
         """``SRS_TOPIC_RESYNC_SECONDS`` (else ``resync_interval``, the operator's ``--resync-seconds``),
-        ``SRS_TOPIC_RETRY_MAX_SECONDS``, ``SRS_TOPIC_DELETE_TIMEOUT_SECONDS``."""
+        ``SRS_TOPIC_RETRY_MAX_SECONDS``, ``SRS_TOPIC_DELETE_TIMEOUT_SECONDS``, and the prefix rules of
+        ``--topic-prefix-rule`` plus ``SRS_TOPIC_PREFIX_RULES`` (``GLOB=PREFIX[,PREFIX];GLOB=…``)."""
         default_resync = resync_interval if resync_interval is not None else cls.resync_interval
+        texts = [*prefix_rules, *(r for r in env.get("SRS_TOPIC_PREFIX_RULES", "").split(";") if r.strip())]
         return cls(
             resync_interval=float(env.get("SRS_TOPIC_RESYNC_SECONDS") or default_resync),
             retry_max=float(env.get("SRS_TOPIC_RETRY_MAX_SECONDS", cls.retry_max)),
             delete_timeout=float(env.get("SRS_TOPIC_DELETE_TIMEOUT_SECONDS", cls.delete_timeout)),
+            prefix_rules=tuple(plans.PrefixRule.parse(t) for t in texts),
         )
 
     def backoff(self, retry: int) -> float:
@@ -153,6 +162,9 @@ class TopicReconciler:
     async def reconcile(self, topic: TicketTopic, claims: Iterable[Claim]) -> Outcome:
         """Level-based and idempotent: with nothing to change it makes no Kafka writes and
         returns the status the resource already has."""
+        violation = plans.name_violation(topic.namespace, topic.topic_name, self.settings.prefix_rules)
+        if violation is not None:
+            return self._not_ready(topic, Reason.TOPIC_NAME_NOT_ALLOWED, violation)
         effective = topic.spec.effective_topic_name(topic.name)
         if topic.status.topic_name and effective != topic.status.topic_name:
             message = (
@@ -199,11 +211,15 @@ class TopicReconciler:
             if observed is None:
                 # Created (or being deleted by someone else) but not in the metadata yet.
                 return Outcome(None, retry_after=1.0, retry_message=f"topic {name} is not visible in Kafka yet")
+            if not created and (refusal := self._refuse_adoption(topic)) is not None:
+                return refusal  # someone else created it meanwhile
             if (event := self._existing_topic_event(topic, observed)) is not None:
                 events.append(event)
             plan = plans.plan_topic(spec, observed)
         else:
             assert observed is not None  # plan_topic creates exactly when the topic is missing
+            if (refusal := self._refuse_adoption(topic)) is not None:
+                return refusal
             event = self._existing_topic_event(topic, observed)
             if event is not None:
                 events.append(event)
@@ -245,6 +261,17 @@ class TopicReconciler:
 
         status = plans.ready_status(topic, observed, plan, plans.AppliedChanges(config_error=config_error))
         return Outcome(status, tuple(events))
+
+    def _refuse_adoption(self, topic: TicketTopic) -> Outcome | None:
+        """An existing topic this TicketTopic never managed is someone else's: it is taken over
+        (its overrides replaced, perhaps deleted later) only with ``spec.adoptExisting``."""
+        if topic.status.topic_id or topic.uid in self._created or topic.spec.adopt_existing:
+            return None
+        message = (
+            f"topic {topic.topic_name} already exists in Kafka and was not created by this TicketTopic; it is left "
+            "untouched: set spec.adoptExisting: true to manage it (its config overrides then follow spec.config)"
+        )
+        return self._not_ready(topic, Reason.TOPIC_EXISTS, message)
 
     @staticmethod
     def _created_event(topic: TicketTopic, observed: TopicState) -> TopicEvent:
@@ -306,6 +333,9 @@ class TopicReconciler:
         """
         name = topic.topic_name
         self._created.pop(topic.uid, None)
+        violation = plans.name_violation(topic.namespace, name, self.settings.prefix_rules)
+        if violation is not None:
+            return Outcome(None, (TopicEvent("Normal", Reason.RETAINED, f"kept topic {name}: {violation}"),))
         others = plans.other_references(claims, topic.uid)
         if others:
             refs = ", ".join(c.ref for c in others)
@@ -334,6 +364,23 @@ class TopicReconciler:
                 return Outcome(None, (TopicEvent("Warning", Reason.DELETE_ABANDONED, message),))
         message = f"deleted topic {name}" if existed else f"topic {name} was already gone"
         return Outcome(None, (TopicEvent("Normal", Reason.DELETED, message),))
+
+
+def in_use_outcome(topic: TicketTopic, users: Iterable[str], retry: float) -> Outcome | None:
+    """A TicketTopic with ``deletionPolicy: Delete`` whose topic SupportAgents still read or
+    write: the deletion waits (condition and Event say for whom) and is tried again."""
+    users = sorted(set(users))
+    if not users:
+        return None
+    message = (
+        f"deletion of topic {topic.topic_name} waits: still used by SupportAgent {', '.join(users)}; "
+        "delete or re-point those agents first"
+    )
+    events: tuple[TopicEvent, ...] = ()
+    if _ready_reason(topic) != Reason.TOPIC_IN_USE:
+        events = (TopicEvent("Warning", Reason.TOPIC_IN_USE, message),)
+    status = plans.not_ready_status(topic, Reason.TOPIC_IN_USE, message)
+    return Outcome(status, events, retry_after=retry, retry_message=message)
 
 
 def _shape(observed: TopicState | None) -> str:
@@ -397,7 +444,11 @@ class TopicResync:
             try:
                 await self.run_once()
             except KafkaUnavailable as e:
-                log.warning("TicketTopic level check skipped, Kafka is unreachable: %s", e)
+                log.warning("TicketTopic level check: Kafka is unreachable: %s", e)
+                try:
+                    await self.report_unavailable()
+                except Exception:
+                    log.exception("could not mark the TicketTopics KafkaUnavailable; trying again next interval")
             except Exception:
                 log.exception("TicketTopic level check failed; trying again next interval")
 
@@ -427,6 +478,23 @@ class TopicResync:
             why = plans.drift(entry.topic, entry.claim, winner, observed.get(name))
             if why is not None and await self._stamp(entry, why):
                 stamped += 1
+        return stamped
+
+    async def report_unavailable(self) -> int:
+        """Kafka is down: have every managed TicketTopic that still says otherwise reconciled, so
+        that it reports ``KafkaUnavailable`` (once per outage) and retries with backoff; when the
+        level check reaches Kafka again, :func:`~srs_operator.builders.topics.drift` brings them
+        back right away. Returns how many were stamped."""
+        stamped = 0
+        for entries in [list(e) for e in self._index().values()]:
+            winner = plans.owner(e.claim for e in entries)
+            for entry in entries:
+                if winner is None or winner.uid != entry.topic.uid or entry.claim.being_deleted:
+                    continue
+                if _ready_reason(entry.topic) == Reason.KAFKA_UNAVAILABLE:
+                    continue
+                if await self._stamp(entry, "Kafka is unreachable"):
+                    stamped += 1
         return stamped
 
     async def _stamp(self, entry: IndexedTopic, why: str) -> bool:

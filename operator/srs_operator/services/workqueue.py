@@ -6,6 +6,12 @@ Watch events of many kinds (the agent, its Deployment, a Secret, a TicketTopic) 
 reconcile, never runs one key on two workers at once (a key announced while it runs is
 run again afterwards), and retries failures with exponential backoff instead of a
 fixed resync.
+
+A worker never dies of a handler's failure: the backoff is computed with a bounded
+exponent (``2 ** failures`` overflows a float past 1,024 failures), and anything that
+goes wrong in the queue's own bookkeeping is logged and survived. :meth:`WorkQueue.healthy`
+reports dead workers all the same, so the liveness probe restarts a process whose queue
+stopped working instead of staying green.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ from typing import Generic, TypeVar
 from srs_operator import metrics
 
 K = TypeVar("K", bound=Hashable)
+
+#: ``initial * 2 ** 64`` already exceeds any sensible ``max_backoff``; a larger exponent
+#: only risks ``OverflowError``.
+_MAX_EXPONENT = 64
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +91,18 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._queued)
 
+    def backoff(self, failures: int) -> float:
+        """Delay before retrying a key that failed ``failures`` times in a row (1-based)."""
+        exponent = min(max(failures - 1, 0), _MAX_EXPONENT)
+        return float(min(self._max_backoff, self._initial_backoff * 2.0**exponent))
+
+    def healthy(self) -> tuple[bool, str]:
+        """Whether every worker is still running (False with a reason once one has ended)."""
+        dead = [t.get_name() for t in self._tasks if t.done()]
+        if dead:
+            return False, f"{len(dead)} of {len(self._tasks)} {self.kind} workers have stopped: {', '.join(dead)}"
+        return True, f"{len(self._tasks)} {self.kind} workers running, {len(self._queued)} keys queued"
+
     def start(self) -> None:
         for i in range(self._workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"{self.kind}-worker-{i}"))
@@ -97,25 +119,35 @@ class WorkQueue(Generic[K]):
     async def _work(self) -> None:
         while True:
             _, _, key = await self._queue.get()
-            self._queued.discard(key)
-            metrics.QUEUE_DEPTH.labels(self.kind).set(len(self._queued))
-            self._running.add(key)
             try:
-                await self._handler(key)
+                await self._run(key)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # noqa: BLE001 - one object's failure must not stop the others
-                failures = self._failures.get(key, 0) + 1
-                self._failures[key] = failures
-                delay = min(self._max_backoff, self._initial_backoff * 2 ** (failures - 1))
-                log.warning(
-                    "%s %s: reconcile failed (attempt %d), retrying in %.1fs: %s", self.kind, key, failures, delay, e
-                )
-                self.add_after(key, delay)
-            else:
-                self._failures.pop(key, None)
-            finally:
+            except Exception:  # the queue's own bookkeeping failed: log it, keep the worker
+                log.exception("%s %s: work queue error; the key is retried later", self.kind, key)
                 self._running.discard(key)
-                if key in self._again:
-                    self._again.discard(key)
-                    self.add(key)
+                self.add_after(key, self._max_backoff)
+
+    async def _run(self, key: K) -> None:
+        self._queued.discard(key)
+        metrics.QUEUE_DEPTH.labels(self.kind).set(len(self._queued))
+        self._running.add(key)
+        try:
+            await self._handler(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - one object's failure must not stop the others
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            delay = self.backoff(failures)
+            log.warning(
+                "%s %s: reconcile failed (attempt %d), retrying in %.1fs: %s", self.kind, key, failures, delay, e
+            )
+            self.add_after(key, delay)
+        else:
+            self._failures.pop(key, None)
+        finally:
+            self._running.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                self.add(key)

@@ -12,7 +12,7 @@
 local hs = {}
 
 -- Ready=False reasons that clear up on their own.
-local PROGRESSING_REASONS = { KafkaUnavailable = true }
+local PROGRESSING_REASONS = { KafkaUnavailable = true, TopicInUse = true }
 
 local function find_condition(conditions, type_)
   for _, condition in ipairs(conditions) do

@@ -1,0 +1,167 @@
+"""Which Secrets exist, and at which version, in the namespaces whose agents use them.
+
+Least privilege: the operator has no cluster-wide right on Secrets at all. It reads them
+only in namespaces where it was granted the ``srs-operator-secrets`` ClusterRole by a
+RoleBinding, and even there only their *metadata*: lists and watches ask the API server
+for ``PartialObjectMetadata``, so no Secret value ever reaches the operator. That is
+enough for what it needs: whether a referenced Secret exists, and its ``uid`` and
+``resourceVersion`` (a rotation changes the version, and the config hash with it).
+
+One list-then-watch loop per namespace, started the first time a reconcile asks about
+that namespace, re-listing when the watch ends or expires. Without the RoleBinding the
+loop reports :class:`SecretsForbidden` and keeps trying every ``retry_forbidden``
+seconds, so granting the right later heals the agents without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Final
+
+import aiohttp
+
+from srs_operator.builders.supportagent import SecretVersion
+from srs_operator.clients.kube import SECRETS, ApiError, KubeClient
+
+log = logging.getLogger(__name__)
+
+METADATA_LIST: Final = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+#: The ClusterRole a RoleBinding grants to the operator in each namespace whose agents use Secrets.
+SECRETS_ROLE: Final = "srs-operator-secrets"
+
+
+class SecretsForbidden(Exception):
+    """The operator may not read Secrets (metadata) in this namespace."""
+
+    def __init__(self, namespace: str, detail: str) -> None:
+        super().__init__(
+            f"the operator may not read Secrets in namespace {namespace} ({detail}); grant it with "
+            f"`kubectl create rolebinding srs-operator-secrets -n {namespace} --clusterrole={SECRETS_ROLE} "
+            "--serviceaccount=<operator namespace>:<operator service account>`"
+        )
+        self.namespace = namespace
+
+
+class _Namespace:
+    """The list-then-watch loop of one namespace and what it has seen."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, SecretVersion] = {}
+        self.forbidden: SecretsForbidden | None = None
+        self.listed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+
+class SecretVersions:
+    """Metadata of Secrets, per namespace, kept current by watches."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        on_change: Callable[[str, str | None], None],
+        *,
+        watch_seconds: int = 300,
+        retry_forbidden: float = 30.0,
+        first_list_timeout: float = 30.0,
+    ) -> None:
+        self._kube = kube
+        self._on_change = on_change
+        self._watch_seconds = watch_seconds
+        self._retry_forbidden = retry_forbidden
+        self._first_list_timeout = first_list_timeout
+        self._namespaces: dict[str, _Namespace] = {}
+
+    async def of(self, namespace: str) -> Mapping[str, SecretVersion]:
+        """The Secrets of ``namespace`` by name (their metadata only); starts watching the
+        namespace on first use. Raises :class:`SecretsForbidden` without the RoleBinding."""
+        ns = self._namespaces.get(namespace)
+        if ns is None:
+            ns = self._namespaces[namespace] = _Namespace()
+            ns.task = asyncio.create_task(self._run(namespace, ns), name=f"secrets-watch-{namespace}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ns.listed.wait(), self._first_list_timeout)
+        if not ns.listed.is_set():
+            raise TimeoutError(f"listing the Secrets of namespace {namespace} takes too long")
+        if ns.forbidden is not None:
+            raise ns.forbidden
+        return ns.versions
+
+    def healthy(self) -> bool:
+        return all(ns.task is None or not ns.task.done() for ns in self._namespaces.values())
+
+    async def stop(self) -> None:
+        tasks = [ns.task for ns in self._namespaces.values() if ns.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._namespaces.clear()
+
+    async def _run(self, namespace: str, ns: _Namespace) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self._list_and_watch(namespace, ns)
+                delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except ApiError as e:
+                if e.status in (401, 403):
+                    first = ns.forbidden is None
+                    ns.forbidden = SecretsForbidden(namespace, f"{e.status} {e.reason}")
+                    ns.listed.set()
+                    if first:
+                        log.warning("%s", ns.forbidden)
+                        self._on_change(namespace, None)
+                    await asyncio.sleep(self._retry_forbidden)
+                    continue
+                log.warning("watching the Secrets of namespace %s failed, retrying in %.0fs: %s", namespace, delay, e)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+                log.warning("watching the Secrets of namespace %s failed, retrying in %.0fs: %s", namespace, delay, e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+    async def _list_and_watch(self, namespace: str, ns: _Namespace) -> None:
+        doc = await self._kube.request("GET", SECRETS.path(namespace), accept=METADATA_LIST, resource="secrets")
+        listed = {
+            item["metadata"]["name"]: _version(item["metadata"])
+            for item in doc.get("items") or ()
+            if item.get("metadata", {}).get("name")
+        }
+        was_forbidden, before = ns.forbidden is not None, ns.versions
+        ns.versions, ns.forbidden = listed, None
+        ns.listed.set()
+        if was_forbidden:
+            self._on_change(namespace, None)  # granted meanwhile: every agent there needs a look
+        elif before:
+            for name in set(before) | set(listed):
+                if before.get(name) != listed.get(name):
+                    self._on_change(namespace, name)
+        version = str((doc.get("metadata") or {}).get("resourceVersion", ""))
+        params = {
+            "resourceVersion": version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(self._watch_seconds),
+        }
+        async for event in self._kube.watch(
+            SECRETS.path(namespace), params, accept=METADATA, timeout=self._watch_seconds + 30, resource="secrets"
+        ):
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                return  # e.g. 410 Gone: the version expired; list again
+            meta = obj.get("metadata") or {}
+            name = meta.get("name")
+            if kind == "BOOKMARK" or not name:
+                continue
+            if kind == "DELETED":
+                ns.versions.pop(name, None)
+            else:
+                ns.versions[name] = _version(meta)
+            self._on_change(namespace, name)
+
+
+def _version(meta: Mapping[str, object]) -> SecretVersion:
+    return SecretVersion(uid=str(meta.get("uid", "")), resource_version=str(meta.get("resourceVersion", "")))

@@ -1,0 +1,119 @@
+"""Namespace patterns, and keeping kopf's per-namespace watching from going deaf.
+
+``--namespace`` takes kopf-style patterns (``srs-*``, ``!kube-*``, ``team-*, !*-pr-*``);
+:func:`matches` evaluates them the way kopf does (the TicketTopic prefix rules use it).
+
+Why kopf could go deaf: with namespace patterns, kopf runs one watch stream per kind and
+matching namespace (``orchestration.spawn_missing_watchers``) and, for every indexed
+kind, adds a "not yet indexed" toggle to ``operator_indexed``; each stream drops its
+toggle when its initial listing is done, and *no handler runs anywhere* until every
+toggle is dropped (so that indexes are complete). When a namespace disappears,
+``orchestration.terminate_redundancies`` cancels that namespace's streams but leaves
+their toggles in place. A namespace deleted while its streams were still listing — a
+fresh operator starting amid namespace churn, the issue-10 benchmark's "0 of 1,000
+Ready after 300 s" — therefore leaves a toggle that is never dropped: every handler
+waits forever, and kopf's own liveness stays green.
+
+:func:`release_vanished_watch_toggles` wraps ``terminate_redundancies`` so that the
+toggles of the streams it stops are dropped first (a vanished namespace has nothing left
+to index). First, not after: stopping a stream waits (``queueing.exit_timeout``) for its
+workers, which may themselves be waiting for every index to be complete. Running kopf
+cluster-wide and filtering in the handlers would avoid the per-namespace streams
+altogether, but kopf then removes the finalizers of objects that its filters exclude —
+another operator's TicketTopics — so the streams stay per namespace.
+Objects seen while the operator is not yet fully indexed get per-object toggles, and a
+worker cancelled with its stream before it indexed its object leaks one too;
+:func:`_release_stuck_object_toggles` drops those that stay off for :data:`STUCK_AFTER`
+seconds (indexing one object takes milliseconds). :mod:`srs_operator.liveness` remains
+the safety net: an object waiting for its handler past a bound fails the liveness probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+
+from kopf._core.reactor import orchestration
+
+log = logging.getLogger(__name__)
+
+#: A per-object index toggle still off after this long belongs to a worker that is gone.
+STUCK_AFTER = 20.0
+
+
+def matches(namespace: str, pattern: str) -> bool:
+    """kopf's pattern semantics: comma-separated globs, ``!`` excludes, a leading exclusion
+    implies a preceding ``*``; a later inclusive glob re-admits what an exclusion removed."""
+    globs = [g.strip() for g in pattern.split(",") if g.strip()]
+    if not globs or globs[0].startswith("!"):
+        globs.insert(0, "*")
+    matched = first = fnmatch.fnmatchcase(namespace, globs[0])
+    for glob in globs[1:]:
+        if glob.startswith("!"):
+            matched = matched and not fnmatch.fnmatchcase(namespace, glob[1:])
+        elif first:
+            matched = matched or fnmatch.fnmatchcase(namespace, glob)
+    return matched
+
+
+def in_any(namespace: str, patterns: Collection[str]) -> bool:
+    """Whether ``namespace`` matches one of ``patterns`` (no patterns: every namespace)."""
+    return not patterns or any(matches(namespace, p) for p in patterns)
+
+
+def release_vanished_watch_toggles() -> None:
+    """Make kopf drop the "not yet indexed" toggles of the watch streams it stops (idempotent)."""
+    original: Callable[..., Any] = orchestration.terminate_redundancies
+    if getattr(original, "_srs_releases_toggles", False):
+        return
+
+    async def terminate_redundancies(
+        *, remaining_resources: Collection[Any], remaining_namespaces: Collection[Any], ensemble: Any
+    ) -> None:
+        if not hasattr(ensemble, "_srs_watchdog"):
+            ensemble._srs_watchdog = asyncio.create_task(
+                _release_stuck_object_toggles(ensemble.operator_indexed), name="srs index-toggle watchdog"
+            )
+        stopped = {
+            f"{key.resource}@{key.namespace}"
+            for key in ensemble.watcher_tasks
+            if key.namespace not in remaining_namespaces or key.resource not in remaining_resources
+        }
+        # Before the streams stop: stopping waits for their workers, and a worker may be waiting
+        # for exactly these toggles (every index complete) before it can finish.
+        leaked = [toggle for toggle in ensemble.operator_indexed if toggle.name in stopped]
+        if leaked:
+            log.info("released %d index toggles of watch streams stopped before their listing", len(leaked))
+            await ensemble.operator_indexed.drop_toggles(leaked)
+        await original(
+            remaining_resources=remaining_resources, remaining_namespaces=remaining_namespaces, ensemble=ensemble
+        )
+
+    terminate_redundancies._srs_releases_toggles = True  # type: ignore[attr-defined]
+    orchestration.terminate_redundancies = terminate_redundancies
+
+
+async def _release_stuck_object_toggles(operator_indexed: Any, interval: float = 5.0) -> None:
+    """Drop per-object "not yet indexed" toggles that stayed off past :data:`STUCK_AFTER`.
+
+    kopf gives each object seen before the operator is fully indexed a toggle, dropped by
+    the object's worker once it indexed the object (a matter of milliseconds). A worker
+    cancelled before that — its namespace vanished and its stream stopped — never drops
+    it, and kopf stays deaf. Such a toggle is recognisable by its age alone.
+    """
+    first_seen: dict[Any, float] = {}
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        if operator_indexed.is_on():
+            return  # fully indexed once: kopf stops creating these toggles for good
+        now = loop.time()
+        off = {t for t in operator_indexed if t.is_off() and str(t.name or "").startswith("(")}
+        first_seen = {t: first_seen.get(t, now) for t in off}
+        stuck = [t for t, since in first_seen.items() if now - since > STUCK_AFTER]
+        if stuck:
+            log.warning("released %d index toggles of objects whose workers ended before indexing them", len(stuck))
+            await operator_indexed.drop_toggles(stuck)
