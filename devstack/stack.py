@@ -188,15 +188,22 @@ def _check_ports_free(names: list[str], ports: dict[str, int]) -> None:
         "kube-scheduler": ("scheduler",),
         "kwok": ("kwok",),
     }
+
+    def listening(port: int) -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
     for name in names:
         for key in wanted[name]:
-            with socket.socket() as s:
-                s.settimeout(0.5)
-                if s.connect_ex(("127.0.0.1", ports[key])) == 0:
-                    raise RuntimeError(
-                        f"port {ports[key]} of {name} is in use by another process; stop it, or start "
-                        "afresh (new ports, empty data) with `srs dev reset && srs dev up`"
-                    )
+            deadline = time.monotonic() + 10  # a process that just died may still be closing
+            while listening(ports[key]) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if listening(ports[key]):
+                raise RuntimeError(
+                    f"port {ports[key]} of {name} is in use by another process; stop it, or start "
+                    "afresh (new ports, empty data) with `srs dev reset && srs dev up`"
+                )
 
 
 def _restart_attached(paths: Paths, state: StackState) -> StackState:

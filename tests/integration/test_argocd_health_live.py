@@ -32,6 +32,7 @@ from tests.integration.operator_harness import (  # noqa: F401 - fixtures
     srs_crds,
     srs_operator,
 )
+from tests.integration.tickettopic_support import sleep_past_second_boundary
 
 pytestmark = pytest.mark.integration
 
@@ -183,6 +184,7 @@ def test_a_second_tickettopic_for_one_topic_is_degraded_with_the_conflict(
     name = kafka_topic(prefix="ticket-conflict", partitions=1)
     objects.create(_topic("first", name, partitions=1, adopt=True))
     objects.wait_health("TicketTopic", "first", "Healthy")
+    sleep_past_second_boundary()  # creation times are in seconds: "first" must be the older one
     objects.create(_topic("second", name, partitions=1))
     obj, judged = objects.wait_health("TicketTopic", "second", "Degraded")
     assert condition(obj, "Ready")["reason"] == "ResourceConflict"

@@ -476,6 +476,9 @@ class SupportAgentController:
         try:
             obj = await self.kube.patch_status(SUPPORTAGENTS, key[0], key[1], document)
         except ApiError as e:
+            if e.namespace_gone:
+                self._vanished.add(key)  # a stale index entry (see _reconcile): stop rewriting it
+                return
             if e.status == 404:
                 return  # deleted meanwhile
             raise
