@@ -204,9 +204,10 @@ class TopicReconciler:
         plan = plans.plan_topic(spec, observed)
 
         if plan.create:
+            # Remembered before the request: a create that timed out and was retried meets
+            # "already exists" for a topic that is nevertheless this resource's own.
+            self._remember_created(topic, None)
             created = await self.admin.create(name, spec.partitions, spec.replication_factor, spec.config)
-            if created:
-                self._remember_created(topic, None)
             observed = await self._await_visible(name)
             if observed is None:
                 # Created (or being deleted by someone else) but not in the metadata yet.
