@@ -18,7 +18,8 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devstack import settings
@@ -108,6 +109,19 @@ def image_is_current(tag: str, digest: str) -> bool:
         return False
     label = docker("image", "inspect", "--format", f'{{{{index .Config.Labels "{SOURCE_LABEL}"}}}}', tag).strip()
     return label == digest
+
+
+def ensure_rootfs_all(tags: Sequence[str], progress: Progress) -> None:
+    """Build the missing base images side by side: mmdebstrap waits mostly on downloads and
+    dpkg, so four of them together take about as long as the slowest (154 s vs ~8 min here)."""
+    missing = [tag for tag in tags if not image_exists(tag)]
+    if not missing:
+        return
+    if shutil.which("mmdebstrap") is None:
+        apt_install(["mmdebstrap"], progress)  # once, before the threads: apt holds a lock
+    with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+        for future in [pool.submit(ensure_rootfs, tag, progress) for tag in missing]:
+            future.result()
 
 
 def _build(context: Path, tag: str, *build_args: str, dockerfile: Path | None = None, digest: str = "") -> None:

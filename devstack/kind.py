@@ -198,6 +198,11 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
     logs.mkdir(parents=True, exist_ok=True)
 
     docker_engine.ensure_engine(settings.kind_bins(paths), logs, _say)
+    # The Debian bases first, side by side (network and dpkg bound), then the Go builds.
+    bases = [images.PYTHON_BASE] if not os.environ.get("BASE_IMAGE") else []
+    bases += [images.JRE_BASE] if not os.environ.get("SRS_JRE_BASE") else []
+    bases += [images.NFT_BASE, images.NODE_BASE] if not os.environ.get("SRS_KIND_NODE_IMAGE") else []
+    images.ensure_rootfs_all(bases, _say)
     control_plane_bins = kube.ensure_binaries(paths, _say)
     # SRS_KIND_NODE_IMAGE: a ready-made node image (e.g. kind's own, where a registry is at
     # hand, as in the GitHub workflow); otherwise the node image is built here.
