@@ -43,7 +43,7 @@ def test_chart_lints_cleanly() -> None:
 
 
 def test_chart_grants_exactly_the_operators_least_privilege_rules() -> None:
-    docs = _render("--set", "watchNamespaces={support,team-*}")
+    docs = _render("--set", "watchNamespaces={support,team-*}", "--set", "secretNamespaces={support,billing}")
     roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
     reference = {
         d["metadata"]["name"]: d
@@ -53,9 +53,12 @@ def test_chart_grants_exactly_the_operators_least_privilege_rules() -> None:
     assert roles["srs"]["rules"] == reference["srs-operator"]["rules"]
     assert roles["srs-secrets"]["rules"] == reference["srs-operator-secrets"]["rules"]
     assert not any(r.get("resources") == ["secrets"] for r in roles["srs"]["rules"]), "no cluster-wide Secrets"
-    # The Secrets role is bound per namespace, only in watched namespaces named exactly.
+    # The Secrets role is bound per namespace: watched namespaces named exactly, and secretNamespaces.
     bindings = [d for d in docs if d["kind"] == "RoleBinding"]
-    assert [(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings] == [("support", "srs-secrets")]
+    assert [(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings] == [
+        ("support", "srs-secrets"),
+        ("billing", "srs-secrets"),
+    ]
     assert not [d for d in docs if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "srs-secrets"], (
         "the Secrets role is never bound cluster-wide"
     )
@@ -73,8 +76,11 @@ def test_values_reach_the_operator_deployment() -> None:
     )  # fmt: skip
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "b-1.msk.example:9092"
+    # The operator knows who it is: a missing Secrets RoleBinding is reported as the exact command.
+    assert env["SRS_SECRETS_ROLE"] == "srs-secrets"
+    assert env["SRS_OPERATOR_SERVICE_ACCOUNT"] == {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}
     assert "--namespace=support" in container["args"] and "--standalone" in container["args"]
     assert container["envFrom"] == [{"secretRef": {"name": "kafka-sasl"}}]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False

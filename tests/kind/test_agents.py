@@ -6,10 +6,13 @@ is killed mid-flow."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import time
 import uuid
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -188,7 +191,22 @@ def test_rotating_an_api_key_secret_rolls_the_agent_pods(cluster: Cluster, flow:
     }
     _apply(cluster, flow, secret, *_topics([f"{prefix}.in", f"{prefix}.out", f"{prefix}.human", f"{prefix}.dlq"]),
            _agent(name, prefix, model=model))  # fmt: skip
+    granted: str | None = None
     try:
+        # The operator reads Secrets only where a RoleBinding lets it; it says so, with the command.
+        def reported() -> dict[str, Any]:
+            return cluster.condition(f"sagent/{name}", flow)
+
+        wait_for("Ready or SecretsNotReadable", lambda: reported().get("status") == "True"
+                 or reported().get("reason") == "SecretsNotReadable", timeout=180, interval=1)  # fmt: skip
+        cond = reported()
+        if cond.get("reason") == "SecretsNotReadable":
+            command = re.search(r"`(kubectl create rolebinding [^`]+)`", cond["message"])
+            assert command, cond["message"]
+            argv = shlex.split(command.group(1))
+            assert "--serviceaccount=srs-system:srs-operator" in argv, argv
+            cluster.run(*argv)
+            granted = argv[3]
         wait_until_ready(cluster, f"sagent/{name}", flow)
         first = cluster.agent_pods(flow, name)[0]
         pod = first["metadata"]["name"]
@@ -214,6 +232,8 @@ def test_rotating_an_api_key_secret_rolls_the_agent_pods(cluster: Cluster, flow:
     finally:
         cluster.kubectl("delete", "sagent", "-n", flow, name, "--wait=false", check=False)
         cluster.kubectl("delete", "secret", "-n", flow, f"{name}-key", check=False)
+        if granted:
+            cluster.kubectl("delete", "rolebinding", "-n", flow, granted, check=False)
         for suffix in ("in", "out", "human", "dlq"):
             cluster.kubectl("delete", "ttopic", "-n", flow, f"{prefix}.{suffix}", "--wait=false", check=False)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -34,14 +35,26 @@ METADATA: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 SECRETS_ROLE: Final = "srs-operator-secrets"
 
 
+def grant_command(namespace: str, env: Mapping[str, str] | None = None) -> str:
+    """The kubectl command that lets this operator read Secrets in ``namespace``.
+
+    The Helm chart tells the operator who it is (``SRS_OPERATOR_NAMESPACE``,
+    ``SRS_OPERATOR_SERVICE_ACCOUNT``, ``SRS_SECRETS_ROLE``: the role's name follows the
+    release); elsewhere the names of ``operator/deploy/`` are assumed."""
+    env = os.environ if env is None else env
+    role = env.get("SRS_SECRETS_ROLE") or SECRETS_ROLE
+    home = env.get("SRS_OPERATOR_NAMESPACE") or "srs-system"
+    account = env.get("SRS_OPERATOR_SERVICE_ACCOUNT") or "srs-operator"
+    return f"kubectl create rolebinding {role} -n {namespace} --clusterrole={role} --serviceaccount={home}:{account}"
+
+
 class SecretsForbidden(Exception):
     """The operator may not read Secrets (metadata) in this namespace."""
 
     def __init__(self, namespace: str, detail: str) -> None:
         super().__init__(
             f"the operator may not read Secrets in namespace {namespace} ({detail}); grant it with "
-            f"`kubectl create rolebinding srs-operator-secrets -n {namespace} --clusterrole={SECRETS_ROLE} "
-            "--serviceaccount=<operator namespace>:<operator service account>`"
+            f"`{grant_command(namespace)}`"
         )
         self.namespace = namespace
 
