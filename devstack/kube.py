@@ -99,10 +99,14 @@ def prepare(paths: Paths, ports: Ports) -> Identity:
     written fresh otherwise (a new stack, or after ``srs dev reset``).
     """
     pki_dir = paths.state / "pki"
+    server = server_url(ports)
     if (pki_dir / "tokens.csv").is_file() and paths.kubeconfig.is_file() and paths.user_kubeconfig.is_file():
-        cfg = yaml.safe_load(paths.kubeconfig.read_text())
-        user = cfg["users"][0]
-        return Identity(user["name"], user["user"]["token"], ("system:masters",))
+        admin, user = (_identity(path) for path in (paths.kubeconfig, paths.user_kubeconfig))
+        # Same credentials, but the server follows the ports of this start: a stack whose
+        # state.json is gone (an older version's `down`) starts on new ports.
+        write_kubeconfig(paths.kubeconfig, server, pki_dir / "ca.crt", admin)
+        write_kubeconfig(paths.user_kubeconfig, server, pki_dir / "ca.crt", user)
+        return admin
     if pki_dir.exists():
         shutil.rmtree(pki_dir)
     pki.write_pki(pki_dir)
@@ -112,10 +116,16 @@ def prepare(paths: Paths, ports: Ports) -> Identity:
         "".join(f'{i.token},{i.user},{i.user},"{",".join(i.groups)}"\n' for i in (admin, user))
     )
     (pki_dir / "tokens.csv").chmod(0o600)
-    server = server_url(ports)
     write_kubeconfig(paths.kubeconfig, server, pki_dir / "ca.crt", admin)
     write_kubeconfig(paths.user_kubeconfig, server, pki_dir / "ca.crt", user)
     return admin
+
+
+def _identity(kubeconfig: Path) -> Identity:
+    """The identity a kubeconfig written by :func:`write_kubeconfig` carries."""
+    user = yaml.safe_load(kubeconfig.read_text())["users"][0]
+    groups = ("system:masters",) if user["name"] != settings.USER_NAME else ("srs:developers",)
+    return Identity(user["name"], user["user"]["token"], groups)
 
 
 #: The control plane's processes, in start order.

@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-from devstack import kafka, stack
+from devstack import kafka, kube, stack
 from devstack.settings import Paths
 
 pytestmark = pytest.mark.unit
@@ -35,3 +36,18 @@ def test_missing_tool_is_named_in_one_line(tmp_path: Path, monkeypatch: pytest.M
     message = str(err.value)
     assert "\n" not in message
     assert "Java 17+" in message and "Apache Maven" in message and "Go 1.24+" in message
+
+
+def test_kubeconfigs_follow_the_apiserver_port_and_keep_their_tokens(tmp_path: Path) -> None:
+    # state.json gone (an older version's `down`), PKI and kubeconfigs kept: the next `up`
+    # picks new ports, and every kubeconfig (kwok's, the controller-manager's) must follow.
+    paths = Paths(cache=tmp_path / "cache", state=tmp_path / "state")
+    paths.state.mkdir(parents=True)
+    first = kube.prepare(paths, kube.Ports(1, 2, 34567, 4, 5, 6))
+    user_token = yaml.safe_load(paths.user_kubeconfig.read_text())["users"][0]["user"]["token"]
+    again = kube.prepare(paths, kube.Ports(1, 2, 45678, 4, 5, 6))
+    assert again == first
+    for path in (paths.kubeconfig, paths.user_kubeconfig):
+        cfg = yaml.safe_load(path.read_text())
+        assert cfg["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:45678"
+    assert yaml.safe_load(paths.user_kubeconfig.read_text())["users"][0]["user"]["token"] == user_token
