@@ -43,6 +43,20 @@ log = logging.getLogger(__name__)
 #: A per-object index toggle still off after this long belongs to a worker that is gone.
 STUCK_AFTER = 20.0
 
+#: Called with each namespace kopf stops watching (deleted, or no longer matching).
+_unwatched_listeners: list[Callable[[str], None]] = []
+
+
+def on_namespace_unwatched(listener: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``listener(namespace)`` whenever kopf stops watching a namespace; returns the
+    function that unsubscribes it.
+
+    kopf's indexes keep the objects of a namespace whose streams it stopped (it never saw
+    their deletion): whoever iterates an index must forget that namespace here, or it keeps
+    reconciling, and writing to, objects that are gone."""
+    _unwatched_listeners.append(listener)
+    return lambda: _unwatched_listeners.remove(listener)
+
 
 def matches(namespace: str, pattern: str) -> bool:
     """kopf's pattern semantics: comma-separated globs, ``!`` excludes, a leading exclusion
@@ -77,11 +91,12 @@ def release_vanished_watch_toggles() -> None:
             ensemble._srs_watchdog = asyncio.create_task(
                 _release_stuck_object_toggles(ensemble.operator_indexed), name="srs index-toggle watchdog"
             )
-        stopped = {
-            f"{key.resource}@{key.namespace}"
+        stopped_keys = [
+            key
             for key in ensemble.watcher_tasks
             if key.namespace not in remaining_namespaces or key.resource not in remaining_resources
-        }
+        ]
+        stopped = {f"{key.resource}@{key.namespace}" for key in stopped_keys}
         # Before the streams stop: stopping waits for their workers, and a worker may be waiting
         # for exactly these toggles (every index complete) before it can finish.
         leaked = [toggle for toggle in ensemble.operator_indexed if toggle.name in stopped]
@@ -91,6 +106,13 @@ def release_vanished_watch_toggles() -> None:
         await original(
             remaining_resources=remaining_resources, remaining_namespaces=remaining_namespaces, ensemble=ensemble
         )
+        gone = {key.namespace for key in stopped_keys if key.namespace not in remaining_namespaces}
+        for namespace in sorted(n for n in gone if n is not None):
+            for listener in list(_unwatched_listeners):
+                try:
+                    listener(namespace)
+                except Exception:  # a listener's bug must not stop kopf's orchestration
+                    log.exception("a listener failed on namespace %s no longer watched", namespace)
 
     terminate_redundancies._srs_releases_toggles = True  # type: ignore[attr-defined]
     orchestration.terminate_redundancies = terminate_redundancies

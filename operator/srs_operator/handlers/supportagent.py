@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import kopf
 
+from srs_operator import namespaces
 from srs_operator.builders.supportagent_status import pod_problem
 from srs_operator.clients.events import EventRecorder
 from srs_operator.clients.kube import KubeClient, login
@@ -28,6 +29,7 @@ GROUP: Final = "srs.dev"
 VERSION: Final = "v1alpha1"
 MANAGED: Final = {"app.kubernetes.io/managed-by": MANAGED_BY}
 MEMO_KEY: Final = "supportagents"
+UNSUBSCRIBE_KEY: Final = "supportagents-unsubscribe"
 #: Where ``main.configure`` puts the :class:`~srs_operator.liveness.HandlingLag` of the process.
 LAG_MEMO_KEY: Final = "handling_lag"
 
@@ -177,10 +179,13 @@ async def start_supportagent_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     controller = SupportAgentController(kube, live, settings, EventRecorder(kube))
     controller.start()
     memo[MEMO_KEY] = controller
+    memo[UNSUBSCRIBE_KEY] = namespaces.on_namespace_unwatched(controller.namespace_unwatched)
 
 
 @kopf.on.cleanup()
 async def stop_supportagent_controller(memo: kopf.Memo, **_: Any) -> None:
+    if (unsubscribe := memo.get(UNSUBSCRIBE_KEY)) is not None:
+        unsubscribe()
     controller: SupportAgentController | None = memo.get(MEMO_KEY)
     if controller is not None:
         await controller.stop()

@@ -219,6 +219,13 @@ class SupportAgentController:
         ):
             self._written_children.pop((kind, namespace, child_name), None)
 
+    def namespace_unwatched(self, namespace: str) -> None:
+        """The namespace is gone (or no longer watched): its agents stay in kopf's index, but
+        must never be reconciled again, nor retried, until an event shows one again."""
+        for key in {k for k in (*self.live.agent_keys(), *self._deps) if k[0] == namespace}:
+            self._vanished.add(key)
+            self.agent_deleted(*key)
+
     def secret_changed(self, namespace: str, name: str | None) -> None:
         """A Secret changed (``None``: the operator's access to the namespace's Secrets did)."""
         for key, deps in list(self._deps.items()):
@@ -257,6 +264,8 @@ class SupportAgentController:
 
     async def reconcile(self, key: AgentKey) -> None:
         """Make the cluster match the agent ``key``; no writes when it already does."""
+        if key in self._vanished:
+            return  # its namespace is gone; kopf's index has not noticed (see namespace_unwatched)
         body = self._agent_body(key)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return  # gone or going: garbage collection removes the children
@@ -476,11 +485,12 @@ class SupportAgentController:
         try:
             obj = await self.kube.patch_status(SUPPORTAGENTS, key[0], key[1], document)
         except ApiError as e:
-            if e.namespace_gone:
-                self._vanished.add(key)  # a stale index entry (see _reconcile): stop rewriting it
-                return
             if e.status == 404:
-                return  # deleted meanwhile
+                # Deleted meanwhile, or a stale index entry (see _reconcile): a patch of a custom
+                # resource whose namespace is gone says only "not found". Stop resyncing it
+                # until an event shows it again, or every resync would patch it forever.
+                self._vanished.add(key)
+                return
             raise
         metrics.STATUS_WRITES.labels(KIND).inc()
         self._written_agents[key] = _Written(_version(body), _snapshot(obj))
