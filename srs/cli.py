@@ -17,13 +17,14 @@ from agent_runtime.offline import cli as offline_cli
 from devstack import cli as devstack_cli
 from devstack import kind_cli
 from gitops.argocd import healthchecks as argocd_healthchecks
-from srs import demo, publish, tail
+from srs import customers, demo, publish, tail
 from srs_operator import cli as operator_cli
 
 REGISTRARS = [
     devstack_cli.register,
     kind_cli.register,
     publish.register,
+    customers.register,
     tail.register,
     demo.register,
     operator_cli.register,

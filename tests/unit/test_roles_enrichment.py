@@ -12,12 +12,12 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from agent_runtime.agent import build_handler
 from agent_runtime.config import EnrichmentConfig
 from agent_runtime.providers.offline import OfflineProvider
 from agent_runtime.roles.enrichment import CustomerLookup
+from tests.moto_server import FAKE_CREDENTIALS, moto_server
 from tests.unit.agent_fixtures import KeywordClassifier, metric, record, ticket_created, triage_config
 
 pytestmark = pytest.mark.unit
@@ -27,26 +27,19 @@ TABLE = "srs-customers"
 
 @pytest.fixture(autouse=True)
 def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
 @pytest.fixture(scope="module")
 def dynamodb_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
-def table(dynamodb_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def table(dynamodb_url: str) -> Iterator[Any]:
     client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_url)
     client.create_table(
         TableName=TABLE,
