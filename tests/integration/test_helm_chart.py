@@ -14,6 +14,8 @@ import yaml
 from kubernetes import client
 
 from devstack.settings import default_paths
+from srs_operator.builders.supportagent import APP_NAME
+from srs_operator.settings import MANAGED_BY
 from tests.harness import Infra, wait_for
 
 pytestmark = pytest.mark.integration
@@ -105,3 +107,20 @@ def test_chart_installs_and_the_operator_deployment_becomes_available(
         subprocess.run([*helm, "uninstall", release, "--wait"], check=True, capture_output=True)
     rbac = client.RbacAuthorizationV1Api(api_client)
     wait_for("cluster role removed", lambda: release not in {r.metadata.name for r in rbac.list_cluster_role().items})
+
+
+def test_service_monitors_are_rendered_only_when_asked_for() -> None:
+    assert not [d for d in _render() if d["kind"] == "ServiceMonitor"]
+    docs = _render("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.release=kps")
+    monitors = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {"srs-operator", "srs-agents"}
+    assert all(m["metadata"]["labels"]["release"] == "kps" for m in monitors.values())
+    (operator_service,) = [d for d in docs if d["kind"] == "Service"]
+    assert monitors["srs-operator"]["spec"]["selector"]["matchLabels"] == operator_service["spec"]["selector"]
+    assert monitors["srs-operator"]["spec"]["endpoints"][0]["port"] == "metrics"
+    # The agents' Services, in any namespace, by the labels the operator's builders give them.
+    agents = monitors["srs-agents"]["spec"]
+    assert agents["namespaceSelector"] == {"any": True}
+    selector = {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/managed-by": MANAGED_BY}
+    assert agents["selector"]["matchLabels"] == selector
+    assert agents["endpoints"][0] == {"port": "http", "path": "/metrics", "interval": "30s"}
