@@ -118,6 +118,42 @@ def release_vanished_watch_toggles() -> None:
     orchestration.terminate_redundancies = terminate_redundancies
 
 
+#: How often kopf's orchestrator is made to re-check its watch streams against what it knows.
+REVISION_NUDGE_SECONDS = 5.0
+
+
+def nudge_lost_revisions(interval: float = REVISION_NUDGE_SECONDS) -> None:
+    """Make kopf's orchestrator re-match its watch streams to the known namespaces every
+    ``interval`` seconds (idempotent).
+
+    The orchestrator waits for a revision notice and for its streams at once; when a stream
+    ends at the moment a namespace event notifies it, it cancels the notified waiter and the
+    notice is lost: the new namespace is known, but no stream is started for it until the
+    next namespace event — for a lone new namespace, never (the operator ignores its agents).
+    Re-sending the notice periodically bounds that to ``interval``; a match with nothing to
+    change starts and stops nothing."""
+    original: Callable[..., Any] = orchestration.orchestrator
+    if getattr(original, "_srs_nudged", False):
+        return
+
+    async def orchestrator(*, insights: Any, **kwargs: Any) -> None:
+        async def nudge() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                async with insights.revised:
+                    insights.revised.notify_all()
+
+        nudger = asyncio.create_task(nudge(), name="srs orchestrator nudge")
+        try:
+            await original(insights=insights, **kwargs)
+        finally:
+            nudger.cancel()
+            await asyncio.gather(nudger, return_exceptions=True)
+
+    orchestrator._srs_nudged = True  # type: ignore[attr-defined]
+    orchestration.orchestrator = orchestrator
+
+
 async def _release_stuck_object_toggles(operator_indexed: Any, interval: float = 5.0) -> None:
     """Drop per-object "not yet indexed" toggles that stayed off past :data:`STUCK_AFTER`.
 
