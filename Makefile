@@ -28,9 +28,10 @@ down: ## stop the local stack
 status: install ## what the local stack runs, and where
 	$(SRS) dev status
 
-lint: install ## ruff lint + format check, actionlint on the GitHub workflow
+lint: install ## ruff lint + format check, import direction (lint-imports, contracts in pyproject.toml), actionlint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	@tools=$$($(SRS) kind tools actionlint) && $$tools/actionlint -color=false .github/workflows/*.yml && echo "actionlint: ok"
 
 format: install ## apply ruff's fixes and formatting

@@ -20,7 +20,7 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -30,6 +30,8 @@ from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+
+from agent_runtime.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from referencing._core import Resolver
@@ -310,11 +312,6 @@ def resolve_trace_id(payload: Mapping[str, Any], traceparent: bytes | str | None
     return derive_trace_id(seed)
 
 
-def now_rfc3339() -> str:
-    """The current UTC time as an RFC 3339 timestamp with millisecond precision."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 # --- builders --------------------------------------------------------------------------
 
 
@@ -422,7 +419,7 @@ def build_triaged(
         "event_id": event_id,
         "ticket_id": ticket["ticket_id"],
         "trace_id": trace_id,
-        "triaged_at": triaged_at or now_rfc3339(),
+        "triaged_at": triaged_at or rfc3339(),
         "ticket": dict(ticket),
         "triage": triage.as_dict(),
         "customer": dict(customer) if customer is not None else None,
@@ -456,7 +453,7 @@ def build_resolved(
         "event_id": event_id,
         "ticket_id": ticket["ticket_id"],
         "trace_id": trace_id,
-        "resolved_at": resolved_at or now_rfc3339(),
+        "resolved_at": resolved_at or rfc3339(),
         "type": ticket_type,
         "priority": priority,
         "subject": ticket.get("subject", ""),

@@ -16,6 +16,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any, Final
 
+from agent_runtime.timestamps import rfc3339
+
 _context: ContextVar[Mapping[str, object] | None] = ContextVar("srs_log_context", default=None)
 
 #: Attributes every ``LogRecord`` has; anything else on a record came from ``extra=``.
@@ -50,7 +52,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": rfc3339(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

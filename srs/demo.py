@@ -13,7 +13,6 @@ the Helm release there and every agent is a pod of the srs image under a real ku
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import statistics
 import subprocess
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_runtime.timestamps import parse_rfc3339
 from devstack import stack
 from devstack.processes import free_port
 
@@ -80,7 +80,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _parse_time(value: str) -> float:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000
+    return parse_rfc3339(value).timestamp() * 1000
 
 
 def start_services(state: Target) -> None:

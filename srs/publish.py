@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_runtime import events
+from agent_runtime.timestamps import rfc3339
 
 SAMPLES = "tickets.jsonl"
 
@@ -53,7 +54,7 @@ def to_event(ticket: dict[str, Any], run_id: str, n: int) -> dict[str, Any]:
         "event_id": str(uuid.uuid4()),
         "ticket_id": f"T-{run_id}-{n:04d}",
         "trace_id": secrets.token_hex(16),
-        "created_at": events.now_rfc3339(),
+        "created_at": rfc3339(),
         "customer_id": "cus_anonymous",
         "channel": "api",
     }
@@ -82,7 +83,7 @@ def publish(
         if errors:
             raise ValueError(f"ticket {event.get('ticket_id')}: {errors[0]}")
     # Validation compiles the schema once (~0.5 s); tickets are "created" as they are sent.
-    sent_at = events.now_rfc3339()
+    sent_at = rfc3339()
     for ticket, event in zip(tickets, built, strict=True):
         if "created_at" not in ticket:
             event["created_at"] = sent_at

@@ -17,11 +17,12 @@ import base64
 import hashlib
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
 from agent_runtime.records import InputRecord, OutputRecord
+from agent_runtime.timestamps import rfc3339
 
 
 class ErrorClass(StrEnum):
@@ -143,7 +144,7 @@ def build_dead_letter(
         # In this system the message key is the ticket id (the engine does not read payloads).
         "ticket_id": key_text,
         "trace_id": trace_id,
-        "failed_at": (failed_at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+        "failed_at": rfc3339(failed_at, timespec="auto"),
         "agent": agent,
         "error": {"class": error_class.value, "message": message[:message_limit], "exception": exception},
         "attempts": attempts,

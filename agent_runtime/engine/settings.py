@@ -1,11 +1,8 @@
 """Engine settings and the Kafka client configuration the engine builds from them.
 
-Client settings that vary per cluster (SASL, TLS, timeouts) come from environment
-variables, so a platform team can point the same config document at MSK or Confluent:
-``KAFKA_<NAME>`` sets ``<name>`` with ``_`` → ``.`` (``KAFKA_SECURITY_PROTOCOL`` →
-``security.protocol``; write ``__`` for a literal ``_``) on both clients;
-``KAFKA_CONSUMER_<NAME>`` / ``KAFKA_PRODUCER_<NAME>`` set it on one client only.
-Values are never logged. Settings the delivery guarantee depends on cannot be overridden.
+Client settings that vary per cluster (SASL, TLS, timeouts) come from the environment
+(:class:`agent_runtime.kafka_settings.KafkaClientSettings`, shared with the operator).
+Settings the delivery guarantee depends on cannot be overridden.
 """
 
 from __future__ import annotations
@@ -17,23 +14,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from agent_runtime.config import AgentConfig
+from agent_runtime.kafka_settings import KafkaClientSettings
 
 log = logging.getLogger(__name__)
-
-#: Environment variables with the ``KAFKA_`` prefix that belong to Kafka's own JVM tools.
-_NOT_CLIENT_SETTINGS: Final = frozenset(
-    {
-        "KAFKA_HEAP_OPTS",
-        "KAFKA_OPTS",
-        "KAFKA_JVM_PERFORMANCE_OPTS",
-        "KAFKA_LOG4J_OPTS",
-        "KAFKA_GC_LOG_OPTS",
-        "KAFKA_JMX_OPTS",
-        "KAFKA_LOG_DIR",
-        "KAFKA_HOME",
-        "KAFKA_VERSION",
-    }
-)
 
 #: What at-least-once and per-key ordering rest on; the environment cannot change these.
 _CONSUMER_GUARANTEES: Final = {
@@ -55,36 +38,6 @@ _PRODUCER_DEFAULTS: Final = {
     "linger.ms": 5,
     "compression.type": "lz4",
 }
-
-
-def _setting_name(variable_suffix: str) -> str:
-    return variable_suffix.lower().replace("__", "\0").replace("_", ".").replace("\0", "_")
-
-
-@dataclass(frozen=True)
-class KafkaClientSettings:
-    """librdkafka settings from the environment: shared, consumer-only, producer-only."""
-
-    common: Mapping[str, str] = field(default_factory=dict)
-    consumer: Mapping[str, str] = field(default_factory=dict)
-    producer: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> KafkaClientSettings:
-        common: dict[str, str] = {}
-        consumer: dict[str, str] = {}
-        producer: dict[str, str] = {}
-        for variable, value in env.items():
-            if not variable.startswith("KAFKA_") or variable in _NOT_CLIENT_SETTINGS:
-                continue
-            suffix = variable.removeprefix("KAFKA_")
-            if suffix.startswith("CONSUMER_"):
-                consumer[_setting_name(suffix.removeprefix("CONSUMER_"))] = value
-            elif suffix.startswith("PRODUCER_"):
-                producer[_setting_name(suffix.removeprefix("PRODUCER_"))] = value
-            else:
-                common[_setting_name(suffix)] = value
-        return cls(common, consumer, producer)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any, Final
 import yaml
 from pydantic import BaseModel
 
-from srs_operator.models.crd import CustomResourceKind
+from srs_operator.models.crd import API_VERSION, CustomResourceKind
 from srs_operator.models.supportagent import SUPPORT_AGENT
 from srs_operator.models.tickettopic import TICKET_TOPIC
 
@@ -179,7 +179,7 @@ def crd(kind: CustomResourceKind) -> dict[str, Any]:
         "description": kind.description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "srs.dev/v1alpha1"},
+            "apiVersion": {"type": "string", "description": API_VERSION},
             "kind": {"type": "string", "description": kind.kind},
             "metadata": metadata,
             "spec": spec_schema,

@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 from srs_operator import metrics, namespaces
-from srs_operator.clients.kube import ApiError, KubeClient, ResourceType, login
+from srs_operator.clients.kube import CLUSTER_PEERINGS, ApiError, KubeClient, login
 from srs_operator.handlers import supportagent as supportagent_handlers
 from srs_operator.handlers import tickettopic as tickettopic_handlers
 from srs_operator.liveness import HandlingLag
@@ -28,7 +28,6 @@ from srs_operator.settings import (
 )
 
 HANDLER_MODULES = (supportagent_handlers, tickettopic_handlers)
-CLUSTER_PEERINGS = ResourceType("kopf.dev/v1", "clusterkopfpeerings", namespaced=False)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ async def ensure_cluster_peering(settings: kopf.OperatorSettings, **_: Any) -> N
                 "kind": "ClusterKopfPeering",
                 "metadata": {"name": settings.peering.name},
             }
-            await kube.request("POST", CLUSTER_PEERINGS.path(), body=body, resource=CLUSTER_PEERINGS.plural)
+            await kube.create(CLUSTER_PEERINGS, None, body)
             log.info("created ClusterKopfPeering %s", settings.peering.name)
     except ApiError as e:
         if e.status != 409:

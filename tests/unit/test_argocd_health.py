@@ -16,7 +16,7 @@ import yaml
 
 from gitops.argocd import healthchecks, interpreter
 from gitops.argocd.interpreter import CaseResult, Health, Libs
-from srs_operator.builders.supportagent_status import Reason as AgentReason
+from srs_operator.models.supportagent import Reason as AgentReason
 from srs_operator.models.tickettopic import Reason as TopicReason
 
 pytestmark = pytest.mark.unit

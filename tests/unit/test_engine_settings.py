@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from agent_runtime.config import AgentConfig
-from agent_runtime.engine.settings import EngineSettings, KafkaClientSettings
+from agent_runtime.engine.settings import EngineSettings
+from agent_runtime.kafka_settings import KafkaClientSettings
 
 pytestmark = pytest.mark.unit
 

@@ -16,7 +16,7 @@ import yaml
 
 from agent_runtime.config import CONFIG_KEY, AgentConfig
 from srs_operator.builders import supportagent as build
-from srs_operator.builders.supportagent import SecretVersion, SupportAgent
+from srs_operator.models.supportagent import SecretVersion, SupportAgent
 from srs_operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.unit

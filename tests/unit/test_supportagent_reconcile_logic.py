@@ -11,7 +11,6 @@ import pytest
 
 from agent_runtime.config import ModelConfig
 from srs_operator.builders.supportagent_status import (
-    Reason,
     Verdict,
     build_status,
     rollout_of,
@@ -20,7 +19,7 @@ from srs_operator.builders.supportagent_status import (
     transitions,
 )
 from srs_operator.models.conditions import ConditionStatus
-from srs_operator.models.supportagent import SupportAgentStatus
+from srs_operator.models.supportagent import Reason, SupportAgentStatus
 from srs_operator.services.drift import APPLIED_ANNOTATION, ApplyCause, needs_apply, with_digest
 from srs_operator.services.workqueue import WorkQueue
 
@@ -297,7 +296,8 @@ def test_backoff_doubles_and_is_capped() -> None:
 def test_an_empty_env_value_as_the_api_server_stores_it_is_not_drift() -> None:
     # The API server drops `value: ""` (omitempty); the built manifest must already say so,
     # or every resync re-applies the Deployment and posts DriftReverted.
-    from srs_operator.builders.supportagent import SupportAgent, build_deployment
+    from srs_operator.builders.supportagent import build_deployment
+    from srs_operator.models.supportagent import SupportAgent
     from srs_operator.settings import OperatorSettings
 
     body = {

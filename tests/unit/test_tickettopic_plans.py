@@ -6,9 +6,27 @@ from typing import Any
 
 import pytest
 
-from srs_operator.builders import topics as plans
-from srs_operator.builders.topics import Claim
-from srs_operator.clients.kafka_admin import ConfigState, TopicState
+from srs_operator.builders.tickettopic import (
+    Claim,
+    PrefixRule,
+    TopicPlan,
+    claim_of,
+    name_violation,
+    other_references,
+    owner,
+    plan_partitions,
+    plan_replication_factor,
+    plan_topic,
+)
+from srs_operator.builders.tickettopic_status import (
+    AppliedChanges,
+    conflict_status,
+    drift,
+    not_ready_status,
+    ready_status,
+    status_patch,
+)
+from srs_operator.builders.topic_config import ConfigDelta, diff_config, same_config_value
 from srs_operator.models.conditions import ConditionStatus
 from srs_operator.models.tickettopic import (
     ConditionType,
@@ -17,7 +35,8 @@ from srs_operator.models.tickettopic import (
     TicketTopic,
     TicketTopicSpec,
 )
-from srs_operator.services.tickettopics import TopicSettings
+from srs_operator.models.topicstate import ConfigState, TopicState
+from srs_operator.services.tickettopic_settings import TopicSettings
 
 pytestmark = pytest.mark.unit
 
@@ -64,7 +83,7 @@ def state(
 
 
 def test_config_keys_that_differ_or_are_missing_are_set() -> None:
-    delta = plans.diff_config(
+    delta = diff_config(
         {"retention.ms": "1000", "cleanup.policy": "compact"},
         {"retention.ms": override("5000"), "segment.bytes": default("1073741824")},
     )
@@ -73,7 +92,7 @@ def test_config_keys_that_differ_or_are_missing_are_set() -> None:
 
 
 def test_config_override_already_as_specified_is_left_alone() -> None:
-    assert not plans.diff_config({"retention.ms": "1000"}, {"retention.ms": override("1000")})
+    assert not diff_config({"retention.ms": "1000"}, {"retention.ms": override("1000")})
 
 
 @pytest.mark.parametrize(
@@ -82,8 +101,8 @@ def test_config_override_already_as_specified_is_left_alone() -> None:
      ("delete, compact", "delete,compact")],
 )  # fmt: skip
 def test_config_values_kafka_normalises_are_not_reapplied(desired: str, stored: str) -> None:
-    assert plans.same_config_value(desired, stored)
-    assert not plans.diff_config({"some.key": desired}, {"some.key": override(stored)})
+    assert same_config_value(desired, stored)
+    assert not diff_config({"some.key": desired}, {"some.key": override(stored)})
 
 
 @pytest.mark.parametrize(
@@ -91,17 +110,17 @@ def test_config_values_kafka_normalises_are_not_reapplied(desired: str, stored: 
     [("1000", "1001"), ("true", "false"), ("compact", "delete"), ("delete,compact", "compact,delete"), ("x", None)],
 )
 def test_config_values_that_really_differ_are_set(desired: str, stored: str | None) -> None:
-    assert not plans.same_config_value(desired, stored)
+    assert not same_config_value(desired, stored)
 
 
 def test_config_value_equal_to_a_broker_default_is_pinned_on_the_topic() -> None:
     # The spec asks for it, so a later change of the broker default must not move it.
-    delta = plans.diff_config({"cleanup.policy": "delete"}, {"cleanup.policy": default("delete")})
+    delta = diff_config({"cleanup.policy": "delete"}, {"cleanup.policy": default("delete")})
     assert dict(delta.set) == {"cleanup.policy": "delete"}
 
 
 def test_overrides_removed_from_the_spec_are_deleted_but_broker_defaults_never() -> None:
-    delta = plans.diff_config(
+    delta = diff_config(
         {},
         {
             "retention.ms": override("1000"),
@@ -116,7 +135,7 @@ def test_overrides_removed_from_the_spec_are_deleted_but_broker_defaults_never()
 
 
 def test_config_delta_describes_itself_for_events() -> None:
-    delta = plans.ConfigDelta(set={"a.b": "1"}, delete=("c.d",))
+    delta = ConfigDelta(set={"a.b": "1"}, delete=("c.d",))
     assert delta.describe() == "set a.b=1; removed c.d"
 
 
@@ -128,30 +147,30 @@ def test_config_delta_describes_itself_for_events() -> None:
     [(None, 5, None, False), (3, 3, None, False), (6, 3, 6, False), (2, 3, None, True)],
 )
 def test_partitions_only_grow(desired: int | None, actual: int, increase: int | None, refused: bool) -> None:
-    plan = plans.plan_partitions(desired, actual)
+    plan = plan_partitions(desired, actual)
     assert plan.increase_to == increase
     assert (plan.not_supported is not None) is refused
 
 
 def test_partition_decrease_is_reported_with_both_numbers() -> None:
-    message = plans.plan_partitions(2, 3).not_supported
+    message = plan_partitions(2, 3).not_supported
     assert message is not None
     assert "spec.partitions is 2" in message
     assert "has 3" in message
 
 
 def test_replication_factor_change_is_not_supported() -> None:
-    assert plans.plan_replication_factor(None, 3) is None
-    assert plans.plan_replication_factor(1, 1) is None
-    message = plans.plan_replication_factor(3, 1)
+    assert plan_replication_factor(None, 3) is None
+    assert plan_replication_factor(1, 1) is None
+    message = plan_replication_factor(3, 1)
     assert message is not None
     assert "spec.replicationFactor is 3" in message
 
 
 def test_a_missing_topic_is_created_and_an_existing_one_is_diffed() -> None:
     spec = TicketTopicSpec.model_validate({"partitions": 4, "config": {"retention.ms": "1"}})
-    assert plans.plan_topic(spec, None).create
-    plan = plans.plan_topic(spec, state(partitions=2))
+    assert plan_topic(spec, None).create
+    plan = plan_topic(spec, state(partitions=2))
     assert not plan.create
     assert plan.increase_partitions_to == 4
     assert dict(plan.config.set) == {"retention.ms": "1"}
@@ -160,9 +179,9 @@ def test_a_missing_topic_is_created_and_an_existing_one_is_diffed() -> None:
 
 def test_a_topic_as_specified_needs_nothing() -> None:
     spec = TicketTopicSpec.model_validate({"partitions": 3, "config": {"retention.ms": "1"}})
-    plan = plans.plan_topic(spec, state(config={"retention.ms": override("1")}))
+    plan = plan_topic(spec, state(config={"retention.ms": override("1")}))
     assert not plan.changes_kafka
-    assert plan == plans.TopicPlan()
+    assert plan == TopicPlan()
 
 
 # -- ownership ------------------------------------------------------------------------
@@ -175,14 +194,14 @@ def claim(uid: str, created: str, **kw: Any) -> Claim:
 def test_the_oldest_ticket_topic_owns_the_topic() -> None:
     older = claim("zzz", "2026-01-01T00:00:00Z")
     newer = claim("aaa", "2026-01-01T00:00:01Z")
-    assert plans.owner([newer, older]) == older
+    assert owner([newer, older]) == older
 
 
 def test_same_second_creation_is_decided_by_uid() -> None:
     a = claim("aaa", "2026-01-01T00:00:00Z")
     b = claim("bbb", "2026-01-01T00:00:00Z")
-    assert plans.owner([b, a]) == a
-    assert plans.owner([]) is None
+    assert owner([b, a]) == a
+    assert owner([]) is None
 
 
 def test_other_references_ignore_self_and_ticket_topics_deleting_the_topic_too() -> None:
@@ -190,7 +209,7 @@ def test_other_references_ignore_self_and_ticket_topics_deleting_the_topic_too()
     leaving = claim("x", "2026-01-01T00:00:01Z", deletion_policy=DeletionPolicy.DELETE, being_deleted=True)
     retained = claim("y", "2026-01-01T00:00:02Z", deletion_policy=DeletionPolicy.RETAIN, being_deleted=True)
     staying = claim("z", "2026-01-01T00:00:03Z")
-    assert plans.other_references([me, leaving, retained, staying], "me") == [retained, staying]
+    assert other_references([me, leaving, retained, staying], "me") == [retained, staying]
 
 
 # -- status ---------------------------------------------------------------------------
@@ -199,8 +218,8 @@ def test_other_references_ignore_self_and_ticket_topics_deleting_the_topic_too()
 def test_ready_status_describes_the_topic_and_is_stable() -> None:
     topic = TicketTopic.from_body(body())
     observed = state()
-    plan = plans.plan_topic(topic.spec, observed)
-    status = plans.ready_status(topic, observed, plan)
+    plan = plan_topic(topic.spec, observed)
+    status = ready_status(topic, observed, plan)
     assert status.is_ready()
     assert (status.topic_name, status.topic_id, status.partitions, status.replication_factor) == (
         "orders",
@@ -212,13 +231,13 @@ def test_ready_status_describes_the_topic_and_is_stable() -> None:
     # Reconciling again with nothing changed yields no patch at all.
     again = TicketTopic.from_body(body(status=status.model_dump(mode="json", by_alias=True, exclude_none=True)))
     current = again.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    assert plans.status_patch(current, plans.ready_status(again, observed, plan)) is None
+    assert status_patch(current, ready_status(again, observed, plan)) is None
 
 
 def test_partition_decrease_makes_ready_false_with_reason_not_supported() -> None:
     topic = TicketTopic.from_body(body(spec={"partitions": 2}))
     observed = state(partitions=3)
-    status = plans.ready_status(topic, observed, plans.plan_topic(topic.spec, observed))
+    status = ready_status(topic, observed, plan_topic(topic.spec, observed))
     ready = status.condition(ConditionType.READY)
     partitions = status.condition(ConditionType.PARTITIONS_IN_SYNC)
     assert ready is not None and ready.status is ConditionStatus.FALSE and ready.reason == Reason.NOT_SUPPORTED
@@ -229,8 +248,8 @@ def test_partition_decrease_makes_ready_false_with_reason_not_supported() -> Non
 def test_refused_config_makes_ready_false_with_reason_invalid_config() -> None:
     topic = TicketTopic.from_body(body(spec={"config": {"retention.ms": "soon"}}))
     observed = state()
-    status = plans.ready_status(
-        topic, observed, plans.plan_topic(topic.spec, observed), plans.AppliedChanges(config_error="INVALID_CONFIG: x")
+    status = ready_status(
+        topic, observed, plan_topic(topic.spec, observed), AppliedChanges(config_error="INVALID_CONFIG: x")
     )
     ready = status.condition(ConditionType.READY)
     assert ready is not None and ready.reason == Reason.INVALID_CONFIG
@@ -241,11 +260,11 @@ def test_refused_config_makes_ready_false_with_reason_invalid_config() -> None:
 def test_conflict_status_names_the_owner_and_drops_what_it_does_not_manage() -> None:
     topic = TicketTopic.from_body(body(status={"topicId": "old", "partitions": 3, "topicName": "orders"}))
     winner = claim("older", "2025-01-01T00:00:00Z")
-    status = plans.conflict_status(topic, winner)
+    status = conflict_status(topic, winner)
     ready = status.condition(ConditionType.READY)
     assert ready is not None and ready.reason == Reason.RESOURCE_CONFLICT
     assert "ns/tt-older" in ready.message
-    patch = plans.status_patch({"topicId": "old", "partitions": 3, "topicName": "orders"}, status)
+    patch = status_patch({"topicId": "old", "partitions": 3, "topicName": "orders"}, status)
     assert patch is not None
     assert patch["topicId"] is None
     assert patch["partitions"] is None
@@ -253,9 +272,9 @@ def test_conflict_status_names_the_owner_and_drops_what_it_does_not_manage() -> 
 
 def test_last_transition_time_moves_only_when_the_status_changes() -> None:
     topic = TicketTopic.from_body(body())
-    first = plans.not_ready_status(topic, Reason.KAFKA_UNAVAILABLE, "down")
+    first = not_ready_status(topic, Reason.KAFKA_UNAVAILABLE, "down")
     again = TicketTopic.from_body(body(status=first.model_dump(mode="json", by_alias=True, exclude_none=True)))
-    second = plans.not_ready_status(again, Reason.KAFKA_UNAVAILABLE, "down")
+    second = not_ready_status(again, Reason.KAFKA_UNAVAILABLE, "down")
     assert first.conditions[0].last_transition_time == second.conditions[0].last_transition_time
 
 
@@ -278,14 +297,14 @@ def test_status_keys_of_other_writers_are_ignored() -> None:
 
 
 def drift_of(topic: TicketTopic, observed: TopicState | None, winner: Claim | None = None, **kw: Any) -> str | None:
-    claim = plans.claim_of(topic, **kw)
-    return plans.drift(topic, claim, winner or claim, observed)
+    claim = claim_of(topic, **kw)
+    return drift(topic, claim, winner or claim, observed)
 
 
 def test_level_check_finds_nothing_to_do_for_a_topic_in_sync() -> None:
     topic = TicketTopic.from_body(body())
     observed = state()
-    status = plans.ready_status(topic, observed, plans.plan_topic(topic.spec, observed))
+    status = ready_status(topic, observed, plan_topic(topic.spec, observed))
     synced = TicketTopic.from_body(body(status=status.model_dump(mode="json", by_alias=True, exclude_none=True)))
     assert drift_of(synced, observed) is None
     assert drift_of(synced, None) == "topic orders does not exist in Kafka"
@@ -297,7 +316,7 @@ def test_level_check_brings_back_resources_that_reported_kafka_unreachable_once_
     waiting = TicketTopic.from_body(body())
     waiting = TicketTopic.from_body(
         body(
-            status=plans.not_ready_status(waiting, Reason.KAFKA_UNAVAILABLE, "down").model_dump(
+            status=not_ready_status(waiting, Reason.KAFKA_UNAVAILABLE, "down").model_dump(
                 mode="json", by_alias=True, exclude_none=True
             )
         )
@@ -311,11 +330,7 @@ def test_level_check_leaves_resources_that_wait_for_a_new_name_or_the_adoption_o
     for reason in (Reason.TOPIC_NAME_NOT_ALLOWED, Reason.TOPIC_EXISTS):
         fresh = TicketTopic.from_body(body())
         refused = TicketTopic.from_body(
-            body(
-                status=plans.not_ready_status(fresh, reason, "no").model_dump(
-                    mode="json", by_alias=True, exclude_none=True
-                )
-            )
+            body(status=not_ready_status(fresh, reason, "no").model_dump(mode="json", by_alias=True, exclude_none=True))
         )
         assert drift_of(refused, state(config={"retention.ms": override("1")})) is None
 
@@ -327,7 +342,7 @@ def test_level_check_notices_when_a_conflicting_owner_went_away() -> None:
         body(
             uid="b",
             created="2026-01-02T00:00:00Z",
-            status=plans.conflict_status(loser, old_winner).model_dump(mode="json", by_alias=True, exclude_none=True),
+            status=conflict_status(loser, old_winner).model_dump(mode="json", by_alias=True, exclude_none=True),
         )
     )
     assert drift_of(in_conflict, None, winner=old_winner) is None  # still in conflict: nothing to do
@@ -356,21 +371,21 @@ def test_settings_come_from_the_environment() -> None:
 
 def test_reserved_topic_names_are_refused_in_every_namespace() -> None:
     for name in ("__consumer_offsets", "_schemas", "srs.internal.offsets"):
-        assert "is reserved" in (plans.name_violation("team-a", name, ()) or "")
-    assert plans.name_violation("team-a", "ticket.events", ()) is None
+        assert "is reserved" in (name_violation("team-a", name, ()) or "")
+    assert name_violation("team-a", "ticket.events", ()) is None
 
 
 def test_prefix_rules_limit_each_namespace_to_its_own_names() -> None:
-    rules = (plans.PrefixRule.parse("*={namespace}."), plans.PrefixRule.parse("support=ticket.,shared."))
-    assert plans.name_violation("team-a", "team-a.orders", rules) is None
-    assert plans.name_violation("support", "ticket.events", rules) is None
-    refused = plans.name_violation("team-b", "team-a.orders", rules)
+    rules = (PrefixRule.parse("*={namespace}."), PrefixRule.parse("support=ticket.,shared."))
+    assert name_violation("team-a", "team-a.orders", rules) is None
+    assert name_violation("support", "ticket.events", rules) is None
+    refused = name_violation("team-b", "team-a.orders", rules)
     assert refused is not None and "may only claim topics starting with team-b." in refused
-    only_some = (plans.PrefixRule.parse("team-*=team."),)
-    assert "may not claim any Kafka topic" in (plans.name_violation("billing", "team.x", only_some) or "")
+    only_some = (PrefixRule.parse("team-*=team."),)
+    assert "may not claim any Kafka topic" in (name_violation("billing", "team.x", only_some) or "")
 
 
 @pytest.mark.parametrize("text", ["no-equals", "=prefix", "glob=", "glob= , "])
 def test_a_malformed_prefix_rule_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="NAMESPACE_GLOB=PREFIX"):
-        plans.PrefixRule.parse(text)
+        PrefixRule.parse(text)

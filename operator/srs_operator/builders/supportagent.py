@@ -26,7 +26,14 @@ from typing import Any, Final
 
 from agent_runtime.config import CONFIG_KEY, AgentConfig, Role
 from srs_operator.models.crd import API_VERSION
-from srs_operator.models.supportagent import SUPPORT_AGENT, ConfigMapKeySelector, ModelSpec, SupportAgentSpec
+from srs_operator.models.supportagent import (
+    SUPPORT_AGENT,
+    ConfigMapKeySelector,
+    ModelSpec,
+    SecretVersion,
+    SupportAgent,
+    SupportAgentSpec,
+)
 from srs_operator.settings import MANAGED_BY, OperatorSettings
 
 CONFIG_HASH_ANNOTATION: Final = "srs.dev/config-hash"
@@ -51,43 +58,11 @@ DEFAULT_RESOURCES: Final[Mapping[str, Mapping[str, str]]] = {
 
 
 @dataclass(frozen=True)
-class SupportAgent:
-    """A SupportAgent as the builders see it: identity plus the parsed spec."""
-
-    namespace: str
-    name: str
-    uid: str
-    generation: int
-    spec: SupportAgentSpec
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> SupportAgent:
-        """Parse a kopf body or a plain dict; raises ``pydantic.ValidationError``."""
-        meta = body["metadata"]
-        return cls(
-            namespace=meta["namespace"],
-            name=meta["name"],
-            uid=meta["uid"],
-            generation=int(meta.get("generation") or 0),
-            spec=SupportAgentSpec.model_validate(dict(body.get("spec") or {})),
-        )
-
-
-@dataclass(frozen=True)
 class SecretKeyRef:
     """A Secret key the agent's pods read."""
 
     name: str
     key: str
-
-
-@dataclass(frozen=True)
-class SecretVersion:
-    """What the operator knows of a Secret: its identity and version, from its metadata.
-    Nothing derived from the values: the config hash then reveals nothing about them."""
-
-    uid: str
-    resource_version: str
 
 
 # -- identity -----------------------------------------------------------------------------

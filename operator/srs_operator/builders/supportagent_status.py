@@ -20,39 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from agent_runtime.config import ModelConfig
 from srs_operator.models.conditions import Condition, ConditionStatus, set_condition
-from srs_operator.models.supportagent import SupportAgentStatus
-
-
-class ConditionType(StrEnum):
-    ACCEPTED = "Accepted"
-    TOPICS_READY = "TopicsReady"
-    READY = "Ready"
-
-
-class Reason(StrEnum):
-    """``reason`` of SupportAgent conditions (and of the Events announcing them)."""
-
-    APPLIED = "Applied"
-    INVALID_SPEC = "InvalidSpec"
-    PROMPT_NOT_FOUND = "PromptNotFound"
-    OFFLINE_MODEL_NOT_FOUND = "OfflineModelNotFound"
-    NAME_CONFLICT = "NameConflict"
-    APPLY_FAILED = "ApplyFailed"
-    TOPICS_READY = "TopicsReady"
-    TOPICS_NOT_READY = "TopicsNotReady"
-    ROLLOUT_COMPLETE = "RolloutComplete"
-    ROLLING_OUT = "RollingOut"
-    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
-    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a secret
-    SECRETS_NOT_READABLE = "SecretsNotReadable"
-    NOT_ACCEPTED = "NotAccepted"
-    PODS_FAILING = "PodsFailing"
-
+from srs_operator.models.supportagent import ConditionType, Reason, SupportAgentStatus
 
 #: Container waiting reasons that mean "this will not start by itself soon".
 FAILING_WAITING_REASONS = frozenset(

@@ -7,12 +7,12 @@ never from Secret data.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from agent_runtime.timestamps import rfc3339
 from srs_operator.clients.kube import KubeClient
 
 COMPONENT: Final = "srs-operator"
@@ -40,7 +40,7 @@ class EventRecorder:
         self._instance = os.environ.get("POD_NAME") or socket.gethostname()
 
     async def post(self, obj: ObjectRef, type_: EventType, reason: str, message: str) -> None:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = rfc3339(timespec="seconds")
         event: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -11,7 +11,7 @@ Errors are sorted into two kinds: :class:`KafkaUnavailable` (Kafka cannot be rea
 did not answer in time: retry with backoff) and :class:`KafkaAdminError` (Kafka answered
 and said no, e.g. an invalid config value: retrying the same request will not help).
 
-Connection settings follow the runtime's convention (``agent_runtime.engine.settings``):
+Connection settings follow the runtime's convention (``agent_runtime.kafka_settings``):
 ``KAFKA_BOOTSTRAP_SERVERS`` plus ``KAFKA_<NAME>`` for any librdkafka setting, e.g.
 ``KAFKA_SECURITY_PROTOCOL=SASL_SSL``, ``KAFKA_SASL_MECHANISM``, ``KAFKA_SASL_USERNAME``,
 ``KAFKA_SASL_PASSWORD``, ``KAFKA_SSL_CA_LOCATION``. Values are never logged.
@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection, Uuid
@@ -44,8 +44,9 @@ from confluent_kafka.admin import (
 )
 from prometheus_client import Counter
 
-from agent_runtime.engine.settings import KafkaClientSettings
+from agent_runtime.kafka_settings import KafkaClientSettings
 from srs_operator import metrics
+from srs_operator.models.topicstate import ConfigState, TopicState
 
 log = logging.getLogger(__name__)
 
@@ -121,33 +122,6 @@ class KafkaAdminError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-
-
-@dataclass(frozen=True)
-class ConfigState:
-    """One config entry of a topic as Kafka reports it."""
-
-    value: str | None
-    #: True when set on the topic itself (a dynamic topic override), False for broker
-    #: defaults and static/dynamic broker configs, which the operator never touches.
-    is_override: bool
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
-class TopicState:
-    """A topic as Kafka describes it."""
-
-    name: str
-    topic_id: str
-    partitions: int
-    replication_factor: int
-    config: Mapping[str, ConfigState] = field(default_factory=dict)
-
-    @property
-    def overrides(self) -> dict[str, str]:
-        """The topic's dynamic config overrides."""
-        return {k: v.value for k, v in self.config.items() if v.is_override and v.value is not None}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ import aiohttp
 import kopf
 
 from srs_operator import metrics
+from srs_operator.models.crd import API_VERSION
+from srs_operator.models.supportagent import SUPPORT_AGENT
+from srs_operator.models.tickettopic import TICKET_TOPIC
 from srs_operator.settings import FIELD_MANAGER
 
 log = logging.getLogger(__name__)
@@ -95,8 +98,9 @@ SERVICES: Final = ResourceType("v1", "services")
 SERVICEACCOUNTS: Final = ResourceType("v1", "serviceaccounts")
 SECRETS: Final = ResourceType("v1", "secrets")
 EVENTS: Final = ResourceType("v1", "events")
-SUPPORTAGENTS: Final = ResourceType("srs.dev/v1alpha1", "supportagents")
-TICKETTOPICS: Final = ResourceType("srs.dev/v1alpha1", "tickettopics")
+SUPPORTAGENTS: Final = ResourceType(API_VERSION, SUPPORT_AGENT.plural)
+TICKETTOPICS: Final = ResourceType(API_VERSION, TICKET_TOPIC.plural)
+CLUSTER_PEERINGS: Final = ResourceType("kopf.dev/v1", "clusterkopfpeerings", namespaced=False)
 
 #: kind → resource type, for the child objects the builders produce.
 BY_KIND: Final[Mapping[str, ResourceType]] = {
@@ -167,13 +171,15 @@ class KubeClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def watch(
-        self, path: str, params: Mapping[str, str], *, accept: str, timeout: float, resource: str = ""
+        self, rtype: ResourceType, namespace: str | None, params: Mapping[str, str], *, accept: str, timeout: float
     ) -> AsyncIterator[dict[str, Any]]:
-        """A watch stream: one decoded event per line until the server ends it (``timeoutSeconds``)
-        or nothing arrives for ``timeout`` seconds. Raises :class:`ApiError` on an error status."""
+        """A watch stream of ``rtype`` in ``namespace``: one decoded event per line until the
+        server ends it (``timeoutSeconds``) or nothing arrives for ``timeout`` seconds. Raises
+        :class:`ApiError` on an error status."""
+        resource = rtype.plural
         session = self._open()
         async with session.get(
-            self._info.server.rstrip("/") + path,
+            self._info.server.rstrip("/") + rtype.path(namespace),
             params={**params, "watch": "true"},
             headers={"Accept": accept},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout),
@@ -209,6 +215,29 @@ class KubeClient:
             if e.status == 404:
                 return None
             raise
+
+    async def list(
+        self, rtype: ResourceType, namespace: str | None, *, accept: str = "application/json"
+    ) -> dict[str, Any]:
+        """The list document of ``rtype`` in ``namespace`` (``accept`` may ask for metadata only)."""
+        return await self.request("GET", rtype.path(namespace), accept=accept, resource=rtype.plural)
+
+    async def create(self, rtype: ResourceType, namespace: str | None, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a new object; an existing one is an :class:`ApiError` with status 409."""
+        return await self.request("POST", rtype.path(namespace), body=obj, resource=rtype.plural)
+
+    async def merge_patch(
+        self, rtype: ResourceType, namespace: str | None, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """JSON merge patch of the object itself (not its status); returns the live object. A
+        ``metadata.resourceVersion`` in ``patch`` makes it conditional (409 when it moved)."""
+        return await self.request(
+            "PATCH",
+            rtype.path(namespace, name),
+            body=patch,
+            content_type=MERGE_PATCH_CONTENT_TYPE,
+            resource=rtype.plural,
+        )
 
     async def apply(self, obj: Mapping[str, Any], *, force: bool = True) -> dict[str, Any]:
         """Server-side apply ``obj`` as the operator's field manager; returns the live object."""

@@ -24,8 +24,8 @@ from typing import Final
 
 import aiohttp
 
-from srs_operator.builders.supportagent import SecretVersion
 from srs_operator.clients.kube import SECRETS, ApiError, KubeClient
+from srs_operator.models.supportagent import SecretVersion
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class SecretVersions:
             delay = min(delay * 2, 60.0)
 
     async def _list_and_watch(self, namespace: str, ns: _Namespace) -> None:
-        doc = await self._kube.request("GET", SECRETS.path(namespace), accept=METADATA_LIST, resource="secrets")
+        doc = await self._kube.list(SECRETS, namespace, accept=METADATA_LIST)
         listed = {
             item["metadata"]["name"]: _version(item["metadata"])
             for item in doc.get("items") or ()
@@ -160,7 +160,7 @@ class SecretVersions:
             "timeoutSeconds": str(self._watch_seconds),
         }
         async for event in self._kube.watch(
-            SECRETS.path(namespace), params, accept=METADATA, timeout=self._watch_seconds + 30, resource="secrets"
+            SECRETS, namespace, params, accept=METADATA, timeout=self._watch_seconds + 30
         ):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":

@@ -19,14 +19,13 @@ import kopf
 
 from srs_operator import namespaces
 from srs_operator.builders.supportagent_status import pod_problem
-from srs_operator.clients.events import EventRecorder
-from srs_operator.clients.kube import KubeClient, login
 from srs_operator.liveness import HandlingLag
+from srs_operator.models.crd import GROUP, VERSION
+from srs_operator.models.supportagent import SUPPORT_AGENT
+from srs_operator.models.tickettopic import TICKET_TOPIC
 from srs_operator.services.supportagents import AgentKey, SupportAgentController
 from srs_operator.settings import MANAGED_BY, SETTINGS_MEMO_KEY, OperatorSettings
 
-GROUP: Final = "srs.dev"
-VERSION: Final = "v1alpha1"
 MANAGED: Final = {"app.kubernetes.io/managed-by": MANAGED_BY}
 MEMO_KEY: Final = "supportagents"
 UNSUBSCRIBE_KEY: Final = "supportagents-unsubscribe"
@@ -106,7 +105,7 @@ def _lag(memo: kopf.Memo) -> HandlingLag | None:
     return lag if isinstance(lag, HandlingLag) else None
 
 
-@kopf.index(GROUP, VERSION, "supportagents", id="srs_agents")
+@kopf.index(GROUP, VERSION, SUPPORT_AGENT.plural, id="srs_agents")
 async def srs_agents(
     namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[Any, dict[str, Any]]:
@@ -158,7 +157,7 @@ def _topic_is_ready(status: kopf.Status) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
 
 
-@kopf.index(GROUP, VERSION, "tickettopics", id="srs_topic_readiness")
+@kopf.index(GROUP, VERSION, TICKET_TOPIC.plural, id="srs_topic_readiness")
 async def srs_topic_readiness(
     namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, memo: kopf.Memo, **_: Any
 ) -> dict[Any, tuple[str, bool]]:
@@ -175,8 +174,7 @@ async def start_supportagent_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     """Start the controller on kopf's indexes (kopf passes each as a keyword named by its id)."""
     settings: OperatorSettings = memo.get(SETTINGS_MEMO_KEY) or OperatorSettings.from_env()
     live = KopfLiveState({name: kwargs[name] for name in INDEXES})
-    kube = KubeClient(login())
-    controller = SupportAgentController(kube, live, settings, EventRecorder(kube))
+    controller = SupportAgentController.connect(live, settings)
     controller.start()
     memo[MEMO_KEY] = controller
     memo[UNSUBSCRIBE_KEY] = namespaces.on_namespace_unwatched(controller.namespace_unwatched)
@@ -188,8 +186,7 @@ async def stop_supportagent_controller(memo: kopf.Memo, **_: Any) -> None:
         unsubscribe()
     controller: SupportAgentController | None = memo.get(MEMO_KEY)
     if controller is not None:
-        await controller.stop()
-        await controller.kube.close()
+        await controller.close()
 
 
 @kopf.on.probe(id="supportagent_workers")
@@ -224,7 +221,7 @@ def _controller(memo: kopf.Memo) -> SupportAgentController:
 # -- what changed → which agent -----------------------------------------------------------
 
 
-@kopf.on.event(GROUP, VERSION, "supportagents")
+@kopf.on.event(GROUP, VERSION, SUPPORT_AGENT.plural)
 async def supportagent_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     if (lag := _lag(memo)) is not None:
         lag.handled(("SupportAgent", namespace, name))
@@ -238,7 +235,7 @@ async def supportagent_event(event: kopf.RawEvent, namespace: str | None, name: 
 
 def _owner(body: kopf.Body) -> str | None:
     for ref in body.get("metadata", {}).get("ownerReferences") or ():
-        if ref.get("kind") == "SupportAgent" and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
+        if ref.get("kind") == SUPPORT_AGENT.kind and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
             return str(ref["name"])
     instance = body.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/instance")
     return None if instance is None else str(instance)
@@ -262,7 +259,7 @@ async def config_map_event(namespace: str | None, name: str, memo: kopf.Memo, **
         _controller(memo).config_map_changed(namespace, name)
 
 
-@kopf.on.event(GROUP, VERSION, "tickettopics")
+@kopf.on.event(GROUP, VERSION, TICKET_TOPIC.plural)
 async def tickettopic_event(namespace: str | None, name: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
     if (lag := _lag(memo)) is not None:
         lag.handled(("TicketTopic", namespace, name))

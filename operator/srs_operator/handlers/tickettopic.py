@@ -17,27 +17,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Final
 
 import kopf
 from pydantic import ValidationError
 
+from agent_runtime.timestamps import parse_rfc3339
 from srs_operator import metrics
-from srs_operator.builders import topics as plans
-from srs_operator.builders.supportagent import SupportAgent, agent_topics, render_config
-from srs_operator.clients.kafka_admin import KafkaAdminSettings, TopicAdmin
-from srs_operator.clients.kube import SUPPORTAGENTS, KubeClient, login
-from srs_operator.models.conditions import now_rfc3339
+from srs_operator.builders.supportagent import agent_topics, render_config
+from srs_operator.builders.tickettopic import Claim, claim_of, name_violation
+from srs_operator.builders.tickettopic_status import invalid_spec_status, status_patch
 from srs_operator.models.crd import GROUP, VERSION
-from srs_operator.models.tickettopic import TICKET_TOPIC, DeletionPolicy, Reason, TicketTopic
+from srs_operator.models.supportagent import SUPPORT_AGENT, SupportAgent
+from srs_operator.models.tickettopic import TICKET_TOPIC, DeletionPolicy, TicketTopic
+from srs_operator.services.tickettopic_resync import IndexedTopic
+from srs_operator.services.tickettopic_settings import TopicSettings
 from srs_operator.services.tickettopics import (
-    IndexedTopic,
     Outcome,
-    TopicReconciler,
-    TopicResync,
-    TopicSettings,
+    TicketTopicController,
     deletion_policy_of,
     in_use_outcome,
 )
@@ -48,17 +45,6 @@ log = logging.getLogger(__name__)
 KIND: Final = TICKET_TOPIC.kind
 PLURAL: Final = TICKET_TOPIC.plural
 _MEMO_KEY: Final = "tickettopics"
-
-
-@dataclass(frozen=True)
-class TicketTopicController:
-    """What the TicketTopic handlers share for the life of the operator (kept in kopf's memo)."""
-
-    settings: TopicSettings
-    admin: TopicAdmin
-    kube: KubeClient
-    reconciler: TopicReconciler
-    resync: TopicResync
 
 
 def _controller(memo: kopf.Memo) -> TicketTopicController:
@@ -83,17 +69,13 @@ async def start_tickettopics(memo: kopf.Memo, **kwargs: Any) -> None:
     except ValueError as e:
         raise kopf.PermanentError(f"cannot start the TicketTopic controller: {e}") from e
     try:
-        admin = TopicAdmin(KafkaAdminSettings.from_env(os.environ))
+        controller = await TicketTopicController.start(os.environ, settings, lambda: index)
     except ValueError as e:  # e.g. no KAFKA_BOOTSTRAP_SERVERS: nothing to manage topics with
         raise kopf.PermanentError(f"cannot start the TicketTopic controller: {e}") from e
-    await admin.start()
-    kube = KubeClient(login())
-    resync = TopicResync(admin, kube, lambda: index, settings)
-    resync.start()
-    memo[_MEMO_KEY] = TicketTopicController(settings, admin, kube, TopicReconciler(admin, settings), resync)
+    memo[_MEMO_KEY] = controller
     log.info(
         "TicketTopic controller started: Kafka %s, level check every %.0fs",
-        admin.settings.bootstrap_servers,
+        controller.admin.settings.bootstrap_servers,
         settings.resync_interval,
     )
 
@@ -102,9 +84,7 @@ async def start_tickettopics(memo: kopf.Memo, **kwargs: Any) -> None:
 async def stop_tickettopics(memo: kopf.Memo, **_: Any) -> None:
     controller = memo.get(_MEMO_KEY)
     if isinstance(controller, TicketTopicController):
-        await controller.resync.stop()
-        await controller.admin.close()
-        await controller.kube.close()
+        await controller.stop()
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -117,9 +97,9 @@ def tickettopic_index(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, **_: An
         return {}
     controller = memo.get(_MEMO_KEY)
     rules = controller.settings.prefix_rules if isinstance(controller, TicketTopicController) else ()
-    if plans.name_violation(topic.namespace, topic.topic_name, rules) is not None:
+    if name_violation(topic.namespace, topic.topic_name, rules) is not None:
         return {}
-    claim = plans.claim_of(topic, being_deleted=meta.get("deletionTimestamp") is not None)
+    claim = claim_of(topic, being_deleted=meta.get("deletionTimestamp") is not None)
     return {topic.topic_name: IndexedTopic(topic, claim, str(meta.get("resourceVersion", "")))}
 
 
@@ -130,15 +110,7 @@ def _parse(body: kopf.Body, patch: kopf.Patch | None = None) -> TicketTopic:
         # Admission validates the spec; this only happens with an older CRD installed.
         message = f"the spec does not match the TicketTopic schema: {e.errors()[0].get('msg', e)}"
         if patch is not None:
-            patch.status["conditions"] = [
-                {
-                    "type": "Ready",
-                    "status": "False",
-                    "reason": Reason.INVALID_SPEC.value,
-                    "message": message,
-                    "lastTransitionTime": now_rfc3339(),
-                }
-            ]
+            patch.status.update(invalid_spec_status(message))
         raise kopf.PermanentError(message) from e
 
 
@@ -148,7 +120,7 @@ def _index(kwargs: dict[str, Any]) -> kopf.Index[str, IndexedTopic]:
     return index
 
 
-def _claims(kwargs: dict[str, Any], topic: TicketTopic) -> list[plans.Claim]:
+def _claims(kwargs: dict[str, Any], topic: TicketTopic) -> list[Claim]:
     return [entry.claim for entry in _index(kwargs).get(topic.topic_name, [])]
 
 
@@ -173,7 +145,7 @@ async def reconcile_tickettopic(
         topic = _parse(body, patch)
         outcome = await controller.reconciler.reconcile(topic, _claims(kwargs, topic))
         if outcome.status is not None:
-            changes = plans.status_patch(body.get("status"), outcome.status)
+            changes = status_patch(body.get("status"), outcome.status)
             if changes:
                 patch.status.update(changes)
                 metrics.STATUS_WRITES.labels(KIND).inc()
@@ -184,7 +156,7 @@ async def reconcile_tickettopic(
             raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_after)
 
 
-@kopf.index(GROUP, VERSION, "supportagents")
+@kopf.index(GROUP, VERSION, SUPPORT_AGENT.plural)
 def tickettopic_users(body: kopf.Body, meta: kopf.Meta, **_: Any) -> dict[str, str]:
     """Kafka topic → the SupportAgents that read or write it (``namespace/name``), so that a
     topic in use is not deleted under them."""
@@ -217,10 +189,10 @@ async def delete_tickettopic(
     topic = _parse(body)
     users: kopf.Index[str, str] = kwargs["tickettopic_users"]
     in_use = in_use_outcome(
-        topic, await _live_users(controller, users.get(topic.topic_name, ())), controller.settings.in_use_retry
+        topic, await controller.live_users(users.get(topic.topic_name, ())), controller.settings.in_use_retry
     )
     if in_use is not None:
-        if in_use.status is not None and (changes := plans.status_patch(body.get("status"), in_use.status)):
+        if in_use.status is not None and (changes := status_patch(body.get("status"), in_use.status)):
             patch.status.update(changes)
         _post_events(body, in_use)
         raise kopf.TemporaryError(in_use.retry_message, delay=in_use.retry_after or controller.settings.in_use_retry)
@@ -230,18 +202,6 @@ async def delete_tickettopic(
     if outcome.retry:
         remaining = max(1.0, controller.settings.delete_timeout - waited)
         raise kopf.TemporaryError(outcome.retry_message, delay=min(controller.settings.backoff(retry), remaining))
-
-
-async def _live_users(controller: TicketTopicController, indexed: Iterable[str]) -> list[str]:
-    """The indexed users that still exist: kopf may stop watching a terminating namespace
-    before it sees an agent's deletion, and a stale entry must not hold the topic forever."""
-    live = []
-    for ref in sorted(set(indexed)):
-        namespace, _, name = ref.partition("/")
-        agent = await controller.kube.get(SUPPORTAGENTS, namespace, name)
-        if agent is not None and not (agent.get("metadata") or {}).get("deletionTimestamp"):
-            live.append(ref)
-    return live
 
 
 def _is_deletion(type: str | None, **_: Any) -> bool:
@@ -259,5 +219,5 @@ def tickettopic_gone(memo: kopf.Memo, **_: Any) -> None:
 def _seconds_since(timestamp: str | None) -> float:
     if not timestamp:
         return 0.0
-    then = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    then = parse_rfc3339(timestamp)
     return max(0.0, (dt.datetime.now(dt.UTC) - then).total_seconds())

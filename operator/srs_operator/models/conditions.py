@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from agent_runtime.timestamps import rfc3339
 
 
 class ConditionStatus(StrEnum):
@@ -38,10 +39,6 @@ class Condition(BaseModel):
     )
 
 
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def set_condition(
     conditions: list[Condition],
     type_: str,
@@ -59,7 +56,7 @@ def set_condition(
             out.append(c)
             continue
         found = True
-        ltt = c.last_transition_time if c.status == status else now_rfc3339()
+        ltt = c.last_transition_time if c.status == status else rfc3339(timespec="seconds")
         out.append(
             Condition(
                 type=type_,
@@ -77,7 +74,7 @@ def set_condition(
                 status=status,
                 reason=reason,
                 message=message,
-                last_transition_time=now_rfc3339(),
+                last_transition_time=rfc3339(timespec="seconds"),
                 observed_generation=observed_generation,
             )
         )

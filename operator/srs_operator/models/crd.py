@@ -17,9 +17,13 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-GROUP: Final = "srs.dev"
-VERSION: Final = "v1alpha1"
-API_VERSION: Final = f"{GROUP}/{VERSION}"
+from agent_runtime.config import API_VERSION as RUNTIME_API_VERSION
+
+#: The API group/version of every srs kind, defined once: in the runtime's config contract
+#: (the document the operator renders carries the same apiVersion).
+API_VERSION: Final = RUNTIME_API_VERSION
+GROUP: Final = API_VERSION.partition("/")[0]
+VERSION: Final = API_VERSION.partition("/")[2]
 #: ``kubectl get srs`` lists every kind of the project.
 CATEGORY: Final = "srs"
 

@@ -10,7 +10,9 @@ combinations that cannot work, with a message that says what to change.
 from __future__ import annotations
 
 import json
-from enum import Enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, StrEnum
 from typing import Annotated, Any, Final
 
 from pydantic import Field, WithJsonSchema
@@ -458,6 +460,34 @@ class SupportAgentSpec(ResourceModel):
     )
 
 
+class ConditionType(StrEnum):
+    """Condition types of a SupportAgent: ``Ready`` summarises the rollout."""
+
+    ACCEPTED = "Accepted"
+    TOPICS_READY = "TopicsReady"
+    READY = "Ready"
+
+
+class Reason(StrEnum):
+    """``reason`` of SupportAgent conditions (and of the Events announcing them)."""
+
+    APPLIED = "Applied"
+    INVALID_SPEC = "InvalidSpec"
+    PROMPT_NOT_FOUND = "PromptNotFound"
+    OFFLINE_MODEL_NOT_FOUND = "OfflineModelNotFound"
+    NAME_CONFLICT = "NameConflict"
+    APPLY_FAILED = "ApplyFailed"
+    TOPICS_READY = "TopicsReady"
+    TOPICS_NOT_READY = "TopicsNotReady"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    ROLLING_OUT = "RollingOut"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a secret
+    SECRETS_NOT_READABLE = "SecretsNotReadable"
+    NOT_ACCEPTED = "NotAccepted"
+    PODS_FAILING = "PodsFailing"
+
+
 class SupportAgentStatus(ResourceModel):
     """Observed state of a SupportAgent, written by the operator."""
 
@@ -475,6 +505,38 @@ class SupportAgentStatus(ResourceModel):
     selector: str | None = Field(None, max_length=1024, description="Label selector of the pods (scale subresource).")
     provider: str | None = Field(None, max_length=64, description="The LLM provider the pods use (defaults applied).")
     model: str | None = Field(None, max_length=256, description="The model the pods use (defaults applied).")
+
+
+@dataclass(frozen=True)
+class SupportAgent:
+    """A SupportAgent as the services and builders see it: identity plus the parsed spec."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: SupportAgentSpec
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> SupportAgent:
+        """Parse a kopf body or a plain dict; raises ``pydantic.ValidationError``."""
+        meta = body["metadata"]
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta["uid"],
+            generation=int(meta.get("generation") or 0),
+            spec=SupportAgentSpec.model_validate(dict(body.get("spec") or {})),
+        )
+
+
+@dataclass(frozen=True)
+class SecretVersion:
+    """What the operator knows of a Secret: its identity and version, from its metadata.
+    Nothing derived from the values: the config hash then reveals nothing about them."""
+
+    uid: str
+    resource_version: str
 
 
 SUPPORT_AGENT: Final = CustomResourceKind(

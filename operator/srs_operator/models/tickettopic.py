@@ -170,6 +170,11 @@ class TicketTopicStatus(ResourceModel):
         """The condition of ``type_``, if reported."""
         return next((c for c in self.conditions if c.type == type_), None)
 
+    def ready_reason(self) -> str | None:
+        """The reason of the ``Ready`` condition, if reported."""
+        ready = self.condition(ConditionType.READY)
+        return ready.reason if ready is not None else None
+
     def is_ready(self) -> bool:
         ready = self.condition(ConditionType.READY)
         return ready is not None and ready.status is ConditionStatus.TRUE

@@ -38,8 +38,6 @@ from srs_operator import metrics
 from srs_operator.builders.supportagent import (
     CONFIG_HASH_ANNOTATION,
     DesiredState,
-    SecretVersion,
-    SupportAgent,
     agent_topics,
     build_desired,
     offline_model_ref,
@@ -47,8 +45,6 @@ from srs_operator.builders.supportagent import (
     selector_string,
 )
 from srs_operator.builders.supportagent_status import (
-    ConditionType,
-    Reason,
     Verdict,
     build_status,
     parse_status,
@@ -58,11 +54,18 @@ from srs_operator.builders.supportagent_status import (
     transitions,
 )
 from srs_operator.clients.events import EventRecorder, EventType, ObjectRef
-from srs_operator.clients.kube import BY_KIND, CONFIGMAPS, SUPPORTAGENTS, ApiError, KubeClient
+from srs_operator.clients.kube import BY_KIND, CONFIGMAPS, SUPPORTAGENTS, ApiError, KubeClient, login
 from srs_operator.clients.secrets import SecretsForbidden, SecretVersions
 from srs_operator.models.conditions import Condition, ConditionStatus
 from srs_operator.models.crd import API_VERSION
-from srs_operator.models.supportagent import SUPPORT_AGENT, SupportAgentStatus
+from srs_operator.models.supportagent import (
+    SUPPORT_AGENT,
+    ConditionType,
+    Reason,
+    SecretVersion,
+    SupportAgent,
+    SupportAgentStatus,
+)
 from srs_operator.services.drift import ApplyCause, needs_apply, with_digest
 from srs_operator.services.workqueue import WorkQueue
 from srs_operator.settings import OperatorSettings
@@ -173,6 +176,11 @@ class SupportAgentController:
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    @classmethod
+    def connect(cls, live: LiveState, settings: OperatorSettings) -> SupportAgentController:
+        """A controller on its own API client, with kopf's credentials (in-cluster, else ``$KUBECONFIG``)."""
+        return cls(KubeClient(login()), live, settings)
+
     def start(self) -> None:
         self.queue.start()
         self._resync = asyncio.create_task(self._resync_forever(), name="supportagent-resync")
@@ -185,6 +193,11 @@ class SupportAgentController:
         if isinstance(self.secrets, SecretVersions):
             await self.secrets.stop()
         await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def close(self) -> None:
+        """:meth:`stop`, then close the API client (``on.cleanup``)."""
+        await self.stop()
+        await self.kube.close()
 
     def healthy(self) -> tuple[bool, str]:
         """Whether the workers and the periodic resync still run (for the liveness probe)."""

@@ -4,85 +4,45 @@
 concurrently and the Kafka admin client batches their requests). It returns an
 :class:`Outcome` — the status to report, the Events to post, whether to retry — and
 leaves the Kubernetes writes to the handler, so kopf merges them into one patch.
-
-:class:`TopicResync` is the periodic level check. Per-object kopf timers or daemons
-would put a finalizer on every TicketTopic, and a finalizer is only wanted with
-``deletionPolicy: Delete``; so one loop per operator describes every managed topic in a
-few batched admin calls and, where Kafka and the resource disagree (a topic deleted out
-of band, a config changed by hand, a conflict that resolved), asks kopf to reconcile that
-resource by stamping the :data:`RESYNC_ANNOTATION`. The stamp carries the
-``resourceVersion`` the loop saw, so a replica with a stale view (e.g. a paused peer)
-cannot write. In a steady state it writes nothing.
+:class:`TicketTopicController` holds what the handlers share for the life of the
+process; the periodic level check is :mod:`~srs_operator.services.tickettopic_resync`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
-import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from srs_operator.builders import topics as plans
-from srs_operator.builders.topics import Claim
-from srs_operator.clients.kafka_admin import KafkaAdminError, KafkaUnavailable, TopicAdmin, TopicState
-from srs_operator.clients.kube import MERGE_PATCH_CONTENT_TYPE, TICKETTOPICS, ApiError, KubeClient
+from srs_operator.builders.tickettopic import (
+    Claim,
+    claim_of,
+    name_violation,
+    other_references,
+    owner,
+    plan_topic,
+)
+from srs_operator.builders.tickettopic_status import (
+    AppliedChanges,
+    conflict_status,
+    not_ready_status,
+    ready_status,
+)
+from srs_operator.clients.kafka_admin import KafkaAdminError, KafkaAdminSettings, KafkaUnavailable, TopicAdmin
+from srs_operator.clients.kube import SUPPORTAGENTS, KubeClient, login
 from srs_operator.models.conditions import ConditionStatus
 from srs_operator.models.tickettopic import ConditionType, DeletionPolicy, Reason, TicketTopic, TicketTopicStatus
+from srs_operator.models.topicstate import TopicState
+from srs_operator.services.tickettopic_resync import IndexedTopic, TopicResync
+from srs_operator.services.tickettopic_settings import TopicSettings
 
 log = logging.getLogger(__name__)
 
-#: Stamped by :class:`TopicResync` to make kopf reconcile a TicketTopic that drifted. Not
-#: under ``srs.dev/``: kopf ignores changes to annotations with its own prefix.
-RESYNC_ANNOTATION: Final = "tickettopics.srs.dev/resync-requested"
 _CREATED_MEMORY: Final = 10_000
-
-
-@dataclass(frozen=True)
-class TopicSettings:
-    """Knobs of the TicketTopic controller (environment: ``SRS_TOPIC_*``)."""
-
-    #: The level check runs this often (± ``resync_jitter``) even when nothing changed.
-    resync_interval: float = 300.0
-    resync_jitter: float = 0.1
-    #: Exponential backoff of a TicketTopic whose reconcile cannot reach Kafka.
-    retry_initial: float = 2.0
-    retry_max: float = 120.0
-    #: A TicketTopic with ``deletionPolicy: Delete`` waits this long for an unreachable
-    #: Kafka before it is released anyway (with a Warning Event): never a stuck namespace.
-    delete_timeout: float = 90.0
-    #: How long a reconcile waits for a topic it just created to show up in Kafka's metadata.
-    visibility_timeout: float = 15.0
-    #: Which topic names each namespace may claim (none: any name that is not reserved).
-    prefix_rules: tuple[plans.PrefixRule, ...] = ()
-    #: A deletion that waits for SupportAgents to stop using the topic looks again this often.
-    in_use_retry: float = 5.0
-
-    @classmethod
-    def from_env(
-        cls, env: Mapping[str, str], *, resync_interval: float | None = None, prefix_rules: Iterable[str] = ()
-    ) -> TopicSettings:
-        """``SRS_TOPIC_RESYNC_SECONDS`` (else ``resync_interval``, the operator's ``--resync-seconds``),
-        ``SRS_TOPIC_RETRY_MAX_SECONDS``, ``SRS_TOPIC_DELETE_TIMEOUT_SECONDS``, and the prefix rules of
-        ``--topic-prefix-rule`` plus ``SRS_TOPIC_PREFIX_RULES`` (``GLOB=PREFIX[,PREFIX];GLOB=…``)."""
-        default_resync = resync_interval if resync_interval is not None else cls.resync_interval
-        texts = [*prefix_rules, *(r for r in env.get("SRS_TOPIC_PREFIX_RULES", "").split(";") if r.strip())]
-        return cls(
-            resync_interval=float(env.get("SRS_TOPIC_RESYNC_SECONDS") or default_resync),
-            retry_max=float(env.get("SRS_TOPIC_RETRY_MAX_SECONDS", cls.retry_max)),
-            delete_timeout=float(env.get("SRS_TOPIC_DELETE_TIMEOUT_SECONDS", cls.delete_timeout)),
-            prefix_rules=tuple(plans.PrefixRule.parse(t) for t in texts),
-        )
-
-    def backoff(self, retry: int) -> float:
-        """Delay before retry number ``retry`` (0-based): doubling, capped, ±20 % jitter so
-        that topics failing together do not retry in lockstep."""
-        delay = min(self.retry_initial * 2 ** min(retry, 16), self.retry_max)
-        return float(delay * random.uniform(0.8, 1.2))
 
 
 @dataclass(frozen=True)
@@ -130,11 +90,6 @@ class _KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
-def _ready_reason(topic: TicketTopic) -> str | None:
-    ready = topic.status.condition(ConditionType.READY)
-    return ready.reason if ready is not None else None
-
-
 def _condition_message(topic: TicketTopic, type_: ConditionType) -> str | None:
     cond = topic.status.condition(type_)
     return cond.message if cond is not None and cond.status is ConditionStatus.FALSE else None
@@ -162,7 +117,7 @@ class TopicReconciler:
     async def reconcile(self, topic: TicketTopic, claims: Iterable[Claim]) -> Outcome:
         """Level-based and idempotent: with nothing to change it makes no Kafka writes and
         returns the status the resource already has."""
-        violation = plans.name_violation(topic.namespace, topic.topic_name, self.settings.prefix_rules)
+        violation = name_violation(topic.namespace, topic.topic_name, self.settings.prefix_rules)
         if violation is not None:
             return self._not_ready(topic, Reason.TOPIC_NAME_NOT_ALLOWED, violation)
         effective = topic.spec.effective_topic_name(topic.name)
@@ -174,11 +129,11 @@ class TopicReconciler:
             )
             return self._not_ready(topic, Reason.NOT_SUPPORTED, message)
 
-        winner = plans.owner([*claims, plans.claim_of(topic)])
+        winner = owner([*claims, claim_of(topic)])
         if winner is not None and winner.uid != topic.uid:
-            status = plans.conflict_status(topic, winner)
+            status = conflict_status(topic, winner)
             events: tuple[TopicEvent, ...] = ()
-            if _ready_reason(topic) != Reason.RESOURCE_CONFLICT:
+            if topic.status.ready_reason() != Reason.RESOURCE_CONFLICT:
                 ready = status.condition(ConditionType.READY)
                 events = (TopicEvent("Warning", Reason.RESOURCE_CONFLICT, ready.message if ready else ""),)
             return Outcome(status, events)
@@ -201,7 +156,7 @@ class TopicReconciler:
         name, spec = topic.topic_name, topic.spec
         events: list[TopicEvent] = []
         observed = await self.admin.describe(name)
-        plan = plans.plan_topic(spec, observed)
+        plan = plan_topic(spec, observed)
 
         if plan.create:
             # Remembered before the request: a create that timed out and was retried meets
@@ -216,7 +171,7 @@ class TopicReconciler:
                 return refusal  # someone else created it meanwhile
             if (event := self._existing_topic_event(topic, observed)) is not None:
                 events.append(event)
-            plan = plans.plan_topic(spec, observed)
+            plan = plan_topic(spec, observed)
         else:
             assert observed is not None  # plan_topic creates exactly when the topic is missing
             if (refusal := self._refuse_adoption(topic)) is not None:
@@ -260,7 +215,7 @@ class TopicReconciler:
             if message and _condition_message(topic, type_) != message:
                 events.append(TopicEvent("Warning", Reason.NOT_SUPPORTED, message))
 
-        status = plans.ready_status(topic, observed, plan, plans.AppliedChanges(config_error=config_error))
+        status = ready_status(topic, observed, plan, AppliedChanges(config_error=config_error))
         return Outcome(status, tuple(events))
 
     def _refuse_adoption(self, topic: TicketTopic) -> Outcome | None:
@@ -320,9 +275,9 @@ class TopicReconciler:
 
     def _not_ready(self, topic: TicketTopic, reason: Reason, message: str, *, retry: bool = False) -> Outcome:
         events: tuple[TopicEvent, ...] = ()
-        if _ready_reason(topic) != reason:
+        if topic.status.ready_reason() != reason:
             events = (TopicEvent("Warning", reason, message),)
-        return Outcome(plans.not_ready_status(topic, reason, message), events, retry=retry, retry_message=message)
+        return Outcome(not_ready_status(topic, reason, message), events, retry=retry, retry_message=message)
 
     async def delete(self, topic: TicketTopic, claims: Iterable[Claim], waited: float) -> Outcome:
         """Delete the topic of a TicketTopic with ``deletionPolicy: Delete`` that is being deleted.
@@ -334,10 +289,10 @@ class TopicReconciler:
         """
         name = topic.topic_name
         self._created.pop(topic.uid, None)
-        violation = plans.name_violation(topic.namespace, name, self.settings.prefix_rules)
+        violation = name_violation(topic.namespace, name, self.settings.prefix_rules)
         if violation is not None:
             return Outcome(None, (TopicEvent("Normal", Reason.RETAINED, f"kept topic {name}: {violation}"),))
-        others = plans.other_references(claims, topic.uid)
+        others = other_references(claims, topic.uid)
         if others:
             refs = ", ".join(c.ref for c in others)
             return Outcome(None, (TopicEvent("Normal", Reason.RETAINED, f"kept topic {name}: still used by {refs}"),))
@@ -378,9 +333,9 @@ def in_use_outcome(topic: TicketTopic, users: Iterable[str], retry: float) -> Ou
         "delete or re-point those agents first"
     )
     events: tuple[TopicEvent, ...] = ()
-    if _ready_reason(topic) != Reason.TOPIC_IN_USE:
+    if topic.status.ready_reason() != Reason.TOPIC_IN_USE:
         events = (TopicEvent("Warning", Reason.TOPIC_IN_USE, message),)
-    status = plans.not_ready_status(topic, Reason.TOPIC_IN_USE, message)
+    status = not_ready_status(topic, Reason.TOPIC_IN_USE, message)
     return Outcome(status, events, retry_after=retry, retry_message=message)
 
 
@@ -390,134 +345,49 @@ def _shape(observed: TopicState | None) -> str:
     return f" ({observed.partitions} partitions, replication factor {observed.replication_factor})"
 
 
-# -- periodic level check --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IndexedTopic:
-    """What the operator remembers of every TicketTopic (kopf index value)."""
-
-    topic: TicketTopic
-    claim: Claim
-    resource_version: str
-
-
-class TopicResync:
-    """One loop per operator: every ``resync_interval`` (or soon after :meth:`request`),
-    describe the managed topics and stamp the TicketTopics that drifted."""
-
-    def __init__(
-        self,
-        admin: TopicAdmin,
-        kube: KubeClient,
-        index: Callable[[], Mapping[str, Iterable[IndexedTopic]]],
-        settings: TopicSettings,
-    ) -> None:
-        self._admin = admin
-        self._kube = kube
-        self._index = index
-        self._settings = settings
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="tickettopic-resync")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def request(self) -> None:
-        """Run a pass soon (e.g. a TicketTopic was deleted: a conflicting one may take over)."""
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            jitter = 1 + random.uniform(-self._settings.resync_jitter, self._settings.resync_jitter)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.resync_interval * jitter)
-                await asyncio.sleep(1.0)  # let a burst of deletions settle into one pass
-            self._wake.clear()
-            try:
-                await self.run_once()
-            except KafkaUnavailable as e:
-                log.warning("TicketTopic level check: Kafka is unreachable: %s", e)
-                try:
-                    await self.report_unavailable()
-                except Exception:
-                    log.exception("could not mark the TicketTopics KafkaUnavailable; trying again next interval")
-            except Exception:
-                log.exception("TicketTopic level check failed; trying again next interval")
-
-    async def run_once(self) -> int:
-        """One pass; returns how many TicketTopics were stamped."""
-        groups = {name: list(entries) for name, entries in self._index().items()}
-        checks: list[tuple[IndexedTopic, Claim]] = []
-        for entries in groups.values():
-            winner = plans.owner(e.claim for e in entries)
-            if winner is not None:
-                checks.extend((entry, winner) for entry in entries)
-        names = sorted({e.topic.topic_name for e, w in checks if w.uid == e.topic.uid})
-        described = await asyncio.gather(*(self._admin.describe(n) for n in names), return_exceptions=True)
-        observed: dict[str, TopicState | None] = {}
-        for name, result in zip(names, described, strict=True):
-            if isinstance(result, KafkaUnavailable):
-                raise result
-            if isinstance(result, BaseException):
-                log.warning("level check could not describe topic %s: %s", name, result)
-                continue
-            observed[name] = result
-        stamped = 0
-        for entry, winner in checks:
-            name = entry.topic.topic_name
-            if winner.uid == entry.topic.uid and name not in observed:
-                continue
-            why = plans.drift(entry.topic, entry.claim, winner, observed.get(name))
-            if why is not None and await self._stamp(entry, why):
-                stamped += 1
-        return stamped
-
-    async def report_unavailable(self) -> int:
-        """Kafka is down: have every managed TicketTopic that still says otherwise reconciled, so
-        that it reports ``KafkaUnavailable`` (once per outage) and retries with backoff; when the
-        level check reaches Kafka again, :func:`~srs_operator.builders.topics.drift` brings them
-        back right away. Returns how many were stamped."""
-        stamped = 0
-        for entries in [list(e) for e in self._index().values()]:
-            winner = plans.owner(e.claim for e in entries)
-            for entry in entries:
-                if winner is None or winner.uid != entry.topic.uid or entry.claim.being_deleted:
-                    continue
-                if _ready_reason(entry.topic) == Reason.KAFKA_UNAVAILABLE:
-                    continue
-                if await self._stamp(entry, "Kafka is unreachable"):
-                    stamped += 1
-        return stamped
-
-    async def _stamp(self, entry: IndexedTopic, why: str) -> bool:
-        topic = entry.topic
-        log.info("TicketTopic %s/%s drifted: %s", topic.namespace, topic.name, why)
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        body = {"metadata": {"resourceVersion": entry.resource_version, "annotations": {RESYNC_ANNOTATION: now}}}
-        try:
-            await self._kube.request(
-                "PATCH",
-                TICKETTOPICS.path(topic.namespace, topic.name),
-                body=body,
-                content_type=MERGE_PATCH_CONTENT_TYPE,
-                resource=TICKETTOPICS.plural,
-            )
-        except ApiError as e:
-            if e.status in (404, 409):  # gone, or changed since we looked: kopf has it in hand
-                return False
-            raise
-        return True
-
-
 def deletion_policy_of(spec: Mapping[str, object]) -> DeletionPolicy:
     """The deletion policy of a raw spec (for kopf filters, before the spec is parsed)."""
     return DeletionPolicy.DELETE if spec.get("deletionPolicy") == DeletionPolicy.DELETE else DeletionPolicy.RETAIN
+
+
+@dataclass(frozen=True)
+class TicketTopicController:
+    """What the TicketTopic handlers share for the life of the operator (kept in kopf's memo):
+    the Kafka admin client, the API client, the reconciler and the level check."""
+
+    settings: TopicSettings
+    admin: TopicAdmin
+    kube: KubeClient
+    reconciler: TopicReconciler
+    resync: TopicResync
+
+    @classmethod
+    async def start(
+        cls, env: Mapping[str, str], settings: TopicSettings, index: Callable[[], Mapping[str, Iterable[IndexedTopic]]]
+    ) -> TicketTopicController:
+        """Connect to Kafka (``KAFKA_*`` in ``env``) and Kubernetes and start the level check;
+        ``ValueError`` when the Kafka settings are unusable (e.g. no bootstrap servers)."""
+        admin = TopicAdmin(KafkaAdminSettings.from_env(env))
+        await admin.start()
+        kube = KubeClient(login())
+        resync = TopicResync(admin, kube, index, settings)
+        resync.start()
+        return cls(settings, admin, kube, TopicReconciler(admin, settings), resync)
+
+    async def stop(self) -> None:
+        """Stop the level check and close both clients (``on.cleanup``)."""
+        await self.resync.stop()
+        await self.admin.close()
+        await self.kube.close()
+
+    async def live_users(self, indexed: Iterable[str]) -> list[str]:
+        """The indexed users (``namespace/name`` of SupportAgents) that still exist: kopf may stop
+        watching a terminating namespace before it sees an agent's deletion, and a stale entry
+        must not hold the topic forever."""
+        live = []
+        for ref in sorted(set(indexed)):
+            namespace, _, name = ref.partition("/")
+            agent = await self.kube.get(SUPPORTAGENTS, namespace, name)
+            if agent is not None and not (agent.get("metadata") or {}).get("deletionTimestamp"):
+                live.append(ref)
+        return live
