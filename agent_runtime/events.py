@@ -31,6 +31,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from agent_runtime.engine.tracing import parse_traceparent
 from agent_runtime.timestamps import rfc3339
 
 if TYPE_CHECKING:
@@ -242,7 +243,6 @@ def _short(message: str, limit: int = 300) -> str:
 #: Namespace of every derived event id (a UUIDv5 of the project's URL).
 EVENT_ID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://srs.dev/events")
 _TRACE_ID: Final = re.compile(r"^[0-9a-f]{32}$")
-_TRACEPARENT: Final = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$")
 _INVALID_TRACE_ID: Final = "0" * 32
 
 
@@ -273,26 +273,6 @@ def derive_trace_id(seed: str) -> str:
     return trace_id if trace_id != _INVALID_TRACE_ID else "0" * 31 + "1"
 
 
-def parse_traceparent(value: bytes | str | None) -> str | None:
-    """The trace id of a W3C ``traceparent`` header value, or None when absent or malformed."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("ascii")
-        except UnicodeDecodeError:
-            return None
-    match = _TRACEPARENT.match(value.strip())
-    if match is None:
-        return None
-    version, trace_id, parent_id, _flags = match.groups()
-    if version == "ff" or (version == "00" and len(value.strip()) != 55):
-        return None
-    if trace_id == _INVALID_TRACE_ID or parent_id == "0" * 16:
-        return None
-    return trace_id
-
-
 def format_traceparent(trace_id: str, span_seed: str) -> str:
     """A W3C ``traceparent`` (version 00, sampled) whose span id is derived from ``span_seed``."""
     span_id = hashlib.sha256(f"span\x1f{span_seed}".encode()).hexdigest()[:16]
@@ -308,7 +288,7 @@ def resolve_trace_id(payload: Mapping[str, Any], traceparent: bytes | str | None
         return str(from_payload)
     from_header = parse_traceparent(traceparent)
     if from_header is not None:
-        return from_header
+        return from_header.trace_id
     return derive_trace_id(seed)
 
 
@@ -365,20 +345,6 @@ class TriageSection:
         if self.decided_by:
             section["decided_by"] = self.decided_by
         return section
-
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> TriageSection:
-        return cls(
-            type=str(section["type"]),
-            priority=str(section["priority"]),
-            confidence=float(section["confidence"]),
-            route=str(section["route"]),
-            routed_to=str(section["routed_to"]),
-            reasoning=section.get("reasoning"),
-            human_reason=section.get("human_reason"),
-            stage=section.get("stage"),
-            decided_by=section.get("decided_by"),
-        )
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 from agent_runtime import logs, metrics
-from agent_runtime.engine.backoff import Backoff
+from agent_runtime.backoff import Backoff
 from agent_runtime.engine.consumer import PartitionId, PartitionOffset
 from agent_runtime.engine.deadletter import (
     MIN_DEAD_LETTER_BYTES,

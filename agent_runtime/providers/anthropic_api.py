@@ -14,18 +14,19 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Any, Final
+from typing import Final
 
 import anthropic
 from anthropic.types import Message, TextBlockParam, ToolParam
 
-from agent_runtime.config import ModelConfig, TicketType
+from agent_runtime.config import ModelConfig
 from agent_runtime.providers.base import (
     CallMetrics,
+    DraftRequest,
     HttpSdkErrors,
-    IncompleteDraftError,
     call_within_deadline,
     decision_from_output,
+    finished_draft,
     read_api_key,
 )
 from agent_runtime.providers.prompts import (
@@ -106,33 +107,22 @@ class AnthropicProvider:
         # No tool call (a refusal, or a server that ignores tool_choice): maybe JSON in text.
         return decision_from_output(extract_json_object(_text_of(message)), self._metrics)
 
-    async def draft(
-        self,
-        ticket: Ticket,
-        triage: TriageDecision,
-        specialty: TicketType,
-        *,
-        customer: Mapping[str, Any] | None = None,
-    ) -> str:
+    async def draft(self, request: DraftRequest) -> str:
         message = await self._call(
             "draft",
             self._client.messages.create(
                 model=self._config.name,
                 max_tokens=self._config.max_tokens,
-                system=_cached_system(draft_system_prompt(specialty, self._system_prompt)),
-                messages=[{"role": "user", "content": draft_request(ticket, triage, customer)}],
+                system=_cached_system(draft_system_prompt(request.specialty, self._system_prompt)),
+                messages=[{"role": "user", "content": draft_request(request.ticket, request.triage, request.customer)}],
             ),
         )
-        text = _text_of(message).strip()
-        if message.stop_reason == "max_tokens":
-            self._metrics.error("truncated")
-            raise IncompleteDraftError("the model stopped at its token limit before finishing the draft", text)
-        if message.stop_reason == "refusal":
-            self._metrics.error("refused")
-            raise IncompleteDraftError("the model declined to draft a response", text)
-        if not text:
-            self._metrics.error("invalid_output")
-        return text
+        return finished_draft(
+            _text_of(message).strip(),
+            message.stop_reason,
+            self._metrics,
+            refusal="the model declined to draft a response",
+        )
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from agent_runtime.config import ModelConfig, Priority, TicketType
@@ -54,15 +55,9 @@ class Provider(Protocol):
         """Type, priority, confidence and a short reasoning for ``ticket``."""
         ...
 
-    async def draft(
-        self,
-        ticket: Ticket,
-        triage: TriageDecision,
-        specialty: TicketType,
-        *,
-        customer: Mapping[str, Any] | None = None,
-    ) -> str:
-        """A response to ``ticket`` written by the ``specialty`` specialist (plain text).
+    async def draft(self, request: DraftRequest) -> str:
+        """A response to ``request.ticket`` written by the ``request.specialty`` specialist
+        (plain text).
 
         Raises :class:`IncompleteDraftError` when the model stopped before finishing.
         """
@@ -71,6 +66,17 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release network clients and threads."""
         ...
+
+
+@dataclass(frozen=True)
+class DraftRequest:
+    """What a specialist asks a provider to answer: the ticket, its triage, the specialty
+    that answers, and the customer's record when enrichment found one."""
+
+    ticket: Ticket
+    triage: TriageDecision
+    specialty: TicketType
+    customer: Mapping[str, Any] | None = None
 
 
 class ProviderConfigError(RuntimeError):
@@ -87,6 +93,44 @@ class IncompleteDraftError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.partial_draft = partial_draft
+
+
+class StopReason(StrEnum):
+    """Why a model stopped writing a draft, in words common to every provider."""
+
+    COMPLETE = "complete"
+    #: The token limit cut the draft short.
+    TRUNCATED = "truncated"
+    #: The model or the provider's filter declined to write it.
+    REFUSED = "refused"
+
+
+#: Each provider's own stop reasons (Anthropic's ``stop_reason``, OpenAI's ``finish_reason``,
+#: Bedrock's ``stopReason``) in common words; a reason not listed is a complete draft.
+STOP_REASONS: Final[Mapping[str, StopReason]] = {
+    "max_tokens": StopReason.TRUNCATED,  # Anthropic, Bedrock
+    "length": StopReason.TRUNCATED,  # OpenAI
+    "refusal": StopReason.REFUSED,  # Anthropic
+    "content_filter": StopReason.REFUSED,  # OpenAI
+    "guardrail_intervened": StopReason.REFUSED,  # Bedrock
+    "content_filtered": StopReason.REFUSED,  # Bedrock
+}
+
+
+def finished_draft(text: str, stop_reason: str | None, metrics: CallMetrics, *, refusal: str) -> str:
+    """``text`` when the model finished it; :class:`IncompleteDraftError` (counted as
+    ``truncated`` or ``refused``) when the provider's ``stop_reason`` says it did not, with
+    ``refusal`` as the reason of a refusal. An empty draft is counted as invalid output."""
+    stop = STOP_REASONS.get(stop_reason or "", StopReason.COMPLETE)
+    if stop is StopReason.TRUNCATED:
+        metrics.error("truncated")
+        raise IncompleteDraftError("the model stopped at its token limit before finishing the draft", text)
+    if stop is StopReason.REFUSED:
+        metrics.error("refused")
+        raise IncompleteDraftError(refusal, text)
+    if not text:
+        metrics.error("invalid_output")
+    return text
 
 
 def read_api_key(model: ModelConfig) -> str | None:

@@ -22,12 +22,13 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from agent_runtime.config import ModelConfig, TicketType
+from agent_runtime.config import ModelConfig
 from agent_runtime.providers.base import (
     CallMetrics,
-    IncompleteDraftError,
+    DraftRequest,
     call_within_deadline,
     decision_from_output,
+    finished_draft,
     status_error,
 )
 from agent_runtime.providers.prompts import (
@@ -162,33 +163,27 @@ class BedrockProvider:
                 return decision_from_output(tool_use.get("input"), self._metrics)
         return decision_from_output(extract_json_object(_text_of(content)), self._metrics)
 
-    async def draft(
-        self,
-        ticket: Ticket,
-        triage: TriageDecision,
-        specialty: TicketType,
-        *,
-        customer: Mapping[str, Any] | None = None,
-    ) -> str:
+    async def draft(self, request: DraftRequest) -> str:
         response = await self._converse(
             "draft",
             {
-                "system": [{"text": draft_system_prompt(specialty, self._system_prompt)}],
-                "messages": [{"role": "user", "content": [{"text": draft_request(ticket, triage, customer)}]}],
+                "system": [{"text": draft_system_prompt(request.specialty, self._system_prompt)}],
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"text": draft_request(request.ticket, request.triage, request.customer)}],
+                    }
+                ],
                 "inferenceConfig": {"maxTokens": self._config.max_tokens, "temperature": self._config.temperature},
             },
         )
-        text = _text_of(_content_of(response)).strip()
         stop_reason = response.get("stopReason")
-        if stop_reason == "max_tokens":
-            self._metrics.error("truncated")
-            raise IncompleteDraftError("the model stopped at its token limit before finishing the draft", text)
-        if stop_reason in ("guardrail_intervened", "content_filtered"):
-            self._metrics.error("refused")
-            raise IncompleteDraftError(f"Bedrock stopped the draft ({stop_reason})", text)
-        if not text:
-            self._metrics.error("invalid_output")
-        return text
+        return finished_draft(
+            _text_of(_content_of(response)).strip(),
+            stop_reason if isinstance(stop_reason, str) else None,
+            self._metrics,
+            refusal=f"Bedrock stopped the draft ({stop_reason})",
+        )
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -18,7 +18,7 @@ from typing import Any, Final, Protocol
 import jinja2
 
 from agent_runtime.config import Priority, TicketType
-from agent_runtime.providers.base import CallMetrics, ProviderConfigError
+from agent_runtime.providers.base import CallMetrics, DraftRequest, ProviderConfigError
 from agent_runtime.providers.specifics import extract
 from agent_runtime.tickets import Ticket, TriageDecision, parse_confidence, parse_ticket_type
 
@@ -171,16 +171,9 @@ class OfflineProvider:
             reasoning=prediction.reasoning,
         )
 
-    async def draft(
-        self,
-        ticket: Ticket,
-        triage: TriageDecision,
-        specialty: TicketType,
-        *,
-        customer: Mapping[str, Any] | None = None,
-    ) -> str:
+    async def draft(self, request: DraftRequest) -> str:
         async with self._metrics.observe("draft"):
-            return render_draft(ticket, triage, specialty, customer)
+            return render_draft(request.ticket, request.triage, request.specialty, request.customer)
 
     async def aclose(self) -> None:
         return None

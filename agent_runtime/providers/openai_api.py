@@ -10,19 +10,20 @@ schema. Timeouts and retries (honouring ``retry-after``) are the SDK's.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Any, Final
+from typing import Final
 
 import openai
 from openai.types.chat import ChatCompletion
 
-from agent_runtime.config import ModelConfig, TicketType
+from agent_runtime.config import ModelConfig
 from agent_runtime.providers.base import (
     CallMetrics,
+    DraftRequest,
     HttpSdkErrors,
-    IncompleteDraftError,
     ProviderConfigError,
     call_within_deadline,
     decision_from_output,
+    finished_draft,
     read_api_key,
 )
 from agent_runtime.providers.prompts import (
@@ -103,14 +104,7 @@ class OpenAICompatibleProvider:
         )
         return decision_from_output(extract_json_object(_content_of(completion)), self._metrics)
 
-    async def draft(
-        self,
-        ticket: Ticket,
-        triage: TriageDecision,
-        specialty: TicketType,
-        *,
-        customer: Mapping[str, Any] | None = None,
-    ) -> str:
+    async def draft(self, request: DraftRequest) -> str:
         completion = await self._call(
             "draft",
             self._client.chat.completions.create(
@@ -118,22 +112,17 @@ class OpenAICompatibleProvider:
                 temperature=self._config.temperature,
                 max_tokens=self._config.max_tokens,
                 messages=[
-                    {"role": "system", "content": draft_system_prompt(specialty, self._system_prompt)},
-                    {"role": "user", "content": draft_request(ticket, triage, customer)},
+                    {"role": "system", "content": draft_system_prompt(request.specialty, self._system_prompt)},
+                    {"role": "user", "content": draft_request(request.ticket, request.triage, request.customer)},
                 ],
             ),
         )
-        text = _content_of(completion).strip()
-        finish_reason = completion.choices[0].finish_reason if completion.choices else None
-        if finish_reason == "length":
-            self._metrics.error("truncated")
-            raise IncompleteDraftError("the model stopped at its token limit before finishing the draft", text)
-        if finish_reason == "content_filter":
-            self._metrics.error("refused")
-            raise IncompleteDraftError("the provider's content filter stopped the draft", text)
-        if not text:
-            self._metrics.error("invalid_output")
-        return text
+        return finished_draft(
+            _content_of(completion).strip(),
+            completion.choices[0].finish_reason if completion.choices else None,
+            self._metrics,
+            refusal="the provider's content filter stopped the draft",
+        )
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -15,6 +15,7 @@ from typing import Any
 from agent_runtime.config import GuardrailConfig, SpecialistConfig
 from agent_runtime.metrics import GUARDRAIL_BLOCKED
 from agent_runtime.providers import IncompleteDraftError, Provider
+from agent_runtime.providers.base import DraftRequest
 from agent_runtime.roles.guardrails import check_draft
 from agent_runtime.tickets import Ticket, TriageDecision
 
@@ -70,7 +71,7 @@ class SpecialistRole:
     ) -> Resolution | Escalation:
         """Draft a response to ``ticket`` and check it; provider errors propagate (the engine retries)."""
         try:
-            draft = await self._provider.draft(ticket, triage, self._config.specialty, customer=customer)
+            draft = await self._provider.draft(DraftRequest(ticket, triage, self._config.specialty, customer))
         except IncompleteDraftError as e:
             GUARDRAIL_BLOCKED.labels(agent=self._agent, check=CHECK_INCOMPLETE).inc()
             partial = check_draft(

@@ -13,6 +13,7 @@ from typing import Any
 from agent_runtime.config import AgentConfig, Priority, TicketType
 from agent_runtime.metrics import REGISTRY
 from agent_runtime.providers import IncompleteDraftError
+from agent_runtime.providers.base import DraftRequest
 from agent_runtime.records import InputRecord
 from agent_runtime.tickets import Ticket, TriageDecision
 
@@ -143,15 +144,8 @@ class ScriptedProvider:
         assert self.decision is not None
         return self.decision
 
-    async def draft(
-        self,
-        ticket: Ticket,
-        triage: TriageDecision,
-        specialty: TicketType,
-        *,
-        customer: Mapping[str, Any] | None = None,
-    ) -> str:
-        self.calls.append(("draft", ticket))
+    async def draft(self, request: DraftRequest) -> str:
+        self.calls.append(("draft", request.ticket))
         if self.error is not None:
             raise self.error
         return self.draft_text

@@ -12,6 +12,7 @@ import pytest
 from agent_runtime import events
 from agent_runtime.agent import AgentHandler, build_handler
 from agent_runtime.config import Priority, TicketType
+from agent_runtime.engine.tracing import parse_traceparent
 from agent_runtime.events import EventType
 from agent_runtime.providers.offline import OfflineProvider
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError, TransientError
@@ -123,7 +124,8 @@ def test_the_trace_id_comes_from_the_payload_and_travels_in_the_traceparent_head
     value = json.dumps(ticket_created(trace_id=trace)).encode()
     (output,) = handle(offline_triage(), record(value, headers=(("traceparent", TRACEPARENT),)))
     assert payload_of(output)["trace_id"] == trace
-    assert events.parse_traceparent(header(output, "traceparent")) == trace
+    parsed = parse_traceparent(header(output, "traceparent"))
+    assert parsed is not None and parsed.trace_id == trace
 
 
 def test_without_a_payload_trace_the_traceparent_header_is_used() -> None:

@@ -13,6 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from agent_runtime import events
+from agent_runtime.engine.tracing import parse_traceparent
 from agent_runtime.events import AgentInfo, Escalation, EventType, EventValidationError, Stage, TriageSection
 from tests.unit.agent_fixtures import ticket_created, ticket_triaged
 
@@ -157,7 +158,8 @@ def test_an_invalid_traceparent_is_ignored_and_a_stable_trace_is_derived(header:
 
 def test_an_output_traceparent_carries_the_trace_and_a_stable_span() -> None:
     header = events.format_traceparent(TRACE, "event-a")
-    assert events.parse_traceparent(header) == TRACE
+    parsed = parse_traceparent(header)
+    assert parsed is not None and parsed.trace_id == TRACE
     assert header == events.format_traceparent(TRACE, "event-a")
     assert header != events.format_traceparent(TRACE, "event-b")
 

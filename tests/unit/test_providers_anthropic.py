@@ -11,6 +11,7 @@ import pytest
 from agent_runtime.config import ModelConfig, Priority, TicketType
 from agent_runtime.providers import IncompleteDraftError, ProviderConfigError, build_provider
 from agent_runtime.providers.anthropic_api import AnthropicProvider
+from agent_runtime.providers.base import DraftRequest
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
 from tests.unit.agent_fixtures import metric
@@ -154,7 +155,7 @@ def test_draft_returns_the_text_and_caches_the_specialist_prompt(server: WireSer
     server.script(Reply(200, anthropic_text("Hi Maria,\n\nWe are on it.\n\nThe Support Team")))
     p = provider(server, "t-anth-draft")
     decision = TriageDecision(TicketType.BILLING, Priority.HIGH, 0.9)
-    text = asyncio.run(p.draft(TICKET, decision, TicketType.BILLING, customer={"name": "Maria", "password": "x"}))
+    text = asyncio.run(p.draft(DraftRequest(TICKET, decision, TicketType.BILLING, {"name": "Maria", "password": "x"})))
     assert text.startswith("Hi Maria,")
     body = server.requests[0].body
     assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
@@ -167,7 +168,9 @@ def test_a_draft_cut_off_at_the_token_limit_is_incomplete(server: WireServer) ->
     server.script(Reply(200, anthropic_text("Hi Maria, we", stop_reason="max_tokens")))
     p = provider(server, "t-anth-trunc")
     with pytest.raises(IncompleteDraftError) as caught:
-        asyncio.run(p.draft(TICKET, TriageDecision(TicketType.BILLING, Priority.LOW, 0.9), TicketType.BILLING))
+        asyncio.run(
+            p.draft(DraftRequest(TICKET, TriageDecision(TicketType.BILLING, Priority.LOW, 0.9), TicketType.BILLING))
+        )
     assert caught.value.partial_draft == "Hi Maria, we"
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from agent_runtime.config import ModelConfig, Priority, TicketType
 from agent_runtime.providers import IncompleteDraftError, build_provider
+from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.bedrock import BedrockProvider
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
@@ -146,7 +147,7 @@ def test_draft_returns_the_text_and_a_truncated_one_is_incomplete(server: WireSe
     )
     p = provider(server, "t-br-draft")
     decision = TriageDecision(TicketType.ACCOUNT, Priority.MEDIUM, 0.9)
-    assert "Forgot password" in asyncio.run(p.draft(TICKET, decision, TicketType.ACCOUNT))
+    assert "Forgot password" in asyncio.run(p.draft(DraftRequest(TICKET, decision, TicketType.ACCOUNT)))
     assert "toolConfig" not in server.requests[0].body
     with pytest.raises(IncompleteDraftError):
-        asyncio.run(p.draft(TICKET, decision, TicketType.ACCOUNT))
+        asyncio.run(p.draft(DraftRequest(TICKET, decision, TicketType.ACCOUNT)))

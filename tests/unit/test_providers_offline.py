@@ -10,6 +10,7 @@ import pytest
 
 from agent_runtime.config import GuardrailConfig, Priority, TicketType
 from agent_runtime.providers import build_provider
+from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.offline import OfflineProvider, render_draft, template_environment
 from agent_runtime.providers.specifics import extract
 from agent_runtime.roles.guardrails import check_draft
@@ -155,12 +156,12 @@ def test_offline_provider_is_the_default_and_uses_no_network(monkeypatch: pytest
     assert isinstance(provider, OfflineProvider) and provider.name == "offline"
     provider = OfflineProvider(agent="t-offline-net", classifier=KeywordClassifier())
     asyncio.run(provider.classify(TECHNICAL))
-    asyncio.run(provider.draft(TECHNICAL, decision(TicketType.TECHNICAL), TicketType.TECHNICAL))
+    asyncio.run(provider.draft(DraftRequest(TECHNICAL, decision(TicketType.TECHNICAL), TicketType.TECHNICAL)))
 
 
 def test_offline_calls_are_observed_in_the_llm_latency_histogram() -> None:
     labels = {"agent": "t-offline-lat", "provider": "offline", "operation": "draft"}
     before = metric("srs_agent_llm_latency_seconds_count", **labels)
     provider = OfflineProvider(agent="t-offline-lat", classifier=KeywordClassifier())
-    asyncio.run(provider.draft(OTHER, decision(TicketType.OTHER), TicketType.OTHER))
+    asyncio.run(provider.draft(DraftRequest(OTHER, decision(TicketType.OTHER), TicketType.OTHER)))
     assert metric("srs_agent_llm_latency_seconds_count", **labels) == before + 1

@@ -10,6 +10,7 @@ import pytest
 
 from agent_runtime.config import ModelConfig, Priority, TicketType
 from agent_runtime.providers import IncompleteDraftError, ProviderConfigError, build_provider
+from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.openai_api import OpenAICompatibleProvider
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
@@ -129,7 +130,9 @@ def test_a_timeout_is_a_transient_error(server: WireServer) -> None:
 def test_draft_returns_the_message_text(server: WireServer) -> None:
     server.script(Reply(200, openai_completion("Hi,\n\nWe are looking into the webhook.\n\nThe Support Team")))
     p = provider(server, "t-oai-draft", name="ollama")
-    text = asyncio.run(p.draft(TICKET, TriageDecision(TicketType.TECHNICAL, Priority.HIGH, 0.9), TicketType.TECHNICAL))
+    text = asyncio.run(
+        p.draft(DraftRequest(TICKET, TriageDecision(TicketType.TECHNICAL, Priority.HIGH, 0.9), TicketType.TECHNICAL))
+    )
     assert "webhook" in text
     body = server.requests[0].body
     assert "response_format" not in body
@@ -140,7 +143,9 @@ def test_a_draft_cut_off_by_the_length_limit_is_incomplete(server: WireServer) -
     server.script(Reply(200, openai_completion("Hi, we are", finish_reason="length")))
     p = provider(server, "t-oai-len", name="ollama")
     with pytest.raises(IncompleteDraftError, match="token limit"):
-        asyncio.run(p.draft(TICKET, TriageDecision(TicketType.TECHNICAL, Priority.LOW, 0.9), TicketType.TECHNICAL))
+        asyncio.run(
+            p.draft(DraftRequest(TICKET, TriageDecision(TicketType.TECHNICAL, Priority.LOW, 0.9), TicketType.TECHNICAL))
+        )
 
 
 def test_openai_without_any_key_fails_at_startup(monkeypatch: pytest.MonkeyPatch) -> None:

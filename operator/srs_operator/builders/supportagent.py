@@ -111,8 +111,18 @@ def _metadata(agent: SupportAgent, name: str) -> dict[str, Any]:
     }
 
 
+#: The kinds of an agent's children, in apply order.
+CHILD_KINDS: Final = ("ServiceAccount", "ConfigMap", "Service", "Deployment")
+
+
+def child_name(agent_name: str, kind: str) -> str:
+    """The name of the agent's child of ``kind``: the agent's own, but ``<agent>-config`` for
+    the ConfigMap (the one place a child's name is decided)."""
+    return f"{agent_name}-config" if kind == "ConfigMap" else agent_name
+
+
 def config_map_name(agent: SupportAgent) -> str:
-    return f"{agent.name}-config"
+    return child_name(agent.name, "ConfigMap")
 
 
 # -- the runtime config -------------------------------------------------------------------
@@ -243,7 +253,7 @@ def config_hash(
 
 def build_service_account(agent: SupportAgent) -> dict[str, Any]:
     """The pods' identity; no API token is mounted (agents never talk to Kubernetes)."""
-    meta = _metadata(agent, agent.name)
+    meta = _metadata(agent, child_name(agent.name, "ServiceAccount"))
     if agent.spec.service_account_annotations:
         meta["annotations"] = dict(agent.spec.service_account_annotations)
     return {
@@ -269,7 +279,7 @@ def build_service(agent: SupportAgent) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(agent, agent.name),
+        "metadata": _metadata(agent, child_name(agent.name, "Service")),
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(agent),
@@ -375,7 +385,7 @@ def build_deployment(agent: SupportAgent, settings: OperatorSettings, hash_: str
                 },
             },
             "spec": {
-                "serviceAccountName": agent.name,
+                "serviceAccountName": child_name(agent.name, "ServiceAccount"),
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "terminationGracePeriodSeconds": 30,
@@ -396,7 +406,7 @@ def build_deployment(agent: SupportAgent, settings: OperatorSettings, hash_: str
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(agent, agent.name),
+        "metadata": _metadata(agent, child_name(agent.name, "Deployment")),
         "spec": spec,
     }
 

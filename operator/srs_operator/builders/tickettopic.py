@@ -115,10 +115,6 @@ class TopicPlan:
     partitions_not_supported: str | None = None
     replication_not_supported: str | None = None
 
-    @property
-    def changes_kafka(self) -> bool:
-        return self.create or self.increase_partitions_to is not None or bool(self.config)
-
 
 def plan_topic(spec: TicketTopicSpec, observed: TopicState | None) -> TopicPlan:
     """Compare the spec with the topic Kafka describes (None: it does not exist)."""

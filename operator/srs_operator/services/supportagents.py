@@ -36,10 +36,12 @@ from pydantic import ValidationError
 
 from srs_operator import metrics
 from srs_operator.builders.supportagent import (
+    CHILD_KINDS,
     CONFIG_HASH_ANNOTATION,
     DesiredState,
     agent_topics,
     build_desired,
+    child_name,
     offline_model_ref,
     referenced_secrets,
     selector_string,
@@ -224,13 +226,8 @@ class SupportAgentController:
         self.queue.forget(key)
         self._deps.pop(key, None)
         self._written_agents.pop(key, None)
-        for kind, child_name in (
-            ("ServiceAccount", name),
-            ("ConfigMap", f"{name}-config"),
-            ("Service", name),
-            ("Deployment", name),
-        ):
-            self._written_children.pop((kind, namespace, child_name), None)
+        for kind in CHILD_KINDS:
+            self._written_children.pop((kind, namespace, child_name(name, kind)), None)
 
     def namespace_unwatched(self, namespace: str) -> None:
         """The namespace is gone (or no longer watched): its agents stay in kopf's index, but

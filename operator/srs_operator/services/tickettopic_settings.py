@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from agent_runtime.backoff import Backoff
 from srs_operator.builders.tickettopic import PrefixRule
 
 
@@ -48,5 +48,4 @@ class TopicSettings:
     def backoff(self, retry: int) -> float:
         """Delay before retry number ``retry`` (0-based): doubling, capped, ±20 % jitter so
         that topics failing together do not retry in lockstep."""
-        delay = min(self.retry_initial * 2 ** min(retry, 16), self.retry_max)
-        return float(delay * random.uniform(0.8, 1.2))
+        return Backoff(self.retry_initial, self.retry_max).around(retry + 1, spread=0.2)

@@ -22,13 +22,10 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from agent_runtime.backoff import Backoff
 from srs_operator import metrics
 
 K = TypeVar("K", bound=Hashable)
-
-#: ``initial * 2 ** 64`` already exceeds any sensible ``max_backoff``; a larger exponent
-#: only risks ``OverflowError``.
-_MAX_EXPONENT = 64
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +45,7 @@ class WorkQueue(Generic[K]):
         self.kind = kind
         self._handler = handler
         self._workers = workers
-        self._initial_backoff = initial_backoff
-        self._max_backoff = max_backoff
+        self._backoff = Backoff(initial_backoff, max_backoff)
         # (priority, arrival, key): urgent keys (0) overtake routine ones (1), FIFO within each.
         self._queue: asyncio.PriorityQueue[tuple[int, int, K]] = asyncio.PriorityQueue()
         self._arrivals = itertools.count()
@@ -93,8 +89,7 @@ class WorkQueue(Generic[K]):
 
     def backoff(self, failures: int) -> float:
         """Delay before retrying a key that failed ``failures`` times in a row (1-based)."""
-        exponent = min(max(failures - 1, 0), _MAX_EXPONENT)
-        return float(min(self._max_backoff, self._initial_backoff * 2.0**exponent))
+        return self._backoff.cap(max(failures, 1))
 
     def healthy(self) -> tuple[bool, str]:
         """Whether every worker is still running (False with a reason once one has ended)."""
@@ -126,7 +121,7 @@ class WorkQueue(Generic[K]):
             except Exception:  # the queue's own bookkeeping failed: log it, keep the worker
                 log.exception("%s %s: work queue error; the key is retried later", self.kind, key)
                 self._running.discard(key)
-                self.add_after(key, self._max_backoff)
+                self.add_after(key, self._backoff.maximum_s)
 
     async def _run(self, key: K) -> None:
         self._queued.discard(key)
