@@ -18,11 +18,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kubernetes import client, config
 
-from tests.harness import TEST_NAMESPACE_LABEL, Infra, TopicFactory, kubeconfig_for_token
-
-# The operator's test identity is a dependency of the operator fixtures that suites import
-# by name; available everywhere, a suite needs to import only the fixtures it uses.
-from tests.integration.operator_harness import operator_identity  # noqa: F401
+from tests.harness import TEST_NAMESPACE_LABEL, Infra, TopicFactory, fresh_namespace, kubeconfig_for_token
 
 
 @pytest.fixture(scope="session")
@@ -70,18 +66,8 @@ def _namespace_sweeper(core_v1: client.CoreV1Api) -> Iterator[None]:
 @pytest.fixture
 def namespace(core_v1: client.CoreV1Api, _namespace_sweeper: None) -> Iterator[str]:
     """A fresh, randomly named namespace, deleted after the test."""
-    name = f"srs-test-{uuid.uuid4().hex[:8]}"
-    core_v1.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"}))
-    )
-    try:
+    with fresh_namespace(core_v1, "srs-test-") as name:
         yield name
-    finally:
-        try:
-            core_v1.delete_namespace(name, propagation_policy="Background")
-        except client.ApiException as e:
-            if e.status != 404:
-                raise
 
 
 @pytest.fixture(scope="session")

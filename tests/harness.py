@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
+from kubernetes import client, watch
 
 #: Every namespace a test creates carries this label, so the session's sweeper finds leftovers.
 TEST_NAMESPACE_LABEL = "srs.dev/test-namespace"
@@ -53,3 +57,36 @@ def kubeconfig_for_token(base_kubeconfig: str, token: str, user: str, path: Path
     }
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
+
+
+@contextlib.contextmanager
+def fresh_namespace(core_v1: client.CoreV1Api, prefix: str) -> Iterator[str]:
+    """A fresh namespace ``<prefix><random>`` with the harness's label (so the session's
+    sweeper catches leftovers), deleted afterwards."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    core_v1.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"}))
+    )
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(client.ApiException):
+            core_v1.delete_namespace(name, propagation_policy="Background")
+
+
+def first_change(
+    list_fn: Callable[..., Any], *args: Any, resource_version: str, seconds: int, **kwargs: Any
+) -> dict[str, Any] | None:
+    """Watch ``list_fn`` (a kubernetes client list call) from ``resource_version`` for at most
+    ``seconds``: the first change it sees, or None. It returns at the first write, so a test
+    that proves silence fails at once instead of sleeping a fixed time and looking after."""
+    stream = watch.Watch()
+    try:
+        for event in stream.stream(
+            list_fn, *args, resource_version=resource_version, timeout_seconds=seconds, **kwargs
+        ):
+            if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                return dict(event)
+    finally:
+        stream.stop()
+    return None

@@ -22,23 +22,14 @@ from kubernetes import client
 from gitops.argocd.interpreter import Health
 from tests.harness import TopicFactory
 from tests.integration.gitops_support import Objects, health, team_manifests
-from tests.integration.operator_harness import (  # noqa: F401 - fixtures
-    GROUP,
-    VERSION,
-    Agents,
-    agent_namespace,
-    condition,
-    operator_kubeconfig,
-    srs_crds,
-    srs_operator,
-)
+from tests.integration.operator_harness import GROUP, VERSION, Agents, condition
 from tests.integration.tickettopic_support import sleep_past_second_boundary
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def objects(api_client: client.ApiClient, agent_namespace: str) -> Iterator[Objects]:  # noqa: F811
+def objects(api_client: client.ApiClient, agent_namespace: str) -> Iterator[Objects]:
     objs = Objects(api_client, agent_namespace)
     yield objs
     objs.delete_topics()
@@ -91,7 +82,7 @@ def test_a_spec_change_is_progressing_until_the_operator_has_observed_it(objects
 
 
 @pytest.fixture
-def agents(api_client: client.ApiClient, agent_namespace: str) -> Agents:  # noqa: F811
+def agents(api_client: client.ApiClient, agent_namespace: str) -> Agents:
     return Agents(api_client, agent_namespace)
 
 

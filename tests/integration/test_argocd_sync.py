@@ -30,13 +30,7 @@ from devstack import argocd
 from devstack.settings import default_paths
 from tests.harness import TEST_NAMESPACE_LABEL, Infra, wait_for
 from tests.integration.gitops_support import Objects, team_files
-from tests.integration.operator_harness import (  # noqa: F401 - fixtures
-    agent_namespace,
-    condition,
-    operator_kubeconfig,
-    srs_crds,
-    srs_operator,
-)
+from tests.integration.operator_harness import condition
 
 pytestmark = pytest.mark.integration
 
@@ -253,7 +247,7 @@ def test_argo_cd_syncs_the_example_reports_degraded_with_the_operators_message_a
     argo_cd: argocd.LocalArgoCD,
     infra: Infra,
     api_client: client.ApiClient,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
     tmp_path: Path,
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
@@ -319,7 +313,7 @@ def test_a_suspended_agent_parks_a_sync_only_when_a_later_wave_waits_for_it(
     infra: Infra,
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
     tmp_path: Path,
 ) -> None:
     """What docs/gitops.md says about SCALED_TO_ZERO, on a real Argo CD. Argo CD waits for

@@ -25,11 +25,7 @@ from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
 from tests.harness import TEST_NAMESPACE_LABEL, Infra, wait_for
-from tests.integration.operator_harness import (  # noqa: F401 - fixtures
-    Agents,
-    operator_kubeconfig,
-    srs_crds,
-)
+from tests.integration.operator_harness import Agents
 from tests.integration.operator_process import run_operator
 from tests.integration.tickettopic_support import TOPIC_OPERATOR_ENV, TicketTopics, delete_topic_if_present
 
@@ -128,8 +124,8 @@ def test_an_operator_started_amid_namespace_churn_reconciles_new_objects_within_
     infra: Infra,
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
-    srs_crds: None,  # noqa: F811
-    operator_kubeconfig: str,  # noqa: F811
+    srs_crds: None,
+    operator_kubeconfig: str,
     kafka_admin: AdminClient,
     tmp_path: Path,
 ) -> None:

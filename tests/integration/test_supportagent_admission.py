@@ -14,7 +14,8 @@ import yaml
 from kubernetes import client
 
 from tests.harness import TEST_NAMESPACE_LABEL
-from tests.integration.operator_harness import GROUP, ROOT, VERSION, srs_crds  # noqa: F401 - fixture
+from tests.integration.operator_harness import GROUP, VERSION
+from tests.integration.operator_process import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -217,7 +218,7 @@ def _create(api_client: client.ApiClient, namespace: str, name: str, spec: Spec)
 
 
 def test_the_valid_examples_are_accepted(
-    srs_crds: None,  # noqa: F811
+    srs_crds: None,
     api_client: client.ApiClient,
     plain_namespace: str,
 ) -> None:
@@ -233,7 +234,7 @@ def test_the_valid_examples_are_accepted(
 
 @pytest.mark.parametrize(("case", "spec", "message"), INVALID, ids=[c[0] for c in INVALID])
 def test_an_invalid_agent_is_rejected_with_an_actionable_message(
-    srs_crds: None,  # noqa: F811
+    srs_crds: None,
     api_client: client.ApiClient,
     plain_namespace: str,
     case: str,
@@ -248,7 +249,7 @@ def test_an_invalid_agent_is_rejected_with_an_actionable_message(
 
 
 def test_an_agent_name_that_cannot_name_a_service_is_rejected(
-    srs_crds: None,  # noqa: F811
+    srs_crds: None,
     api_client: client.ApiClient,
     plain_namespace: str,
 ) -> None:
@@ -259,7 +260,7 @@ def test_an_agent_name_that_cannot_name_a_service_is_rejected(
 
 
 def test_the_shipped_examples_are_valid(
-    srs_crds: None,  # noqa: F811
+    srs_crds: None,
     api_client: client.ApiClient,
     plain_namespace: str,
 ) -> None:

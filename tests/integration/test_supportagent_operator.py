@@ -8,7 +8,6 @@ import base64
 import contextlib
 import hashlib
 import json
-import time
 import urllib.request
 import uuid
 from typing import Any
@@ -19,20 +18,9 @@ from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
 from agent_runtime.config import CONFIG_KEY, AgentConfig
-from tests.harness import TEST_NAMESPACE_LABEL, wait_for
-from tests.integration.operator_harness import (  # noqa: F401 - fixtures
-    GROUP,
-    NAMESPACE_PREFIX,
-    VERSION,
-    Agents,
-    OperatorIdentity,
-    OperatorProcess,
-    agent_namespace,
-    condition,
-    operator_kubeconfig,
-    srs_crds,
-    srs_operator,
-)
+from tests.harness import TEST_NAMESPACE_LABEL, first_change, wait_for
+from tests.integration.operator_harness import GROUP, NAMESPACE_PREFIX, VERSION, Agents, OperatorIdentity, condition
+from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +97,7 @@ def test_an_agent_gets_its_children_and_becomes_ready(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -165,7 +153,7 @@ def test_an_agent_gets_its_children_and_becomes_ready(
 def test_scaling_through_the_scale_subresource_gives_three_ready_pods(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -189,7 +177,7 @@ def test_a_spec_edit_rolls_the_pods(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -212,7 +200,7 @@ def test_a_change_to_a_referenced_secret_rolls_the_pods(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -240,7 +228,7 @@ def test_a_change_to_a_referenced_secret_rolls_the_pods(
 def test_a_missing_secret_is_reported_and_its_arrival_heals_the_agent(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -257,7 +245,7 @@ def test_hand_edits_of_owned_objects_are_reverted(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -294,7 +282,7 @@ def test_deleting_the_agent_removes_its_children(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -331,8 +319,8 @@ def test_steady_state_is_silent(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,  # noqa: F811
-    srs_operator: OperatorProcess,  # noqa: F811
+    agent_namespace: str,
+    srs_operator: OperatorProcess,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -348,6 +336,10 @@ def test_steady_state_is_silent(
         return not [n for n in names if n.startswith(NAMESPACE_PREFIX) and n != ns and "operator-" not in n]
 
     wait_for("other test namespaces gone", others_settled, timeout=90)
+
+    def reconciles() -> float:
+        return srs_operator.metric("srs_operator_reconciles_total", kind="SupportAgent", result="ok")
+
     # Agents of a namespace that vanished before kopf saw them go cost one 404 each, once
     # (then they are forgotten): wait for a resync period without a write of any kind.
     last = [srs_operator.metric("srs_operator_api_writes_total")]
@@ -362,8 +354,11 @@ def test_steady_state_is_silent(
     writes_before = srs_operator.metric("srs_operator_api_writes_total")
     requests_before = _write_requests(srs_operator)
     reverts_before = _drift_reverts(core_v1, ns)
-    reconciles_before = srs_operator.metric("srs_operator_reconciles_total", kind="SupportAgent", result="ok")
-    time.sleep(10)  # the test operator resyncs every 2 s: about five reconciles of an unchanged agent
+    reconciles_before = reconciles()
+    # Deployment writes would show first: watch them (bounded) until three more reconciles ran.
+    change = first_change(apps_v1.list_namespaced_deployment, ns, resource_version=before["deployment"], seconds=8)
+    assert change is None, f"the operator wrote to the Deployment of an unchanged agent: {change and change['type']}"
+    wait_for("three reconciles of the unchanged agent", lambda: reconciles() - reconciles_before >= 3, timeout=30)
     assert _versions(api_client, core_v1, apps_v1, ns) == before
     # Not one API write by the operator, to any object of any namespace.
     writes = srs_operator.metric("srs_operator_api_writes_total")
@@ -371,15 +366,13 @@ def test_steady_state_is_silent(
     assert writes == writes_before, f"writes: { {k: n for k, n in new_writes.items() if n} }"
     # Steady state: no drift is found (and reverted) while nothing changes.
     assert _drift_reverts(core_v1, ns) == reverts_before
-    reconciles = srs_operator.metric("srs_operator_reconciles_total", kind="SupportAgent", result="ok")
-    assert reconciles - reconciles_before >= 3
 
 
 def test_replicas_owned_by_an_external_autoscaler_are_left_alone(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -408,7 +401,7 @@ def _topic(api_client: client.ApiClient, ns: str, name: str, topic: str) -> None
 def test_topics_ready_follows_the_ticket_topics_of_every_topic_the_agent_uses(
     api_client: client.ApiClient,
     kafka_admin: AdminClient,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -444,7 +437,7 @@ def test_a_prompt_from_a_config_map_is_rendered_and_its_edits_roll_the_pods(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -478,7 +471,7 @@ def test_a_prompt_from_a_config_map_is_rendered_and_its_edits_roll_the_pods(
 def test_a_name_taken_by_someone_elses_object_is_a_conflict_not_a_takeover(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     core_v1.create_namespaced_service(
@@ -500,8 +493,8 @@ def test_a_name_taken_by_someone_elses_object_is_a_conflict_not_a_takeover(
 
 
 def test_the_operator_identity_is_least_privilege(
-    srs_operator: OperatorProcess,  # noqa: F811
-    agent_namespace: str,  # noqa: F811
+    srs_operator: OperatorProcess,
+    agent_namespace: str,
 ) -> None:
     from kubernetes import config
 
@@ -538,7 +531,7 @@ def test_a_trained_offline_model_is_mounted_and_a_retrained_one_rolls_the_pods(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,  # noqa: F811
+    agent_namespace: str,
 ) -> None:
     ns = agent_namespace
     agents = Agents(api_client, ns)
@@ -575,7 +568,7 @@ def test_a_trained_offline_model_is_mounted_and_a_retrained_one_rolls_the_pods(
 def test_without_the_secrets_role_in_its_namespace_an_agent_says_how_to_grant_it(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
-    srs_operator: OperatorProcess,  # noqa: F811
+    srs_operator: OperatorProcess,
     operator_identity: OperatorIdentity,
 ) -> None:
     # A namespace whose owner has not (yet) granted the operator its Secrets role.

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration.operator_harness import srs_crds  # noqa: F401 - fixture
 from tests.integration.tickettopic_support import GROUP, PLURAL, VERSION, watched_namespace
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def ns(core_v1: client.CoreV1Api, srs_crds: None) -> Iterator[str]:  # noqa: F811 - the harness's fixture
+def ns(core_v1: client.CoreV1Api, srs_crds: None) -> Iterator[str]:
     # No operator watches this namespace: admission alone decides.
     with watched_namespace(core_v1, "srs-test-ttadm-") as name:
         yield name

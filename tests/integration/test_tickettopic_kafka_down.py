@@ -17,8 +17,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
-from tests.harness import Infra, wait_for
-from tests.integration.operator_harness import operator_kubeconfig, srs_crds  # noqa: F401 - fixtures
+from tests.harness import Infra, fresh_namespace, wait_for
 from tests.integration.operator_process import OperatorProcess, run_operator
 from tests.integration.tickettopic_support import (
     TOPIC_OPERATOR_ENV,
@@ -27,7 +26,6 @@ from tests.integration.tickettopic_support import (
     delete_topic_if_present,
     describe_topic,
     unique,
-    watched_namespace,
 )
 
 pytestmark = pytest.mark.integration
@@ -46,8 +44,8 @@ def forwarder(infra: Infra) -> Iterator[TcpForwarder]:
 @pytest.fixture
 def start_operator(
     infra: Infra,
-    srs_crds: None,  # noqa: F811 - the harness's fixture
-    operator_kubeconfig: str,  # noqa: F811 - the harness's fixture
+    srs_crds: None,
+    operator_kubeconfig: str,
     forwarder: TcpForwarder,
     tmp_path: Path,
 ) -> Iterator[Callable[[dict[str, str]], OperatorProcess]]:
@@ -73,13 +71,8 @@ def start_operator(
 
 @pytest.fixture
 def ns(core_v1: client.CoreV1Api) -> Iterator[str]:
-    with watched_namespace(core_v1, NAMESPACE_PREFIX) as name:
+    with fresh_namespace(core_v1, NAMESPACE_PREFIX) as name:
         yield name
-
-
-@pytest.fixture
-def tt(api_client: client.ApiClient) -> TicketTopics:
-    return TicketTopics(api_client)
 
 
 def _retries(tt: TicketTopics, ns: str, name: str) -> int:

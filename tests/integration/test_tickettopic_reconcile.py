@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 from kubernetes import client
 
-from tests.harness import Infra, wait_for
-from tests.integration.operator_harness import operator_kubeconfig, srs_crds  # noqa: F401 - fixtures
-from tests.integration.operator_process import OperatorProcess, run_operator
+from tests.harness import Infra, first_change, fresh_namespace, wait_for
+from tests.integration.operator_harness import GROUP, VERSION
+from tests.integration.operator_process import OperatorProcess
 from tests.integration.tickettopic_support import (
-    TOPIC_OPERATOR_ENV,
     TicketTopics,
     delete_topic_if_present,
     describe_topic,
     sleep_past_second_boundary,
+    topic_operator,
     unique,
-    watched_namespace,
 )
 
 pytestmark = pytest.mark.integration
@@ -37,34 +35,26 @@ NAMESPACE_PREFIX = "srs-test-tt-"
 @pytest.fixture(scope="module")
 def operator(
     infra: Infra,
-    srs_crds: None,  # noqa: F811 - the harness's fixture
-    operator_kubeconfig: str,  # noqa: F811 - the harness's fixture
+    srs_crds: None,
+    operator_kubeconfig: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """``srs operator`` under its least-privilege ServiceAccount (operator/deploy/rbac.yaml)."""
     log = tmp_path_factory.mktemp("tickettopic-operator") / "operator.log"
-    with run_operator(
-        operator_kubeconfig, infra.kafka_bootstrap, log, f"{NAMESPACE_PREFIX}*", env=TOPIC_OPERATOR_ENV
-    ) as op:
+    with topic_operator(operator_kubeconfig, infra.kafka_bootstrap, log, NAMESPACE_PREFIX) as op:
         yield op
-        print(f"operator log ({log}):\n{op.log_tail()}")
 
 
 @pytest.fixture
 def ns(core_v1: client.CoreV1Api, operator: OperatorProcess) -> Iterator[str]:
-    with watched_namespace(core_v1, NAMESPACE_PREFIX) as name:
+    with fresh_namespace(core_v1, NAMESPACE_PREFIX) as name:
         yield name
 
 
 @pytest.fixture
 def second_ns(core_v1: client.CoreV1Api, operator: OperatorProcess) -> Iterator[str]:
-    with watched_namespace(core_v1, NAMESPACE_PREFIX) as name:
+    with fresh_namespace(core_v1, NAMESPACE_PREFIX) as name:
         yield name
-
-
-@pytest.fixture
-def tt(api_client: client.ApiClient) -> TicketTopics:
-    return TicketTopics(api_client)
 
 
 @pytest.fixture
@@ -125,7 +115,9 @@ def test_ticket_topic_creates_the_topic_with_partitions_and_config(
     assert not obj["metadata"].get("finalizers")
 
 
-def test_steady_state_makes_no_writes(ns: str, tt: TicketTopics, topic_names: Callable[[str], str]) -> None:
+def test_steady_state_makes_no_writes(
+    api_client: client.ApiClient, ns: str, tt: TicketTopics, topic_names: Callable[[str], str]
+) -> None:
     name = topic_names("tt-quiet")
     # Values Kafka stores in its own spelling (true, 100000) must not count as a difference.
     tt.create(
@@ -136,10 +128,13 @@ def test_steady_state_makes_no_writes(ns: str, tt: TicketTopics, topic_names: Ca
     version = tt.get(ns, name)["metadata"]["resourceVersion"]
     events = len(tt.events(ns, name))
 
-    # Three level checks (every 3 s in these tests) of a topic that is as specified.
-    time.sleep(10)
-
-    assert tt.get(ns, name)["metadata"]["resourceVersion"] == version
+    # Three level checks (every 3 s in these tests) of a topic that is as specified: no write.
+    change = first_change(
+        client.CustomObjectsApi(api_client).list_namespaced_custom_object,
+        GROUP, VERSION, ns, "tickettopics",
+        field_selector=f"metadata.name={name}", resource_version=version, seconds=10,
+    )  # fmt: skip
+    assert change is None, f"the operator wrote to an unchanged TicketTopic: {change and change['type']}"
     assert len(tt.events(ns, name)) == events
 
 

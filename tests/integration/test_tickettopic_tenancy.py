@@ -17,15 +17,14 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kubernetes import client
 
-from tests.harness import Infra, wait_for
-from tests.integration.operator_harness import Agents, operator_kubeconfig, srs_crds  # noqa: F401 - fixtures
-from tests.integration.operator_process import OperatorProcess, run_operator
+from tests.harness import Infra, fresh_namespace, wait_for
+from tests.integration.operator_harness import Agents
+from tests.integration.operator_process import OperatorProcess
 from tests.integration.tickettopic_support import (
-    TOPIC_OPERATOR_ENV,
     TicketTopics,
     delete_topic_if_present,
     describe_topic,
-    watched_namespace,
+    topic_operator,
 )
 
 pytestmark = pytest.mark.integration
@@ -36,38 +35,26 @@ NAMESPACE_PREFIX = "srs-test-tn-"
 @pytest.fixture(scope="module")
 def operator(
     infra: Infra,
-    srs_crds: None,  # noqa: F811 - the harness's fixture
-    operator_kubeconfig: str,  # noqa: F811 - the harness's fixture
+    srs_crds: None,
+    operator_kubeconfig: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     log = tmp_path_factory.mktemp("tenancy-operator") / "operator.log"
-    with run_operator(
-        operator_kubeconfig,
-        infra.kafka_bootstrap,
-        log,
-        f"{NAMESPACE_PREFIX}*",
-        args=["--topic-prefix-rule", f"{NAMESPACE_PREFIX}*={{namespace}}."],
-        env=TOPIC_OPERATOR_ENV,
-    ) as op:
+    rule = ["--topic-prefix-rule", f"{NAMESPACE_PREFIX}*={{namespace}}."]
+    with topic_operator(operator_kubeconfig, infra.kafka_bootstrap, log, NAMESPACE_PREFIX, args=rule) as op:
         yield op
-        print(f"operator log ({log}):\n{op.log_tail()}")
 
 
 @pytest.fixture
 def team_a(core_v1: client.CoreV1Api, operator: OperatorProcess) -> Iterator[str]:
-    with watched_namespace(core_v1, NAMESPACE_PREFIX) as name:
+    with fresh_namespace(core_v1, NAMESPACE_PREFIX) as name:
         yield name
 
 
 @pytest.fixture
 def team_b(core_v1: client.CoreV1Api, operator: OperatorProcess) -> Iterator[str]:
-    with watched_namespace(core_v1, NAMESPACE_PREFIX) as name:
+    with fresh_namespace(core_v1, NAMESPACE_PREFIX) as name:
         yield name
-
-
-@pytest.fixture
-def tt(api_client: client.ApiClient) -> TicketTopics:
-    return TicketTopics(api_client)
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from confluent_kafka import KafkaException, TopicCollection
@@ -19,7 +20,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, Res
 from kubernetes import client
 
 from devstack.processes import free_port
-from tests.harness import TEST_NAMESPACE_LABEL, wait_for
+from tests.harness import wait_for
+from tests.integration.operator_process import OperatorProcess, run_operator
 
 GROUP, VERSION, PLURAL = "srs.dev", "v1alpha1", "tickettopics"
 #: How the TicketTopic scenarios run the operator: a level check every 3 s and short Kafka
@@ -28,18 +30,22 @@ TOPIC_OPERATOR_ENV: Final = {"SRS_TOPIC_RESYNC_SECONDS": "3", "SRS_KAFKA_REQUEST
 
 
 @contextlib.contextmanager
-def watched_namespace(core_v1: client.CoreV1Api, prefix: str) -> Iterator[str]:
-    """A fresh namespace ``<prefix><random>`` (the test harness's label, so its sweeper
-    catches leftovers); deleted afterwards."""
-    name = f"{prefix}{uuid.uuid4().hex[:8]}"
-    core_v1.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"}))
-    )
-    try:
-        yield name
-    finally:
-        with contextlib.suppress(client.ApiException):
-            core_v1.delete_namespace(name, propagation_policy="Background")
+def topic_operator(
+    kubeconfig: str,
+    bootstrap: str,
+    log: Path,
+    namespace_prefix: str,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Iterator[OperatorProcess]:
+    """``srs operator`` for TicketTopic tests: namespaces ``<namespace_prefix>*``, a 3 s level
+    check (:data:`TOPIC_OPERATOR_ENV`, plus ``env``); its log is printed afterwards."""
+    with run_operator(
+        kubeconfig, bootstrap, log, f"{namespace_prefix}*", args=args, env={**TOPIC_OPERATOR_ENV, **(env or {})}
+    ) as op:
+        yield op
+        print(f"operator log ({log}):\n{op.log_tail()}")
 
 
 class TicketTopics:

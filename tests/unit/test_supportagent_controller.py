@@ -1,0 +1,202 @@
+"""The SupportAgent reconcile service against small fakes of the API client and the caches.
+
+``SupportAgentController.reconcile`` reads the agent and its children from the watch-fed
+caches (:class:`FakeCluster` plays both the API server and the caches: what the
+operator applies is what the next reconcile sees) and writes only what differs. The
+scenario tests on the real control plane (``tests/integration/test_supportagent_*.py``)
+prove the same paths end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from srs_operator.clients.events import ObjectRef
+from srs_operator.clients.kube import ResourceType
+from srs_operator.models.supportagent import SecretVersion
+from srs_operator.services.supportagents import AgentKey, SupportAgentController
+from srs_operator.settings import OperatorSettings
+
+pytestmark = pytest.mark.unit
+
+NS, NAME = "support", "billing"
+KINDS = {
+    "configmaps": "ConfigMap",
+    "deployments": "Deployment",
+    "services": "Service",
+    "serviceaccounts": "ServiceAccount",
+    "supportagents": "SupportAgent",
+}
+SPECIALIST: dict[str, Any] = {
+    "role": "specialist",
+    "specialty": "billing",
+    "inputTopic": "ticket.triaged.billing",
+    "outputTopic": "ticket.resolved",
+    "model": {"provider": "offline"},
+}
+
+
+@dataclass
+class FakeCluster:
+    """The API calls the controller makes, and the caches it reads, over one dict of objects."""
+
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    writes: list[tuple[str, str]] = field(default_factory=list)
+    versions: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
+
+    def put(self, obj: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        meta["resourceVersion"] = str(next(self.versions))
+        meta.setdefault("uid", f"uid-{obj['kind']}-{meta['name']}")
+        self.objects[(obj["kind"], meta["namespace"], meta["name"])] = obj
+        return copy.deepcopy(obj)
+
+    # -- KubeClient ------------------------------------------------------------------------
+
+    async def get(self, rtype: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
+        obj = self.objects.get((KINDS[rtype.plural], namespace or "", name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    async def apply(self, obj: Mapping[str, Any], *, force: bool = True) -> dict[str, Any]:
+        self.writes.append(("apply", obj["kind"]))
+        return self.put(dict(obj))
+
+    async def patch_status(
+        self, rtype: ResourceType, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self.writes.append(("patch_status", rtype.plural))
+        agent = self.objects[("SupportAgent", namespace, name)]
+        return self.put({**agent, "status": dict(status)})
+
+    async def close(self) -> None:
+        return None
+
+    # -- LiveState ---------------------------------------------------------------------------
+
+    def agent(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self.objects.get(("SupportAgent", namespace, name))
+
+    def agent_keys(self) -> Iterable[AgentKey]:
+        return [(ns, name) for kind, ns, name in self.objects if kind == "SupportAgent"]
+
+    def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self.objects.get((kind, namespace, name))
+
+    def config_map_version(self, namespace: str, name: str) -> str | None:
+        obj = self.objects.get(("ConfigMap", namespace, name))
+        return obj["metadata"]["resourceVersion"] if obj is not None else None
+
+    def topic_readiness(self, namespace: str) -> Mapping[str, bool]:
+        return {}
+
+    def pod_problems(self, namespace: str, name: str) -> list[str]:
+        return []
+
+
+@dataclass
+class FakeEvents:
+    posted: list[tuple[str, str]] = field(default_factory=list)
+
+    async def post(self, obj: ObjectRef, type_: str, reason: str, message: str) -> None:
+        self.posted.append((type_, reason))
+
+
+class NoSecrets:
+    async def of(self, namespace: str) -> Mapping[str, SecretVersion]:
+        return {}
+
+
+def controller(cluster: FakeCluster, events: FakeEvents) -> SupportAgentController:
+    return SupportAgentController(
+        cluster,  # type: ignore[arg-type]
+        cluster,
+        OperatorSettings(),
+        events=events,  # type: ignore[arg-type]
+        secrets=NoSecrets(),
+    )
+
+
+def reconcile(ctl: SupportAgentController) -> None:
+    async def run() -> None:
+        await ctl.reconcile((NS, NAME))
+        await ctl.stop()  # lets the Events it posted in the background finish
+
+    asyncio.run(run())
+
+
+def agent(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "srs.dev/v1alpha1",
+        "kind": "SupportAgent",
+        "metadata": {"namespace": NS, "name": NAME, "uid": "uid-agent", "generation": 1},
+        "spec": spec,
+    }
+
+
+def condition(cluster: FakeCluster, type_: str) -> dict[str, Any]:
+    status = cluster.objects[("SupportAgent", NS, NAME)].get("status") or {}
+    return next(c for c in status.get("conditions", []) if c["type"] == type_)
+
+
+def test_a_new_agent_gets_its_four_children_and_an_accepted_status() -> None:
+    cluster, events = FakeCluster(), FakeEvents()
+    cluster.put(agent(SPECIALIST))
+
+    reconcile(controller(cluster, events))
+
+    applied = [kind for verb, kind in cluster.writes if verb == "apply"]
+    assert sorted(applied[:3]) == ["ConfigMap", "Service", "ServiceAccount"]
+    assert applied[3:] == ["Deployment"]  # what the pods use exists before the pods
+    assert ("patch_status", "supportagents") in cluster.writes
+    assert condition(cluster, "Accepted")["status"] == "True"
+    assert condition(cluster, "Ready")["reason"] == "RollingOut"  # no Deployment controller here
+    assert ("Normal", "Created") in events.posted
+
+
+def test_a_second_reconcile_of_an_unchanged_agent_writes_nothing() -> None:
+    cluster, events = FakeCluster(), FakeEvents()
+    cluster.put(agent(SPECIALIST))
+    reconcile(controller(cluster, events))
+    cluster.writes.clear()
+    events.posted.clear()
+
+    reconcile(controller(cluster, events))
+
+    assert cluster.writes == []
+    assert events.posted == []
+
+
+def test_a_hand_edit_of_the_deployment_is_reverted_and_announced() -> None:
+    cluster, events = FakeCluster(), FakeEvents()
+    cluster.put(agent(SPECIALIST))
+    reconcile(controller(cluster, events))
+    deployment = copy.deepcopy(cluster.objects[("Deployment", NS, NAME)])
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "someone/else:latest"
+    cluster.put(deployment)
+    cluster.writes.clear()
+    events.posted.clear()
+
+    reconcile(controller(cluster, events))
+
+    assert cluster.writes == [("apply", "Deployment")]
+    live = cluster.objects[("Deployment", NS, NAME)]
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] != "someone/else:latest"
+    assert ("Normal", "DriftReverted") in events.posted
+
+
+def test_an_invalid_spec_is_reported_and_nothing_is_applied() -> None:
+    cluster, events = FakeCluster(), FakeEvents()
+    cluster.put(agent({**SPECIALIST, "role": "juggler"}))
+
+    reconcile(controller(cluster, events))
+
+    assert [verb for verb, _ in cluster.writes] == ["patch_status"]
+    assert condition(cluster, "Accepted")["reason"] == "InvalidSpec"
