@@ -10,6 +10,7 @@ import hashlib
 import json
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -43,6 +44,24 @@ def _secret(core_v1: client.CoreV1Api, namespace: str, value: str = API_KEY, nam
     core_v1.create_namespaced_secret(
         namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data={"api-key": value})
     )
+
+
+@dataclass(frozen=True)
+class ReadyAgent:
+    """An agent the scenario starts from: created, its API key Secret present, Ready."""
+
+    namespace: str
+    agents: Agents
+    body: dict[str, Any]
+
+
+@pytest.fixture
+def billing(api_client: client.ApiClient, core_v1: client.CoreV1Api, agent_namespace: str) -> ReadyAgent:
+    """The ``billing`` specialist with its API key Secret, created and Ready."""
+    agents = Agents(api_client, agent_namespace)
+    _secret(core_v1, agent_namespace)
+    agents.create("billing", SPECIALIST)
+    return ReadyAgent(agent_namespace, agents, agents.wait_ready("billing"))
 
 
 def _pod_hash(apps_v1: client.AppsV1Api, namespace: str, name: str) -> str:
@@ -97,13 +116,9 @@ def test_an_agent_gets_its_children_and_becomes_ready(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,
+    billing: ReadyAgent,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
-    _secret(core_v1, ns)
-    agents.create("billing", SPECIALIST)
-    agent = agents.wait_ready("billing")
+    ns, agent = billing.namespace, billing.body
 
     assert condition(agent, "Accepted")["status"] == "True"
     status = agent["status"]
@@ -153,13 +168,9 @@ def test_an_agent_gets_its_children_and_becomes_ready(
 def test_scaling_through_the_scale_subresource_gives_three_ready_pods(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
-    agent_namespace: str,
+    billing: ReadyAgent,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
-    _secret(core_v1, ns)
-    agents.create("billing", SPECIALIST)
-    agents.wait_ready("billing")
+    ns, agents = billing.namespace, billing.agents
 
     custom = client.CustomObjectsApi(api_client)  # what `kubectl scale sagent billing --replicas=3` does
     custom.patch_namespaced_custom_object_scale(
@@ -177,13 +188,9 @@ def test_a_spec_edit_rolls_the_pods(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,
+    billing: ReadyAgent,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
-    _secret(core_v1, ns)
-    agents.create("billing", SPECIALIST)
-    agents.wait_ready("billing")
+    ns, agents = billing.namespace, billing.agents
     before_hash = _pod_hash(apps_v1, ns, "billing")
     before_pods = {p.metadata.name for p in _ready_pods(core_v1, ns, "billing")}
 
@@ -200,13 +207,9 @@ def test_a_change_to_a_referenced_secret_rolls_the_pods(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,
+    billing: ReadyAgent,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
-    _secret(core_v1, ns)
-    agents.create("billing", SPECIALIST)
-    agents.wait_ready("billing")
+    ns, agents = billing.namespace, billing.agents
     before_hash = _pod_hash(apps_v1, ns, "billing")
     before_config = core_v1.read_namespaced_config_map("billing-config", ns).data
 
@@ -245,13 +248,9 @@ def test_hand_edits_of_owned_objects_are_reverted(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,
+    billing: ReadyAgent,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
-    _secret(core_v1, ns)
-    agents.create("billing", SPECIALIST)
-    agents.wait_ready("billing")
+    ns, agents = billing.namespace, billing.agents
     config = core_v1.read_namespaced_config_map("billing-config", ns).data[CONFIG_KEY]
 
     apps_v1.patch_namespaced_deployment(
@@ -282,13 +281,9 @@ def test_deleting_the_agent_removes_its_children(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,
+    billing: ReadyAgent,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
-    _secret(core_v1, ns)
-    agents.create("billing", SPECIALIST)
-    agents.wait_ready("billing")
+    ns, agents = billing.namespace, billing.agents
 
     agents.delete("billing")
     selector = "app.kubernetes.io/instance=billing"
