@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration.tickettopic_support import GROUP, PLURAL, VERSION, watched_namespace
+from tests.harness import fresh_namespace
+from tests.integration.tickettopic_support import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def ns(core_v1: client.CoreV1Api, srs_crds: None) -> Iterator[str]:
     # No operator watches this namespace: admission alone decides.
-    with watched_namespace(core_v1, "srs-test-ttadm-") as name:
+    with fresh_namespace(core_v1, "srs-test-ttadm-") as name:
         yield name
 
 
