@@ -44,7 +44,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 from kubernetes import client, config, watch
 
-from devstack.processes import free_port
+from devstack.processes import free_port, terminate
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "srs.dev", "v1alpha1"
@@ -117,12 +117,7 @@ def operator(kubeconfig: str, bootstrap: str, log: Path) -> Iterator[Operator]:
             time.sleep(0.2)
         yield running
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout=30)
 
 
 # -- objects --------------------------------------------------------------------------------

@@ -117,6 +117,17 @@ def stop(record: ProcessRecord, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def terminate(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM a child started with ``subprocess.Popen``, wait up to ``timeout`` seconds for
+    it to exit, and SIGKILL it if it does not."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)

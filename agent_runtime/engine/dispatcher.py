@@ -17,6 +17,10 @@ invalid record — end the attempt for good (``too_large`` / ``permanent``). A d
 cut to fit the dead-letter topic; one that still cannot be written after
 ``dead_letter_attempts`` makes the engine not ready (it keeps trying, the offset stays).
 
+Around it: :mod:`~agent_runtime.engine.work` (the records in flight and their states; every
+state change through ``Work.move_to``), :mod:`~agent_runtime.engine.deadletters` (writing
+dead letters) and :mod:`~agent_runtime.engine.draining` (revokes, losses, shutdown).
+
 When a record is done (outputs acknowledged, or dead-lettered and acknowledged), its
 offset completes in the partition's ``OffsetTracker`` and the contiguous completed
 prefix is stored for the next commit. Backpressure: a partition with too many
@@ -29,9 +33,7 @@ which throws librdkafka's prefetched records away and fetches them again.
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
-import json
 import logging
 import time
 from collections import deque
@@ -42,23 +44,21 @@ from agent_runtime import logs, metrics
 from agent_runtime.backoff import Backoff
 from agent_runtime.engine.consumer import PartitionId, PartitionOffset
 from agent_runtime.engine.deadletter import (
-    MIN_DEAD_LETTER_BYTES,
     ErrorClass,
-    build_dead_letter,
     error_class_of,
-    record_size,
 )
+from agent_runtime.engine.deadletters import DeadLetterWriter
+from agent_runtime.engine.draining import drain
 from agent_runtime.engine.ledger import CrashLedger
-from agent_runtime.engine.offsets import OffsetTracker
-from agent_runtime.engine.producer import permanent_error_class
+from agent_runtime.engine.producer import OutputSink, permanent_error_class
 from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.engine.tracing import (
     TRACEPARENT,
-    TraceContext,
     derived_trace,
     parse_traceparent,
     set_current_trace_id,
 )
+from agent_runtime.engine.work import Lane, Partition, State, Unkeyed, Work
 from agent_runtime.records import Handler, InputRecord, OutputRecord, PermanentError
 
 log = logging.getLogger(__name__)
@@ -67,23 +67,6 @@ log = logging.getLogger(__name__)
 _MAX_LOGGED_ERROR: Final = 200
 #: A worker whose handler never suspends yields to the loop after this many records.
 _YIELD_EVERY: Final = 32
-
-
-class OutputSink(Protocol):
-    """Where outputs go (the producer)."""
-
-    def produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: list[tuple[str, bytes]],
-        on_delivery: Callable[[Exception | None], None],
-    ) -> None:
-        """Queue a record. ``on_delivery`` runs later on the loop — never inside this call —
-        with None once Kafka acknowledged the record, or with the error once it gave up.
-        Raises ``BufferError`` when the queue is full."""
-        ...
 
 
 class PartitionControl(Protocol):
@@ -106,107 +89,6 @@ class HandlerTimeoutError(Exception):
     """The handler missed its deadline."""
 
 
-class _State(enum.IntEnum):
-    QUEUED = enum.auto()
-    RUNNING = enum.auto()  # the handler runs
-    ACKING = enum.auto()  # outputs produced, acknowledgements outstanding
-    RETRY_WAIT = enum.auto()  # a backoff before the next attempt
-    DEAD_LETTERING = enum.auto()  # the dead letter is produced, acknowledgement outstanding
-    DEAD_LETTER_WAIT = enum.auto()  # a backoff before writing the dead letter again
-    DONE = enum.auto()
-    ABANDONED = enum.auto()  # the partition went away first: uncommitted, redelivered
-
-
-#: Work a drain waits for; the waiting states are abandoned at once.
-_ACTIVE: Final = frozenset({_State.RUNNING, _State.ACKING, _State.DEAD_LETTERING})
-
-
-class _Partition:
-    """Per-partition state while this process owns the partition."""
-
-    __slots__ = (
-        "active", "closing", "condemned", "drained", "head", "held", "id", "lanes", "ledger", "opening", "paused",
-        "suspect", "suspect_released", "tracker",
-    )  # fmt: skip
-
-    def __init__(self, partition: PartitionId, ledger: CrashLedger | None = None) -> None:
-        self.id = partition
-        #: What the committed offset says about crashes at the head record (None: nothing yet).
-        self.ledger = ledger
-        #: Lanes that may not start yet: until this process's crash ledger is committed, and in
-        #: suspect mode (the head record runs alone). None: the partition runs freely.
-        self.held: list[_Lane] | None = []
-        #: Suspect mode: the offset of the head record that must run alone.
-        self.suspect: int | None = None
-        #: The suspect crashed ``crash_loop_limit`` processes: dead-letter it, do not run it.
-        self.condemned = False
-        #: The first record arrived; the ledger commit is on its way.
-        self.opening = False
-        #: The ledger is committed: the suspect may run (alone).
-        self.suspect_released = False
-        #: The first offset this process saw (the committed position when it got the partition).
-        self.head: int | None = None
-        self.tracker = OffsetTracker()
-        self.lanes: dict[object, _Lane] = {}
-        self.paused = False
-        #: Revoked or stopping: no record starts, waiting ones are abandoned (uncommitted).
-        self.closing = False
-        #: Records in an ``_ACTIVE`` state; a drain waits for zero.
-        self.active = 0
-        self.drained: asyncio.Event | None = None
-
-
-class _Lane:
-    """The records of one key in one partition, in offset order."""
-
-    __slots__ = ("key", "partition", "queue", "scheduled")
-
-    def __init__(self, key: object, partition: _Partition) -> None:
-        self.key = key
-        self.partition = partition
-        self.queue: deque[_Work] = deque()
-        #: In the ready queue or busy with its head record.
-        self.scheduled = False
-
-
-class _Work:
-    """One input record and where it is in its life."""
-
-    __slots__ = (
-        "arrived", "attempts", "dead_letter", "dead_letter_failures", "delivered", "expected", "failure", "lane",
-        "late", "producing", "record", "span", "state", "stuck", "timer", "worker",
-    )  # fmt: skip
-
-    def __init__(self, record: InputRecord, span: TraceContext, lane: _Lane) -> None:
-        self.record = record  # as the handler sees it: with a traceparent header
-        self.span = span  # this process's span; outputs carry it
-        self.lane = lane
-        self.arrived = time.monotonic()
-        self.state = _State.QUEUED
-        self.attempts = 0
-        # The current round of deliveries (outputs, or the dead letter).
-        self.expected = 0
-        self.delivered = 0
-        self.failure: Exception | None = None
-        self.dead_letter: OutputRecord | None = None
-        self.dead_letter_failures = 0
-        #: Outputs are still being handed to the producer: the input is not complete yet even
-        #: if every output handed over so far is acknowledged.
-        self.producing = False
-        #: Counted in ``Dispatcher.stuck_dead_letters``.
-        self.stuck = False
-        #: The current attempt missed its deadline (its handler was cancelled for it).
-        self.late = False
-        self.timer: asyncio.TimerHandle | None = None
-        self.worker: asyncio.Task[None] | None = None
-
-
-class _Unkeyed:
-    """Lane key of a record without a key: such records are not ordered among themselves."""
-
-    __slots__ = ()
-
-
 class Dispatcher:
     """Runs a ``Handler`` over consumed records; see the module docstring."""
 
@@ -225,16 +107,16 @@ class Dispatcher:
         self._control = control
         self._on_fatal = on_fatal
         self._backoff = Backoff(settings.initial_backoff_s, settings.max_backoff_s)
-        self._partitions: dict[PartitionId, _Partition] = {}
+        self._partitions: dict[PartitionId, Partition] = {}
         self._pending_total = 0
         #: Consumed records this dispatcher let go of (done, dropped, or left to the next
         #: owner); only ever grows. The consumer thread reads it for flow control.
         self.released = 0
-        self._paused: set[_Partition] = set()
-        self._dirty: set[_Partition] = set()
+        self._paused: set[Partition] = set()
+        self._dirty: set[Partition] = set()
         self._store_scheduled = False
         #: Lanes whose head record waits for a worker.
-        self._ready: deque[_Lane] = deque()
+        self._ready: deque[Lane] = deque()
         self._idle_workers: deque[asyncio.Future[None]] = deque()
         self._workers: list[asyncio.Task[None]] = []
         agent = settings.agent
@@ -246,12 +128,8 @@ class Dispatcher:
         self._latency = metrics.PROCESSING_LATENCY.labels(agent)
         self._retried = metrics.RETRIED.labels(agent)
         #: Handlers running now, with their start time (read by the health probe's thread).
-        self._started: dict[_Work, float] = {}
-        #: Dead letters that failed ``dead_letter_attempts`` times and are still not written.
-        self.stuck_dead_letters = 0
-        self._stuck_gauge = metrics.DEAD_LETTERS_STUCK.labels(agent)
-        #: The largest dead letter the topic takes (lowered when Kafka says it is too large).
-        self.dead_letter_max_bytes = settings.dead_letter_max_bytes
+        self._started: dict[Work, float] = {}
+        self._dead_letters = DeadLetterWriter(settings, sink, self._backoff, self._done)
 
     # -- life cycle and observations --------------------------------------------------------
 
@@ -289,6 +167,16 @@ class Dispatcher:
         return self._pending_total
 
     @property
+    def stuck_dead_letters(self) -> int:
+        """Dead letters that failed ``dead_letter_attempts`` times and are still not written."""
+        return self._dead_letters.stuck
+
+    @property
+    def dead_letter_max_bytes(self) -> int:
+        """The largest dead letter the topic takes (lowered when Kafka says it is too large)."""
+        return self._dead_letters.max_bytes
+
+    @property
     def paused_partitions(self) -> list[PartitionId]:
         return sorted(p.id for p in self._paused)
 
@@ -314,10 +202,10 @@ class Dispatcher:
                 self._drop(known)
                 known = None
             if known is None:
-                self._partitions[partition] = _Partition(partition, (ledgers or {}).get(partition))
+                self._partitions[partition] = Partition(partition, (ledgers or {}).get(partition))
 
     def records_arrived(self, records: list[InputRecord]) -> None:
-        touched: set[_Partition] = set()
+        touched: set[Partition] = set()
         tracked = 0
         for record in records:
             partition = self._partitions.get((record.topic, record.partition))
@@ -356,7 +244,7 @@ class Dispatcher:
         """Finish (or, after the drain timeout, abandon) in-flight work; return what to commit."""
         owned = [self._partitions[p] for p in partitions if p in self._partitions]
         try:
-            return await self._drain(owned, self._settings.revoke_drain_timeout_s)
+            return await drain(owned, self._settings.revoke_drain_timeout_s, self._abandon)
         finally:
             # Also when the consumer gave up waiting and cancelled this drain: the partitions
             # are gone either way, and nothing of theirs may run or be stored any more.
@@ -376,7 +264,7 @@ class Dispatcher:
     async def partitions_lost(self, partitions: list[PartitionId]) -> None:
         """Abandon the work of partitions another member may own already."""
         owned = [self._partitions[p] for p in partitions if p in self._partitions]
-        await self._drain(owned, 0)
+        await drain(owned, 0, self._abandon)
         self._forget(owned)
 
     async def drain_all(self, timeout_s: float) -> list[PartitionOffset]:
@@ -384,11 +272,11 @@ class Dispatcher:
 
         Returns the offsets to commit for every owned partition.
         """
-        return await self._drain(list(self._partitions.values()), timeout_s)
+        return await drain(list(self._partitions.values()), timeout_s, self._abandon)
 
     # -- queueing -----------------------------------------------------------------------------
 
-    def _enqueue(self, partition: _Partition, record: InputRecord) -> None:
+    def _enqueue(self, partition: Partition, record: InputRecord) -> None:
         incoming = parse_traceparent(record.header(TRACEPARENT))
         as_handled = record
         if incoming is None:
@@ -399,16 +287,16 @@ class Dispatcher:
                 (*record.headers, (TRACEPARENT, incoming.header())), record.timestamp_ms,
             )  # fmt: skip
         key = record.key
-        lane_key: object = key if key is not None else _Unkeyed()
+        lane_key: object = key if key is not None else Unkeyed()
         lane = partition.lanes.get(lane_key)
         if lane is None:
-            lane = partition.lanes[lane_key] = _Lane(lane_key, partition)
-        lane.queue.append(_Work(as_handled, incoming.child(), lane))
+            lane = partition.lanes[lane_key] = Lane(lane_key, partition)
+        lane.queue.append(Work(as_handled, incoming.child(), lane))
         if not lane.scheduled:
             lane.scheduled = True
             self._ready.append(lane)
 
-    def _make_ready(self, lane: _Lane, *, first: bool = False) -> None:
+    def _make_ready(self, lane: Lane, *, first: bool = False) -> None:
         if first:
             self._ready.appendleft(lane)  # a retry: it already waited its turn once
         else:
@@ -421,7 +309,7 @@ class Dispatcher:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _next_lane(self) -> _Lane:
+    async def _next_lane(self) -> Lane:
         while True:
             while self._ready:
                 lane = self._ready.popleft()
@@ -455,7 +343,7 @@ class Dispatcher:
             try:
                 await self._run_handler(work, worker)
             except asyncio.CancelledError:
-                if work.state is not _State.ABANDONED:
+                if work.state is not State.ABANDONED:
                     raise  # the dispatcher is closing
                 # A drain gave up on this handler; the worker goes on with other lanes.
                 if worker is not None:
@@ -469,13 +357,12 @@ class Dispatcher:
             if handled % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let the consumer's batches and delivery reports in
 
-    async def _run_handler(self, work: _Work, worker: asyncio.Task[None] | None) -> None:
+    async def _run_handler(self, work: Work, worker: asyncio.Task[None] | None) -> None:
         record = work.record
         # The key goes in as bytes: the log formatter decodes it only when a line is written.
         logs.replace({"trace_id": work.span.trace_id, self._settings.key_log_field: record.key})
         set_current_trace_id(work.span.trace_id)
-        work.state = _State.RUNNING  # QUEUED → RUNNING: now active
-        work.lane.partition.active += 1
+        work.move_to(State.RUNNING)  # QUEUED → RUNNING: now active
         work.attempts += 1
         work.worker = worker
         self._running += 1
@@ -486,10 +373,10 @@ class Dispatcher:
             outputs = await self._handler.handle(record)
         except PermanentError as e:
             metrics.FAILED.labels(self._settings.agent, e.error_class).inc()
-            self._dead_letter(work, error_class_of(e.error_class), e.message, type(e).__name__)
+            self._dead_letters.write(work, error_class_of(e.error_class), e.message, type(e).__name__)
             return
         except asyncio.CancelledError:
-            if not work.late or work.state is _State.ABANDONED:
+            if not work.late or work.state is State.ABANDONED:
                 raise  # a drain or the dispatcher closing, not the deadline
             if worker is not None:
                 worker.uncancel()
@@ -506,9 +393,9 @@ class Dispatcher:
             # It ignored the cancellation and returned anyway: too late counts as a miss.
             self._failed(work, self._late())
             return
-        if work.state is _State.ABANDONED:
+        if work.state is State.ABANDONED:
             return
-        work.state = _State.ACKING  # both active
+        work.move_to(State.ACKING)  # both active
         work.expected = work.delivered = 0
         work.failure = None
         # Until every output is handed over, acknowledgements of the first ones must not
@@ -517,7 +404,7 @@ class Dispatcher:
         queued = self._produce(work, outputs, 0)
         while queued < len(outputs):
             await asyncio.sleep(0.005)  # librdkafka's queue is full: let deliveries drain
-            if work.state is not _State.ACKING:
+            if work.state is not State.ACKING:
                 return  # abandoned meanwhile
             queued = self._produce(work, outputs, queued)
         work.producing = False
@@ -526,7 +413,7 @@ class Dispatcher:
     def _late(self) -> HandlerTimeoutError:
         return HandlerTimeoutError(f"the handler did not finish within {self._settings.handler_timeout_s:g}s")
 
-    def _produce(self, work: _Work, outputs: Sequence[OutputRecord], start: int) -> int:
+    def _produce(self, work: Work, outputs: Sequence[OutputRecord], start: int) -> int:
         """Produce ``outputs[start:]``; return how many are dealt with (all, unless the queue filled up)."""
         on_delivery = functools.partial(self._output_delivered, work)
         span_header = work.span.header()
@@ -549,145 +436,56 @@ class Dispatcher:
 
     # -- deliveries (callbacks on the loop) ----------------------------------------------------------
 
-    def _output_delivered(self, work: _Work, error: Exception | None) -> None:
+    def _output_delivered(self, work: Work, error: Exception | None) -> None:
         work.delivered += 1
         if error is not None and work.failure is None:
             work.failure = error
         self._check_delivered(work)
 
-    def _check_delivered(self, work: _Work) -> None:
-        if work.producing or work.delivered < work.expected or work.state is not _State.ACKING:
+    def _check_delivered(self, work: Work) -> None:
+        if work.producing or work.delivered < work.expected or work.state is not State.ACKING:
             return  # more to produce or to come, or abandoned meanwhile
         if work.failure is None:
             self._done(work)
         else:
             self._failed(work, work.failure)
 
-    def _failed(self, work: _Work, error: Exception) -> None:
+    def _failed(self, work: Work, error: Exception) -> None:
         """A failure of the handler or of a delivery: retry after a backoff, or dead-letter."""
-        if work.state is _State.ABANDONED:
+        if work.state is State.ABANDONED:
             return
         reason = type(error).__name__
         permanent = permanent_error_class(error)
         if permanent is not None:
             # Kafka refused an output for good (too large, not authorized, invalid): no retry helps.
             metrics.FAILED.labels(self._settings.agent, permanent).inc()
-            self._dead_letter(work, error_class_of(permanent), f"{reason}: {error}", reason)
+            self._dead_letters.write(work, error_class_of(permanent), f"{reason}: {error}", reason)
             return
         metrics.FAILED.labels(self._settings.agent, reason).inc()
         if work.attempts >= self._settings.max_attempts:
             last = ErrorClass.TIMEOUT if isinstance(error, HandlerTimeoutError) else ErrorClass.RETRIES_EXHAUSTED
-            self._dead_letter(work, last, f"{reason}: {error}", reason)
+            self._dead_letters.write(work, last, f"{reason}: {error}", reason)
             return
         if work.lane.partition.closing:
-            self._set_state(work, _State.ABANDONED)
+            work.move_to(State.ABANDONED)
             return
         delay = self._backoff.delay(work.attempts)
-        log.warning("processing failed; retrying", extra=self._log_fields(work, {
+        log.warning("processing failed; retrying", extra=work.log_fields(self._settings.key_log_field, {
             "error": reason, "detail": str(error)[:_MAX_LOGGED_ERROR], "attempt": work.attempts,
             "retry_in_s": round(delay, 3),
         }))  # fmt: skip
         self._retried.inc()
-        self._set_state(work, _State.RETRY_WAIT)
+        work.move_to(State.RETRY_WAIT)
         work.timer = asyncio.get_running_loop().call_later(delay, self._retry, work)
 
-    def _retry(self, work: _Work) -> None:
+    def _retry(self, work: Work) -> None:
         work.timer = None
-        if work.state is _State.RETRY_WAIT:
-            self._set_state(work, _State.QUEUED)
+        if work.state is State.RETRY_WAIT:
+            work.move_to(State.QUEUED)
             self._make_ready(work.lane, first=True)
 
-    def _dead_letter(self, work: _Work, error_class: ErrorClass, message: str, exception: str) -> None:
-        """Write the input to the dead-letter topic; until Kafka has it, the offset stays open,
-        so a dead letter that cannot be written never loses the input."""
-        if work.state is _State.ABANDONED:
-            return
-        work.dead_letter = build_dead_letter(
-            work.record,
-            topic=self._settings.dead_letter_topic,
-            agent=self._settings.agent,
-            error_class=error_class,
-            message=message,
-            exception=exception,
-            attempts=work.attempts,
-            trace_id=work.span.trace_id,
-            max_bytes=self.dead_letter_max_bytes,
-        )
-        self._send_dead_letter(work)
-
-    def _send_dead_letter(self, work: _Work) -> None:
-        work.timer = None
-        if work.state is _State.ABANDONED:
-            return
-        assert work.dead_letter is not None
-        self._set_state(work, _State.DEAD_LETTERING)
-        record = work.dead_letter
-        try:
-            self._sink.produce(
-                record.topic, record.key, record.value, [*record.headers, (TRACEPARENT, work.span.header())],
-                functools.partial(self._dead_letter_delivered, work),
-            )  # fmt: skip
-        except Exception as e:  # noqa: BLE001 - a full queue or a broken topic: try again later
-            self._dead_letter_delivered(work, e)
-
-    def _dead_letter_delivered(self, work: _Work, error: Exception | None) -> None:
-        if work.state is not _State.DEAD_LETTERING:
-            return  # abandoned meanwhile
-        assert work.dead_letter is not None
-        error_class = dict(work.dead_letter.headers).get("srs-error-class", b"").decode()
-        if error is None:
-            self._unstick(work)
-            metrics.DEAD_LETTERED.labels(self._settings.agent, error_class).inc()
-            log.warning("input dead-lettered", extra=self._log_fields(work, {
-                "error_class": error_class, "attempts": work.attempts,
-            }))  # fmt: skip
-            self._done(work)
-            return
-        metrics.FAILED.labels(self._settings.agent, "dead_letter_delivery").inc()
-        work.dead_letter_failures += 1
-        if work.lane.partition.closing:
-            self._set_state(work, _State.ABANDONED)
-            return
-        size = record_size(work.dead_letter)
-        if permanent_error_class(error) == ErrorClass.TOO_LARGE and size > MIN_DEAD_LETTER_BYTES:
-            # The topic takes less than we thought (or its limit was lowered): cut and retry now.
-            self.dead_letter_max_bytes = max(MIN_DEAD_LETTER_BYTES, min(self.dead_letter_max_bytes, size // 2))
-            log.warning("dead letter too large for its topic; cutting its payload copy", extra=self._log_fields(work, {
-                "bytes": size, "max_bytes": self.dead_letter_max_bytes,
-            }))  # fmt: skip
-            envelope = json.loads(work.dead_letter.value)
-            work.dead_letter = build_dead_letter(
-                work.record, topic=work.dead_letter.topic, agent=self._settings.agent,
-                error_class=error_class_of(envelope["error"]["class"]), message=envelope["error"]["message"],
-                exception=envelope["error"].get("exception", ""), attempts=work.attempts,
-                trace_id=work.span.trace_id, max_bytes=self.dead_letter_max_bytes,
-            )  # fmt: skip
-            self._send_dead_letter(work)
-            return
-        if work.dead_letter_failures >= self._settings.dead_letter_attempts and not work.stuck:
-            # Nothing is lost (the offset stays), but this partition is stuck behind it: say so.
-            work.stuck = True
-            self.stuck_dead_letters += 1
-            self._stuck_gauge.set(self.stuck_dead_letters)
-            log.error("a dead letter cannot be written; not ready until it is", extra=self._log_fields(work, {
-                "error": type(error).__name__, "detail": str(error)[:_MAX_LOGGED_ERROR],
-                "attempts": work.dead_letter_failures, "dead_letter_topic": work.dead_letter.topic,
-            }))  # fmt: skip
-        delay = self._backoff.delay(work.dead_letter_failures)
-        log.error("writing the dead letter failed; input kept uncommitted, retrying", extra=self._log_fields(work, {
-            "error": type(error).__name__, "detail": str(error)[:_MAX_LOGGED_ERROR], "retry_in_s": round(delay, 3),
-        }))  # fmt: skip
-        self._set_state(work, _State.DEAD_LETTER_WAIT)
-        work.timer = asyncio.get_running_loop().call_later(delay, self._send_dead_letter, work)
-
-    def _unstick(self, work: _Work) -> None:
-        if work.stuck:
-            work.stuck = False
-            self.stuck_dead_letters -= 1
-            self._stuck_gauge.set(self.stuck_dead_letters)
-
-    def _done(self, work: _Work) -> None:
-        self._set_state(work, _State.DONE)
+    def _done(self, work: Work) -> None:
+        work.move_to(State.DONE)
         lane = work.lane
         partition = lane.partition
         lane.queue.popleft()
@@ -711,28 +509,9 @@ class Dispatcher:
         if not lane.queue and partition.lanes.get(lane.key) is lane:
             del partition.lanes[lane.key]
 
-    def _set_state(self, work: _Work, state: _State) -> None:
-        partition = work.lane.partition
-        was_active, is_active = work.state in _ACTIVE, state in _ACTIVE
-        work.state = state
-        if was_active and not is_active:
-            partition.active -= 1
-            if partition.active == 0 and partition.drained is not None:
-                partition.drained.set()
-        elif is_active and not was_active:
-            partition.active += 1
-
-    def _log_fields(self, work: _Work, fields: dict[str, object]) -> dict[str, object]:
-        record = work.record
-        key = record.key.decode("utf-8", "replace") if record.key is not None else None
-        return {
-            "trace_id": work.span.trace_id, self._settings.key_log_field: key,
-            "partition": record.partition, "offset": record.offset, **fields,
-        }  # fmt: skip
-
     # -- crash ledger: durable poison detection (see ``ledger``) ----------------------------------
 
-    def _open(self, partition: _Partition, head: int) -> None:
+    def _open(self, partition: Partition, head: int) -> None:
         """The first record of a newly owned partition arrived: commit the ledger, then let records start."""
         partition.opening = True
         partition.head = head
@@ -752,7 +531,7 @@ class Dispatcher:
             })  # fmt: skip
         self._commit_ledger(partition, head, deaths + 1, suspect_only=deaths > 0)
 
-    def _commit_ledger(self, partition: _Partition, head: int, deaths: int, *, suspect_only: bool) -> None:
+    def _commit_ledger(self, partition: Partition, head: int, deaths: int, *, suspect_only: bool) -> None:
         def committed(ok: bool) -> None:
             if not ok:
                 log.warning("committing the crash ledger failed; crashes of this record may go uncounted",
@@ -762,10 +541,10 @@ class Dispatcher:
 
         self._control.commit_ledger(partition.id, head, CrashLedger(head, deaths), committed)
 
-    def _may_start(self, partition: _Partition, work: _Work) -> bool:
+    def _may_start(self, partition: Partition, work: Work) -> bool:
         return partition.suspect_released and work.record.offset == partition.suspect
 
-    def _release(self, partition: _Partition, *, suspect_only: bool) -> None:
+    def _release(self, partition: Partition, *, suspect_only: bool) -> None:
         """Let held lanes start: only the suspect's (``suspect_only``) or all of them."""
         held = partition.held or []
         if suspect_only:
@@ -776,7 +555,7 @@ class Dispatcher:
         partition.suspect = None
         self._make_ready_held(partition, held)
 
-    def _make_ready_held(self, partition: _Partition, lanes: list[_Lane]) -> None:
+    def _make_ready_held(self, partition: Partition, lanes: list[Lane]) -> None:
         for lane in lanes:
             if partition.held is not None:
                 partition.held.remove(lane)
@@ -784,17 +563,17 @@ class Dispatcher:
                 self._ready.append(lane)
         self._wake_workers()
 
-    def _condemn(self, work: _Work) -> None:
+    def _condemn(self, work: Work) -> None:
         deaths = work.lane.partition.ledger.deaths if work.lane.partition.ledger is not None else 0
         work.attempts = deaths
         metrics.FAILED.labels(self._settings.agent, ErrorClass.CRASH_LOOP.value).inc()
-        self._dead_letter(
+        self._dead_letters.write(
             work, ErrorClass.CRASH_LOOP,
             f"the record crashed or hung {deaths} agent processes (limit {self._settings.crash_loop_limit})",
             "CrashLoop",
         )  # fmt: skip
 
-    def _suspect_done(self, partition: _Partition) -> None:
+    def _suspect_done(self, partition: Partition) -> None:
         """The suspect finished on its own: commit the new position, then let the rest run."""
         committable = partition.tracker.committable
         if committable is None or partition.closing:
@@ -814,7 +593,7 @@ class Dispatcher:
         if offsets:
             self._control.store_offsets(offsets)
 
-    def _apply_backpressure(self, partition: _Partition) -> None:
+    def _apply_backpressure(self, partition: Partition) -> None:
         if partition.tracker.pending >= self._settings.max_pending_per_partition and not partition.paused:
             partition.paused = True
             self._paused.add(partition)
@@ -824,7 +603,7 @@ class Dispatcher:
                 "partition": partition.id[1], "pending": partition.tracker.pending,
             })  # fmt: skip
 
-    def _relieve(self, partition: _Partition) -> None:
+    def _relieve(self, partition: Partition) -> None:
         if partition.paused and partition.tracker.pending <= self._settings.max_pending_per_partition // 2:
             partition.paused = False
             self._paused.discard(partition)
@@ -835,67 +614,25 @@ class Dispatcher:
 
     # -- draining -------------------------------------------------------------------------------
 
-    async def _drain(self, partitions: list[_Partition], timeout_s: float) -> list[PartitionOffset]:
-        """Stop the partitions; wait for their active records; abandon the rest."""
-        for partition in partitions:
-            partition.closing = True
-            partition.drained = asyncio.Event()
-            for lane in partition.lanes.values():
-                head = lane.queue[0] if lane.queue else None
-                if head is not None and head.state in (_State.RETRY_WAIT, _State.DEAD_LETTER_WAIT):
-                    self._abandon(head)  # waiting for a backoff: not worth holding the drain
-            if partition.active == 0:
-                partition.drained.set()
-        waits = [p.drained.wait() for p in partitions if p.drained is not None and not p.drained.is_set()]
-        if waits and timeout_s > 0:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await asyncio.gather(*waits)
-            except TimeoutError:
-                pass
-        else:
-            for wait in waits:
-                wait.close()
-        unfinished = [
-            lane.queue[0]
-            for p in partitions
-            for lane in p.lanes.values()
-            if lane.queue and lane.queue[0].state in _ACTIVE
-        ]
-        for work in unfinished:
-            self._abandon(work)
-        if unfinished:
-            log.warning("abandoned unfinished work; it stays uncommitted and is redelivered",
-                        extra={"records": len(unfinished)})  # fmt: skip
-            await asyncio.sleep(0)  # let cancelled handlers unwind
-        # A partition where nothing finished still gets its clean-end commit: it resets the
-        # crash ledger (stopping is not crashing).
-        return [(*p.id, position) for p in partitions if (position := self._position(p)) is not None]
-
-    @staticmethod
-    def _position(partition: _Partition) -> int | None:
-        committable = partition.tracker.committable
-        return committable if committable is not None else partition.head
-
-    def _abandon(self, work: _Work) -> None:
+    def _abandon(self, work: Work) -> None:
         worker = work.worker
-        self._unstick(work)
-        self._set_state(work, _State.ABANDONED)
+        self._dead_letters.unstick(work)
+        work.move_to(State.ABANDONED)
         if work.timer is not None:
             work.timer.cancel()
             work.timer = None
         if worker is not None:
             worker.cancel()  # its handler is still running; the worker itself goes on
 
-    def _drop(self, partition: _Partition) -> None:
+    def _drop(self, partition: Partition) -> None:
         """Give a partition up at once, committing nothing more for it."""
         partition.closing = True
         for lane in partition.lanes.values():
-            if lane.queue and lane.queue[0].state is not _State.QUEUED:
+            if lane.queue and lane.queue[0].state is not State.QUEUED:
                 self._abandon(lane.queue[0])
         self._forget([partition])
 
-    def _forget(self, partitions: list[_Partition]) -> None:
+    def _forget(self, partitions: list[Partition]) -> None:
         for partition in partitions:
             self._pending_total -= partition.tracker.pending
             self.released += partition.tracker.pending

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
@@ -25,6 +25,22 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from agent_runtime import metrics
 
 log = logging.getLogger(__name__)
+
+
+#: Kafka headers of a record, in order (a name may repeat; the last one counts).
+Headers = list[tuple[str, bytes]]
+#: Called once per record on the loop: None when Kafka acknowledged it, else the error.
+OnDelivery = Callable[[Exception | None], None]
+
+
+class OutputSink(Protocol):
+    """Where outputs go (the producer)."""
+
+    def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers, on_delivery: OnDelivery) -> None:
+        """Queue a record. ``on_delivery`` runs later on the loop — never inside this call —
+        with None once Kafka acknowledged the record, or with the error once it gave up.
+        Raises ``BufferError`` when the queue is full."""
+        ...
 
 
 class DeliveryError(Exception):
@@ -138,14 +154,7 @@ class OutputProducer:
             counter = self._produced_by_topic[topic] = metrics.PRODUCED.labels(self._agent, topic)
         return counter
 
-    def produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: list[tuple[str, bytes]],
-        on_delivery: Callable[[Exception | None], None],
-    ) -> None:
+    def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers, on_delivery: OnDelivery) -> None:
         """Queue a record; ``on_delivery(None)`` once Kafka acknowledged it, or
         ``on_delivery(DeliveryError)`` once librdkafka gave up. Both run later, on the loop.
 

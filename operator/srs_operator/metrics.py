@@ -41,6 +41,16 @@ CHILDREN_APPLIED = Counter(
     ["resource", "cause"], registry=REGISTRY,
 )  # fmt: skip
 STATUS_WRITES = Counter("srs_operator_status_writes", "Status patches, by kind.", ["kind"], registry=REGISTRY)
+KAFKA_ADMIN_CALLS = Counter(
+    "srs_operator_kafka_admin_calls",
+    "Kafka admin requests sent, by operation (one request carries a whole batch of topics).",
+    ["operation"], registry=REGISTRY,
+)  # fmt: skip
+KAFKA_ADMIN_TOPICS = Counter(
+    "srs_operator_kafka_admin_topics",
+    "Topics carried by Kafka admin requests, by operation (topics/calls = the batching factor).",
+    ["operation"], registry=REGISTRY,
+)  # fmt: skip
 QUEUE_DEPTH = Gauge(
     "srs_operator_queue_depth", "Objects waiting to be reconciled, by kind.", ["kind"], registry=REGISTRY
 )

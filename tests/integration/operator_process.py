@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.processes import free_port
+from devstack.processes import free_port, terminate
 from tests.harness import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,9 +106,4 @@ def run_operator(
         wait_for("the operator's liveness endpoint", live, timeout=60, interval=0.2)
         yield running
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout=20)

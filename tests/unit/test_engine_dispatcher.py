@@ -15,6 +15,7 @@ import pytest
 from agent_runtime.engine.consumer import PartitionId, PartitionOffset
 from agent_runtime.engine.dispatcher import Dispatcher
 from agent_runtime.engine.ledger import CrashLedger
+from agent_runtime.engine.producer import Headers, OnDelivery
 from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.engine.tracing import current_trace_id, parse_traceparent
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError
@@ -62,14 +63,7 @@ class FakeSink:
     fail_topic: str | None = None
     sent: list[OutputRecord] = field(default_factory=list)
 
-    def produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: list[tuple[str, bytes]],
-        on_delivery: Callable[[Exception | None], None],
-    ) -> None:
+    def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers, on_delivery: OnDelivery) -> None:
         record = OutputRecord(topic, key, value, tuple(headers))
         fails = self.fail_next > 0 or record.topic == self.fail_topic
         self.fail_next = max(0, self.fail_next - 1)
@@ -378,14 +372,7 @@ class TinyQueueSink(FakeSink):
 
     queued: int = 0
 
-    def produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: list[tuple[str, bytes]],
-        on_delivery: Callable[[Exception | None], None],
-    ) -> None:
+    def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers, on_delivery: OnDelivery) -> None:
         if self.queued:
             raise BufferError("queue full")
         self.queued += 1

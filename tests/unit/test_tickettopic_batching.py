@@ -16,7 +16,6 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from srs_operator.clients.kafka_admin import (
-    Coalescer,
     KafkaAdminError,
     KafkaAdminSettings,
     KafkaUnavailable,
@@ -24,6 +23,7 @@ from srs_operator.clients.kafka_admin import (
     _error,
     topic_id_text,
 )
+from srs_operator.clients.kafka_batching import BatchLimits, Coalescer
 
 pytestmark = pytest.mark.unit
 
@@ -54,7 +54,7 @@ class FakeAdminCall:
 
 
 def coalescer(call: FakeAdminCall, *, dedupe: bool = True, max_batch: int = 500) -> Coalescer[str]:
-    return Coalescer("test", call, str, window=0.02, max_batch=max_batch, dedupe=dedupe)
+    return Coalescer("test", call, str, BatchLimits(window=0.02, max_batch=max_batch), dedupe=dedupe)
 
 
 def test_concurrent_requests_leave_as_one_admin_call() -> None:

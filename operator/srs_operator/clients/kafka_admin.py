@@ -7,6 +7,9 @@ once — leave as *one* admin request (one DescribeTopics, one CreateTopics, …
 caller awaits only its own topic's result. That, not a bigger process, is what lets a
 thousand topics become Ready within a minute.
 
+Batching lives in :mod:`~srs_operator.clients.kafka_batching`, librdkafka's log filter in
+:mod:`~srs_operator.clients.kafka_logging`, the metrics in :mod:`srs_operator.metrics`.
+
 Errors are sorted into two kinds: :class:`KafkaUnavailable` (Kafka cannot be reached or
 did not answer in time: retry with backoff) and :class:`KafkaAdminError` (Kafka answered
 and said no, e.g. an invalid config value: retrying the same request will not help).
@@ -22,13 +25,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import logging
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection, Uuid
 from confluent_kafka.admin import (
@@ -42,13 +43,16 @@ from confluent_kafka.admin import (
     ResourceType,
     TopicDescription,
 )
-from prometheus_client import Counter
 
 from agent_runtime.kafka_settings import KafkaClientSettings
-from srs_operator import metrics
+from srs_operator.clients.kafka_batching import BatchLimits, BatchStats, Coalescer
+from srs_operator.clients.kafka_logging import librdkafka_logger
 from srs_operator.models.topicstate import ConfigState, TopicState
 
 log = logging.getLogger(__name__)
+
+#: One change request (a NewTopic, NewPartitions, ConfigResource or topic name).
+Change = TypeVar("Change")
 
 #: Error codes that mean "Kafka is not reachable / not ready right now", not "Kafka said no".
 _TRANSIENT_CODES: Final = frozenset(
@@ -68,47 +72,6 @@ _TRANSIENT_CODES: Final = frozenset(
         KafkaError.THROTTLING_QUOTA_EXCEEDED,
     }
 )
-
-
-ADMIN_CALLS = Counter(
-    "srs_operator_kafka_admin_calls",
-    "Kafka admin requests sent, by operation (one request carries a whole batch of topics).",
-    ["operation"],
-    registry=metrics.REGISTRY,
-)
-ADMIN_TOPICS = Counter(
-    "srs_operator_kafka_admin_topics",
-    "Topics carried by Kafka admin requests, by operation (topics/calls = the batching factor).",
-    ["operation"],
-    registry=metrics.REGISTRY,
-)
-
-
-class _RepeatFilter(logging.Filter):
-    """Let each distinct librdkafka message through once per ``interval``: while Kafka is
-    down it reports every reconnect attempt, several per second."""
-
-    def __init__(self, interval: float = 60.0) -> None:
-        super().__init__()
-        self._interval = interval
-        self._last: dict[str, float] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        key = "".join(ch for ch in record.getMessage() if not ch.isdigit())
-        now = time.monotonic()
-        if now - self._last.get(key, -self._interval) < self._interval:
-            return False
-        if len(self._last) > 1000:
-            self._last.clear()
-        self._last[key] = now
-        return True
-
-
-def _librdkafka_logger() -> logging.Logger:
-    logger = logging.getLogger(f"{__name__}.librdkafka")
-    if not any(isinstance(f, _RepeatFilter) for f in logger.filters):
-        logger.addFilter(_RepeatFilter())
-    return logger
 
 
 class KafkaUnavailable(Exception):
@@ -155,134 +118,6 @@ class KafkaAdminSettings:
         return self.client_config["bootstrap.servers"]
 
 
-Request = TypeVar("Request")
-
-
-@dataclass
-class _Pending(Generic[Request]):
-    request: Request
-    waiters: list[asyncio.Future[Any]]
-
-
-@dataclass
-class BatchStats:
-    """How many admin requests went to Kafka, and for how many topics."""
-
-    calls: int = 0
-    items: int = 0
-
-
-class Coalescer(Generic[Request]):
-    """Turns many single-topic requests into one admin call per ``window``.
-
-    ``issue`` makes the admin call for a batch and returns one ``concurrent.futures.Future``
-    per key; librdkafka completes them from its own thread and the result is handed back to
-    the event loop. With ``dedupe``, requests for a key already waiting share its result
-    (describes); otherwise a second request for the key goes into the next batch (alters).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        issue: Callable[[Sequence[Request]], Mapping[str, Future[Any]]],
-        key: Callable[[Request], str],
-        *,
-        window: float,
-        max_batch: int,
-        dedupe: bool,
-    ) -> None:
-        self.name = name
-        self.stats = BatchStats()
-        self._issue = issue
-        self._key = key
-        self._window = window
-        self._max_batch = max_batch
-        self._dedupe = dedupe
-        self._pending: dict[str, _Pending[Request]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-
-    async def submit(self, request: Request) -> Any:
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Any] = loop.create_future()
-        key = self._key(request)
-        pending = self._pending.get(key)
-        if pending is not None and not self._dedupe:
-            self.flush()
-            pending = None
-        if pending is None:
-            self._pending[key] = _Pending(request, [waiter])
-        else:
-            pending.waiters.append(waiter)
-        if len(self._pending) >= self._max_batch:
-            self.flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self._window, self.flush)
-        return await waiter
-
-    def flush(self) -> None:
-        """Send what is waiting now (called by the timer, or when a batch is full)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._pending = self._pending, {}
-        if not batch:
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            futures = self._call(list(batch.values()))
-        except Exception as exc:  # noqa: BLE001 - the client refused the whole batch
-            if len(batch) == 1:
-                _fail(batch.values(), exc)
-                return
-            # One bad request must not fail its neighbours: retry them one by one.
-            log.debug("admin batch %s refused (%s); sending its requests one by one", self.name, exc)
-            futures = {}
-            for key, pending in batch.items():
-                try:
-                    futures.update(self._call([pending]))
-                except Exception as single_exc:  # noqa: BLE001 - reported to that caller only
-                    _fail([pending], single_exc)
-                    futures.pop(key, None)
-        for key, pending in batch.items():
-            future = futures.get(key)
-            if future is None:
-                if not all(w.done() for w in pending.waiters):
-                    _fail([pending], RuntimeError(f"Kafka admin {self.name}: no result for {key}"))
-                continue
-            future.add_done_callback(functools.partial(_hand_back, loop, pending.waiters))
-
-    def _call(self, batch: Sequence[_Pending[Request]]) -> Mapping[str, Future[Any]]:
-        self.stats.calls += 1
-        self.stats.items += len(batch)
-        ADMIN_CALLS.labels(self.name).inc()
-        ADMIN_TOPICS.labels(self.name).inc(len(batch))
-        return self._issue([p.request for p in batch])
-
-
-def _fail(pendings: Collection[_Pending[Any]], exc: BaseException) -> None:
-    for pending in pendings:
-        for waiter in pending.waiters:
-            if not waiter.done():
-                waiter.set_exception(exc)
-
-
-def _hand_back(loop: asyncio.AbstractEventLoop, waiters: list[asyncio.Future[Any]], future: Future[Any]) -> None:
-    """Runs in librdkafka's thread: move the result onto the event loop."""
-    with contextlib.suppress(RuntimeError):  # the loop closed while Kafka was answering
-        loop.call_soon_threadsafe(_deliver, waiters, future)
-
-
-def _deliver(waiters: list[asyncio.Future[Any]], future: Future[Any]) -> None:
-    exc = future.exception()
-    for waiter in waiters:
-        if waiter.done():  # the caller was cancelled meanwhile
-            continue
-        if exc is not None:
-            waiter.set_exception(exc)
-        else:
-            waiter.set_result(future.result())
-
-
 def topic_id_text(topic_id: Uuid | None) -> str:
     """Kafka's own spelling of a topic id (URL-safe base64, no padding), as ``kafka-topics`` shows it;
     the client's ``str()`` uses the standard alphabet."""
@@ -322,7 +157,7 @@ class TopicAdmin:
             "reconnect.backoff.ms": 500,
             "reconnect.backoff.max.ms": 10_000,
             **settings.client_config,
-            "logger": _librdkafka_logger(),
+            "logger": librdkafka_logger(),
         }
         try:
             self._admin = client_factory(config)
@@ -331,35 +166,14 @@ class TopicAdmin:
             detail = err.str() if isinstance(err, KafkaError) else str(err)
             raise ValueError(f"invalid Kafka client settings (KAFKA_* environment): {detail}") from e
         self._poller: asyncio.Task[None] | None = None
-        window, size = settings.batch_window, settings.max_batch
-        self._describe_topics = Coalescer[str](
-            "describe_topics", self._issue_describe_topics, str, window=window, max_batch=size, dedupe=True
-        )
-        self._describe_configs = Coalescer[str](
-            "describe_configs", self._issue_describe_configs, str, window=window, max_batch=size, dedupe=True
-        )
-        self._create = Coalescer[NewTopic](
-            "create_topics", self._issue_create, lambda t: str(t.topic), window=window, max_batch=size, dedupe=False
-        )
-        self._partitions = Coalescer[NewPartitions](
-            "create_partitions",
-            self._issue_partitions,
-            lambda p: str(p.topic),
-            window=window,
-            max_batch=size,
-            dedupe=False,
-        )
-        self._alter = Coalescer[ConfigResource](
-            "incremental_alter_configs",
-            self._issue_alter,
-            lambda r: str(r.name),
-            window=window,
-            max_batch=size,
-            dedupe=False,
-        )
-        self._delete = Coalescer[str](
-            "delete_topics", self._issue_delete, str, window=window, max_batch=size, dedupe=True
-        )
+        limits = BatchLimits(settings.batch_window, settings.max_batch)
+        # Describes of a topic already waiting share its result; changes go in the next batch.
+        self._describe_topics = Coalescer("describe_topics", self._issue_describe_topics, str, limits, dedupe=True)
+        self._describe_configs = Coalescer("describe_configs", self._issue_describe_configs, str, limits, dedupe=True)
+        self._create = Coalescer("create_topics", self._issue_create, _topic_of, limits, dedupe=False)
+        self._partitions = Coalescer("create_partitions", self._issue_partitions, _topic_of, limits, dedupe=False)
+        self._alter = Coalescer("incremental_alter_configs", self._issue_alter, _name_of, limits, dedupe=False)
+        self._delete = Coalescer("delete_topics", self._issue_delete, str, limits, dedupe=True)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -426,38 +240,34 @@ class TopicAdmin:
             replication_factor=replication_factor if replication_factor is not None else -1,
             config=dict(config),
         )
-        try:
-            await self._create.submit(new)
-        except KafkaException as exc:
-            if _error_code(exc) == KafkaError.TOPIC_ALREADY_EXISTS:
-                return False
-            raise _error(exc, "create", topic) from exc
-        return True
+        return await self._change(self._create, new, "create", topic, already=KafkaError.TOPIC_ALREADY_EXISTS)
 
     async def create_partitions(self, topic: str, total: int) -> None:
         """Grow the topic to ``total`` partitions."""
-        try:
-            await self._partitions.submit(NewPartitions(topic, total))
-        except KafkaException as exc:
-            raise _error(exc, "add partitions to", topic) from exc
+        await self._change(self._partitions, NewPartitions(topic, total), "add partitions to", topic)
 
     async def alter_config(self, topic: str, set_: Mapping[str, str], delete: Collection[str]) -> None:
         """SET ``set_`` and DELETE the ``delete`` overrides, touching no other key."""
         entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in sorted(set_.items())]
         entries += [ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE) for k in sorted(delete)]
-        try:
-            await self._alter.submit(ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries))
-        except KafkaException as exc:
-            raise _error(exc, "alter the config of", topic) from exc
+        resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+        await self._change(self._alter, resource, "alter the config of", topic)
 
     async def delete(self, topic: str) -> bool:
         """Delete the topic; False when it did not exist (which counts as success)."""
+        return await self._change(self._delete, topic, "delete", topic, already=KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+    async def _change(
+        self, batch: Coalescer[Change], request: Change, action: str, topic: str, *, already: int | None = None
+    ) -> bool:
+        """Send one change through its batch: True when done, False when Kafka answers that it
+        already is so (error code ``already``); any other error becomes ours (:func:`_error`)."""
         try:
-            await self._delete.submit(topic)
+            await batch.submit(request)
         except KafkaException as exc:
-            if _error_code(exc) == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            if already is not None and _error_code(exc) == already:
                 return False
-            raise _error(exc, "delete", topic) from exc
+            raise _error(exc, action, topic) from exc
         return True
 
     # -- one admin call per batch --------------------------------------------------
@@ -488,6 +298,14 @@ class TopicAdmin:
         # sees it), but gives up before the client does.
         timeout = self.settings.request_timeout
         return {"request_timeout": timeout, "operation_timeout": max(1.0, timeout * 0.8)}
+
+
+def _topic_of(request: NewTopic | NewPartitions) -> str:
+    return str(request.topic)
+
+
+def _name_of(resource: ConfigResource) -> str:
+    return str(resource.name)
 
 
 def _topic_state(description: TopicDescription, configs: Mapping[str, Any]) -> TopicState:

@@ -49,6 +49,17 @@ def set_condition(
 ) -> list[Condition]:
     """Return ``conditions`` with ``type_`` set; ``lastTransitionTime`` moves only when the
     status changes, so re-reporting the same state does not churn the object."""
+
+    def updated(last_transition_time: str) -> Condition:
+        return Condition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            last_transition_time=last_transition_time,
+            observed_generation=observed_generation,
+        )
+
     out: list[Condition] = []
     found = False
     for c in conditions:
@@ -56,26 +67,7 @@ def set_condition(
             out.append(c)
             continue
         found = True
-        ltt = c.last_transition_time if c.status == status else rfc3339(timespec="seconds")
-        out.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=ltt,
-                observed_generation=observed_generation,
-            )
-        )
+        out.append(updated(c.last_transition_time if c.status == status else rfc3339(timespec="seconds")))
     if not found:
-        out.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=rfc3339(timespec="seconds"),
-                observed_generation=observed_generation,
-            )
-        )
+        out.append(updated(rfc3339(timespec="seconds")))
     return out
