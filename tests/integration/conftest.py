@@ -9,6 +9,8 @@
 - ``agent_namespace`` (function): a fresh ``srs-test-sa-…`` namespace that grants the
   operator its Secrets role.
 - ``tt`` (function): TicketTopics through the admin client.
+- ``topic_operator`` (module): an operator for the TicketTopic module that uses it (its
+  ``NAMESPACE_PREFIX`` and ``OPERATOR_ARGS``); ``ns`` / ``second_ns``: fresh namespaces it watches.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from kubernetes import client
 from tests.harness import TEST_NAMESPACE_LABEL, Infra, fresh_namespace, kubeconfig_for_token, wait_for
 from tests.integration.operator_harness import NAMESPACE_PREFIX, OperatorIdentity
 from tests.integration.operator_process import ROOT, OperatorProcess, run_operator
-from tests.integration.tickettopic_support import TicketTopics
+from tests.integration.tickettopic_support import TicketTopics, run_topic_operator
 
 
 @pytest.fixture(scope="session")
@@ -163,3 +165,34 @@ def agent_namespace(
 def tt(api_client: client.ApiClient) -> TicketTopics:
     """TicketTopics through the admin client."""
     return TicketTopics(api_client)
+
+
+@pytest.fixture(scope="module")
+def topic_operator(
+    request: pytest.FixtureRequest,
+    infra: Infra,
+    srs_crds: None,
+    operator_kubeconfig: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """``srs operator`` for the TicketTopic module that uses it: watching the module's
+    ``NAMESPACE_PREFIX``, with its ``OPERATOR_ARGS`` (if any), under the least-privilege identity."""
+    module = request.module
+    log = tmp_path_factory.mktemp("topic-operator") / "operator.log"
+    args = getattr(module, "OPERATOR_ARGS", ())
+    with run_topic_operator(operator_kubeconfig, infra.kafka_bootstrap, log, module.NAMESPACE_PREFIX, args=args) as op:
+        yield op
+
+
+@pytest.fixture
+def ns(core_v1: client.CoreV1Api, topic_operator: OperatorProcess) -> Iterator[str]:
+    """A fresh namespace the module's ``topic_operator`` watches (deleted afterwards)."""
+    with fresh_namespace(core_v1, topic_operator.namespace_glob.removesuffix("*")) as name:
+        yield name
+
+
+@pytest.fixture
+def second_ns(core_v1: client.CoreV1Api, topic_operator: OperatorProcess) -> Iterator[str]:
+    """Another such namespace (a second team)."""
+    with fresh_namespace(core_v1, topic_operator.namespace_glob.removesuffix("*")) as name:
+        yield name

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 from kubernetes import client
 
-from tests.harness import Infra, first_change, fresh_namespace, wait_for
+from tests.harness import first_change, wait_for
 from tests.integration.operator_harness import GROUP, VERSION
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.tickettopic_support import (
@@ -23,38 +23,12 @@ from tests.integration.tickettopic_support import (
     delete_topic_if_present,
     describe_topic,
     sleep_past_second_boundary,
-    topic_operator,
     unique,
 )
 
 pytestmark = pytest.mark.integration
 
 NAMESPACE_PREFIX = "srs-test-tt-"
-
-
-@pytest.fixture(scope="module")
-def operator(
-    infra: Infra,
-    srs_crds: None,
-    operator_kubeconfig: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """``srs operator`` under its least-privilege ServiceAccount (operator/deploy/rbac.yaml)."""
-    log = tmp_path_factory.mktemp("tickettopic-operator") / "operator.log"
-    with topic_operator(operator_kubeconfig, infra.kafka_bootstrap, log, NAMESPACE_PREFIX) as op:
-        yield op
-
-
-@pytest.fixture
-def ns(core_v1: client.CoreV1Api, operator: OperatorProcess) -> Iterator[str]:
-    with fresh_namespace(core_v1, NAMESPACE_PREFIX) as name:
-        yield name
-
-
-@pytest.fixture
-def second_ns(core_v1: client.CoreV1Api, operator: OperatorProcess) -> Iterator[str]:
-    with fresh_namespace(core_v1, NAMESPACE_PREFIX) as name:
-        yield name
 
 
 @pytest.fixture
@@ -382,18 +356,18 @@ def test_printer_columns_answer_what_and_whether_ready(
 
 
 def test_ticket_topics_applied_together_share_kafka_admin_requests(
-    ns: str, tt: TicketTopics, operator: OperatorProcess, topic_names: Callable[[str], str]
+    ns: str, tt: TicketTopics, topic_operator: OperatorProcess, topic_names: Callable[[str], str]
 ) -> None:
     names = [topic_names("tt-batch") for _ in range(40)]
-    calls_before = operator.metric("srs_operator_kafka_admin_calls_total", operation="create_topics")
-    topics_before = operator.metric("srs_operator_kafka_admin_topics_total", operation="create_topics")
+    calls_before = topic_operator.metric("srs_operator_kafka_admin_calls_total", operation="create_topics")
+    topics_before = topic_operator.metric("srs_operator_kafka_admin_topics_total", operation="create_topics")
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda n: tt.create(ns, n, {"partitions": 1}), names))
     for name in names:
         tt.wait_condition(ns, name, "True")
 
-    calls = operator.metric("srs_operator_kafka_admin_calls_total", operation="create_topics") - calls_before
-    topics = operator.metric("srs_operator_kafka_admin_topics_total", operation="create_topics") - topics_before
+    calls = topic_operator.metric("srs_operator_kafka_admin_calls_total", operation="create_topics") - calls_before
+    topics = topic_operator.metric("srs_operator_kafka_admin_topics_total", operation="create_topics") - topics_before
     assert topics == 40
     assert calls <= 10, f"{calls:.0f} CreateTopics requests for 40 topics: hardly batched"

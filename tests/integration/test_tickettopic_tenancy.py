@@ -17,44 +17,29 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kubernetes import client
 
-from tests.harness import Infra, fresh_namespace, wait_for
+from tests.harness import wait_for
 from tests.integration.operator_harness import Agents
-from tests.integration.operator_process import OperatorProcess
 from tests.integration.tickettopic_support import (
     TicketTopics,
     delete_topic_if_present,
     describe_topic,
-    topic_operator,
 )
 
 pytestmark = pytest.mark.integration
 
 NAMESPACE_PREFIX = "srs-test-tn-"
-
-
-@pytest.fixture(scope="module")
-def operator(
-    infra: Infra,
-    srs_crds: None,
-    operator_kubeconfig: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    log = tmp_path_factory.mktemp("tenancy-operator") / "operator.log"
-    rule = ["--topic-prefix-rule", f"{NAMESPACE_PREFIX}*={{namespace}}."]
-    with topic_operator(operator_kubeconfig, infra.kafka_bootstrap, log, NAMESPACE_PREFIX, args=rule) as op:
-        yield op
+#: The tenancy rule under test: each namespace may claim only topics named after itself.
+OPERATOR_ARGS = ["--topic-prefix-rule", f"{NAMESPACE_PREFIX}*={{namespace}}."]
 
 
 @pytest.fixture
-def team_a(core_v1: client.CoreV1Api, operator: OperatorProcess) -> Iterator[str]:
-    with fresh_namespace(core_v1, NAMESPACE_PREFIX) as name:
-        yield name
+def team_a(ns: str) -> str:
+    return ns
 
 
 @pytest.fixture
-def team_b(core_v1: client.CoreV1Api, operator: OperatorProcess) -> Iterator[str]:
-    with fresh_namespace(core_v1, NAMESPACE_PREFIX) as name:
-        yield name
+def team_b(second_ns: str) -> str:
+    return second_ns
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ TOPIC_OPERATOR_ENV: Final = {"SRS_TOPIC_RESYNC_SECONDS": "3", "SRS_KAFKA_REQUEST
 
 
 @contextlib.contextmanager
-def topic_operator(
+def run_topic_operator(
     kubeconfig: str,
     bootstrap: str,
     log: Path,

@@ -6,6 +6,7 @@ schemas, routing, guardrails and the SDK code paths are always the real ones.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from agent_runtime.config import AgentConfig, Priority, TicketType
 from agent_runtime.metrics import REGISTRY
 from agent_runtime.providers import IncompleteDraftError
-from agent_runtime.providers.base import DraftRequest
+from agent_runtime.providers.base import DraftRequest, Provider
 from agent_runtime.records import InputRecord
 from agent_runtime.tickets import Ticket, TriageDecision
 
@@ -161,3 +162,15 @@ def incomplete(reason: str, partial: str) -> IncompleteDraftError:
 def metric(name: str, **labels: str) -> float:
     """The current value of one sample of the agent registry (0 when absent)."""
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def classify_once(provider: Provider, ticket: Ticket) -> TriageDecision:
+    """Classify ``ticket`` with ``provider`` on a fresh loop, then close the provider."""
+
+    async def go() -> TriageDecision:
+        try:
+            return await provider.classify(ticket)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(go())

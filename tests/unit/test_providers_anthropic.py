@@ -14,7 +14,7 @@ from agent_runtime.providers.anthropic_api import AnthropicProvider
 from agent_runtime.providers.base import DraftRequest
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
-from tests.unit.agent_fixtures import metric
+from tests.unit.agent_fixtures import classify_once, metric
 from tests.unit.wire_doubles import (
     Reply,
     WireServer,
@@ -58,13 +58,7 @@ def errors(agent: str, kind: str) -> float:
 
 
 def classify(p: AnthropicProvider, ticket: Ticket = TICKET) -> TriageDecision:
-    async def go() -> TriageDecision:
-        try:
-            return await p.classify(ticket)
-        finally:
-            await p.aclose()
-
-    return asyncio.run(go())
+    return classify_once(p, ticket)
 
 
 def test_classification_is_a_forced_tool_call_with_a_cached_system_prompt(server: WireServer) -> None:

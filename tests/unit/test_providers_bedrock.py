@@ -13,7 +13,7 @@ from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.bedrock import BedrockProvider
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
-from tests.unit.agent_fixtures import metric
+from tests.unit.agent_fixtures import classify_once, metric
 from tests.unit.wire_doubles import (
     Reply,
     WireServer,
@@ -54,13 +54,7 @@ def provider(server: WireServer, agent: str, **model: object) -> BedrockProvider
 
 
 def classify(p: BedrockProvider) -> TriageDecision:
-    async def go() -> TriageDecision:
-        try:
-            return await p.classify(TICKET)
-        finally:
-            await p.aclose()
-
-    return asyncio.run(go())
+    return classify_once(p, TICKET)
 
 
 def test_classification_is_a_converse_call_with_the_triage_tool(server: WireServer) -> None:

@@ -14,7 +14,7 @@ from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.openai_api import OpenAICompatibleProvider
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
-from tests.unit.agent_fixtures import metric
+from tests.unit.agent_fixtures import classify_once, metric
 from tests.unit.wire_doubles import Reply, WireServer, openai_completion, openai_error, wire_server
 
 pytestmark = pytest.mark.unit
@@ -42,13 +42,7 @@ def provider(server: WireServer, agent: str, name: str = "openai", **model: obje
 
 
 def classify(p: OpenAICompatibleProvider) -> TriageDecision:
-    async def go() -> TriageDecision:
-        try:
-            return await p.classify(TICKET)
-        finally:
-            await p.aclose()
-
-    return asyncio.run(go())
+    return classify_once(p, TICKET)
 
 
 def errors(agent: str, kind: str, provider_name: str = "openai") -> float:
