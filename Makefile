@@ -6,7 +6,7 @@ SRS    := $(BIN)/srs
 
 .DEFAULT_GOAL := help
 .PHONY: help install up down status lint format model crds gitops typecheck test test-unit test-integration demo clean \
-	image kind-up kind-down kind-status test-kind demo-kind
+	image kind-up kind-down kind-status test-kind demo-kind terraform-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ test-unit: install ## only the tests that need no Kafka or Kubernetes
 
 test-integration: up ## only the tests against the real broker and control plane
 	$(BIN)/pytest -m "integration or e2e"
+
+terraform-test: up ## terraform/: fmt, validate, tofu test, apply+destroy on moto and the local stack (builds OpenTofu first)
+	$(BIN)/pytest -m terraform tests/terraform
 
 demo: install ## the whole system on the local stack: operator, agents, Kafka, sample tickets
 	$(SRS) demo

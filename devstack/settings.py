@@ -17,6 +17,14 @@ ARGOCD_VERSION = "v3.6.1"
 ARGOCD_GO_TOOLCHAIN = "go1.27.0"
 #: Bumped whenever the build recipe changes, so cached binaries are rebuilt.
 GO_BUILD_REVISION = 2
+#: OpenTofu and the Terraform providers `make terraform-test` builds from the Go module
+#: proxy. The providers are the newest releases the proxy serves for their module paths
+#: (later releases carry major versions > 1 without a /vN module path, so the proxy has
+#: no module version for them).
+TOFU_VERSION = "v1.12.6"
+TOFU_PROVIDERS = {"helm": "1.3.2", "kubernetes": "1.13.4", "aws": "1.60.0"}
+#: Bumped whenever build-terraform.sh changes what it produces.
+TOFU_BUILD_REVISION = 2
 
 #: Name of the fake node kwok manages.
 NODE_NAME = "kwok-node-0"
@@ -42,6 +50,15 @@ class Paths:
             f"go-bins-k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-kwok-{KWOK_VERSION}-helm-{HELM_VERSION}"
             f"-r{GO_BUILD_REVISION}"
         )
+
+    @property
+    def tofu_bin(self) -> Path:
+        return self.cache / f"tofu-{TOFU_VERSION}-r{TOFU_BUILD_REVISION}" / "tofu"
+
+    @property
+    def tofu_mirror(self) -> Path:
+        """Provider filesystem mirror (``registry.opentofu.org/hashicorp/NAME/VERSION/linux_amd64/``)."""
+        return self.cache / f"tofu-providers-r{TOFU_BUILD_REVISION}"
 
     @property
     def logs(self) -> Path:
