@@ -108,7 +108,9 @@ def run(settings: OperatorSettings) -> int:
     # Watched namespaces come and go: without this, one that vanishes during its initial
     # listing leaves kopf deaf (srs_operator.namespaces explains it).
     namespaces.release_vanished_watch_toggles()
-    # And one that appears just as a watch stream ends could be ignored for good.
+    # And one that appears while kopf starts its namespace watch, or just as a watch stream
+    # ends, could be ignored for good.
+    namespaces.adopt_namespaces_listed_by_the_watch()
     namespaces.nudge_lost_revisions()
     asyncio.run(
         kopf.operator(

@@ -36,7 +36,7 @@ import logging
 from collections.abc import Callable, Collection
 from typing import Any
 
-from kopf._core.reactor import orchestration
+from kopf._core.reactor import observation, orchestration
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,37 @@ def release_vanished_watch_toggles() -> None:
 
     terminate_redundancies._srs_releases_toggles = True  # type: ignore[attr-defined]
     orchestration.terminate_redundancies = terminate_redundancies
+
+
+def adopt_namespaces_listed_by_the_watch() -> None:
+    """Make kopf add the namespaces its namespace watch lists when it (re)starts (idempotent).
+
+    kopf's namespace observer lists the namespaces once to fill in what it watches, then
+    starts a watch that lists them *again* and ignores that second listing (it expects no
+    news). A namespace created between the two listings is in neither the first listing nor
+    the watch's events: kopf never watches it, and its agents are never reconciled — which
+    is what a namespace created right after the operator starts (a test, a GitOps sync)
+    runs into. The same gap reopens whenever the watch restarts (expired resourceVersion)."""
+    original: Callable[..., Any] = observation.process_discovered_namespace_event
+    if getattr(original, "_srs_adopts_listing", False):
+        return
+
+    async def process_discovered_namespace_event(
+        *, raw_event: Any, namespaces: Collection[Any], insights: Any, **kwargs: Any
+    ) -> None:
+        if raw_event["type"] is not None:
+            await original(raw_event=raw_event, namespaces=namespaces, insights=insights, **kwargs)
+            return
+        async with insights.revised:
+            known = set(insights.namespaces)
+            observation.revise_namespaces(raw_events=[raw_event], insights=insights, namespaces=namespaces)
+            if insights.namespaces != known:
+                log.info("watching namespace %s, created while kopf started its namespace watch",
+                         raw_event["object"]["metadata"]["name"])  # fmt: skip
+                insights.revised.notify_all()
+
+    process_discovered_namespace_event._srs_adopts_listing = True  # type: ignore[attr-defined]
+    observation.process_discovered_namespace_event = process_discovered_namespace_event
 
 
 #: How often kopf's orchestrator is made to re-check its watch streams against what it knows.

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import pytest
-from kopf._core.reactor import orchestration
+from kopf._core.reactor import observation, orchestration
 
 from srs_operator import namespaces
 
@@ -74,3 +74,29 @@ def test_listeners_hear_each_namespace_whose_streams_kopf_stops(monkeypatch: pyt
         unsubscribe()
     assert stopped_by_kopf == [{"team-b", None}]  # kopf's own termination still runs
     assert heard == ["team-a"]  # once, although two of its streams stopped
+
+
+def test_a_namespace_only_in_the_watchs_own_listing_is_watched(monkeypatch: pytest.MonkeyPatch) -> None:
+    # kopf ignores the listing its namespace watch starts with; a namespace created since
+    # kopf's first listing is only there, and must be watched all the same.
+    ignored: list[Any] = []
+
+    async def kopfs_own(*, raw_event: Any, **_: Any) -> None:
+        ignored.append(raw_event)
+
+    monkeypatch.setattr(observation, "process_discovered_namespace_event", kopfs_own)
+    namespaces.adopt_namespaces_listed_by_the_watch()
+
+    def listed(name: str) -> dict[str, Any]:
+        return {"type": None, "object": {"metadata": {"name": name}}}
+
+    async def main() -> set[str]:
+        insights = SimpleNamespace(revised=asyncio.Condition(), namespaces={"team-a"})
+        process = observation.process_discovered_namespace_event
+        for name in ("team-a", "team-new", "kube-system"):
+            await process(raw_event=listed(name), namespaces=["team-*"], insights=insights)
+        await process(raw_event={**listed("team-b"), "type": "ADDED"}, namespaces=["team-*"], insights=insights)
+        return set(insights.namespaces)
+
+    assert asyncio.run(main()) == {"team-a", "team-new"}  # kube-system does not match the pattern
+    assert [e["type"] for e in ignored] == ["ADDED"]  # real events still go to kopf's own handling
