@@ -113,6 +113,29 @@ def _triage_from_event(section: Mapping[str, Any]) -> TriageDecision:
     )
 
 
+def _triage_section(
+    decision: TriageDecision,
+    *,
+    route: str,
+    routed_to: str,
+    human_reason: str | None = None,
+    stage: str | None = None,
+    decided_by: str | None = None,
+) -> TriageSection:
+    """The ``triage`` section of a ticket.triaged event: ``decision``, and where it sent the ticket."""
+    return TriageSection(
+        type=decision.type_name,
+        priority=decision.priority.value,
+        confidence=decision.confidence,
+        route=route,
+        routed_to=routed_to,
+        reasoning=decision.reasoning or None,
+        human_reason=human_reason,
+        stage=stage,
+        decided_by=decided_by,
+    )
+
+
 class AgentHandler:
     """One agent's :class:`~agent_runtime.records.Handler`: triage or specialist, by config."""
 
@@ -170,13 +193,10 @@ class AgentHandler:
             event_id=events.derive_event_id(str(ticket_event["event_id"]), Stage.TRIAGE, self._config.name),
             trace_id=trace_id,
             ticket=ticket_event,
-            triage=TriageSection(
-                type=decision.type_name,
-                priority=decision.priority.value,
-                confidence=decision.confidence,
+            triage=_triage_section(
+                decision,
                 route=routing.route,
                 routed_to=routing.topic,
-                reasoning=decision.reasoning or None,
                 human_reason=routing.human_reason,
                 stage=outcome.stage,
                 decided_by=outcome.decided_by,
@@ -221,15 +241,7 @@ class AgentHandler:
                 event_id=events.derive_event_id(input_id, Stage.ESCALATION, self._config.name),
                 trace_id=trace_id,
                 ticket=ticket_event,
-                triage=TriageSection(
-                    type=decision.type_name,
-                    priority=decision.priority.value,
-                    confidence=decision.confidence,
-                    route="human",
-                    routed_to=human_topic,
-                    reasoning=decision.reasoning or None,
-                    human_reason=outcome.reason,
-                ),
+                triage=_triage_section(decision, route="human", routed_to=human_topic, human_reason=outcome.reason),
                 agent=self._agent,
                 customer=customer if isinstance(customer, dict) else None,
                 escalation=events.Escalation(

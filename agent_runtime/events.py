@@ -368,6 +368,16 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _identity(event_type: EventType, event_id: str, ticket: Mapping[str, Any], trace_id: str) -> dict[str, Any]:
+    """The fields every output event starts with: what it is, its stable id, the ticket, the trace."""
+    return {
+        "event_type": event_type.value,
+        "event_id": event_id,
+        "ticket_id": ticket["ticket_id"],
+        "trace_id": trace_id,
+    }
+
+
 def build_triaged(
     *,
     event_id: str,
@@ -381,10 +391,7 @@ def build_triaged(
 ) -> dict[str, Any]:
     """A ``ticket.triaged`` event about ``ticket`` (the ticket.created event, carried unchanged)."""
     event: dict[str, Any] = {
-        "event_type": EventType.TICKET_TRIAGED.value,
-        "event_id": event_id,
-        "ticket_id": ticket["ticket_id"],
-        "trace_id": trace_id,
+        **_identity(EventType.TICKET_TRIAGED, event_id, ticket, trace_id),
         "triaged_at": triaged_at or rfc3339(),
         "ticket": dict(ticket),
         "triage": triage.as_dict(),
@@ -415,10 +422,7 @@ def build_resolved(
     if response_subject:
         response["subject"] = response_subject
     event: dict[str, Any] = {
-        "event_type": EventType.TICKET_RESOLVED.value,
-        "event_id": event_id,
-        "ticket_id": ticket["ticket_id"],
-        "trace_id": trace_id,
+        **_identity(EventType.TICKET_RESOLVED, event_id, ticket, trace_id),
         "resolved_at": resolved_at or rfc3339(),
         "type": ticket_type,
         "priority": priority,

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
+from agent_runtime.backoff import Backoff
 from srs_operator.builders.tickettopic import (
     Claim,
     claim_of,
@@ -43,6 +45,8 @@ from srs_operator.services.tickettopic_settings import TopicSettings
 log = logging.getLogger(__name__)
 
 _CREATED_MEMORY: Final = 10_000
+#: How often a reconcile looks for a topic it just created: 50 ms, doubling up to 0.5 s.
+_VISIBILITY_POLL: Final = Backoff(0.05, 0.5)
 
 
 @dataclass(frozen=True)
@@ -265,13 +269,12 @@ class TopicReconciler:
     async def _await_visible(self, name: str) -> TopicState | None:
         """Describe a topic just created until Kafka's metadata shows it (briefly)."""
         deadline = asyncio.get_running_loop().time() + self.settings.visibility_timeout
-        delay = 0.05
-        while True:
+        for looks in itertools.count(1):
             observed = await self.admin.describe(name)
             if observed is not None or asyncio.get_running_loop().time() >= deadline:
                 return observed
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            await asyncio.sleep(_VISIBILITY_POLL.cap(looks))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _not_ready(self, topic: TicketTopic, reason: Reason, message: str, *, retry: bool = False) -> Outcome:
         events: tuple[TopicEvent, ...] = ()
