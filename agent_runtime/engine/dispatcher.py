@@ -18,8 +18,9 @@ cut to fit the dead-letter topic; one that still cannot be written after
 ``dead_letter_attempts`` makes the engine not ready (it keeps trying, the offset stays).
 
 Around it: :mod:`~agent_runtime.engine.work` (the records in flight and their states; every
-state change through ``Work.move_to``), :mod:`~agent_runtime.engine.deadletters` (writing
-dead letters) and :mod:`~agent_runtime.engine.draining` (revokes, losses, shutdown).
+state change through ``Work.move_to``), :mod:`~agent_runtime.engine.deliveries` (outputs
+handed over and acknowledged), :mod:`~agent_runtime.engine.deadletters` (writing dead
+letters) and :mod:`~agent_runtime.engine.draining` (revokes, losses, shutdown).
 
 When a record is done (outputs acknowledged, or dead-lettered and acknowledged), its
 offset completes in the partition's ``OffsetTracker`` and the contiguous completed
@@ -33,7 +34,6 @@ which throws librdkafka's prefetched records away and fetches them again.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import deque
@@ -48,6 +48,7 @@ from agent_runtime.engine.deadletter import (
     error_class_of,
 )
 from agent_runtime.engine.deadletters import DeadLetterWriter
+from agent_runtime.engine.deliveries import OutputDeliveries
 from agent_runtime.engine.draining import drain
 from agent_runtime.engine.ledger import CrashLedger
 from agent_runtime.engine.producer import OutputSink, permanent_error_class
@@ -59,7 +60,7 @@ from agent_runtime.engine.tracing import (
     set_current_trace_id,
 )
 from agent_runtime.engine.work import Lane, Partition, State, Unkeyed, Work
-from agent_runtime.records import Handler, InputRecord, OutputRecord, PermanentError
+from agent_runtime.records import Handler, InputRecord, PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class Dispatcher:
         self._retried = metrics.RETRIED.labels(agent)
         #: Handlers running now, with their start time (read by the health probe's thread).
         self._started: dict[Work, float] = {}
+        self._deliveries = OutputDeliveries(sink, done=self._done, failed=self._failed)
         self._dead_letters = DeadLetterWriter(settings, sink, self._backoff, self._done)
 
     # -- life cycle and observations --------------------------------------------------------
@@ -401,54 +403,17 @@ class Dispatcher:
         # Until every output is handed over, acknowledgements of the first ones must not
         # complete the input (librdkafka's queue may fill up part-way).
         work.producing = True
-        queued = self._produce(work, outputs, 0)
+        queued = self._deliveries.produce(work, outputs, 0)
         while queued < len(outputs):
             await asyncio.sleep(0.005)  # librdkafka's queue is full: let deliveries drain
             if work.state is not State.ACKING:
                 return  # abandoned meanwhile
-            queued = self._produce(work, outputs, queued)
+            queued = self._deliveries.produce(work, outputs, queued)
         work.producing = False
-        self._check_delivered(work)
+        self._deliveries.check(work)
 
     def _late(self) -> HandlerTimeoutError:
         return HandlerTimeoutError(f"the handler did not finish within {self._settings.handler_timeout_s:g}s")
-
-    def _produce(self, work: Work, outputs: Sequence[OutputRecord], start: int) -> int:
-        """Produce ``outputs[start:]``; return how many are dealt with (all, unless the queue filled up)."""
-        on_delivery = functools.partial(self._output_delivered, work)
-        span_header = work.span.header()
-        for index in range(start, len(outputs)):
-            output = outputs[index]
-            headers = list(output.headers)
-            # A handler that set its own valid traceparent keeps it.
-            if not headers or parse_traceparent(_header(headers, TRACEPARENT)) is None:
-                headers.append((TRACEPARENT, span_header))
-            try:
-                self._sink.produce(output.topic, output.key, output.value, headers, on_delivery)
-            except BufferError:
-                return index
-            except Exception as e:  # noqa: BLE001 - e.g. a record too large: fails this attempt (or for good)
-                if work.failure is None:
-                    work.failure = e
-                return len(outputs)
-            work.expected += 1
-        return len(outputs)
-
-    # -- deliveries (callbacks on the loop) ----------------------------------------------------------
-
-    def _output_delivered(self, work: Work, error: Exception | None) -> None:
-        work.delivered += 1
-        if error is not None and work.failure is None:
-            work.failure = error
-        self._check_delivered(work)
-
-    def _check_delivered(self, work: Work) -> None:
-        if work.producing or work.delivered < work.expected or work.state is not State.ACKING:
-            return  # more to produce or to come, or abandoned meanwhile
-        if work.failure is None:
-            self._done(work)
-        else:
-            self._failed(work, work.failure)
 
     def _failed(self, work: Work, error: Exception) -> None:
         """A failure of the handler or of a delivery: retry after a backoff, or dead-letter."""
@@ -640,10 +605,3 @@ class Dispatcher:
             self._paused.discard(partition)
             self._dirty.discard(partition)
         self._paused_gauge.set(len(self._paused))
-
-
-def _header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:
-    for header_name, value in reversed(headers):
-        if header_name == name:
-            return value
-    return None
