@@ -15,9 +15,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-#: What a record on the flow's topics means to a person.
-STAGES = ("created", "triaged", "resolved", "human", "dead-letter", "unreadable")
-
 
 @dataclass(frozen=True)
 class FlowEvent:
