@@ -300,7 +300,10 @@ class TopicWatcher:
             }
         )
         self._consumer.subscribe(list(topics))
+        self._bootstrap, self._topics = bootstrap, topics
         self._records: list[Read] = []
+        #: (topic, partition) → the next offset to read there.
+        self._positions: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -311,6 +314,8 @@ class TopicWatcher:
             batch = [to_read(m) for m in self._consumer.consume(1000, 0.2) if m.error() is None]
             with self._lock:
                 self._records.extend(batch)
+                for read in batch:
+                    self._positions[(read.topic, read.partition)] = read.offset + 1
         self._consumer.close()
 
     @property
@@ -326,6 +331,28 @@ class TopicWatcher:
         deadline = time.monotonic() + timeout_s
         while self.count() < count:
             assert time.monotonic() < deadline, f"only {self.count()}/{count} records after {timeout_s}s"
+            time.sleep(0.05)
+
+    def wait_caught_up(self, timeout_s: float = 30) -> None:
+        """Wait until every record the topics hold now has been read: once nothing writes any
+        more, the records are complete (no fixed wait for stragglers, bounded by ``timeout_s``)."""
+        probe = Consumer({"bootstrap.servers": self._bootstrap, "group.id": f"probe-{time.monotonic_ns()}"})
+        try:
+            ends = {
+                (topic, partition): probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+                for topic in self._topics
+                for partition in probe.list_topics(topic, timeout=10).topics[topic].partitions
+            }
+        finally:
+            probe.close()
+
+        def caught_up() -> bool:
+            with self._lock:
+                return all(self._positions.get(tp, 0) >= end for tp, end in ends.items() if end > 0)
+
+        deadline = time.monotonic() + timeout_s
+        while not caught_up():
+            assert time.monotonic() < deadline, f"the watcher did not read up to {ends} within {timeout_s}s"
             time.sleep(0.05)
 
     def stop(self) -> None:

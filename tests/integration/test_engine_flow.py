@@ -114,7 +114,7 @@ def test_every_ticket_ends_resolved_human_or_dead_lettered_while_agents_are_kill
             process.send_signal(signal.SIGTERM)
         for process in agents.values():
             assert process.wait(30) == 0
-        time.sleep(1)
+        watcher.wait_caught_up()
     finally:
         for process in agents.values():
             kill(process)

@@ -90,7 +90,7 @@ def test_sigterm_drains_commits_and_exits_zero(infra: Infra, kafka_topic: TopicF
         kill(agent)
 
     committed = committed_offsets(infra.kafka_bootstrap, config.kafka.group_id, input_topic, 4)
-    time.sleep(1)  # outputs acknowledged just before the exit reach the watcher
+    watcher.wait_caught_up()  # outputs acknowledged just before the exit
     produced = sources(watcher.records)
     assert sum(max(o, 0) for o in committed.values()) >= 8, "the shutdown committed the work it finished"
     # Never committed without an output: every input below a committed offset has one.
@@ -104,7 +104,7 @@ def test_sigterm_drains_commits_and_exits_zero(infra: Infra, kafka_topic: TopicF
         wait_for("all 80 inputs handled", lambda: len(sources(watcher.records)) == 80, timeout=60)
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(15) == 0
-        time.sleep(1)
+        watcher.wait_caught_up()
     finally:
         kill(agent)
         watcher.stop()
@@ -146,7 +146,7 @@ def test_sigkill_mid_stream_loses_nothing(infra: Infra, kafka_topic: TopicFactor
             assert agent.wait(30) == 0
         finally:
             kill(agent)
-        time.sleep(1)
+        watcher.wait_caught_up()
         produced = sources(watcher.records)
     finally:
         watcher.stop()
