@@ -114,14 +114,24 @@ async def srs_agents(
     return {(namespace, name): _snapshot(body)}
 
 
-async def srs_owned_child(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    """An agent's child (labelled managed-by srs-operator) by namespace and name."""
+@kopf.index("apps", "v1", "deployments", labels=MANAGED, id="srs_owned_deployments")
+async def srs_owned_deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): _snapshot(body)}
 
 
-# One index per kind of child, all filled by the same function (ids: ``srs_owned_<plural>``).
-for _group, _plural in (("apps", "deployments"), ("", "configmaps"), ("", "services"), ("", "serviceaccounts")):
-    kopf.index(_group, "v1", _plural, labels=MANAGED, id=f"srs_owned_{_plural}")(srs_owned_child)
+@kopf.index("", "v1", "configmaps", labels=MANAGED, id="srs_owned_configmaps")
+async def srs_owned_configmaps(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): _snapshot(body)}
+
+
+@kopf.index("", "v1", "services", labels=MANAGED, id="srs_owned_services")
+async def srs_owned_services(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): _snapshot(body)}
+
+
+@kopf.index("", "v1", "serviceaccounts", labels=MANAGED, id="srs_owned_serviceaccounts")
+async def srs_owned_serviceaccounts(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): _snapshot(body)}
 
 
 @kopf.index("", "v1", "configmaps", id="srs_configmap_versions")
