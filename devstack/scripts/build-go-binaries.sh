@@ -12,43 +12,11 @@ trap 'rm -rf "$WORK"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 step() { printf '[build] %s\n' "$*" >&2; }
+# shellcheck source=k8s-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-build.sh"
 
 build_k8s() {
-  local bins="kube-apiserver kube-controller-manager kube-scheduler kubectl" missing=""
-  for b in $bins; do [[ -x $OUT/$b ]] || missing="$missing $b"; done
-  [[ -z $missing ]] && return 0
-  step "kubernetes $K:$missing (module download + compile, ~5-10 min on 2 cores)"
-  local S="v0.${K#v1.}" d="$WORK/k8s"
-  mkdir -p "$d" && cd "$d"
-  go mod init local.invalid/k8sbins >/dev/null 2>&1
-  local gm
-  gm=$(go mod download -json "k8s.io/kubernetes@$K" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
-  # The kubernetes module replaces its staging modules with local paths; point each one
-  # at the published module of the matching v0.N.M version instead.
-  for m in $(awk '$1 ~ /^k8s\.io\// && $2=="v0.0.0"{print $1}' "$gm" | sort -u); do
-    go mod edit "-replace=$m=$m@$S"
-  done
-  go mod edit "-require=k8s.io/kubernetes@$K"
-  local pkgs=""
-  for b in $missing; do
-    case $b in
-      kubectl) pkgs="$pkgs k8s.io/kubernetes/cmd/kubectl" ;;
-      *) pkgs="$pkgs k8s.io/kubernetes/cmd/$b" ;;
-    esac
-  done
-  step "resolving modules"
-  # shellcheck disable=SC2086
-  go get $(for p in $pkgs; do printf '%s@%s ' "$p" "$K"; done) >&2
-  step "compiling"
-  # Stamp the version the way the upstream release build does, so that clients (kubectl,
-  # the Python client, kopf) see a real server version, not v0.0.0-master.
-  local minor=${K#v1.}; minor=${minor%%.*} x=""
-  for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    x="$x -X $v.gitVersion=$K -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
-    x="$x -X $v.buildDate=1970-01-01T00:00:00Z"
-  done
-  # shellcheck disable=SC2086
-  go build -trimpath -ldflags "-s -w $x" -o "$OUT/" $pkgs
+  build_k8s_cmds "$OUT" "$K" "$WORK/k8s" kube-apiserver kube-controller-manager kube-scheduler kubectl
 }
 
 build_etcd() {

@@ -1,0 +1,41 @@
+# shellcheck shell=bash
+# Sourced by build-go-binaries.sh (control plane, kubectl) and build-kind-binaries.sh
+# (kubelet, kubeadm, kube-proxy): one way to build Kubernetes commands from the Go module
+# proxy. Needs step() and CGO_ENABLED/GOFLAGS from the caller.
+
+# build_k8s_cmds OUT VERSION WORKDIR CMD...: build the CMDs (k8s.io/kubernetes/cmd/CMD)
+# that are not already executable in OUT.
+build_k8s_cmds() {
+  local out=$1 k=$2 d=$3 missing="" b
+  shift 3
+  for b in "$@"; do [[ -x $out/$b ]] || missing="$missing $b"; done
+  [[ -z $missing ]] && return 0
+  step "kubernetes $k:$missing (module download + compile, ~5-10 min on 2 cores)"
+  local staging="v0.${k#v1.}"
+  mkdir -p "$d" && cd "$d"
+  go mod init local.invalid/k8sbins >/dev/null 2>&1
+  local gm m
+  gm=$(go mod download -json "k8s.io/kubernetes@$k" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
+  # The kubernetes module replaces its staging modules with local paths; point each one
+  # at the published module of the matching v0.N.M version instead.
+  for m in $(awk '$1 ~ /^k8s\.io\// && $2=="v0.0.0"{print $1}' "$gm" | sort -u); do
+    go mod edit "-replace=$m=$m@$staging"
+  done
+  go mod edit "-require=k8s.io/kubernetes@$k"
+  local pkgs=""
+  for b in $missing; do pkgs="$pkgs k8s.io/kubernetes/cmd/$b"; done
+  step "resolving modules"
+  # shellcheck disable=SC2086
+  go get $(for p in $pkgs; do printf '%s@%s ' "$p" "$k"; done) >&2
+  step "compiling"
+  # Stamp the version the way the upstream release build does, so that clients (kubectl,
+  # the Python client, kopf, kubeadm) see a real version, not v0.0.0-master.
+  local minor=${k#v1.} x="" v
+  minor=${minor%%.*}
+  for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    x="$x -X $v.gitVersion=$k -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+    x="$x -X $v.buildDate=1970-01-01T00:00:00Z"
+  done
+  # shellcheck disable=SC2086
+  go build -trimpath -ldflags "-s -w $x" -o "$out/" $pkgs
+}
