@@ -5,13 +5,29 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
-def _kind(args: argparse.Namespace) -> int:
-    from devstack import docker_engine, kind
+def _reporting(prog: str, work: Callable[[], int]) -> int:
+    """Run ``work``: a missing Docker engine exits 2, a failed build or tool step 1, each
+    said in one line."""
+    from devstack import docker_engine
 
     try:
+        return work()
+    except docker_engine.EngineUnavailable as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as e:
+        print(f"{prog}: {' '.join(map(str, e.cmd))} failed (exit {e.returncode})", file=sys.stderr)
+        return 1
+
+
+def _kind(args: argparse.Namespace) -> int:
+    from devstack import kind
+
+    def work() -> int:
         if args.action == "tools":
             from devstack.settings import default_paths
 
@@ -29,13 +45,9 @@ def _kind(args: argparse.Namespace) -> int:
             kind.down()
         else:
             return 0 if kind.status() else 1
-    except docker_engine.EngineUnavailable as e:
-        print(f"srs kind: {e}", file=sys.stderr)
-        return 2
-    except subprocess.CalledProcessError as e:
-        print(f"srs kind: {' '.join(map(str, e.cmd))} failed (exit {e.returncode})", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return _reporting("srs kind", work)
 
 
 def _image(args: argparse.Namespace) -> int:
@@ -44,17 +56,13 @@ def _image(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(f"srs image: {msg}", file=sys.stderr, flush=True)
 
-    try:
+    def work() -> int:
         paths = settings.default_paths()
         docker_engine.ensure_engine(settings.kind_bins(paths), settings.kind_state() / "logs", say)
         images.build_srs_image(args.tag or kind.srs_image_tag(), args.base or None, say)
-    except docker_engine.EngineUnavailable as e:
-        print(f"srs image: {e}", file=sys.stderr)
-        return 2
-    except subprocess.CalledProcessError as e:
-        print(f"srs image: {' '.join(map(str, e.cmd))} failed (exit {e.returncode})", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return _reporting("srs image", work)
 
 
 def register(sub: Any) -> None:
