@@ -210,9 +210,10 @@ class SupportAgentController:
     async def _resync_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
-            for key in list(self.live.agent_keys()):
-                if key not in self._vanished:
-                    self.queue.add(key)
+            keys = set(self.live.agent_keys())
+            self._vanished &= keys  # entries kopf's index dropped need no more remembering
+            for key in keys - self._vanished:
+                self.queue.add(key)
 
     # -- what to reconcile (called by the handlers) -----------------------------------------
 
