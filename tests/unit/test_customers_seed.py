@@ -16,31 +16,17 @@ from agent_runtime.config import EnrichmentConfig
 from agent_runtime.roles.enrichment import CustomerLookup
 from srs import customers
 from srs.cli import main
-from tests.moto_server import FAKE_CREDENTIALS, moto_server
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("fake_aws_credentials")]
 
 REGION = "eu-west-1"
 
 
-@pytest.fixture(autouse=True)
-def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in FAKE_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
-def table(endpoint: str) -> Iterator[str]:
+def table(moto_url: str) -> Iterator[str]:
     """A fresh customers table, shaped like the srs-aws module's."""
     name = f"customers-{uuid.uuid4().hex[:8]}"
-    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_url)
     client.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
@@ -53,13 +39,13 @@ def table(endpoint: str) -> Iterator[str]:
         client.delete_table(TableName=name)
 
 
-def item_count(endpoint: str, table: str) -> int:
-    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+def item_count(moto_url: str, table: str) -> int:
+    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_url)
     return int(client.scan(TableName=table, Select="COUNT")["Count"])
 
 
-def lookup(endpoint: str, table: str, customer_id: str) -> Any:
-    config = EnrichmentConfig(table=table, region=REGION, endpoint_url=endpoint, timeout_seconds=5)
+def lookup(moto_url: str, table: str, customer_id: str) -> Any:
+    config = EnrichmentConfig(table=table, region=REGION, endpoint_url=moto_url, timeout_seconds=5)
 
     async def go() -> Any:
         found = CustomerLookup(config, agent="t-seed")
@@ -76,37 +62,37 @@ def seed(*args: str) -> int:
 
 
 def test_the_sample_customers_are_seeded_and_enrichment_reads_them(
-    endpoint: str, table: str, capsys: pytest.CaptureFixture[str]
+    moto_url: str, table: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert seed("--table", table, "--endpoint-url", endpoint) == 0
+    assert seed("--table", table, "--endpoint-url", moto_url) == 0
     out, err = capsys.readouterr()
     samples = customers.sample_customers()
     assert out.strip() == f"seeded {len(samples)} customers into {table}"
     assert f"{len(samples)}/{len(samples)} written" in err and "25/40 written" in err
-    assert item_count(endpoint, table) == len(samples)
+    assert item_count(moto_url, table) == len(samples)
     first = json.loads(json.dumps(samples[0], default=float))
-    assert lookup(endpoint, table, first["customer_id"]) == first
+    assert lookup(moto_url, table, first["customer_id"]) == first
 
 
-def test_a_file_of_customers_keeps_numbers_nesting_and_unicode(endpoint: str, table: str, tmp_path: Path) -> None:
+def test_a_file_of_customers_keeps_numbers_nesting_and_unicode(moto_url: str, table: str, tmp_path: Path) -> None:
     path = tmp_path / "customers.json"
     record = {
         "customer_id": "cus_42", "name": "Zoë Ångström", "tier": "enterprise", "seats": 25, "mrr": 1499.5,
         "tags": ["vip", "eu"], "plan": {"name": "Enterprise", "annual": True}, "internal_notes": "not for prompts",
     }  # fmt: skip
     path.write_text(json.dumps([record, {"customer_id": "cus_43", "name": "Li Wei"}]))
-    assert seed("--table", table, "--endpoint-url", endpoint, "--file", str(path)) == 0
-    found = lookup(endpoint, table, "cus_42")
+    assert seed("--table", table, "--endpoint-url", moto_url, "--file", str(path)) == 0
+    found = lookup(moto_url, table, "cus_42")
     # Enrichment reads only the attributes it declares: everything but the internal notes.
     assert found == {k: v for k, v in record.items() if k != "internal_notes"}
-    assert lookup(endpoint, table, "cus_43") == {"customer_id": "cus_43", "name": "Li Wei"}
+    assert lookup(moto_url, table, "cus_43") == {"customer_id": "cus_43", "name": "Li Wei"}
 
 
-def test_jsonl_files_work_too(endpoint: str, table: str, tmp_path: Path) -> None:
+def test_jsonl_files_work_too(moto_url: str, table: str, tmp_path: Path) -> None:
     path = tmp_path / "customers.jsonl"
     path.write_text('{"customer_id": "a-1", "tier": "pro"}\n\n{"customer_id": "a-2", "tier": "free"}\n')
-    assert seed("--table", table, "--endpoint-url", endpoint, "--file", str(path)) == 0
-    assert item_count(endpoint, table) == 2
+    assert seed("--table", table, "--endpoint-url", moto_url, "--file", str(path)) == 0
+    assert item_count(moto_url, table) == 2
 
 
 @pytest.mark.parametrize(
@@ -120,17 +106,17 @@ def test_jsonl_files_work_too(endpoint: str, table: str, tmp_path: Path) -> None
     ],
 )
 def test_bad_input_is_named_and_nothing_is_written(
-    endpoint: str, table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+    moto_url: str, table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
 ) -> None:
     path = tmp_path / "customers.json"
     path.write_text(content)
-    assert seed("--table", table, "--endpoint-url", endpoint, "--file", str(path)) == 2
+    assert seed("--table", table, "--endpoint-url", moto_url, "--file", str(path)) == 2
     assert message in capsys.readouterr().err
-    assert item_count(endpoint, table) == 0
+    assert item_count(moto_url, table) == 0
 
 
-def test_a_missing_table_is_a_clear_error(endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert seed("--table", "no-such-table", "--endpoint-url", endpoint) == 1
+def test_a_missing_table_is_a_clear_error(moto_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert seed("--table", "no-such-table", "--endpoint-url", moto_url) == 1
     assert "table 'no-such-table' does not exist" in capsys.readouterr().err
 
 

@@ -17,30 +17,16 @@ from agent_runtime.agent import build_handler
 from agent_runtime.config import EnrichmentConfig
 from agent_runtime.providers.offline import OfflineProvider
 from agent_runtime.roles.enrichment import CustomerLookup
-from tests.moto_server import FAKE_CREDENTIALS, moto_server
 from tests.unit.agent_fixtures import KeywordClassifier, metric, record, ticket_created, triage_config
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("fake_aws_credentials")]
 
 TABLE = "srs-customers"
 
 
-@pytest.fixture(autouse=True)
-def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in FAKE_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-@pytest.fixture(scope="module")
-def dynamodb_url() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
-def table(dynamodb_url: str) -> Iterator[Any]:
-    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_url)
+def table(moto_url: str) -> Iterator[Any]:
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_url)
     client.create_table(
         TableName=TABLE,
         KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
@@ -84,23 +70,23 @@ def degraded(agent: str, reason: str) -> float:
     return metric("srs_agent_enrichment_degraded_total", agent=agent, reason=reason)
 
 
-def test_a_known_customer_is_returned_as_plain_json_values(table: Any, dynamodb_url: str) -> None:
-    (customer,) = lookup_all(CustomerLookup(config(dynamodb_url), agent="t-enr-ok"), "cust-42")
+def test_a_known_customer_is_returned_as_plain_json_values(table: Any, moto_url: str) -> None:
+    (customer,) = lookup_all(CustomerLookup(config(moto_url), agent="t-enr-ok"), "cust-42")
     assert customer == {
         "customer_id": "cust-42", "name": "Maria Lopez", "tier": "enterprise", "seats": 25, "mrr": 1499.5,
         "tags": ["eu", "vip"],
     }  # fmt: skip
 
 
-def test_an_unknown_customer_is_none_and_not_a_degradation(table: Any, dynamodb_url: str) -> None:
+def test_an_unknown_customer_is_none_and_not_a_degradation(table: Any, moto_url: str) -> None:
     before = degraded("t-enr-missing", "error")
-    assert lookup_all(CustomerLookup(config(dynamodb_url), agent="t-enr-missing"), "nobody") == [None]
+    assert lookup_all(CustomerLookup(config(moto_url), agent="t-enr-missing"), "nobody") == [None]
     assert degraded("t-enr-missing", "error") == before
 
 
-def test_lookups_are_cached_until_the_ttl_expires(table: Any, dynamodb_url: str) -> None:
+def test_lookups_are_cached_until_the_ttl_expires(table: Any, moto_url: str) -> None:
     now = [1000.0]
-    lookup = CustomerLookup(config(dynamodb_url, cache_ttl_seconds=60), agent="t-enr-cache", clock=lambda: now[0])
+    lookup = CustomerLookup(config(moto_url, cache_ttl_seconds=60), agent="t-enr-cache", clock=lambda: now[0])
 
     async def go() -> list[Any]:
         first = await lookup.lookup("cust-42")
@@ -116,9 +102,9 @@ def test_lookups_are_cached_until_the_ttl_expires(table: Any, dynamodb_url: str)
     assert expired is None
 
 
-def test_a_missing_table_degrades_to_no_enrichment_and_is_counted(dynamodb_url: str) -> None:
+def test_a_missing_table_degrades_to_no_enrichment_and_is_counted(moto_url: str) -> None:
     before = degraded("t-enr-notable", "error")
-    assert lookup_all(CustomerLookup(config(dynamodb_url), agent="t-enr-notable"), "cust-42") == [None]
+    assert lookup_all(CustomerLookup(config(moto_url), agent="t-enr-notable"), "cust-42") == [None]
     assert degraded("t-enr-notable", "error") == before + 1
 
 
@@ -160,7 +146,7 @@ def test_a_lookup_that_does_not_answer_in_time_degrades_within_the_timeout(black
     assert degraded("t-enr-slow", "timeout") == before + 1
 
 
-def test_an_unreachable_endpoint_degrades_and_is_not_cached(table: Any, dynamodb_url: str) -> None:
+def test_an_unreachable_endpoint_degrades_and_is_not_cached(table: Any, moto_url: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
@@ -196,8 +182,8 @@ def test_concurrent_lookups_of_one_customer_share_one_request() -> None:
     assert client.calls == 1
 
 
-def test_the_triaged_event_carries_the_customer_record_or_null(table: Any, dynamodb_url: str) -> None:
-    cfg = triage_config(enrichment={"table": TABLE, "region": "us-east-1", "endpoint_url": dynamodb_url})
+def test_the_triaged_event_carries_the_customer_record_or_null(table: Any, moto_url: str) -> None:
+    cfg = triage_config(enrichment={"table": TABLE, "region": "us-east-1", "endpoint_url": moto_url})
     handler = build_handler(cfg, provider=OfflineProvider(agent="triage", classifier=KeywordClassifier()))
 
     async def go() -> list[Any]:
@@ -215,7 +201,7 @@ def _json(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload).encode()
 
 
-def test_an_item_with_binary_values_and_undeclared_attributes_still_enriches(table: Any, dynamodb_url: str) -> None:
+def test_an_item_with_binary_values_and_undeclared_attributes_still_enriches(table: Any, moto_url: str) -> None:
     table.put_item(
         TableName=TABLE,
         Item={
@@ -229,13 +215,13 @@ def test_an_item_with_binary_values_and_undeclared_attributes_still_enriches(tab
         },
     )
     before = degraded("t-enr-bin", "invalid_item")
-    (customer,) = lookup_all(CustomerLookup(config(dynamodb_url), agent="t-enr-bin"), "cust-bin")
+    (customer,) = lookup_all(CustomerLookup(config(moto_url), agent="t-enr-bin"), "cust-bin")
     assert customer == {"customer_id": "cust-bin", "name": ("Ana " + "x" * 5000)[:1000], "tags": ["a", "b"]}
     assert degraded("t-enr-bin", "invalid_item") == before
 
 
-def test_only_declared_attributes_are_read(table: Any, dynamodb_url: str) -> None:
-    lookup = CustomerLookup(config(dynamodb_url, attributes=["tier", "notes"]), agent="t-enr-declared")
+def test_only_declared_attributes_are_read(table: Any, moto_url: str) -> None:
+    lookup = CustomerLookup(config(moto_url, attributes=["tier", "notes"]), agent="t-enr-declared")
     assert lookup_all(lookup, "cust-42") == [{"tier": "enterprise"}]
 
 
