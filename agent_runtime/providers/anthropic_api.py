@@ -13,37 +13,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 import anthropic
 from anthropic.types import Message, TextBlockParam, ToolParam
 
 from agent_runtime.config import ModelConfig
-from agent_runtime.providers.base import (
-    CallMetrics,
-    DraftRequest,
-    HttpSdkErrors,
-    call_within_deadline,
-    decision_from_output,
-    finished_draft,
-    read_api_key,
-)
+from agent_runtime.providers.base import DraftRequest, HttpSdkErrors, decision_from_output, finished_draft, read_api_key
+from agent_runtime.providers.network import NetworkProvider
 from agent_runtime.providers.prompts import (
     TRIAGE_OUTPUT_SCHEMA,
-    TRIAGE_SYSTEM_PROMPT,
     TRIAGE_TOOL_DESCRIPTION,
     TRIAGE_TOOL_NAME,
-    draft_request,
-    draft_system_prompt,
     extract_json_object,
-    triage_request,
 )
 from agent_runtime.tickets import Ticket, TriageDecision
 
 PROVIDER_NAME: Final = "anthropic"
-#: A classification is a few dozen tokens; there is no point reserving more.
-_CLASSIFY_MAX_TOKENS: Final = 512
 
 _TRIAGE_TOOL: Final[ToolParam] = {
     "name": TRIAGE_TOOL_NAME,
@@ -56,7 +43,7 @@ def _cached_system(text: str) -> list[TextBlockParam]:
     return [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
 
 
-class AnthropicProvider:
+class AnthropicProvider(NetworkProvider):
     """Classify and draft with a Claude model."""
 
     def __init__(
@@ -67,9 +54,7 @@ class AnthropicProvider:
         system_prompt: str | None = None,
         client: anthropic.AsyncAnthropic | None = None,
     ) -> None:
-        self._config = model
-        self._system_prompt = system_prompt
-        self._metrics = CallMetrics(agent, PROVIDER_NAME)
+        super().__init__(model, agent=agent, provider_name=PROVIDER_NAME, system_prompt=system_prompt)
         self._map_error = _SDK_ERRORS.mapper(self._metrics)
         self._client = client or anthropic.AsyncAnthropic(
             api_key=read_api_key(model),
@@ -78,27 +63,17 @@ class AnthropicProvider:
             max_retries=model.max_retries,
         )
 
-    @property
-    def name(self) -> str:
-        return PROVIDER_NAME
-
-    @property
-    def model(self) -> str:
-        return self._config.name
-
-    async def _call(self, operation: str, request: Awaitable[Message]) -> Message:
-        return await call_within_deadline(self._metrics, self._config, operation, request, self._map_error)
-
     async def classify(self, ticket: Ticket) -> TriageDecision:
+        system, user = self._triage_prompts(ticket, json_only=False)
         message = await self._call(
             "classify",
             self._client.messages.create(
                 model=self._config.name,
-                max_tokens=min(self._config.max_tokens, _CLASSIFY_MAX_TOKENS),
-                system=_cached_system(self._system_prompt or TRIAGE_SYSTEM_PROMPT),
+                max_tokens=self._classify_max_tokens,
+                system=_cached_system(system),
                 tools=[_TRIAGE_TOOL],
                 tool_choice={"type": "tool", "name": TRIAGE_TOOL_NAME, "disable_parallel_tool_use": True},
-                messages=[{"role": "user", "content": triage_request(ticket, json_only=False)}],
+                messages=[{"role": "user", "content": user}],
             ),
         )
         for block in message.content:
@@ -108,13 +83,14 @@ class AnthropicProvider:
         return decision_from_output(extract_json_object(_text_of(message)), self._metrics)
 
     async def draft(self, request: DraftRequest) -> str:
+        system, user = self._draft_prompts(request)
         message = await self._call(
             "draft",
             self._client.messages.create(
                 model=self._config.name,
                 max_tokens=self._config.max_tokens,
-                system=_cached_system(draft_system_prompt(request.specialty, self._system_prompt)),
-                messages=[{"role": "user", "content": draft_request(request.ticket, request.triage, request.customer)}],
+                system=_cached_system(system),
+                messages=[{"role": "user", "content": user}],
             ),
         )
         return finished_draft(

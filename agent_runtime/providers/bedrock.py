@@ -23,29 +23,18 @@ import botocore.exceptions
 from botocore.config import Config
 
 from agent_runtime.config import ModelConfig
-from agent_runtime.providers.base import (
-    CallMetrics,
-    DraftRequest,
-    call_within_deadline,
-    decision_from_output,
-    finished_draft,
-    status_error,
-)
+from agent_runtime.providers.base import DraftRequest, decision_from_output, finished_draft, status_error
+from agent_runtime.providers.network import NetworkProvider
 from agent_runtime.providers.prompts import (
     TRIAGE_OUTPUT_SCHEMA,
-    TRIAGE_SYSTEM_PROMPT,
     TRIAGE_TOOL_DESCRIPTION,
     TRIAGE_TOOL_NAME,
-    draft_request,
-    draft_system_prompt,
     extract_json_object,
-    triage_request,
 )
 from agent_runtime.tickets import Ticket, TriageDecision
 
 PROVIDER_NAME: Final = "bedrock"
 DEFAULT_REGION: Final = "us-east-1"
-_CLASSIFY_MAX_TOKENS: Final = 512
 
 _TRANSIENT_CODES: Final = {
     "ThrottlingException": "rate_limited",
@@ -73,7 +62,7 @@ def bedrock_client(model: ModelConfig, pool_size: int) -> Any:
     return boto3.client("bedrock-runtime", region_name=region, endpoint_url=model.base_url, config=config)
 
 
-class BedrockProvider:
+class BedrockProvider(NetworkProvider):
     """Classify and draft with a Bedrock model (Converse API)."""
 
     def __init__(
@@ -85,19 +74,10 @@ class BedrockProvider:
         concurrency: int = 16,
         client: Any = None,
     ) -> None:
-        self._config = model
-        self._system_prompt = system_prompt
-        self._metrics = CallMetrics(agent, PROVIDER_NAME)
+        super().__init__(model, agent=agent, provider_name=PROVIDER_NAME, system_prompt=system_prompt)
+        self._map_error = self._botocore_error
         self._client = client if client is not None else bedrock_client(model, concurrency)
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bedrock")
-
-    @property
-    def name(self) -> str:
-        return PROVIDER_NAME
-
-    @property
-    def model(self) -> str:
-        return self._config.name
 
     async def _converse(self, operation: str, request: Mapping[str, Any]) -> Mapping[str, Any]:
         call: Callable[[], Mapping[str, Any]] = functools.partial(
@@ -108,9 +88,9 @@ class BedrockProvider:
         async def in_thread() -> Mapping[str, Any]:
             return await loop.run_in_executor(self._executor, call)
 
-        return await call_within_deadline(self._metrics, self._config, operation, in_thread(), self._map_error)
+        return await self._call(operation, in_thread())
 
-    def _map_error(self, error: Exception) -> Exception | None:
+    def _botocore_error(self, error: Exception) -> Exception | None:
         """botocore's exceptions as the engine's (None: not botocore's)."""
         if isinstance(error, botocore.exceptions.ClientError):
             return self._client_error(error)
@@ -133,13 +113,14 @@ class BedrockProvider:
         return status_error(self._metrics, status, detail)
 
     async def classify(self, ticket: Ticket) -> TriageDecision:
+        system, user = self._triage_prompts(ticket, json_only=False)
         response = await self._converse(
             "classify",
             {
-                "system": [{"text": self._system_prompt or TRIAGE_SYSTEM_PROMPT}],
-                "messages": [{"role": "user", "content": [{"text": triage_request(ticket, json_only=False)}]}],
+                "system": [{"text": system}],
+                "messages": [{"role": "user", "content": [{"text": user}]}],
                 "inferenceConfig": {
-                    "maxTokens": min(self._config.max_tokens, _CLASSIFY_MAX_TOKENS),
+                    "maxTokens": self._classify_max_tokens,
                     "temperature": self._config.temperature,
                 },
                 "toolConfig": {
@@ -164,16 +145,12 @@ class BedrockProvider:
         return decision_from_output(extract_json_object(_text_of(content)), self._metrics)
 
     async def draft(self, request: DraftRequest) -> str:
+        system, user = self._draft_prompts(request)
         response = await self._converse(
             "draft",
             {
-                "system": [{"text": draft_system_prompt(request.specialty, self._system_prompt)}],
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": [{"text": draft_request(request.ticket, request.triage, request.customer)}],
-                    }
-                ],
+                "system": [{"text": system}],
+                "messages": [{"role": "user", "content": [{"text": user}]}],
                 "inferenceConfig": {"maxTokens": self._config.max_tokens, "temperature": self._config.temperature},
             },
         )

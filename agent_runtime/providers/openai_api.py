@@ -9,7 +9,7 @@ schema. Timeouts and retries (honouring ``retry-after``) are the SDK's.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 import openai
@@ -17,33 +17,23 @@ from openai.types.chat import ChatCompletion
 
 from agent_runtime.config import ModelConfig
 from agent_runtime.providers.base import (
-    CallMetrics,
     DraftRequest,
     HttpSdkErrors,
     ProviderConfigError,
-    call_within_deadline,
     decision_from_output,
     finished_draft,
     read_api_key,
 )
-from agent_runtime.providers.prompts import (
-    TRIAGE_OUTPUT_SCHEMA,
-    TRIAGE_SYSTEM_PROMPT,
-    TRIAGE_TOOL_NAME,
-    draft_request,
-    draft_system_prompt,
-    extract_json_object,
-    triage_request,
-)
+from agent_runtime.providers.network import NetworkProvider
+from agent_runtime.providers.prompts import TRIAGE_OUTPUT_SCHEMA, TRIAGE_TOOL_NAME, extract_json_object
 from agent_runtime.tickets import Ticket, TriageDecision
 
 OLLAMA_BASE_URL: Final = "http://localhost:11434/v1"
 #: Local servers (Ollama, vLLM without --api-key) ignore the key, but the SDK insists on one.
 _NO_KEY: Final = "not-needed"
-_CLASSIFY_MAX_TOKENS: Final = 512
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(NetworkProvider):
     """Classify and draft through a chat-completions endpoint."""
 
     def __init__(
@@ -55,10 +45,7 @@ class OpenAICompatibleProvider:
         system_prompt: str | None = None,
         client: openai.AsyncOpenAI | None = None,
     ) -> None:
-        self._config = model
-        self._provider_name = provider_name
-        self._system_prompt = system_prompt
-        self._metrics = CallMetrics(agent, provider_name)
+        super().__init__(model, agent=agent, provider_name=provider_name, system_prompt=system_prompt)
         self._map_error = _SDK_ERRORS.mapper(self._metrics)
         base_url = model.base_url or (OLLAMA_BASE_URL if provider_name == "ollama" else None)
         api_key = read_api_key(model)
@@ -74,37 +61,28 @@ class OpenAICompatibleProvider:
         except openai.OpenAIError as e:
             raise ProviderConfigError(f"{provider_name}: set model.api_key_env (or OPENAI_API_KEY): {e}") from e
 
-    @property
-    def name(self) -> str:
-        return self._provider_name
-
-    @property
-    def model(self) -> str:
-        return self._config.name
-
-    async def _call(self, operation: str, request: Awaitable[ChatCompletion]) -> ChatCompletion:
-        return await call_within_deadline(self._metrics, self._config, operation, request, self._map_error)
-
     async def classify(self, ticket: Ticket) -> TriageDecision:
+        system, user = self._triage_prompts(ticket, json_only=True)
         completion = await self._call(
             "classify",
             self._client.chat.completions.create(
                 model=self._config.name,
                 temperature=self._config.temperature,
-                max_tokens=min(self._config.max_tokens, _CLASSIFY_MAX_TOKENS),
+                max_tokens=self._classify_max_tokens,
                 response_format={
                     "type": "json_schema",
                     "json_schema": {"name": TRIAGE_TOOL_NAME, "schema": TRIAGE_OUTPUT_SCHEMA, "strict": True},
                 },
                 messages=[
-                    {"role": "system", "content": self._system_prompt or TRIAGE_SYSTEM_PROMPT},
-                    {"role": "user", "content": triage_request(ticket, json_only=True)},
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": user},
                 ],
             ),
         )
         return decision_from_output(extract_json_object(_content_of(completion)), self._metrics)
 
     async def draft(self, request: DraftRequest) -> str:
+        system, user = self._draft_prompts(request)
         completion = await self._call(
             "draft",
             self._client.chat.completions.create(
@@ -112,8 +90,8 @@ class OpenAICompatibleProvider:
                 temperature=self._config.temperature,
                 max_tokens=self._config.max_tokens,
                 messages=[
-                    {"role": "system", "content": draft_system_prompt(request.specialty, self._system_prompt)},
-                    {"role": "user", "content": draft_request(request.ticket, request.triage, request.customer)},
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": user},
                 ],
             ),
         )

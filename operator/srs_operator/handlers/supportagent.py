@@ -47,13 +47,23 @@ def _one(index: kopf.Index[Any, Any], key: Any) -> Any:
     return next(iter(store))
 
 
-#: The kopf indexes the controller reads (ids of the ``@kopf.index`` handlers below).
+#: The children of an agent, by kind: (API group, version, plural) of their kopf index.
+OWNED_CHILDREN: Final = {
+    "Deployment": ("apps", "v1", "deployments"),
+    "ConfigMap": ("", "v1", "configmaps"),
+    "Service": ("", "v1", "services"),
+    "ServiceAccount": ("", "v1", "serviceaccounts"),
+}
+
+
+def _owned_index_id(plural: str) -> str:
+    return f"srs_owned_{plural}"
+
+
+#: The kopf indexes the controller reads (ids of the ``kopf.index`` handlers below).
 INDEXES: Final = (
     "srs_agents",
-    "srs_owned_deployments",
-    "srs_owned_configmaps",
-    "srs_owned_services",
-    "srs_owned_serviceaccounts",
+    *(_owned_index_id(plural) for _, _, plural in OWNED_CHILDREN.values()),
     "srs_configmap_versions",
     "srs_topic_readiness",
     "srs_agent_pod_problems",
@@ -65,12 +75,7 @@ class KopfLiveState:
 
     def __init__(self, indices: Mapping[str, kopf.Index[Any, Any]]) -> None:
         self._agents = indices["srs_agents"]
-        self._children = {
-            "Deployment": indices["srs_owned_deployments"],
-            "ConfigMap": indices["srs_owned_configmaps"],
-            "Service": indices["srs_owned_services"],
-            "ServiceAccount": indices["srs_owned_serviceaccounts"],
-        }
+        self._children = {kind: indices[_owned_index_id(plural)] for kind, (_, _, plural) in OWNED_CHILDREN.items()}
         self._config_maps = indices["srs_configmap_versions"]
         self._topics = indices["srs_topic_readiness"]
         self._pods = indices["srs_agent_pod_problems"]
@@ -114,24 +119,13 @@ async def srs_agents(
     return {(namespace, name): _snapshot(body)}
 
 
-@kopf.index("apps", "v1", "deployments", labels=MANAGED, id="srs_owned_deployments")
-async def srs_owned_deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def srs_owned_child(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): _snapshot(body)}
 
 
-@kopf.index("", "v1", "configmaps", labels=MANAGED, id="srs_owned_configmaps")
-async def srs_owned_configmaps(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): _snapshot(body)}
-
-
-@kopf.index("", "v1", "services", labels=MANAGED, id="srs_owned_services")
-async def srs_owned_services(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): _snapshot(body)}
-
-
-@kopf.index("", "v1", "serviceaccounts", labels=MANAGED, id="srs_owned_serviceaccounts")
-async def srs_owned_serviceaccounts(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): _snapshot(body)}
+# One index per child kind (only objects labelled as managed by srs-operator).
+for _group, _version, _plural in OWNED_CHILDREN.values():
+    kopf.index(_group, _version, _plural, labels=MANAGED, id=_owned_index_id(_plural))(srs_owned_child)
 
 
 @kopf.index("", "v1", "configmaps", id="srs_configmap_versions")
