@@ -171,14 +171,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def register(sub: Any) -> None:
-    """Add ``srs triage`` to the ``srs`` parser's subcommands."""
-    parser = sub.add_parser(
-        "triage",
-        help="classify ticket.created JSON lines from stdin (evaluation)",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags :func:`model_config` reads (``srs triage``, ``srs eval``), and ``--concurrency``."""
     parser.add_argument(
         "--provider", choices=[p.value for p in ProviderName], help="LLM back end (default: offline, or --config's)"
     )
@@ -191,5 +185,21 @@ def register(sub: Any) -> None:
     parser.add_argument("--api-key-env", dest="api_key_env", help="environment variable holding the API key")
     parser.add_argument("--timeout", type=float, help="seconds per model call")
     parser.add_argument("--config", help="an agent config file whose model section to use")
-    parser.add_argument("--concurrency", type=_positive_int, default=8, help="tickets classified at once (default: 8)")
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=8,
+        help="tickets in flight to network providers (default: 8)",
+    )
+
+
+def register(sub: Any) -> None:
+    """Add ``srs triage`` to the ``srs`` parser's subcommands."""
+    parser = sub.add_parser(
+        "triage",
+        help="classify ticket.created JSON lines from stdin (evaluation)",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arguments(parser)
     parser.set_defaults(func=_run)

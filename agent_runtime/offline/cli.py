@@ -18,6 +18,7 @@ from typing import Any
 
 from agent_runtime.offline import evaluate, modelfile
 from agent_runtime.offline.dataset import LabelledTicket, read_labelled
+from agent_runtime.triage_cli import add_model_arguments
 
 
 def _read(path: str, command: str, skip_bad: bool) -> list[LabelledTicket] | None:
@@ -164,14 +165,7 @@ def register(sub: Any) -> None:
         "Default: the shipped offline model; --model DIR: one from srs train; --provider NAME --model ID: an LLM.",
     )
     ev.add_argument("--data", required=True, metavar="FILE", help="labelled tickets (.jsonl or .csv)")
-    ev.add_argument("--model", help="offline: a model directory from srs train; other providers: the model id")
-    ev.add_argument("--provider", help="offline (default), anthropic, openai, ollama or bedrock")
-    ev.add_argument("--base-url", dest="base_url", help="endpoint override (OpenAI-compatible servers, proxies)")
-    ev.add_argument("--region", help="AWS region (bedrock)")
-    ev.add_argument("--api-key-env", dest="api_key_env", help="environment variable holding the API key")
-    ev.add_argument("--timeout", type=float, help="seconds per model call")
-    ev.add_argument("--config", help="an agent config file whose model section to use")
-    ev.add_argument("--concurrency", type=int, default=8, help="calls in flight for network providers (default: 8)")
+    add_model_arguments(ev)
     ev.add_argument("--threshold", type=float, default=evaluate.DEFAULT_THRESHOLD, help="the triage threshold")
     ev.add_argument("--skip-bad", action="store_true", help="evaluate the usable rows when some are bad")
     ev.add_argument("--json", action="store_true", help="one JSON object instead of text")

@@ -1,4 +1,5 @@
-"""Fixtures shared by unit tests: moto's server for the AWS HTTP protocols (DynamoDB)."""
+"""Fixtures shared by unit tests: moto's server for the AWS HTTP protocols (DynamoDB), and a
+local server speaking the LLM providers' wire protocols (``tests/unit/wire_doubles.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.moto_server import FAKE_CREDENTIALS, moto_server
+from tests.unit.wire_doubles import WireServer, wire_server
 
 
 @pytest.fixture
@@ -22,3 +24,10 @@ def moto_url() -> Iterator[str]:
     """moto's server on a free loopback port, one per test module."""
     with moto_server() as url:
         yield url
+
+
+@pytest.fixture
+def server() -> Iterator[WireServer]:
+    """A local HTTP server answering with the replies a test queues (the real SDKs talk to it)."""
+    with wire_server() as s:
+        yield s

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,7 +20,6 @@ from tests.unit.wire_doubles import (
     anthropic_error,
     anthropic_text,
     anthropic_tool_use,
-    wire_server,
 )
 
 pytestmark = pytest.mark.unit
@@ -35,12 +33,6 @@ GOOD = {"type": "billing", "priority": "high", "confidence": 0.93, "reasoning": 
 @pytest.fixture(autouse=True)
 def _api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
-
-
-@pytest.fixture
-def server() -> Iterator[WireServer]:
-    with wire_server() as s:
-        yield s
 
 
 def provider(server: WireServer, agent: str, **model: object) -> AnthropicProvider:

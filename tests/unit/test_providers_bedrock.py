@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,27 +19,13 @@ from tests.unit.wire_doubles import (
     bedrock_error,
     converse_response,
     converse_tool_use,
-    wire_server,
 )
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("fake_aws_credentials")]
 
 MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
 TICKET = Ticket("TCK-3", "cust-3", "Cannot log in", "I reset my password but still cannot log in.")
 GOOD = {"type": "account", "priority": "medium", "confidence": 0.86, "reasoning": "Sign-in trouble."}
-
-
-@pytest.fixture(autouse=True)
-def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[WireServer]:
-    with wire_server() as s:
-        yield s
 
 
 def provider(server: WireServer, agent: str, **model: object) -> BedrockProvider:

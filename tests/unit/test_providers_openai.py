@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,7 +14,7 @@ from agent_runtime.providers.openai_api import OpenAICompatibleProvider
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
 from tests.unit.agent_fixtures import classify_once, metric
-from tests.unit.wire_doubles import Reply, WireServer, openai_completion, openai_error, wire_server
+from tests.unit.wire_doubles import Reply, WireServer, openai_completion, openai_error
 
 pytestmark = pytest.mark.unit
 
@@ -23,12 +22,6 @@ KEY_ENV = "SRS_TEST_OPENAI_KEY"
 KEY = "sk-proj-test-0123456789"
 TICKET = Ticket("TCK-2", "cust-2", "Webhook failing", "Our webhook returns 500 since this morning.")
 GOOD = {"type": "technical", "priority": "high", "confidence": 0.88, "reasoning": "A failing integration."}
-
-
-@pytest.fixture
-def server() -> Iterator[WireServer]:
-    with wire_server() as s:
-        yield s
 
 
 def provider(server: WireServer, agent: str, name: str = "openai", **model: object) -> OpenAICompatibleProvider:
