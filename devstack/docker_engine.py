@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from devstack.gobuild import build_go_binary
 from devstack.processes import spawn
 
 Progress = Callable[[str], None]
@@ -79,17 +80,7 @@ WRAPPER_SOURCE = Path(__file__).parent / "containers" / "ociwrapper"
 
 def build_runtime_wrapper(out: Path) -> Path:
     """Compile srs-runc (a few seconds; Go from the machine) into ``out`` unless it is there."""
-    binary = out / "srs-runc"
-    if binary.is_file():
-        return binary
-    if shutil.which("go") is None:
-        raise EngineUnavailable("missing Go 1.24+ (https://go.dev/doc/install) to build the srs-runc runtime")
-    out.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary), "."],
-        cwd=WRAPPER_SOURCE, env={**os.environ, "CGO_ENABLED": "0"}, check=True,
-    )  # fmt: skip
-    return binary
+    return build_go_binary(WRAPPER_SOURCE, out / "srs-runc", what="the srs-runc runtime", error=EngineUnavailable)
 
 
 INSTALLED_WRAPPER = Path("/usr/local/bin/srs-runc")

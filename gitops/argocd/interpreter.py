@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from devstack.gobuild import build_go_binary
 from devstack.settings import default_paths
 from gitops.argocd.healthchecks import CUSTOMIZATIONS
 
@@ -68,32 +66,7 @@ def binary() -> Path:
     for name in ("go.mod", "go.sum", "main.go"):
         digest.update((SOURCE / name).read_bytes())
     out = default_paths().cache / f"luahealth-gopher-lua-{GOPHER_LUA_VERSION}-{digest.hexdigest()[:12]}"
-    exe = out / "luahealth"
-    if exe.is_file():
-        return exe
-    if shutil.which("go") is None:
-        raise RuntimeError("building the Argo CD Lua interpreter needs Go 1.24+ on PATH")
-    out.mkdir(parents=True, exist_ok=True)
-    # Build next to the target and rename: concurrent first runs never see half a binary.
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".luahealth-")
-    os.close(fd)
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
-    try:
-        subprocess.run(
-            ["go", "build", "-trimpath", "-o", tmp, "."],
-            cwd=SOURCE,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        os.replace(tmp, exe)
-    except subprocess.CalledProcessError as e:
-        raise RuntimeError(f"building {SOURCE} failed:\n{e.stderr}") from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return exe
+    return build_go_binary(SOURCE, out / "luahealth", what="the Argo CD Lua interpreter")
 
 
 def run_cases(
