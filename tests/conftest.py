@@ -4,6 +4,7 @@
   that broker / cluster (kind, EKS, MSK, ...). Otherwise the session starts the local
   stack with ``srs dev up`` (a no-op when it already runs) and uses it.
 - Nothing here ever skips: when the stack cannot start, every test that needs it errors.
+- ``fake_aws_credentials`` / ``moto_url``: moto's server for the AWS APIs (DynamoDB, IAM).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kubernetes import client, config
 
 from tests.harness import TEST_NAMESPACE_LABEL, Infra, TopicFactory, fresh_namespace, kubeconfig_for_token
+from tests.moto_server import FAKE_CREDENTIALS, moto_server
 
 
 @pytest.fixture(scope="session")
@@ -115,3 +117,21 @@ def service_account_kubeconfig(infra: Infra, core_v1: client.CoreV1Api, tmp_path
         return kubeconfig_for_token(infra.kubeconfig, tr.status.token, user, tmp_path / f"kubeconfig-{safe}")
 
     return make
+
+
+# -- AWS APIs: moto's server (unit tests of the DynamoDB paths, the Terraform suite) ----------
+
+
+@pytest.fixture
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials moto accepts, and no profile of the developer's own."""
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto's server on a free loopback port, one per test module."""
+    with moto_server() as url:
+        yield url

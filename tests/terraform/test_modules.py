@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ from agent_runtime.roles.enrichment import CustomerLookup
 from devstack import settings, terraform
 from devstack.settings import default_paths
 from tests.harness import Infra
-from tests.moto_server import FAKE_CREDENTIALS, moto_server
 
 pytestmark = pytest.mark.terraform
 
@@ -113,6 +113,21 @@ def _timed(what: str, started: float) -> None:
     _say(f"{what}: {time.monotonic() - started:.1f} s")
 
 
+@contextmanager
+def applied(tofu: terraform.Tofu, root: Path, variables: list[str], state: Path, label: str) -> Iterator[Any]:
+    """``tofu apply`` of ``root`` (state in ``state``), its outputs; ``tofu destroy`` afterwards."""
+    tofu.run(root, "init", "-input=false", f"-backend-config=path={state}")
+    started = time.monotonic()
+    try:
+        tofu.run(root, "apply", "-auto-approve", "-no-color", *variables)
+        _timed(f"apply {label}", started)
+        yield json.loads(tofu.run(root, "output", "-json"))
+    finally:
+        started = time.monotonic()
+        tofu.run(root, "destroy", "-auto-approve", "-no-color", *variables)
+        _timed(f"destroy {label}", started)
+
+
 def test_every_terraform_file_is_formatted(tofu: terraform.Tofu) -> None:
     tofu.run(TF, "fmt", "-check", "-recursive", "-diff")
 
@@ -171,12 +186,7 @@ def test_kubernetes_module_deploys_the_chart_on_the_local_stack_and_destroy_leav
     ]
     core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
     rbac = client.RbacAuthorizationV1Api(api_client)
-    tofu.run(root, "init", "-input=false", f"-backend-config=path={tmp_path / 'terraform.tfstate'}")
-    started = time.monotonic()
-    try:
-        tofu.run(root, "apply", "-auto-approve", "-no-color", *variables)
-        _timed("apply srs-kubernetes (local stack)", started)
-        outputs = json.loads(tofu.run(root, "output", "-json"))
+    with applied(tofu, root, variables, tmp_path / "terraform.tfstate", "srs-kubernetes (local stack)") as outputs:
         assert outputs["status"]["value"] == "deployed"
         assert outputs["team_namespaces"]["value"] == [team]
 
@@ -192,10 +202,6 @@ def test_kubernetes_module_deploys_the_chart_on_the_local_stack_and_destroy_leav
         labels = core.read_namespace(team).metadata.labels
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted" and labels["srs.dev/test"] == "terraform"
         assert rbac.read_cluster_role(release).rules, "the chart's least-privilege ClusterRole"
-    finally:
-        started = time.monotonic()
-        tofu.run(root, "destroy", "-auto-approve", "-no-color", *variables)
-        _timed("destroy srs-kubernetes (local stack)", started)
     # Nothing left: namespaces (the kubernetes provider waits for their deletion), the
     # release's cluster-scoped RBAC, and the release record.
     assert _gone(lambda: core.read_namespace(release)) and _gone(lambda: core.read_namespace(team))
@@ -207,31 +213,21 @@ def test_kubernetes_module_deploys_the_chart_on_the_local_stack_and_destroy_leav
 # -- srs-aws against moto -----------------------------------------------------------------
 
 
-@pytest.fixture
-def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name, value in FAKE_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with moto_server() as url:
-        yield url
-
-
 def test_aws_module_applies_to_moto_and_enrichment_reads_a_seeded_customer(
-    tofu: terraform.Tofu, providers: dict[str, terraform.Provider], moto_endpoint: str, tmp_path: Path
+    tofu: terraform.Tofu,
+    providers: dict[str, terraform.Provider],
+    fake_aws_credentials: None,
+    moto_url: str,
+    tmp_path: Path,
 ) -> None:
     _need(providers, "aws")
     root = TF / "test" / "aws-moto"
     table = f"srs-customers-{uuid.uuid4().hex[:6]}"
     region = "us-east-1"
-    variables = [f"-var=endpoint={moto_endpoint}", f"-var=table_name={table}", f"-var=region={region}"]
-    dynamodb = boto3.client("dynamodb", region_name=region, endpoint_url=moto_endpoint)
-    iam = boto3.client("iam", region_name=region, endpoint_url=moto_endpoint)
-    tofu.run(root, "init", "-input=false", f"-backend-config=path={tmp_path / 'terraform.tfstate'}")
-    started = time.monotonic()
-    try:
-        tofu.run(root, "apply", "-auto-approve", "-no-color", *variables)
-        _timed("apply srs-aws (moto)", started)
-        outputs = json.loads(tofu.run(root, "output", "-json"))
+    variables = [f"-var=endpoint={moto_url}", f"-var=table_name={table}", f"-var=region={region}"]
+    dynamodb = boto3.client("dynamodb", region_name=region, endpoint_url=moto_url)
+    iam = boto3.client("iam", region_name=region, endpoint_url=moto_url)
+    with applied(tofu, root, variables, tmp_path / "terraform.tfstate", "srs-aws (moto)") as outputs:
         assert outputs["customers_table_name"]["value"] == table
         described = dynamodb.describe_table(TableName=table)["Table"]
         assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
@@ -247,14 +243,14 @@ def test_aws_module_applies_to_moto_and_enrichment_reads_a_seeded_customer(
         # enrichment (the spec.enrichment the module outputs) reads a customer back.
         seed = subprocess.run(
             [sys.executable, "-m", "srs.cli", "customers", "seed", "--table", table, "--region", region,
-             "--endpoint-url", moto_endpoint],
+             "--endpoint-url", moto_url],
             capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
         assert seed.returncode == 0, seed.stderr
         enrichment = outputs["enrichment"]["value"]["triage"]
         config = EnrichmentConfig(
             table=enrichment["table"], region=enrichment["region"], key_attribute=enrichment["keyAttribute"],
-            endpoint_url=moto_endpoint, timeout_seconds=5,
+            endpoint_url=moto_url, timeout_seconds=5,
         )  # fmt: skip
 
         async def read() -> Any:
@@ -266,9 +262,5 @@ def test_aws_module_applies_to_moto_and_enrichment_reads_a_seeded_customer(
 
         customer = asyncio.run(read())
         assert customer is not None and customer["customer_id"] == "cus_0199" and customer["name"] == "Maria Lopez"
-    finally:
-        started = time.monotonic()
-        tofu.run(root, "destroy", "-auto-approve", "-no-color", *variables)
-        _timed("destroy srs-aws (moto)", started)
     assert table not in dynamodb.list_tables()["TableNames"]
     assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("srs-agent-")]
