@@ -29,6 +29,7 @@ from agent_runtime.config import AgentConfig
 from agent_runtime.engine import Engine, EngineSettings, current_trace_id
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError, TransientError
 from devstack.processes import free_port
+from tests.harness import TopicFactory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRS = Path(sys.executable).parent / "srs"
@@ -129,27 +130,29 @@ def scripted_handler(config: AgentConfig) -> ScriptedHandler:
     return ScriptedHandler(config.specialist.output_topic, float(os.environ.get("SRS_TEST_SLEEP_MS", "0")))
 
 
+def make_topics(kafka_topic: TopicFactory, partitions: int = 4, prefix: str = "engine") -> dict[str, str]:
+    """Fresh ``input``, ``output`` (``partitions`` each) and ``dlq`` topics."""
+    return {
+        "input": kafka_topic(f"{prefix}-in", partitions=partitions),
+        "output": kafka_topic(f"{prefix}-out", partitions=partitions),
+        "dlq": kafka_topic(f"{prefix}-dlq", partitions=1),
+    }
+
+
 def agent_config(
-    bootstrap: str,
-    *,
-    input_topic: str,
-    output_topic: str,
-    dead_letter_topic: str,
-    group_id: str,
-    concurrency: int = 16,
-    max_attempts: int = 4,
-    port: int | None = None,
+    bootstrap: str, topics: dict[str, str], *, concurrency: int = 16, max_attempts: int = 4, port: int | None = None
 ) -> AgentConfig:
+    """A specialist wired to :func:`make_topics`' topics (group ``group-<input topic>``)."""
     return AgentConfig.model_validate(
         {
             "name": "engine-test",
             "role": "specialist",
-            "specialist": {"specialty": "billing", "output_topic": output_topic},
+            "specialist": {"specialty": "billing", "output_topic": topics["output"]},
             "kafka": {
                 "bootstrap_servers": bootstrap,
-                "group_id": group_id,
-                "input_topic": input_topic,
-                "dead_letter_topic": dead_letter_topic,
+                "group_id": f"group-{topics['input']}",
+                "input_topic": topics["input"],
+                "dead_letter_topic": topics["dlq"],
             },
             "concurrency": concurrency,
             "retry": {"max_attempts": max_attempts, "initial_backoff_ms": 20, "max_backoff_ms": 200},

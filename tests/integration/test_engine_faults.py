@@ -26,11 +26,12 @@ from tests.integration.engine_support import (
     committed_offsets,
     engine_running,
     kill,
+    make_topics,
     produce,
     read_all,
     start_agent,
 )
-from tests.integration.test_engine_processing import make_topics, settings_for, validate_dead_letter, wait_committed
+from tests.integration.test_engine_processing import settings_for, validate_dead_letter, wait_committed
 
 pytestmark = pytest.mark.integration
 
@@ -219,10 +220,7 @@ def run_until_dead_lettered(
 ) -> tuple[int, list[Any], subprocess.Popen[bytes]]:
     """Start ``srs agent`` again each time it dies (or is killed) until the dead-letter topic has
     an entry; return how many processes died, the dead letters and the process still running."""
-    config = agent_config(
-        infra.kafka_bootstrap, input_topic=topics["input"], output_topic=topics["output"],
-        dead_letter_topic=topics["dlq"], group_id=f"group-{topics['input']}",
-    )  # fmt: skip
+    config = agent_config(infra.kafka_bootstrap, topics)
     marker = tmp_path / "hung"
     dlq = TopicWatcher(infra.kafka_bootstrap, topics["dlq"])
     deaths = 0
@@ -280,10 +278,7 @@ def test_a_clean_stop_does_not_count_as_a_crash(infra: Infra, kafka_topic: Topic
     """Four processes are stopped (SIGTERM) while a slow record at the head runs: a rolling
     restart, not a crash loop. The fifth processes it normally."""
     topics = make_topics(kafka_topic, partitions=1)
-    config = agent_config(
-        infra.kafka_bootstrap, input_topic=topics["input"], output_topic=topics["output"],
-        dead_letter_topic=topics["dlq"], group_id=f"group-{topics['input']}",
-    )  # fmt: skip
+    config = agent_config(infra.kafka_bootstrap, topics)
     marker = tmp_path / "started"
     env = {**FAST_GROUP, "SRS_TEST_MARKER": str(marker)}
     produce(infra.kafka_bootstrap, topics["input"], [(b"T-slow", script(sleep_ms=15_000, mark=True))])

@@ -21,6 +21,7 @@ from tests.integration.engine_support import (
     agent_config,
     committed_offsets,
     kill,
+    make_topics,
     produce,
     start_agent,
 )
@@ -59,15 +60,9 @@ def input_positions(bootstrap: str, topic: str, partitions: int) -> dict[int, in
 
 
 def test_sigterm_drains_commits_and_exits_zero(infra: Infra, kafka_topic: TopicFactory, tmp_path: Path) -> None:
-    input_topic, output_topic = kafka_topic("life-in", partitions=4), kafka_topic("life-out", partitions=4)
-    config = agent_config(
-        infra.kafka_bootstrap,
-        input_topic=input_topic,
-        output_topic=output_topic,
-        dead_letter_topic=kafka_topic("life-dlq"),
-        group_id=f"group-{input_topic}",
-        concurrency=8,
-    )
+    topics = make_topics(kafka_topic, partitions=4, prefix="life")
+    input_topic, output_topic = topics["input"], topics["output"]
+    config = agent_config(infra.kafka_bootstrap, topics, concurrency=8)
     produce(infra.kafka_bootstrap, input_topic, [(f"T-{i}".encode(), b"{}") for i in range(80)])
     # No automatic commits: whatever is committed below, the shutdown committed it.
     env = {**FAST_GROUP, "KAFKA_CONSUMER_AUTO_COMMIT_INTERVAL_MS": "3600000", "SRS_TEST_SLEEP_MS": "250"}
@@ -116,15 +111,9 @@ def test_sigterm_drains_commits_and_exits_zero(infra: Infra, kafka_topic: TopicF
 
 def test_sigkill_mid_stream_loses_nothing(infra: Infra, kafka_topic: TopicFactory, tmp_path: Path) -> None:
     partitions, total, kills = 8, 3000, 4
-    input_topic, output_topic = kafka_topic("kill-in", partitions=partitions), kafka_topic("kill-out", partitions=8)
-    config = agent_config(
-        infra.kafka_bootstrap,
-        input_topic=input_topic,
-        output_topic=output_topic,
-        dead_letter_topic=kafka_topic("kill-dlq"),
-        group_id=f"group-{input_topic}",
-        concurrency=16,
-    )
+    topics = make_topics(kafka_topic, partitions=partitions, prefix="kill")
+    input_topic, output_topic = topics["input"], topics["output"]
+    config = agent_config(infra.kafka_bootstrap, topics, concurrency=16)
     produce(infra.kafka_bootstrap, input_topic, [(f"T-{i % 500}".encode(), b"{}") for i in range(total)])
     env = {**FAST_GROUP, "SRS_TEST_SLEEP_MS": "20"}
     watcher = TopicWatcher(infra.kafka_bootstrap, output_topic)
@@ -165,16 +154,10 @@ def test_two_processes_in_one_group_rebalance_without_loss(
     infra: Infra, kafka_topic: TopicFactory, tmp_path: Path
 ) -> None:
     partitions, total = 6, 1500
-    input_topic, output_topic = kafka_topic("group-in", partitions=partitions), kafka_topic("group-out", partitions=6)
-    base = {
-        "input_topic": input_topic,
-        "output_topic": output_topic,
-        "dead_letter_topic": kafka_topic("group-dlq"),
-        "group_id": f"group-{input_topic}",
-        "concurrency": 8,
-    }
-    config_a = agent_config(infra.kafka_bootstrap, **base)  # type: ignore[arg-type]
-    config_b = agent_config(infra.kafka_bootstrap, **base)  # type: ignore[arg-type]
+    topics = make_topics(kafka_topic, partitions=partitions, prefix="group")
+    input_topic, output_topic = topics["input"], topics["output"]
+    config_a = agent_config(infra.kafka_bootstrap, topics, concurrency=8)
+    config_b = agent_config(infra.kafka_bootstrap, topics, concurrency=8)
     env = {**FAST_GROUP, "SRS_TEST_SLEEP_MS": "10"}
 
     # Inputs keep arriving while the group changes shape.

@@ -24,6 +24,7 @@ from tests.integration.engine_support import (
     agent_config,
     committed_offsets,
     engine_running,
+    make_topics,
     produce,
     read_all,
 )
@@ -48,14 +49,6 @@ def settings_for(
     return EngineSettings.from_agent_config(
         cfg, {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, **FAST_GROUP, **(env or {})}
     )
-
-
-def make_topics(kafka_topic: TopicFactory, partitions: int = 4) -> dict[str, str]:
-    return {
-        "input": kafka_topic("engine-in", partitions=partitions),
-        "output": kafka_topic("engine-out", partitions=partitions),
-        "dlq": kafka_topic("engine-dlq", partitions=1),
-    }
 
 
 def validate_dead_letter(envelope: Any) -> None:
