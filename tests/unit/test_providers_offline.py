@@ -19,37 +19,25 @@ from tests.unit.agent_fixtures import FakePrediction, KeywordClassifier, metric,
 
 pytestmark = pytest.mark.unit
 
+# Ticket(ticket_id, customer_id, subject, body): one of each type.
 BILLING = Ticket(
-    ticket_id="TCK-1001",
-    customer_id="cust-42",
-    subject="Charged twice for invoice INV-20931",
-    body="Hello, I was charged $49.99 twice this month for my Pro plan (order #48213). "
+    "TCK-1001", "cust-42", "Charged twice for invoice INV-20931",
+    "Hello, I was charged $49.99 twice this month for my Pro plan (order #48213). "
     "I'd like a refund of the duplicate.\n\nThanks,\nMaria Lopez",
-)
+)  # fmt: skip
 TECHNICAL = Ticket(
-    ticket_id="TCK-1002",
-    customer_id="cust-7",
-    subject="App crashes when opening projects",
-    body="Since version 4.2.1 the iOS app crashes with error E_SYNC_409 whenever I open a project.",
-)
+    "TCK-1002", "cust-7", "App crashes when opening projects",
+    "Since version 4.2.1 the iOS app crashes with error E_SYNC_409 whenever I open a project.",
+)  # fmt: skip
 FEATURE = Ticket(
-    ticket_id="TCK-1003",
-    customer_id="cust-8",
-    subject="Dark mode",
-    body="Love the product. It would be great if the dashboard had a dark mode for night shifts.\n\nCheers,\nKenji",
-)
+    "TCK-1003", "cust-8", "Dark mode",
+    "Love the product. It would be great if the dashboard had a dark mode for night shifts.\n\nCheers,\nKenji",
+)  # fmt: skip
 ACCOUNT = Ticket(
-    ticket_id="TCK-1004",
-    customer_id="cust-9",
-    subject="Lost my authenticator",
-    body="I got a new phone and the 2FA app is gone, so I cannot log in. My name is Priya.",
-)
-OTHER = Ticket(
-    ticket_id="TCK-1005",
-    customer_id="cust-10",
-    subject="Partnership question",
-    body="Do you run a reseller program for agencies like ours?",
-)
+    "TCK-1004", "cust-9", "Lost my authenticator",
+    "I got a new phone and the 2FA app is gone, so I cannot log in. My name is Priya.",
+)  # fmt: skip
+OTHER = Ticket("TCK-1005", "cust-10", "Partnership question", "Do you run a reseller program for agencies like ours?")
 
 
 def decision(ticket_type: TicketType, priority: Priority = Priority.MEDIUM) -> TriageDecision:
