@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+import yaml
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from kubernetes import client, config
 
@@ -53,38 +54,34 @@ def test_deployment_gets_three_ready_pods_and_garbage_collection_removes_them(
     wait_for("pods collected", lambda: not core_v1.list_namespaced_pod(namespace, label_selector="app=web").items)
 
 
+#: A CRD whose schema bounds spec.size to 1..10 (GROUP: a fresh API group per run).
+WIDGET_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.GROUP}
+spec:
+  group: GROUP
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              required: [size]
+              properties: {size: {type: integer, minimum: 1, maximum: 10}}
+"""
+
+
 def test_crd_is_served_and_its_schema_rejects_a_bad_object(api_client: client.ApiClient, namespace: str) -> None:
     group = f"smoke{uuid.uuid4().hex[:6]}.srs.dev"
     ext = client.ApiextensionsV1Api(api_client)
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "required": ["size"],
-                                    "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 10}},
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    crd = yaml.safe_load(WIDGET_CRD.replace("GROUP", group))
     ext.create_custom_resource_definition(crd)
     try:
         custom = client.CustomObjectsApi(api_client)
