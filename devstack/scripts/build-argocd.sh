@@ -16,7 +16,8 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-argocd.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=$TOOLCHAIN
-step() { printf '[build] %s\n' "$*" >&2; }
+# shellcheck source=go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-build.sh"
 cd "$WORK"
 go mod init local.invalid/argocdbin >/dev/null 2>&1
 step "argo-cd $V: resolving modules (Go toolchain $TOOLCHAIN)"

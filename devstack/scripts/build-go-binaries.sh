@@ -11,29 +11,19 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-gobuild.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
-step() { printf '[build] %s\n' "$*" >&2; }
-# shellcheck source=k8s-build.sh
-source "$(dirname "${BASH_SOURCE[0]}")/k8s-build.sh"
+# shellcheck source=go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-build.sh"
 
 build_k8s() {
   build_k8s_cmds "$OUT" "$K" "$WORK/k8s" kube-apiserver kube-controller-manager kube-scheduler kubectl
 }
 
 build_etcd() {
-  [[ -x $OUT/etcd ]] && return 0
-  step "etcd $ETCD"
-  local d="$WORK/etcd"
-  mkdir -p "$d" && cd "$d"
-  go mod init local.invalid/etcdbin >/dev/null 2>&1
-  go get "go.etcd.io/etcd/server/v3@$ETCD" >&2
-  go build -trimpath -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3
+  go_module_cmd "$OUT" etcd "$WORK/etcd" go.etcd.io/etcd/server/v3 "$ETCD"
 }
 
 build_kwok() {
-  if [[ ! -x $OUT/kwok ]]; then
-    step "kwok $KWOK"
-    GOBIN="$OUT" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK"
-  fi
+  go_tool "$OUT" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK"
   [[ -f $OUT/kwok-stages.yaml ]] && return 0
   # kwok exits with "no stages found" unless told how fake nodes and pods behave: take
   # the "fast" stages that ship in its module (node ready + lease heartbeat, pod
@@ -52,9 +42,7 @@ build_kwok() {
 }
 
 build_helm() {
-  [[ -x $OUT/helm ]] && return 0
-  step "helm $HELM (for the operator's chart)"
-  GOBIN="$OUT" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM"
+  go_tool "$OUT" helm "helm.sh/helm/v3/cmd/helm@$HELM" "helm $HELM (for the operator's chart)"
 }
 
 build_etcd

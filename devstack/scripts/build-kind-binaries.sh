@@ -15,11 +15,9 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-kindbuild.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
-LDFLAGS="-s -w"
 
-step() { printf '[build] %s\n' "$*" >&2; }
-# shellcheck source=k8s-build.sh
-source "$(dirname "${BASH_SOURCE[0]}")/k8s-build.sh"
+# shellcheck source=go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-build.sh"
 
 build_own() {
   local name
@@ -27,30 +25,20 @@ build_own() {
     local dir=${name%%:*} bin=${name##*:}
     [[ -x $OUT/$bin ]] && continue
     step "$bin (from $SRC/$dir)"
-    (cd "$SRC/$dir" && go build -trimpath -ldflags "$LDFLAGS" -o "$OUT/$bin" .)
+    (cd "$SRC/$dir" && go build -trimpath -ldflags "-s -w" -o "$OUT/$bin" .)
   done
 }
 
 build_kind() {
-  [[ -x $OUT/kind ]] && return 0
-  step "kind $KIND"
-  GOBIN="$OUT" go install -trimpath -ldflags "$LDFLAGS" "sigs.k8s.io/kind@$KIND"
+  go_tool "$OUT" kind "sigs.k8s.io/kind@$KIND"
 }
 
 build_actionlint() {
-  [[ -x $OUT/actionlint ]] && return 0
-  step "actionlint $ACTIONLINT"
-  GOBIN="$OUT" go install -trimpath -ldflags "$LDFLAGS" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT"
+  go_tool "$OUT" actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT"
 }
 
 build_coredns() {
-  [[ -x $OUT/coredns ]] && return 0
-  step "coredns $COREDNS (~3 min on 2 cores)"
-  local d="$WORK/coredns"
-  mkdir -p "$d" && cd "$d"
-  go mod init local.invalid/corednsbin >/dev/null 2>&1
-  go get "github.com/coredns/coredns@$COREDNS" >&2
-  go build -trimpath -ldflags "$LDFLAGS" -o "$OUT/coredns" github.com/coredns/coredns
+  go_module_cmd "$OUT" coredns "$WORK/coredns" github.com/coredns/coredns "$COREDNS" "coredns $COREDNS (~3 min on 2 cores)"
 }
 
 build_k8s_node() {

@@ -1,7 +1,29 @@
 # shellcheck shell=bash
-# Sourced by build-go-binaries.sh (control plane, kubectl) and build-kind-binaries.sh
-# (kubelet, kubeadm, kube-proxy): one way to build Kubernetes commands from the Go module
-# proxy. Needs step() and CGO_ENABLED/GOFLAGS from the caller.
+# Sourced by the build scripts (build-go-binaries.sh, build-kind-binaries.sh,
+# build-argocd.sh, build-terraform.sh): one way to report progress and to build a Go
+# command from the Go module proxy. CGO_ENABLED and GOFLAGS come from the caller.
+
+step() { printf '[build] %s\n' "$*" >&2; }
+
+# go_tool OUT BIN PKG@VERSION [WHAT]: `go install` PKG into OUT unless OUT/BIN is there.
+go_tool() {
+  local out=$1 bin=$2 pkg=$3
+  [[ -x $out/$bin ]] && return 0
+  step "${4:-$bin ${pkg##*@}}"
+  GOBIN="$out" go install -trimpath -ldflags "-s -w" "$pkg"
+}
+
+# go_module_cmd OUT BIN WORKDIR PKG VERSION [WHAT]: build PKG at VERSION inside a scratch
+# module in WORKDIR, for modules whose go.mod has directives `go install` refuses.
+go_module_cmd() {
+  local out=$1 bin=$2 d=$3 pkg=$4 version=$5
+  [[ -x $out/$bin ]] && return 0
+  step "${6:-$bin $version}"
+  mkdir -p "$d" && cd "$d"
+  go mod init "local.invalid/${bin}bin" >/dev/null 2>&1
+  go get "$pkg@$version" >&2
+  go build -trimpath -ldflags "-s -w" -o "$out/$bin" "$pkg"
+}
 
 # build_k8s_cmds OUT VERSION WORKDIR CMD...: build the CMDs (k8s.io/kubernetes/cmd/CMD)
 # that are not already executable in OUT.
