@@ -13,11 +13,9 @@ set -euo pipefail
 OUT=$1 V=$2 TOOLCHAIN=$3
 [[ -x $OUT/argocd && -x $OUT/git-verify-wrapper.sh ]] && exit 0
 mkdir -p "$OUT"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-argocd.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=$TOOLCHAIN
 # shellcheck source=go-build.sh
 source "$(dirname "${BASH_SOURCE[0]}")/go-build.sh"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=$TOOLCHAIN
 cd "$WORK"
 go mod init local.invalid/argocdbin >/dev/null 2>&1
 step "argo-cd $V: resolving modules (Go toolchain $TOOLCHAIN)"

@@ -7,12 +7,9 @@
 set -euo pipefail
 OUT=$1 K=$2 ETCD=$3 KWOK=$4 HELM=$5
 mkdir -p "$OUT"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-gobuild.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
-
 # shellcheck source=go-build.sh
 source "$(dirname "${BASH_SOURCE[0]}")/go-build.sh"
+export GOFLAGS=-mod=mod
 
 build_k8s() {
   build_k8s_cmds "$OUT" "$K" "$WORK/k8s" kube-apiserver kube-controller-manager kube-scheduler kubectl

@@ -12,12 +12,9 @@ OUT=$1 K=$2 KIND=$3 COREDNS=$4 ACTIONLINT=$5 SRC=$6
 shift 6
 PARTS=${*:-own kind actionlint node coredns}
 mkdir -p "$OUT"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-kindbuild.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
-
 # shellcheck source=go-build.sh
 source "$(dirname "${BASH_SOURCE[0]}")/go-build.sh"
+export GOFLAGS=-mod=mod
 
 build_own() {
   local name

@@ -16,12 +16,8 @@
 set -euo pipefail
 KIND=$1
 shift
-export CGO_ENABLED=0
 # shellcheck source=go-build.sh
 source "$(dirname "${BASH_SOURCE[0]}")/go-build.sh"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-tfbuild.XXXXXX")
-trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # Download MODULE@VERSION and copy it into $WORK/src (module cache copies are read-only).
 copy_module() {

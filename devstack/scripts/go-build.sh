@@ -1,9 +1,15 @@
 # shellcheck shell=bash
 # Sourced by the build scripts (build-go-binaries.sh, build-kind-binaries.sh,
 # build-argocd.sh, build-terraform.sh): one way to report progress and to build a Go
-# command from the Go module proxy. CGO_ENABLED and GOFLAGS come from the caller.
+# command from the Go module proxy. GOFLAGS comes from the caller.
 
 step() { printf '[build] %s\n' "$*" >&2; }
+
+# Sourcing makes $WORK, the build's scratch folder, removed on exit (module-cache copies
+# in it are read-only: made writable first). Static binaries, no cgo.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/srs-build.XXXXXX")
+trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+export CGO_ENABLED=0
 
 # go_tool OUT BIN PKG@VERSION [WHAT]: `go install` PKG into OUT unless OUT/BIN is there.
 go_tool() {

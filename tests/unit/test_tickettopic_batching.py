@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from agent_runtime.kafka_settings import KafkaClientSettings
 from srs_operator.clients.kafka_admin import (
     KafkaAdminError,
     KafkaAdminSettings,
@@ -163,22 +164,18 @@ def test_topic_ids_are_spelled_like_kafka_does() -> None:
     assert topic_id_text(None) == ""
 
 
-def test_client_settings_follow_the_runtime_convention() -> None:
-    settings = KafkaAdminSettings.from_env(
-        {
-            "KAFKA_BOOTSTRAP_SERVERS": "b1:9092,b2:9092",
-            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-            "KAFKA_HEAP_OPTS": "-Xmx1g",
-            "SRS_KAFKA_REQUEST_TIMEOUT_SECONDS": "5",
-        }
-    )
-    assert settings.client_config == {
-        "bootstrap.servers": "b1:9092,b2:9092",
-        "security.protocol": "SASL_SSL",
-        "sasl.mechanism": "SCRAM-SHA-512",
+def test_client_settings_follow_the_runtime_convention_plus_the_operators_own() -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "b1:9092,b2:9092",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "SRS_KAFKA_REQUEST_TIMEOUT_SECONDS": "5",
+        "SRS_KAFKA_BATCH_WINDOW_MS": "50",
     }
-    assert settings.request_timeout == 5
+    settings = KafkaAdminSettings.from_env(env)
+    # KAFKA_* → librdkafka exactly as the agents read it (tests/unit/test_engine_settings.py).
+    assert settings.client_config == KafkaClientSettings.from_env(env).common
+    assert settings.client_config["security.protocol"] == "SASL_SSL"
+    assert (settings.bootstrap_servers, settings.request_timeout, settings.batch_window) == ("b1:9092,b2:9092", 5, 0.05)
     with pytest.raises(ValueError, match="KAFKA_BOOTSTRAP_SERVERS"):
         KafkaAdminSettings.from_env({})
 
