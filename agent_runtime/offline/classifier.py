@@ -226,10 +226,6 @@ class TicketClassifier:
         )
         return cls(type_model, priority_model, settings, settings.confidence)
 
-    def with_confidence(self, confidence_model: ConfidenceModel | None) -> TicketClassifier:
-        """The same models with another confidence model (calibration fits one)."""
-        return TicketClassifier(self._type_model, self._priority_model, self.settings, confidence_model)
-
     def predict(self, subject: str, body: str) -> Prediction:
         """Classify one ticket. Never raises on odd text; empty text gets low confidence."""
         analysis = features.analyse(subject, body, self.settings.feature_settings)
