@@ -179,11 +179,8 @@ class Dispatcher:
         return self._dead_letters.max_bytes
 
     @property
-    def paused_partitions(self) -> list[PartitionId]:
-        return sorted(p.id for p in self._paused)
-
-    @property
     def assigned_partitions(self) -> list[PartitionId]:
+        """The partitions this dispatcher holds: a revoked one stays until its work drained."""
         return sorted(self._partitions)
 
     def overrunning_handlers(self) -> int:

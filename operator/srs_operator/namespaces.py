@@ -73,11 +73,6 @@ def matches(namespace: str, pattern: str) -> bool:
     return matched
 
 
-def in_any(namespace: str, patterns: Collection[str]) -> bool:
-    """Whether ``namespace`` matches one of ``patterns`` (no patterns: every namespace)."""
-    return not patterns or any(matches(namespace, p) for p in patterns)
-
-
 def release_vanished_watch_toggles() -> None:
     """Make kopf drop the "not yet indexed" toggles of the watch streams it stops (idempotent)."""
     original: Callable[..., Any] = orchestration.terminate_redundancies

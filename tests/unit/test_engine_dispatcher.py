@@ -19,6 +19,7 @@ from agent_runtime.engine.producer import Headers, OnDelivery
 from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.engine.tracing import current_trace_id, parse_traceparent
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError
+from tests.unit.agent_fixtures import metric
 
 pytestmark = pytest.mark.unit
 
@@ -294,11 +295,11 @@ async def test_a_partition_with_too_much_pending_work_is_paused_then_resumed() -
     dispatcher.partitions_assigned([(TOPIC, 0), (TOPIC, 1)])
     dispatcher.records_arrived([rec(i, f"k{i}", block=True) for i in range(4)] + [rec(0, "x", partition=1)])
     assert control.paused == [(TOPIC, 0)]
-    assert dispatcher.paused_partitions == [(TOPIC, 0)]
+    assert metric("srs_agent_paused_partitions", agent="unit") == 1
     handler.release.set()  # type: ignore[union-attr]
     await settle(dispatcher, control)
     assert control.resumed == [(TOPIC, 0)]
-    assert dispatcher.paused_partitions == []
+    assert metric("srs_agent_paused_partitions", agent="unit") == 0
 
 
 @async_test
