@@ -24,6 +24,7 @@ from typing import Final
 
 import aiohttp
 
+from agent_runtime.backoff import Backoff
 from srs_operator.clients.kube import SECRETS, ApiError, KubeClient
 from srs_operator.models.supportagent import SecretVersion
 
@@ -33,6 +34,8 @@ METADATA_LIST: Final = "application/json;as=PartialObjectMetadataList;g=meta.k8s
 METADATA: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 #: The ClusterRole a RoleBinding grants to the operator in each namespace whose agents use Secrets.
 SECRETS_ROLE: Final = "srs-operator-secrets"
+#: Retries of a failed list/watch: about 1 s, doubling to 60 s, spread so namespaces do not retry in step.
+_RETRY: Final = Backoff(1.0, 60.0)
 
 
 def grant_command(namespace: str, env: Mapping[str, str] | None = None) -> str:
@@ -114,11 +117,13 @@ class SecretVersions:
         self._namespaces.clear()
 
     async def _run(self, namespace: str, ns: _Namespace) -> None:
-        delay = 1.0
+        failures = 0
         while True:
             try:
                 await self._list_and_watch(namespace, ns)
-                delay = 1.0
+                failures = 0
+                await asyncio.sleep(_RETRY.initial_s)  # a watch that ends at once must not spin
+                continue
             except asyncio.CancelledError:
                 raise
             except ApiError as e:
@@ -131,11 +136,13 @@ class SecretVersions:
                         self._on_change(namespace, None)
                     await asyncio.sleep(self._retry_forbidden)
                     continue
-                log.warning("watching the Secrets of namespace %s failed, retrying in %.0fs: %s", namespace, delay, e)
+                error: Exception = e
             except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-                log.warning("watching the Secrets of namespace %s failed, retrying in %.0fs: %s", namespace, delay, e)
+                error = e
+            failures += 1
+            delay = _RETRY.around(failures)
+            log.warning("watching the Secrets of namespace %s failed, retrying in %.0fs: %s", namespace, delay, error)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
 
     async def _list_and_watch(self, namespace: str, ns: _Namespace) -> None:
         doc = await self._kube.list(SECRETS, namespace, accept=METADATA_LIST)
