@@ -27,7 +27,7 @@ from kubernetes import client
 from tests.harness import TEST_NAMESPACE_LABEL, Infra, fresh_namespace, kubeconfig_for_token, wait_for
 from tests.integration.operator_harness import NAMESPACE_PREFIX, OperatorIdentity
 from tests.integration.operator_process import ROOT, OperatorProcess, run_operator
-from tests.integration.tickettopic_support import TicketTopics, run_topic_operator
+from tests.integration.tickettopic_support import TOPIC_OPERATOR_ENV, TicketTopics
 
 
 @pytest.fixture(scope="session")
@@ -180,8 +180,10 @@ def topic_operator(
     module = request.module
     log = tmp_path_factory.mktemp("topic-operator") / "operator.log"
     args = getattr(module, "OPERATOR_ARGS", ())
-    with run_topic_operator(operator_kubeconfig, infra.kafka_bootstrap, log, module.NAMESPACE_PREFIX, args=args) as op:
+    glob = f"{module.NAMESPACE_PREFIX}*"
+    with run_operator(operator_kubeconfig, infra.kafka_bootstrap, log, glob, args=args, env=TOPIC_OPERATOR_ENV) as op:
         yield op
+        print(f"operator log ({log}):\n{op.log_tail()}")
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from confluent_kafka import KafkaException, TopicCollection
@@ -21,31 +20,11 @@ from kubernetes import client
 
 from devstack.processes import free_port
 from tests.harness import wait_for
-from tests.integration.operator_process import OperatorProcess, run_operator
 
 GROUP, VERSION, PLURAL = "srs.dev", "v1alpha1", "tickettopics"
-#: How the TicketTopic scenarios run the operator: a level check every 3 s and short Kafka
-#: requests, so recoveries show within a test's patience.
+#: How the TicketTopic scenarios run the operator (the ``topic_operator`` fixture): a level
+#: check every 3 s and short Kafka requests, so recoveries show within a test's patience.
 TOPIC_OPERATOR_ENV: Final = {"SRS_TOPIC_RESYNC_SECONDS": "3", "SRS_KAFKA_REQUEST_TIMEOUT_SECONDS": "5"}
-
-
-@contextlib.contextmanager
-def run_topic_operator(
-    kubeconfig: str,
-    bootstrap: str,
-    log: Path,
-    namespace_prefix: str,
-    *,
-    args: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
-) -> Iterator[OperatorProcess]:
-    """``srs operator`` for TicketTopic tests: namespaces ``<namespace_prefix>*``, a 3 s level
-    check (:data:`TOPIC_OPERATOR_ENV`, plus ``env``); its log is printed afterwards."""
-    with run_operator(
-        kubeconfig, bootstrap, log, f"{namespace_prefix}*", args=args, env={**TOPIC_OPERATOR_ENV, **(env or {})}
-    ) as op:
-        yield op
-        print(f"operator log ({log}):\n{op.log_tail()}")
 
 
 class TicketTopics:
