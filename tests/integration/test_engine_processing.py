@@ -38,14 +38,7 @@ TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 def settings_for(
     infra: Infra, topics: dict[str, str], *, env: dict[str, str] | None = None, **config: Any
 ) -> EngineSettings:
-    cfg = agent_config(
-        infra.kafka_bootstrap,
-        input_topic=topics["input"],
-        output_topic=topics["output"],
-        dead_letter_topic=topics["dlq"],
-        group_id=f"group-{topics['input']}",
-        **config,
-    )
+    cfg = agent_config(infra.kafka_bootstrap, topics, **config)
     return EngineSettings.from_agent_config(
         cfg, {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, **FAST_GROUP, **(env or {})}
     )

@@ -142,14 +142,16 @@ class KafkaTopic:
 
 
 def describe_topic(admin: AdminClient, name: str) -> KafkaTopic | None:
+    """The topic as the broker describes it; None while it does not exist (two requests: a
+    topic deleted or recreated between them reads as absent, as it is at that moment)."""
+    resource = ConfigResource(ResourceType.TOPIC, name)
     try:
         desc = admin.describe_topics(TopicCollection([name]))[name].result(timeout=30)
+        entries = admin.describe_configs([resource])[resource].result(timeout=30)
     except KafkaException as e:
         if e.args[0].name() == "UNKNOWN_TOPIC_OR_PART":
             return None
         raise
-    resource = ConfigResource(ResourceType.TOPIC, name)
-    entries = admin.describe_configs([resource])[resource].result(timeout=30)
     from srs_operator.clients.kafka_admin import topic_id_text
 
     return KafkaTopic(
