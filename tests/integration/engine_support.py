@@ -290,6 +290,22 @@ def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -
     return found
 
 
+def topic_contents(bootstrap: str, topic: str, timeout_s: float = 10) -> list[Read]:
+    """Every record ``topic`` holds now, read by partition up to its end (no consumer group)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dump-{time.monotonic_ns()}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+        consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in ends.items()])
+        found: list[Read] = []
+        deadline = time.monotonic() + timeout_s
+        while len(found) < sum(high - low for low, high in ends.values()) and time.monotonic() < deadline:
+            found += [to_read(m) for m in consumer.consume(1000, 0.5) if m.error() is None]
+        return found
+    finally:
+        consumer.close()
+
+
 class TopicWatcher:
     """Reads a topic from the start on a background thread, for as long as the test needs."""
 
@@ -357,6 +373,11 @@ class TopicWatcher:
         while not caught_up():
             assert time.monotonic() < deadline, f"the watcher did not read up to {ends} within {timeout_s}s"
             time.sleep(0.05)
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) → the next offset the watcher will read there."""
+        with self._lock:
+            return dict(self._positions)
 
     def stop(self) -> None:
         self._stop.set()

@@ -20,7 +20,7 @@ from agent_runtime.config import AgentConfig
 from agent_runtime.events import format_traceparent
 from srs.publish import sample_tickets, to_event
 from tests.harness import Infra, TopicFactory, wait_for
-from tests.integration.engine_support import FAST_GROUP, TopicWatcher, free_port, kill, start_agent
+from tests.integration.engine_support import FAST_GROUP, TopicWatcher, free_port, kill, start_agent, topic_contents
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +109,11 @@ def test_every_ticket_ends_resolved_human_or_dead_lettered_while_agents_are_kill
             wait_for("an outcome for every ticket", lambda: expected <= set(outcomes()), timeout=90)
         except AssertionError:
             missing = sorted(expected - set(outcomes()))
-            raise AssertionError(f"{len(missing)} tickets without an outcome, e.g. {missing[:10]}") from None
+            held = [(r.offset, r.key) for r in topic_contents(infra.kafka_bootstrap, dlq)]
+            raise AssertionError(
+                f"{len(missing)} tickets without an outcome, e.g. {missing[:10]}; the dead-letter topic holds "
+                f"{held}; the watcher read up to {watcher.positions()}"
+            ) from None
         for process in agents.values():
             process.send_signal(signal.SIGTERM)
         for process in agents.values():
