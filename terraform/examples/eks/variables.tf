@@ -19,13 +19,8 @@ variable "cluster_name" {
 }
 
 variable "kafka_bootstrap_servers" {
-  description = "Kafka bootstrap servers: MSK's BootstrapBrokerString (or …Tls/…SaslIam) or any host:port list."
+  description = "Kafka bootstrap servers: MSK's BootstrapBrokerString (or …Tls/…SaslIam) or any host:port list (checked by modules/srs-kubernetes)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[^,:\\s]+:[0-9]{1,5}(,[^,:\\s]+:[0-9]{1,5})*$", var.kafka_bootstrap_servers))
-    error_message = "kafka_bootstrap_servers must be host:port, comma-separated for several brokers (no spaces, no scheme)."
-  }
 }
 
 variable "kafka_settings_secret" {
@@ -61,14 +56,9 @@ variable "agents" {
 }
 
 variable "identity" {
-  description = "\"pod_identity\" (EKS Pod Identity associations) or \"irsa\" (service account annotations)."
+  description = "\"pod_identity\" (EKS Pod Identity associations) or \"irsa\" (service account annotations); checked by modules/srs-aws."
   type        = string
   default     = "pod_identity"
-
-  validation {
-    condition     = contains(["pod_identity", "irsa"], var.identity)
-    error_message = "identity must be \"pod_identity\" or \"irsa\"."
-  }
 }
 
 variable "oidc_provider_arn" {
