@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from agent_runtime.engine.ledger import CrashLedger
+from agent_runtime.kafka_logging import librdkafka_logger
 from agent_runtime.records import InputRecord
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,9 @@ class InputConsumer:
         self._handed_over = 0
         self._revoke_timeout_s = revoke_timeout_s
         self._poll_timeout_s = poll_timeout_s
-        self._consumer = Consumer({**config, "error_cb": self._on_client_error})
+        self._consumer = Consumer(
+            {**config, "error_cb": self._on_client_error, "logger": librdkafka_logger(f"{__name__}.librdkafka")}
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop_fetching = threading.Event()

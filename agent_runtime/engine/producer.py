@@ -23,6 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from agent_runtime import metrics
+from agent_runtime.kafka_logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def dead_letter_limit(config: Mapping[str, object], topic: str, timeout_s: float
     ``message.max.bytes`` (just the latter when Kafka does not say: no topic yet, no permission)."""
     producer_limit = int(str(config.get("message.max.bytes", 1_000_000)))
     admin_config = {k: v for k, v in config.items() if k not in _PRODUCER_ONLY}
+    admin_config["logger"] = librdkafka_logger(f"{__name__}.librdkafka")
     try:
         admin = AdminClient(cast("dict[str, str | int | float | bool]", admin_config))
         resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
@@ -115,7 +117,9 @@ class OutputProducer:
         self._on_fatal = on_fatal
         self._busy_poll_s = busy_poll_s
         self._idle_poll_s = idle_poll_s
-        self._producer = Producer({**config, "error_cb": self._on_error})
+        self._producer = Producer(
+            {**config, "error_cb": self._on_error, "logger": librdkafka_logger(f"{__name__}.librdkafka")}
+        )
         self._agent = agent
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None

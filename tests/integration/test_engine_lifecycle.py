@@ -4,6 +4,7 @@ with an output; duplicates are allowed (at-least-once) and counted."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -107,6 +108,36 @@ def test_sigterm_drains_commits_and_exits_zero(infra: Infra, kafka_topic: TopicF
     # committed, so the second one redid nothing.
     assert all(n == 1 for n in sources(watcher.records).values())
     assert sum(committed_offsets(infra.kafka_bootstrap, config.kafka.group_id, input_topic, 4).values()) == 80
+
+
+def test_every_log_line_is_json_librdkafkas_included(infra: Infra, kafka_topic: TopicFactory, tmp_path: Path) -> None:
+    # KAFKA_DEBUG makes librdkafka log plenty (every client: consumer, producer, the admin
+    # client that reads the dead-letter topic's limit). Unrouted, it prints raw lines such as
+    # "%7|…|BROKER|…" to stderr; routed through Python logging it obeys the JSON log.
+    topics = make_topics(kafka_topic, partitions=1, prefix="logs")
+    config = agent_config(infra.kafka_bootstrap, topics)
+    produce(infra.kafka_bootstrap, topics["input"], [(b"T-1", b"{}")])
+    watcher = TopicWatcher(infra.kafka_bootstrap, topics["output"])
+    agent = start_agent(config, tmp_path, "debug", env={**FAST_GROUP, "KAFKA_DEBUG": "broker,topic,metadata"})
+    try:
+        wait_for("/readyz", lambda: http_get(config.server.port, "/readyz")[0] == 200, timeout=30)
+        watcher.wait_for_count(1)  # a record went through: consumer and producer both talked
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(15) == 0
+    finally:
+        kill(agent)
+        watcher.stop()
+    lines = (tmp_path / "debug.log").read_text().splitlines()
+    not_json = [line for line in lines if not _is_json_object(line)]
+    assert not not_json, f"{len(not_json)} of {len(lines)} log lines are not JSON, e.g. {not_json[:3]}"
+    assert any('"msg": "stopped"' in line for line in lines)
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def test_sigkill_mid_stream_loses_nothing(infra: Infra, kafka_topic: TopicFactory, tmp_path: Path) -> None:

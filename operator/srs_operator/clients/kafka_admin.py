@@ -8,7 +8,7 @@ caller awaits only its own topic's result. That, not a bigger process, is what l
 thousand topics become Ready within a minute.
 
 Batching lives in :mod:`~srs_operator.clients.kafka_batching`, librdkafka's log filter in
-:mod:`~srs_operator.clients.kafka_logging`, the metrics in :mod:`srs_operator.metrics`.
+:mod:`~agent_runtime.kafka_logging`, the metrics in :mod:`srs_operator.metrics`.
 
 Errors are sorted into two kinds: :class:`KafkaUnavailable` (Kafka cannot be reached or
 did not answer in time: retry with backoff) and :class:`KafkaAdminError` (Kafka answered
@@ -44,9 +44,9 @@ from confluent_kafka.admin import (
     TopicDescription,
 )
 
+from agent_runtime.kafka_logging import librdkafka_logger
 from agent_runtime.kafka_settings import KafkaClientSettings
 from srs_operator.clients.kafka_batching import BatchLimits, BatchStats, Coalescer
-from srs_operator.clients.kafka_logging import librdkafka_logger
 from srs_operator.models.topicstate import ConfigState, TopicState
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class TopicAdmin:
             "reconnect.backoff.ms": 500,
             "reconnect.backoff.max.ms": 10_000,
             **settings.client_config,
-            "logger": librdkafka_logger(),
+            "logger": librdkafka_logger(f"{__name__}.librdkafka"),
         }
         try:
             self._admin = client_factory(config)

@@ -1,8 +1,10 @@
-"""librdkafka's log, through Python logging without the flood.
+"""librdkafka's log, through Python logging (JSON like every other line) without the flood.
 
-While Kafka is down librdkafka reports every reconnect attempt, several per second; the
-operator's log would drown in them. :func:`librdkafka_logger` is the logger handed to the
-admin client: each distinct message passes once per minute.
+Without a ``logger`` in its config, librdkafka prints its own lines to stderr
+(``%6|…|BGQUEUE|…``), which breaks a log that is JSON line by line. Every Kafka client of
+the agents and the operator is handed :func:`librdkafka_logger`. While Kafka is down
+librdkafka reports every reconnect attempt, several per second; each distinct message
+passes once per minute.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ class _RepeatFilter(logging.Filter):
         return True
 
 
-def librdkafka_logger() -> logging.Logger:
-    """The logger librdkafka writes to (``srs_operator.clients.kafka_admin.librdkafka``)."""
-    logger = logging.getLogger("srs_operator.clients.kafka_admin.librdkafka")
+def librdkafka_logger(name: str) -> logging.Logger:
+    """The logger ``name`` for a client's ``logger`` setting, repeats filtered."""
+    logger = logging.getLogger(name)
     if not any(isinstance(f, _RepeatFilter) for f in logger.filters):
         logger.addFilter(_RepeatFilter())
     return logger
