@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from agent_runtime.config import AgentConfig
 from agent_runtime.engine import Engine, EngineSettings, current_trace_id
@@ -307,18 +307,16 @@ def topic_contents(bootstrap: str, topic: str, timeout_s: float = 10) -> list[Re
 
 
 class TopicWatcher:
-    """Reads a topic from the start on a background thread, for as long as the test needs."""
+    """Reads topics from the start on a background thread, for as long as the test needs.
+
+    Every partition is assigned explicitly once the broker's metadata lists it. A
+    subscription would miss a topic created a moment ago whose metadata the broker has not
+    published yet, and librdkafka looks again only at its next metadata refresh (minutes).
+    """
 
     def __init__(self, bootstrap: str, *topics: str) -> None:
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"watcher-{time.monotonic_ns()}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
-        self._consumer.subscribe(list(topics))
+        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"watcher-{time.monotonic_ns()}"})
+        self._consumer.assign([tp for topic in topics for tp in self._partitions(topic)])
         self._bootstrap, self._topics = bootstrap, topics
         self._records: list[Read] = []
         #: (topic, partition) → the next offset to read there.
@@ -327,6 +325,15 @@ class TopicWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def _partitions(self, topic: str, timeout_s: float = 30) -> list[TopicPartition]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if found is not None and found.error is None and found.partitions:
+                return [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(found.partitions)]
+            assert time.monotonic() < deadline, f"{topic} is not in the broker's metadata after {timeout_s}s"
+            time.sleep(0.1)
 
     def _run(self) -> None:
         while not self._stop.is_set():
