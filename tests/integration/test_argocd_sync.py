@@ -382,8 +382,20 @@ def test_a_suspended_agent_parks_a_sync_only_when_a_later_wave_waits_for_it(
         healthy = original.replace('local SCALED_TO_ZERO = "Suspended"', 'local SCALED_TO_ZERO = "Healthy"')
         assert healthy != original
         core_v1.patch_namespaced_config_map("argocd-cm", argo_cd.namespace, {"data": {key: healthy}})
-        done = app.wait("Synced", "Healthy", revision=_head(repo), timeout=120)
-        assert done["status"]["operationState"]["phase"] == "Succeeded"
+        app.wait("Synced", "Healthy", revision=_head(repo), timeout=120)
+        # The app reads Synced/Healthy a moment before the operation records its end.
+        finished: dict[str, Any] = {}
+
+        def operation_succeeded() -> bool:
+            nonlocal finished
+            finished = app.get()
+            return ((finished.get("status") or {}).get("operationState") or {}).get("phase") == "Succeeded"
+
+        try:
+            wait_for("the parked sync to complete", operation_succeeded, timeout=60)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; operation {finished.get('status', {}).get('operationState')}") from None
+        done = finished
         [triage] = [r for r in _resources(done) if r[1] == "triage"]
         assert triage == ("SupportAgent", "triage", "Healthy", "Scaled to zero: spec.replicas is 0, no pods run")
     finally:
