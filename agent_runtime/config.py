@@ -81,6 +81,13 @@ class ModelConfig(_Model):
     )
 
 
+class Delivery(StrEnum):
+    """What a crash may cost: nothing (``exactly-once``) or a repeated output (``at-least-once``)."""
+
+    EXACTLY_ONCE = "exactly-once"
+    AT_LEAST_ONCE = "at-least-once"
+
+
 class KafkaConfig(_Model):
     """How the agent reaches Kafka. Client settings that vary per cluster (SASL, TLS) come
     from ``KAFKA_*`` environment variables, not from this document."""
@@ -91,6 +98,18 @@ class KafkaConfig(_Model):
     group_id: str = Field(min_length=1, description="Consumer group; replicas of one agent share it.")
     input_topic: TopicName
     dead_letter_topic: TopicName = "ticket.dlq"
+    delivery: Delivery = Field(
+        Delivery.EXACTLY_ONCE,
+        description="exactly-once: outputs and input offsets commit together in a Kafka transaction, "
+        "so a crash never repeats an output (needs a broker with transactions); at-least-once: "
+        "outputs are written at once and a crash may repeat some.",
+    )
+    commit_interval_ms: int = Field(
+        100, ge=1, le=60_000, description="exactly-once: a transaction commits what is ready at least this often."
+    )
+    commit_max_records: int = Field(
+        1000, ge=1, le=100_000, description="exactly-once: … and as soon as this many inputs are ready."
+    )
 
 
 class RetryPolicy(_Model):

@@ -40,6 +40,26 @@ PROCESSING_LATENCY = Histogram(
     "srs_agent_processing_latency_seconds", "From consume to all outputs acknowledged.", ["agent"],
     buckets=_LATENCY_BUCKETS, registry=REGISTRY,
 )  # fmt: skip
+TRANSACTIONS = Counter(
+    "srs_agent_transactions",
+    "Kafka transactions of an exactly-once agent, by outcome (committed, aborted).",
+    ["agent", "outcome"],
+    registry=REGISTRY,
+)
+TRANSACTION_LATENCY = Histogram(
+    "srs_agent_transaction_seconds",
+    "Time of one committed transaction (begin → outputs acknowledged → offsets → commit).",
+    ["agent"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+REPROCESSED = Counter(
+    "srs_agent_reprocessed",
+    "Inputs handled again because an earlier owner of the partition handled them but did not commit "
+    "(reason: crash or rebalance): the price of a crash, in provider calls.",
+    ["agent", "reason"],
+    registry=REGISTRY,
+)
 LLM_LATENCY = Histogram(
     "srs_agent_llm_latency_seconds", "One LLM call, by provider and operation (classify, draft).",
     ["agent", "provider", "operation"], buckets=_LATENCY_BUCKETS, registry=REGISTRY,

@@ -59,7 +59,12 @@ def cluster_id() -> str:
 
 
 def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
-    """The broker configuration: loopback only, auto-creation of topics off."""
+    """The broker configuration: loopback only, auto-creation of topics off.
+
+    Transactions (exactly-once agents): the broker looks for transactions past their
+    timeout every second, not every 10 s (its default), so a crashed agent's open
+    transaction stops blocking read_committed readers soon after its 10 s timeout.
+    """
     return f"""\
 process.roles=broker,controller
 node.id=1
@@ -77,6 +82,8 @@ offsets.topic.replication.factor=1
 offsets.topic.num.partitions=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0

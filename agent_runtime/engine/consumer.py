@@ -123,7 +123,12 @@ class InputConsumer:
         self._requests: queue.SimpleQueue[tuple[str, list[Any]]] = queue.SimpleQueue()
         #: Partitions paused on request (the thread polls faster meanwhile, to resume promptly).
         self._paused: set[tuple[str, int]] = set()
-        self._committed_timeout_s = 10.0
+        # Reading committed offsets waits while a crashed member's transaction is open
+        # (read_committed asks for stable offsets): up to the transaction timeout.
+        self._committed_timeout_s = 30.0
+        #: The group metadata as of the last rebalance callback (exactly-once sends it with
+        #: every transaction; a stale one is refused by the broker, never wrongly accepted).
+        self._group_metadata: object | None = None
 
     # -- the consumer thread ------------------------------------------------------------
 
@@ -255,6 +260,7 @@ class InputConsumer:
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
         # Called on every rebalance, with an empty list too: a member without partitions
         # (more replicas than partitions) is still ready.
+        self._group_metadata = self._consumer.consumer_group_metadata()
         ledgers = self._ledgers(partitions)
         self.joined.set()
         log.info("partitions assigned", extra={"partitions": _describe(partitions)})
@@ -263,6 +269,7 @@ class InputConsumer:
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         if self._closing or not partitions:
             return
+        self._group_metadata = self._consumer.consumer_group_metadata()
         log.info("partitions revoked; draining", extra={"partitions": _describe(partitions)})
         try:
             # A little longer than the drain itself, which cancels what did not finish.
@@ -302,6 +309,10 @@ class InputConsumer:
             log.debug("resume of revoked partitions failed", extra={"error": str(e)})
 
     # -- called from the event loop ---------------------------------------------------------
+
+    def group_metadata(self) -> object | None:
+        """The consumer's group metadata as of the last rebalance (None before the first)."""
+        return self._group_metadata
 
     def pause(self, partitions: Sequence[PartitionId]) -> None:
         self._requests.put(("pause", [TopicPartition(t, p) for t, p in partitions]))

@@ -5,6 +5,10 @@ letter that cannot be written is retried with backoff (cut to fit when the topic
 is too large), and after ``dead_letter_attempts`` failures the engine reports not ready
 (:attr:`DeadLetterWriter.stuck`) while it keeps trying. The envelope itself is built by
 :mod:`~agent_runtime.engine.deadletter`.
+
+Exactly-once (``hold`` given): the dead letter is the record's one output and goes out
+with the transaction that commits the record's offset; when a transaction is refused,
+:meth:`DeadLetterWriter.redo` decides what the record's outputs become.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from agent_runtime import metrics
@@ -29,6 +33,7 @@ from agent_runtime.engine.producer import OutputSink, permanent_error_class
 from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.engine.tracing import TRACEPARENT
 from agent_runtime.engine.work import State, Work
+from agent_runtime.records import OutputRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +45,18 @@ class DeadLetterWriter:
     """Writes the dead letters of one dispatcher; ``done`` completes a record once Kafka has its dead letter."""
 
     def __init__(
-        self, settings: EngineSettings, sink: OutputSink, backoff: Backoff, done: Callable[[Work], None]
+        self,
+        settings: EngineSettings,
+        sink: OutputSink,
+        backoff: Backoff,
+        done: Callable[[Work], None],
+        hold: Callable[[Work, Sequence[OutputRecord]], None] | None = None,
     ) -> None:
         self._settings = settings
         self._sink = sink
         self._backoff = backoff
         self._done = done
+        self._hold = hold
         #: Dead letters that failed ``dead_letter_attempts`` times and are still not written.
         self.stuck = 0
         self._stuck_gauge = metrics.DEAD_LETTERS_STUCK.labels(settings.agent)
@@ -57,7 +68,14 @@ class DeadLetterWriter:
         so a dead letter that cannot be written never loses the input."""
         if work.state is State.ABANDONED:
             return
-        work.dead_letter = build_dead_letter(
+        work.dead_letter = self._build(work, error_class, message, exception)
+        if self._hold is not None:
+            self._hold(work, (work.dead_letter,))
+            return
+        self._send(work)
+
+    def _build(self, work: Work, error_class: ErrorClass, message: str, exception: str) -> OutputRecord:
+        return build_dead_letter(
             work.record,
             topic=self._settings.dead_letter_topic,
             agent=self._settings.agent,
@@ -68,7 +86,63 @@ class DeadLetterWriter:
             trace_id=work.span.trace_id,
             max_bytes=self.max_bytes,
         )
-        self._send(work)
+
+    def redo(self, work: Work, error: Exception) -> None:
+        """Exactly-once: Kafka refused an output of held ``work`` (its transaction was aborted).
+
+        An output Kafka can never take makes the record a dead letter; a dead letter too
+        large for its topic is cut; anything else is retried as it is by the next transaction.
+        """
+        permanent = permanent_error_class(error)
+        if work.dead_letter is not None:
+            metrics.FAILED.labels(self._settings.agent, "dead_letter_delivery").inc()
+        else:
+            metrics.FAILED.labels(self._settings.agent, permanent or type(error).__name__).inc()
+        if permanent is None:
+            return
+        if work.dead_letter is None:
+            reason = type(error).__name__
+            log.warning("Kafka refused an output for good; dead-lettering the input", extra=self._fields(work, {
+                "error": reason, "detail": str(error)[:_MAX_LOGGED_ERROR],
+            }))  # fmt: skip
+            work.dead_letter = self._build(work, error_class_of(permanent), f"{reason}: {error}", reason)
+            work.outputs = (work.dead_letter,)
+            return
+        size = record_size(work.dead_letter)
+        if permanent == ErrorClass.TOO_LARGE and size > MIN_DEAD_LETTER_BYTES:
+            work.dead_letter = self._cut(work, size)
+            work.outputs = (work.dead_letter,)
+            return
+        log.error("a dead letter cannot be written; its transaction keeps failing", extra=self._fields(work, {
+            "error": type(error).__name__, "detail": str(error)[:_MAX_LOGGED_ERROR],
+            "dead_letter_topic": work.dead_letter.topic,
+        }))  # fmt: skip
+
+    def committed(self, work: Work) -> None:
+        """Exactly-once: the transaction holding ``work``'s outputs committed."""
+        if work.dead_letter is not None:
+            self._written(work)
+
+    def _written(self, work: Work) -> None:
+        assert work.dead_letter is not None
+        error_class = dict(work.dead_letter.headers).get("srs-error-class", b"").decode()
+        metrics.DEAD_LETTERED.labels(self._settings.agent, error_class).inc()
+        log.warning("input dead-lettered", extra=self._fields(work, {
+            "error_class": error_class, "attempts": work.attempts,
+        }))  # fmt: skip
+
+    def _cut(self, work: Work, size: int) -> OutputRecord:
+        """The dead letter again, cut to half its size (the topic takes less than we thought)."""
+        assert work.dead_letter is not None
+        self.max_bytes = max(MIN_DEAD_LETTER_BYTES, min(self.max_bytes, size // 2))
+        log.warning("dead letter too large for its topic; cutting its payload copy", extra=self._fields(work, {
+            "bytes": size, "max_bytes": self.max_bytes,
+        }))  # fmt: skip
+        envelope = json.loads(work.dead_letter.value)
+        return self._build(
+            work, error_class_of(envelope["error"]["class"]), envelope["error"]["message"],
+            envelope["error"].get("exception", ""),
+        )  # fmt: skip
 
     def _send(self, work: Work) -> None:
         work.timer = None
@@ -89,13 +163,9 @@ class DeadLetterWriter:
         if work.state is not State.DEAD_LETTERING:
             return  # abandoned meanwhile
         assert work.dead_letter is not None
-        error_class = dict(work.dead_letter.headers).get("srs-error-class", b"").decode()
         if error is None:
             self.unstick(work)
-            metrics.DEAD_LETTERED.labels(self._settings.agent, error_class).inc()
-            log.warning("input dead-lettered", extra=self._fields(work, {
-                "error_class": error_class, "attempts": work.attempts,
-            }))  # fmt: skip
+            self._written(work)
             self._done(work)
             return
         metrics.FAILED.labels(self._settings.agent, "dead_letter_delivery").inc()
@@ -106,17 +176,7 @@ class DeadLetterWriter:
         size = record_size(work.dead_letter)
         if permanent_error_class(error) == ErrorClass.TOO_LARGE and size > MIN_DEAD_LETTER_BYTES:
             # The topic takes less than we thought (or its limit was lowered): cut and retry now.
-            self.max_bytes = max(MIN_DEAD_LETTER_BYTES, min(self.max_bytes, size // 2))
-            log.warning("dead letter too large for its topic; cutting its payload copy", extra=self._fields(work, {
-                "bytes": size, "max_bytes": self.max_bytes,
-            }))  # fmt: skip
-            envelope = json.loads(work.dead_letter.value)
-            work.dead_letter = build_dead_letter(
-                work.record, topic=work.dead_letter.topic, agent=self._settings.agent,
-                error_class=error_class_of(envelope["error"]["class"]), message=envelope["error"]["message"],
-                exception=envelope["error"].get("exception", ""), attempts=work.attempts,
-                trace_id=work.span.trace_id, max_bytes=self.max_bytes,
-            )  # fmt: skip
+            work.dead_letter = self._cut(work, size)
             self._send(work)
             return
         if work.dead_letter_failures >= self._settings.dead_letter_attempts and not work.stuck:

@@ -33,10 +33,7 @@ class OutputDeliveries:
         span_header = work.span.header()
         for index in range(start, len(outputs)):
             output = outputs[index]
-            headers = list(output.headers)
-            # A handler that set its own valid traceparent keeps it.
-            if not headers or parse_traceparent(_header(headers, TRACEPARENT)) is None:
-                headers.append((TRACEPARENT, span_header))
+            headers = with_trace(output.headers, span_header)
             try:
                 self._sink.produce(output.topic, output.key, output.value, headers, on_delivery)
             except BufferError:
@@ -62,6 +59,15 @@ class OutputDeliveries:
             self._done(work)
         else:
             self._failed(work, work.failure)
+
+
+def with_trace(headers: Sequence[tuple[str, bytes]], span_header: bytes) -> list[tuple[str, bytes]]:
+    """An output's headers, with ``span_header`` as its traceparent unless it has a valid one."""
+    result = list(headers)
+    # A handler that set its own valid traceparent keeps it.
+    if not result or parse_traceparent(_header(result, TRACEPARENT)) is None:
+        result.append((TRACEPARENT, span_header))
+    return result
 
 
 def _header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:

@@ -24,7 +24,10 @@ letters) and :mod:`~agent_runtime.engine.draining` (revokes, losses, shutdown).
 
 When a record is done (outputs acknowledged, or dead-lettered and acknowledged), its
 offset completes in the partition's ``OffsetTracker`` and the contiguous completed
-prefix is stored for the next commit. Backpressure: a partition with too many
+prefix is stored for the next commit. Exactly-once (the default): nothing is produced
+when a handler finishes; its outputs are *held* and the lane moves on, and
+:mod:`~agent_runtime.engine.transactions` commits held outputs together with the
+prefix's offsets; a record is done when its transaction committed. Backpressure: a partition with too many
 unfinished records is paused (resumed at half the mark). The process as a whole is held
 back by the consumer, which stops taking records from its fetch queue while too many of
 those it handed over are not ``released`` yet — cheaper than pausing every partition,
@@ -59,8 +62,9 @@ from agent_runtime.engine.tracing import (
     parse_traceparent,
     set_current_trace_id,
 )
+from agent_runtime.engine.transactions import TransactionalCommitter, TransactionalSink
 from agent_runtime.engine.work import Lane, Partition, State, Unkeyed, Work
-from agent_runtime.records import Handler, InputRecord, PermanentError
+from agent_runtime.records import Handler, InputRecord, OutputRecord, PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,10 @@ class PartitionControl(Protocol):
         self, partition: PartitionId, offset: int, ledger: CrashLedger, done: Callable[[bool], None]
     ) -> None:
         """Commit ``offset`` with ``ledger`` in its metadata, synchronously; ``done(ok)`` runs on the loop."""
+        ...
+
+    def group_metadata(self) -> object | None:
+        """The consumer's group metadata as of the last rebalance (None before the first)."""
         ...
 
 
@@ -131,7 +139,18 @@ class Dispatcher:
         #: Handlers running now, with their start time (read by the health probe's thread).
         self._started: dict[Work, float] = {}
         self._deliveries = OutputDeliveries(sink, done=self._done, failed=self._failed)
-        self._dead_letters = DeadLetterWriter(settings, sink, self._backoff, self._done)
+        #: Exactly-once: commits held outputs with their offsets (None: at-least-once).
+        self._committer: TransactionalCommitter | None = None
+        if settings.exactly_once:
+            if not isinstance(sink, TransactionalSink):
+                raise TypeError("exactly-once needs a transactional producer")
+            self._committer = TransactionalCommitter(
+                settings, sink, owned=self._partitions.values, group_metadata=control.group_metadata,
+                committed=self._committed, redo=self._redo, on_fatal=on_fatal,
+            )  # fmt: skip
+        self._dead_letters = DeadLetterWriter(
+            settings, sink, self._backoff, self._done, hold=self._hold if self._committer is not None else None
+        )
 
     # -- life cycle and observations --------------------------------------------------------
 
@@ -141,9 +160,13 @@ class Dispatcher:
             asyncio.create_task(self._work_forever(), name=f"srs-worker-{n}") for n in range(self._settings.concurrency)
         ]
         self._workers.append(asyncio.create_task(self._watch_deadlines(), name="srs-deadlines"))
+        if self._committer is not None:
+            self._committer.start()
 
     async def close(self) -> None:
         """Stop the workers (after ``drain_all``)."""
+        if self._committer is not None:
+            await self._committer.close()
         for worker in self._workers:
             worker.cancel()
         if self._workers:
@@ -172,6 +195,11 @@ class Dispatcher:
     def stuck_dead_letters(self) -> int:
         """Dead letters that failed ``dead_letter_attempts`` times and are still not written."""
         return self._dead_letters.stuck
+
+    @property
+    def transactions_stuck(self) -> bool:
+        """Exactly-once: ``dead_letter_attempts`` transactions in a row failed; nothing moves."""
+        return self._committer is not None and self._committer.stuck
 
     @property
     def dead_letter_max_bytes(self) -> int:
@@ -227,6 +255,8 @@ class Dispatcher:
                 if partition.held is not None and partition.suspect is None and not partition.opening:
                     self._open(partition, record.offset)
                 self._enqueue(partition, record)
+                if partition.redo_until is not None and record.offset <= partition.redo_until:
+                    metrics.REPROCESSED.labels(self._settings.agent, partition.redo_reason).inc()
         self._pending_total += tracked
         self.released += len(records) - tracked
         self._consumed.inc(len(records))
@@ -243,7 +273,12 @@ class Dispatcher:
         """Finish (or, after the drain timeout, abandon) in-flight work; return what to commit."""
         owned = [self._partitions[p] for p in partitions if p in self._partitions]
         try:
-            return await drain(owned, self._settings.revoke_drain_timeout_s, self._abandon)
+            offsets = await drain(owned, self._settings.revoke_drain_timeout_s, self._abandon)
+            if self._committer is None:
+                return offsets
+            # Exactly-once: the offsets go with the held outputs, in the partitions' last transaction.
+            await self._committer.commit(owned, final=True)
+            return []
         finally:
             # Also when the consumer gave up waiting and cancelled this drain: the partitions
             # are gone either way, and nothing of theirs may run or be stored any more.
@@ -269,9 +304,15 @@ class Dispatcher:
     async def drain_all(self, timeout_s: float) -> list[PartitionOffset]:
         """Stop starting records; let in-flight ones finish for up to ``timeout_s``.
 
-        Returns the offsets to commit for every owned partition.
+        Returns the offsets to commit for every owned partition (exactly-once: none, they are
+        committed here with the held outputs).
         """
-        return await drain(list(self._partitions.values()), timeout_s, self._abandon)
+        owned = list(self._partitions.values())
+        offsets = await drain(owned, timeout_s, self._abandon)
+        if self._committer is None:
+            return offsets
+        await self._committer.commit(owned, final=True)
+        return []
 
     # -- queueing -----------------------------------------------------------------------------
 
@@ -394,6 +435,9 @@ class Dispatcher:
             return
         if work.state is State.ABANDONED:
             return
+        if self._committer is not None:
+            self._hold(work, outputs)
+            return
         work.move_to(State.ACKING)  # both active
         work.expected = work.delivered = 0
         work.failure = None
@@ -447,29 +491,60 @@ class Dispatcher:
             self._make_ready(work.lane, first=True)
 
     def _done(self, work: Work) -> None:
+        """At-least-once: every output (or the dead letter) of ``work`` is acknowledged."""
         work.move_to(State.DONE)
+        self._complete(work)
+        self._finish(work)
+
+    def _hold(self, work: Work, outputs: Sequence[OutputRecord]) -> None:
+        """Exactly-once: ``work`` is finished; its outputs wait for the transaction that commits it."""
+        work.outputs = outputs
+        work.move_to(State.HELD)
+        partition = work.lane.partition
+        if partition.handled is None or work.record.offset > partition.handled:
+            partition.handled = work.record.offset
+        assert self._committer is not None
+        self._committer.hold(work)
+        self._complete(work)
+
+    def _committed(self, work: Work) -> None:
+        """Exactly-once: the transaction with ``work``'s outputs and offset committed."""
+        work.move_to(State.DONE)
+        self._dead_letters.committed(work)
+        self._finish(work)
+
+    def _redo(self, work: Work, error: Exception) -> None:
+        self._dead_letters.redo(work, error)
+
+    def _complete(self, work: Work) -> None:
+        """``work``'s offset is complete: its lane goes on with the next record of the key."""
         lane = work.lane
         partition = lane.partition
         lane.queue.popleft()
-        self._pending_total -= 1
-        self.released += 1
-        self._latency.observe(time.monotonic() - work.arrived)
-        if partition.tracker.complete(work.record.offset) and self._partitions.get(partition.id) is partition:
+        moved = partition.tracker.complete(work.record.offset)
+        if moved and self._committer is None and self._partitions.get(partition.id) is partition:
             self._dirty.add(partition)
             if not self._store_scheduled:
                 # Coalesce: one store request per loop iteration, not one per record.
                 self._store_scheduled = True
                 asyncio.get_running_loop().call_soon(self._store_dirty)
-        if work.record.offset == partition.suspect:
-            self._suspect_done(partition)
         if partition.paused:
             self._relieve(partition)
         if lane.queue and not partition.closing:
             self._make_ready(lane)
-            return
-        lane.scheduled = False
-        if not lane.queue and partition.lanes.get(lane.key) is lane:
-            del partition.lanes[lane.key]
+        else:
+            lane.scheduled = False
+            if not lane.queue and partition.lanes.get(lane.key) is lane:
+                del partition.lanes[lane.key]
+
+    def _finish(self, work: Work) -> None:
+        """``work`` is done for good (its outputs are in Kafka, committed where exactly-once)."""
+        partition = work.lane.partition
+        self._pending_total -= 1
+        self.released += 1
+        self._latency.observe(time.monotonic() - work.arrived)
+        if work.record.offset == partition.suspect:
+            self._suspect_done(partition)
 
     # -- crash ledger: durable poison detection (see ``ledger``) ----------------------------------
 
@@ -478,7 +553,17 @@ class Dispatcher:
         partition.opening = True
         partition.head = head
         ledger = partition.ledger
-        deaths = ledger.deaths if ledger is not None and ledger.head == head else 0
+        # The committed offset may point at a transaction marker: the head is the first
+        # record at or after it.
+        applies = ledger is not None and ledger.head <= head
+        deaths = ledger.deaths if ledger is not None and applies else 0
+        if ledger is not None and applies and ledger.seen is not None and ledger.seen >= head:
+            partition.redo_until = ledger.seen
+            partition.redo_reason = "crash" if deaths else "rebalance"
+            log.info("handling again records an earlier owner handled but did not commit", extra={
+                "partition": partition.id[1], "from_offset": head, "to_offset": ledger.seen,
+                "reason": partition.redo_reason,
+            })  # fmt: skip
         if deaths >= self._settings.crash_loop_limit:
             partition.suspect, partition.condemned = head, True
             log.error("a record crashed or hung the agent repeatedly; dead-lettering it unprocessed", extra={
@@ -596,8 +681,12 @@ class Dispatcher:
 
     def _forget(self, partitions: list[Partition]) -> None:
         for partition in partitions:
-            self._pending_total -= partition.tracker.pending
-            self.released += partition.tracker.pending
+            # Records not done: unfinished ones, and (exactly-once) finished ones not committed.
+            undone = partition.tracker.pending + len(partition.uncommitted)
+            if self._committer is not None:
+                self._committer.forget(partition)
+            self._pending_total -= undone
+            self.released += undone
             self._partitions.pop(partition.id, None)
             self._paused.discard(partition)
             self._dirty.discard(partition)

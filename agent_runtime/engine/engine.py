@@ -12,6 +12,8 @@ import dataclasses
 import logging
 import time
 
+from confluent_kafka import KafkaException
+
 from agent_runtime import metrics
 from agent_runtime.engine.consumer import InputConsumer
 from agent_runtime.engine.dispatcher import Dispatcher
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 #: /healthz fails when the event loop has not ticked for this long (it is stuck).
 _LOOP_STALL_S = 30.0
 _HEARTBEAT_S = 1.0
+#: How long the broker may take to register a transactional.id (its first use creates
+#: the transaction state topic).
+_INIT_TRANSACTIONS_S = 60.0
 
 
 class Engine:
@@ -51,7 +56,10 @@ class Engine:
             and self._stop_started is None
             and self._consumer is not None
             and self._consumer.joined.is_set()
-            and (self.dispatcher is None or self.dispatcher.stuck_dead_letters == 0)
+            and (
+                self.dispatcher is None
+                or (self.dispatcher.stuck_dead_letters == 0 and not self.dispatcher.transactions_stuck)
+            )
         )
 
     @property
@@ -97,7 +105,11 @@ class Engine:
         settings = self.settings = dataclasses.replace(
             self.settings, dead_letter_max_bytes=min(limit, self.settings.dead_letter_max_bytes)
         )
-        producer = OutputProducer(settings.producer_config(), agent=settings.agent, on_fatal=self.fail)
+        producer = OutputProducer(
+            settings.producer_config(), agent=settings.agent, on_fatal=self.fail, transactional=settings.exactly_once
+        )
+        if settings.exactly_once and not await self._init_transactions(producer):
+            return 1
         consumer = self._consumer = InputConsumer(
             settings.consumer_config(),
             topic=settings.input_topic,
@@ -122,6 +134,20 @@ class Engine:
             self._running = False
             heartbeat.cancel()
         return 1 if self._failure is not None else 0
+
+    async def _init_transactions(self, producer: OutputProducer) -> bool:
+        """Register this process's transactional.id (fencing an earlier process with the same one)."""
+        try:
+            await asyncio.to_thread(producer.init_transactions, _INIT_TRANSACTIONS_S)
+        except KafkaException as e:
+            self.fail(
+                f"exactly-once needs Kafka transactions, and the broker did not start one for "
+                f"{self.settings.transactional_id!r}: {e}. Check the broker's transaction.state.log.* settings "
+                "and the principal's rights on the transactional id, or set delivery: at-least-once"
+            )
+            return False
+        log.info("transactions ready", extra={"transactional_id": self.settings.transactional_id})
+        return True
 
     async def _beat(self) -> None:
         while True:

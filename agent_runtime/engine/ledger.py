@@ -21,6 +21,11 @@ The rules (``Dispatcher`` applies them):
   becomes the head after a few restarts and is counted from then on.
 - Offsets stored during normal processing carry ``deaths = 1`` for their position: if
   the process dies, the next owner runs that head alone first.
+- Every commit also says how far the committing process had *handled* records
+  (``seen``): records from the committed offset up to ``seen`` are handled again by the
+  next owner — the price of a crash or a rebalance in provider calls, which it counts
+  (``srs_agent_reprocessed_total``) and logs. After a crash the figure is a floor: what
+  was handled after the last commit is not in it.
 
 The cost: one synchronous commit per partition assignment (and one more in suspect
 mode), none per record.
@@ -37,15 +42,18 @@ _VERSION: Final = 1
 
 @dataclass(frozen=True)
 class CrashLedger:
-    """``deaths`` processes ended without finishing the record at offset ``head``."""
+    """``deaths`` processes ended without finishing the record at offset ``head``; the
+    committing process had handled records up to offset ``seen`` (None: none past ``head``)."""
 
     head: int
     deaths: int
+    seen: int | None = None
 
     def encode(self) -> str:
         """The commit metadata string (small: Kafka limits it, 4 KiB by default)."""
         # Formatted by hand: stored with every offset store, so it should cost next to nothing.
-        return f'{{"srs":{_VERSION},"head":{int(self.head)},"deaths":{int(self.deaths)}}}'
+        seen = f',"seen":{int(self.seen)}' if self.seen is not None and self.seen >= self.head else ""
+        return f'{{"srs":{_VERSION},"head":{int(self.head)},"deaths":{int(self.deaths)}{seen}}}'
 
     @classmethod
     def decode(cls, metadata: str | None, committed: int) -> CrashLedger:
@@ -63,5 +71,6 @@ class CrashLedger:
                 and isinstance(value.get("deaths"), int)
                 and value["deaths"] >= 0
             ):
-                return cls(committed, value["deaths"])
+                seen = value.get("seen")
+                return cls(committed, value["deaths"], seen if isinstance(seen, int) and seen >= committed else None)
         return cls(committed, 0)

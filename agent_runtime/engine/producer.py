@@ -8,6 +8,13 @@ report separately: on a polling thread each one would have to win the GIL back f
 busy loop, which cost most of the engine's throughput. A poller task polls every
 millisecond while deliveries are outstanding and every ``idle_poll_s`` otherwise (error
 callbacks).
+
+Exactly-once (``transactional``): the same producer with a ``transactional.id``; the
+blocking transaction calls (``init_transactions``, ``begin_transaction``,
+``commit_transaction`` with the input offsets, ``abort_transaction``) are made from a
+worker thread by :mod:`~agent_runtime.engine.transactions`, which waits for every
+delivery report on the loop first, so no callback ever runs on that thread. Outputs count
+as produced when their transaction commits.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol, cast
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from agent_runtime import metrics
@@ -98,7 +105,16 @@ def dead_letter_limit(config: Mapping[str, object], topic: str, timeout_s: float
 
 
 _PRODUCER_ONLY: Final = frozenset(
-    {"acks", "enable.idempotence", "linger.ms", "compression.type", "message.max.bytes", "error_cb"}
+    {
+        "acks",
+        "enable.idempotence",
+        "linger.ms",
+        "compression.type",
+        "message.max.bytes",
+        "error_cb",
+        "transactional.id",
+        "transaction.timeout.ms",
+    }
 )
 
 
@@ -113,8 +129,10 @@ class OutputProducer:
         on_fatal: Callable[[str], None],
         busy_poll_s: float = 0.001,
         idle_poll_s: float = 0.1,
+        transactional: bool = False,
     ) -> None:
         self._on_fatal = on_fatal
+        self._transactional = transactional
         self._busy_poll_s = busy_poll_s
         self._idle_poll_s = idle_poll_s
         self._producer = Producer(
@@ -170,7 +188,8 @@ class OutputProducer:
             self._outstanding -= 1
             try:
                 if error is None:
-                    self._acknowledged[topic] = self._acknowledged.get(topic, 0) + 1
+                    if not self._transactional:
+                        self._acknowledged[topic] = self._acknowledged.get(topic, 0) + 1
                     on_delivery(None)
                 else:
                     on_delivery(DeliveryError(topic, error))
@@ -185,6 +204,32 @@ class OutputProducer:
         self._outstanding += 1
         if self._outstanding == 1:
             self._wake.set()
+
+    # -- transactions (exactly-once); blocking: call from a worker thread -----------------------
+
+    def init_transactions(self, timeout_s: float) -> None:
+        """Register the transactional.id with the broker; fences an earlier producer with the same id."""
+        self._producer.init_transactions(timeout_s)
+
+    def begin_transaction(self) -> None:
+        self._producer.begin_transaction()
+
+    def commit_transaction(self, offsets: list[TopicPartition], group_metadata: object, timeout_s: float) -> None:
+        """Add the input ``offsets`` (with the consumer's group metadata) and commit.
+
+        Raises ``KafkaException``: ``retriable()`` → call again; ``txn_requires_abort()``
+        → abort, then redo the transaction; ``fatal()`` → this producer is done for.
+        """
+        self._producer.send_offsets_to_transaction(offsets, group_metadata, timeout_s)
+        self._producer.commit_transaction(timeout_s)
+
+    def abort_transaction(self, timeout_s: float) -> None:
+        self._producer.abort_transaction(timeout_s)
+
+    def count_committed(self, per_topic: Mapping[str, int]) -> None:
+        """Exactly-once: outputs count as produced once their transaction committed."""
+        for topic, count in per_topic.items():
+            self._produced_counter(topic).inc(count)
 
     def _poll(self) -> None:
         self._producer.poll(0)

@@ -3,27 +3,39 @@
 Client settings that vary per cluster (SASL, TLS, timeouts) come from the environment
 (:class:`agent_runtime.kafka_settings.KafkaClientSettings`, shared with the operator).
 Settings the delivery guarantee depends on cannot be overridden.
+
+Two delivery guarantees (``kafka.delivery`` in the agent config):
+
+- ``exactly-once`` (the default): outputs and input offsets are committed together in a
+  Kafka transaction (one transactional producer per consumer; offsets sent with the
+  consumer's group metadata, so a member that lost its partitions is fenced — KIP-447).
+- ``at-least-once``: outputs are produced at once, offsets committed after Kafka
+  acknowledged them; a crash may repeat outputs. For brokers without transactions.
+
+Every consumer reads ``read_committed``: aborted outputs of a crashed agent are never seen.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from agent_runtime.config import AgentConfig
+from agent_runtime.config import AgentConfig, Delivery
 from agent_runtime.kafka_settings import KafkaClientSettings
 
 log = logging.getLogger(__name__)
 
-#: What at-least-once and per-key ordering rest on; the environment cannot change these.
+#: What the delivery guarantees and per-key ordering rest on; the environment cannot change these.
 _CONSUMER_GUARANTEES: Final = {
-    "enable.auto.commit": True,
     # Offsets are stored by the engine only after every output of an input is acknowledged.
     "enable.auto.offset.store": False,
     "partition.assignment.strategy": "cooperative-sticky",
+    # Never hand the handler an output of an aborted transaction (a crashed agent's).
+    "isolation.level": "read_committed",
 }
 _PRODUCER_GUARANTEES: Final = {
     "enable.idempotence": True,
@@ -38,6 +50,10 @@ _PRODUCER_DEFAULTS: Final = {
     "linger.ms": 5,
     "compression.type": "lz4",
 }
+#: Exactly-once: how long a transaction of a process that died may stay open. Until the
+#: broker aborts it, read_committed consumers of its output partitions wait (Kafka
+#: Streams uses the same 10 s); a live agent commits every ``commit_interval_s``.
+_TRANSACTIONAL_DEFAULTS: Final = {"transaction.timeout.ms": 10_000}
 
 
 @dataclass(frozen=True)
@@ -77,7 +93,21 @@ class EngineSettings:
     consume_batch_size: int = 500
     #: Log field name for the record key (the app names it ``ticket_id``).
     key_log_field: str = "key"
+    #: Outputs and offsets in one Kafka transaction (else: at-least-once).
+    exactly_once: bool = True
+    #: Exactly-once: a transaction commits what is ready at least this often …
+    commit_interval_s: float = 0.1
+    #: … and as soon as this many inputs wait for it.
+    commit_max_records: int = 1000
+    #: Exactly-once: this process's transactional.id is ``<group_id>-<instance_id>``. A
+    #: restarted pod (same name) fences its previous incarnation at once.
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     client: KafkaClientSettings = field(default_factory=KafkaClientSettings)
+
+    @property
+    def transactional_id(self) -> str:
+        """The producer's transactional.id (exactly-once); its prefix is the group id."""
+        return f"{self.group_id}-{self.instance_id}"
 
     @classmethod
     def from_agent_config(
@@ -113,18 +143,26 @@ class EngineSettings:
             handler_timeout_s=config.retry.handler_timeout_seconds,
             crash_loop_limit=config.retry.crash_loop_limit,
             key_log_field=key_log_field,
+            exactly_once=config.kafka.delivery is Delivery.EXACTLY_ONCE,
+            commit_interval_s=config.kafka.commit_interval_ms / 1000,
+            commit_max_records=config.kafka.commit_max_records,
+            # The pod's name (the operator sets it from the downward API), else a random id.
+            instance_id=env.get("SRS_POD_NAME") or uuid.uuid4().hex[:12],
             client=client,
         )
 
     def consumer_config(self) -> dict[str, object]:
         """librdkafka settings of the input consumer."""
-        return self._client_config(_CONSUMER_DEFAULTS, self.client.consumer, _CONSUMER_GUARANTEES) | {
-            "group.id": self.group_id
-        }
+        # Exactly-once: offsets are committed by the producer's transactions, never automatically.
+        guarantees = {**_CONSUMER_GUARANTEES, "enable.auto.commit": not self.exactly_once}
+        return self._client_config(_CONSUMER_DEFAULTS, self.client.consumer, guarantees) | {"group.id": self.group_id}
 
     def producer_config(self) -> dict[str, object]:
         """librdkafka settings of the output (and dead-letter) producer."""
-        return self._client_config(_PRODUCER_DEFAULTS, self.client.producer, _PRODUCER_GUARANTEES)
+        if not self.exactly_once:
+            return self._client_config(_PRODUCER_DEFAULTS, self.client.producer, _PRODUCER_GUARANTEES)
+        guarantees = {**_PRODUCER_GUARANTEES, "transactional.id": self.transactional_id}
+        return self._client_config({**_PRODUCER_DEFAULTS, **_TRANSACTIONAL_DEFAULTS}, self.client.producer, guarantees)
 
     def _client_config(
         self, defaults: Mapping[str, object], specific: Mapping[str, str], guarantees: Mapping[str, object]

@@ -11,6 +11,7 @@ import asyncio
 import enum
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Final
 
 from agent_runtime.engine.consumer import PartitionId
@@ -29,6 +30,7 @@ class State(enum.IntEnum):
     RETRY_WAIT = enum.auto()  # a backoff before the next attempt
     DEAD_LETTERING = enum.auto()  # the dead letter is produced, acknowledgement outstanding
     DEAD_LETTER_WAIT = enum.auto()  # a backoff before writing the dead letter again
+    HELD = enum.auto()  # exactly-once: outputs (or the dead letter) held for the next transaction
     DONE = enum.auto()
     ABANDONED = enum.auto()  # the partition went away first: uncommitted, redelivered
 
@@ -41,8 +43,8 @@ class Partition:
     """Per-partition state while this process owns the partition."""
 
     __slots__ = (
-        "active", "closing", "condemned", "drained", "head", "held", "id", "lanes", "ledger", "opening", "paused",
-        "suspect", "suspect_released", "tracker",
+        "active", "closing", "committed", "condemned", "drained", "handled", "head", "held", "id", "lanes", "ledger",
+        "opening", "paused", "redo_reason", "redo_until", "suspect", "suspect_released", "tracker", "uncommitted",
     )  # fmt: skip
 
     def __init__(self, partition: PartitionId, ledger: CrashLedger | None = None) -> None:
@@ -70,6 +72,16 @@ class Partition:
         #: Records in an ``ACTIVE`` state; a drain waits for zero.
         self.active = 0
         self.drained: asyncio.Event | None = None
+        #: Exactly-once: records held for a transaction (finished, not committed), in finishing order …
+        self.uncommitted: list[Work] = []
+        #: … the offset the last transaction committed …
+        self.committed: int | None = None
+        #: … and the highest offset whose handler finished here (the next owner redoes up to it).
+        self.handled: int | None = None
+        #: An earlier owner handled records up to this offset without committing them (the
+        #: ledger's ``seen``); they are handled again here, counted with ``redo_reason``.
+        self.redo_until: int | None = None
+        self.redo_reason = ""
 
 
 class Lane:
@@ -90,7 +102,7 @@ class Work:
 
     __slots__ = (
         "arrived", "attempts", "dead_letter", "dead_letter_failures", "delivered", "expected", "failure", "lane",
-        "late", "producing", "record", "span", "state", "stuck", "timer", "worker",
+        "late", "outputs", "producing", "record", "span", "state", "stuck", "timer", "worker",
     )  # fmt: skip
 
     def __init__(self, record: InputRecord, span: TraceContext, lane: Lane) -> None:
@@ -107,6 +119,8 @@ class Work:
         self.failure: Exception | None = None
         self.dead_letter: OutputRecord | None = None
         self.dead_letter_failures = 0
+        #: Exactly-once: what the next transaction produces for this record (HELD).
+        self.outputs: Sequence[OutputRecord] = ()
         #: Outputs are still being handed to the producer: the input is not complete yet even
         #: if every output handed over so far is acknowledged.
         self.producing = False

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from agent_runtime.config import AgentConfig
 from agent_runtime.engine import Engine, EngineSettings, current_trace_id
@@ -140,7 +140,13 @@ def make_topics(kafka_topic: TopicFactory, partitions: int = 4, prefix: str = "e
 
 
 def agent_config(
-    bootstrap: str, topics: dict[str, str], *, concurrency: int = 16, max_attempts: int = 4, port: int | None = None
+    bootstrap: str,
+    topics: dict[str, str],
+    *,
+    concurrency: int = 16,
+    max_attempts: int = 4,
+    port: int | None = None,
+    delivery: str = "exactly-once",
 ) -> AgentConfig:
     """A specialist wired to :func:`make_topics`' topics (group ``group-<input topic>``)."""
     return AgentConfig.model_validate(
@@ -153,6 +159,7 @@ def agent_config(
                 "group_id": f"group-{topics['input']}",
                 "input_topic": topics["input"],
                 "dead_letter_topic": topics["dlq"],
+                "delivery": delivery,
             },
             "concurrency": concurrency,
             "retry": {"max_attempts": max_attempts, "initial_backoff_ms": 20, "max_backoff_ms": 200},
@@ -262,16 +269,24 @@ def to_read(message: Any) -> Read:
     return Read(message.topic(), message.key(), message.value() or b"", headers, message.partition(), message.offset())
 
 
-def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -> list[Read]:
-    """Read ``topic`` from the start until ``expected`` records arrived (or fail)."""
-    consumer = Consumer(
+def reader(bootstrap: str, role: str, **settings: object) -> Consumer:
+    """A consumer that reads what a user sees: committed records only (aborted outputs of a
+    crashed agent never), without joining a group's offsets."""
+    return Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{time.monotonic_ns()}",
+            "group.id": f"{role}-{time.monotonic_ns()}",
+            "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            **settings,
         }
     )
+
+
+def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -> list[Read]:
+    """Read ``topic`` from the start until ``expected`` records arrived (or fail)."""
+    consumer = reader(bootstrap, "reader")
     consumer.subscribe([topic])
     found: list[Read] = []
     deadline = time.monotonic() + timeout_s
@@ -291,16 +306,23 @@ def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -
 
 
 def topic_contents(bootstrap: str, topic: str, timeout_s: float = 10) -> list[Read]:
-    """Every record ``topic`` holds now, read by partition up to its end (no consumer group)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dump-{time.monotonic_ns()}"})
+    """Every committed record ``topic`` holds now, read by partition up to its end (no
+    consumer group): the end of a partition is where read_committed reading stops."""
+    consumer = reader(bootstrap, "dump", **{"enable.partition.eof": True})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
-        consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in ends.items()])
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         found: list[Read] = []
+        at_end: set[int] = set()
         deadline = time.monotonic() + timeout_s
-        while len(found) < sum(high - low for low, high in ends.values()) and time.monotonic() < deadline:
-            found += [to_read(m) for m in consumer.consume(1000, 0.5) if m.error() is None]
+        while len(at_end) < len(partitions):
+            assert time.monotonic() < deadline, f"{topic}: only partitions {sorted(at_end)} read to the end"
+            for message in consumer.consume(1000, 0.5):
+                error = message.error()
+                if error is None:
+                    found.append(to_read(message))
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
         return found
     finally:
         consumer.close()
@@ -315,8 +337,9 @@ class TopicWatcher:
     """
 
     def __init__(self, bootstrap: str, *topics: str) -> None:
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"watcher-{time.monotonic_ns()}"})
-        self._consumer.assign([tp for topic in topics for tp in self._partitions(topic)])
+        self._consumer = reader(bootstrap, "watcher")
+        self._assignment = [tp for topic in topics for tp in self._partitions(topic)]
+        self._consumer.assign(self._assignment)
         self._bootstrap, self._topics = bootstrap, topics
         self._records: list[Read] = []
         #: (topic, partition) → the next offset to read there.
@@ -338,10 +361,12 @@ class TopicWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             batch = [to_read(m) for m in self._consumer.consume(1000, 0.2) if m.error() is None]
+            # The consumer's position, not the last record's offset + 1: it moves past
+            # transaction markers too.
+            positions = {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(self._assignment)}
             with self._lock:
                 self._records.extend(batch)
-                for read in batch:
-                    self._positions[(read.topic, read.partition)] = read.offset + 1
+                self._positions.update({tp: offset for tp, offset in positions.items() if offset >= 0})
         self._consumer.close()
 
     @property
@@ -362,7 +387,7 @@ class TopicWatcher:
     def wait_caught_up(self, timeout_s: float = 30) -> None:
         """Wait until every record the topics hold now has been read: once nothing writes any
         more, the records are complete (no fixed wait for stragglers, bounded by ``timeout_s``)."""
-        probe = Consumer({"bootstrap.servers": self._bootstrap, "group.id": f"probe-{time.monotonic_ns()}"})
+        probe = reader(self._bootstrap, "probe")
         try:
             ends = {
                 (topic, partition): probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]

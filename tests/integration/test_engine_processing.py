@@ -27,6 +27,7 @@ from tests.integration.engine_support import (
     make_topics,
     produce,
     read_all,
+    topic_contents,
 )
 
 pytestmark = pytest.mark.integration
@@ -176,26 +177,30 @@ def test_the_trace_travels_from_the_input_header_to_the_outputs(infra: Infra, ka
     assert untraced.json()["trace_id"] != trace_id
 
 
+@pytest.mark.parametrize("delivery", ["exactly-once", "at-least-once"])
 def test_an_unwritable_dead_letter_topic_holds_the_offset_until_it_can_be_written(
-    infra: Infra, kafka_topic: TopicFactory, kafka_admin: AdminClient
+    infra: Infra, kafka_topic: TopicFactory, kafka_admin: AdminClient, delivery: str
 ) -> None:
     topics = make_topics(kafka_topic, partitions=1)
     topics["dlq"] = f"engine-dlq-later-{int(time.time() * 1000)}"  # does not exist yet
     # Fail undeliverable records quickly instead of after librdkafka's default 5 minutes.
-    settings = settings_for(infra, topics, env={"KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS": "1000"})
+    settings = settings_for(infra, topics, env={"KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS": "1000"}, delivery=delivery)
     produce(infra.kafka_bootstrap, topics["input"], [(b"T-poison", b"not json"), (b"T-after", b"{}")])
 
+    def dead_letter_failures() -> float:
+        labels = {"agent": "engine-test", "reason": "dead_letter_delivery"}
+        return metrics.REGISTRY.get_sample_value("srs_agent_failed_total", labels) or 0.0
+
+    before = dead_letter_failures()
     try:
         with engine_running(settings, ScriptedHandler(topics["output"])) as agent:
-            read_all(infra.kafka_bootstrap, topics["output"], 1)
-
-            def dead_letter_failures() -> float:
-                labels = {"agent": "engine-test", "reason": "dead_letter_delivery"}
-                return metrics.REGISTRY.get_sample_value("srs_agent_failed_total", labels) or 0.0
-
-            before = dead_letter_failures()
             wait_for("two failed dead-letter writes", lambda: dead_letter_failures() - before >= 2, timeout=30)
-            # T-after is done, but T-poison (offset 0) is not: the committed position stays at 0
+            if delivery == "at-least-once":
+                read_all(infra.kafka_bootstrap, topics["output"], 1)  # T-after went out on its own
+            else:
+                # T-after's output waits for the transaction that also commits T-poison's dead letter.
+                assert topic_contents(infra.kafka_bootstrap, topics["output"]) == []
+            # T-poison (offset 0) is not done: the committed position stays at 0
             # (committed by the crash ledger when the partition started; -1001 would mean none).
             assert committed_offsets(infra.kafka_bootstrap, settings.group_id, topics["input"], 1)[0] <= 0
 
@@ -204,6 +209,7 @@ def test_an_unwritable_dead_letter_topic_holds_the_offset_until_it_can_be_writte
             ].result(30)
             dead = read_all(infra.kafka_bootstrap, topics["dlq"], 1, timeout_s=60)
             assert dead[0].key == b"T-poison"
+            assert [o.key for o in read_all(infra.kafka_bootstrap, topics["output"], 1)] == [b"T-after"]
             assert wait_committed(infra, settings, 1, 2) == {0: 2}
             assert agent.stop() == 0
     finally:

@@ -50,6 +50,8 @@ def settings(**overrides: object) -> EngineSettings:
         "initial_backoff_s": 0.001,
         "max_backoff_s": 0.005,
         "revoke_drain_timeout_s": 1.0,
+        # These rules are at-least-once's; tests/unit/test_engine_transactions.py has exactly-once's.
+        "exactly_once": False,
     }
     values.update(overrides)
     return EngineSettings(**values)  # type: ignore[arg-type]
@@ -105,6 +107,9 @@ class FakeControl:
     ) -> None:
         self.ledgers.append((partition, ledger))
         asyncio.get_running_loop().call_soon(done, True)
+
+    def group_metadata(self) -> object | None:
+        return "group-metadata"
 
 
 @dataclass

@@ -97,7 +97,11 @@ def test_client_configs_carry_the_delivery_guarantees(caplog: pytest.LogCaptureF
         consumer = settings.consumer_config()
         producer = settings.producer_config()
     assert consumer["enable.auto.offset.store"] is False
-    assert consumer["enable.auto.commit"] is True
+    # Exactly-once (the default): offsets are committed by transactions, never automatically.
+    assert consumer["enable.auto.commit"] is False
+    assert consumer["isolation.level"] == "read_committed"
+    assert producer["transactional.id"] == f"billing-{settings.instance_id}"
+    assert producer["transaction.timeout.ms"] == 10_000
     assert consumer["partition.assignment.strategy"] == "cooperative-sticky"
     assert consumer["group.id"] == "billing"
     assert consumer["security.protocol"] == "SSL"
@@ -110,3 +114,23 @@ def test_client_configs_carry_the_delivery_guarantees(caplog: pytest.LogCaptureF
     # The refusals are logged by setting name; values never appear in logs.
     assert {r.__dict__.get("setting") for r in caplog.records} >= {"enable.auto.offset.store", "acks"}
     assert "SSL" not in caplog.text
+
+
+def test_at_least_once_commits_automatically_and_has_no_transactional_id() -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "b:9092", "KAFKA_CONSUMER_ISOLATION_LEVEL": "read_uncommitted"}
+    settings = EngineSettings.from_agent_config(config(delivery="at-least-once"), env)
+    assert settings.exactly_once is False
+    consumer, producer = settings.consumer_config(), settings.producer_config()
+    assert consumer["enable.auto.commit"] is True
+    # Aborted outputs of a crashed exactly-once agent upstream are never read, in either mode.
+    assert consumer["isolation.level"] == "read_committed"
+    assert "transactional.id" not in producer and "transaction.timeout.ms" not in producer
+
+
+def test_the_transactional_id_is_the_group_and_the_pod_name_so_a_restarted_pod_fences_its_predecessor() -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "b:9092", "SRS_POD_NAME": "billing-7d9f-abcde"}
+    settings = EngineSettings.from_agent_config(config(), env)
+    assert settings.producer_config()["transactional.id"] == "billing-billing-7d9f-abcde"
+    # Without a pod name, every process gets an id of its own (two replicas never fence each other).
+    one, two = (EngineSettings.from_agent_config(config(), {"KAFKA_BOOTSTRAP_SERVERS": "b:9092"}) for _ in range(2))
+    assert one.transactional_id != two.transactional_id

@@ -41,6 +41,8 @@ CONFIG_HASH_ANNOTATION: Final = "srs.dev/config-hash"
 API_KEY_ENV: Final = "SRS_MODEL_API_KEY"
 #: The same for ``spec.fallbackModel.apiKeySecretRef``.
 FALLBACK_API_KEY_ENV: Final = "SRS_FALLBACK_MODEL_API_KEY"
+#: The pod's own name (downward API); the runtime's transactional.id ends with it.
+POD_NAME_ENV: Final = "SRS_POD_NAME"
 CONFIG_DIR: Final = "/etc/srs"
 CONFIG_PATH: Final = f"{CONFIG_DIR}/{CONFIG_KEY}"
 #: Where ``spec.model.offline.modelRef`` is mounted (a directory holding ``model.json.gz``).
@@ -167,6 +169,7 @@ def render_config(agent: SupportAgent, settings: OperatorSettings, prompt_from_c
             group_id=f"srs.{agent.namespace}.{agent.name}",
             input_topic=spec.input_topic,
             dead_letter_topic=spec.dead_letter_topic,
+            delivery=spec.delivery.value if spec.delivery is not None else None,
         ),
         "concurrency": spec.concurrency,
         "system_prompt": prompt,
@@ -289,7 +292,11 @@ def build_service(agent: SupportAgent) -> dict[str, Any]:
 
 
 def _env(agent: SupportAgent) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = []
+    # The pod's name makes the transactional.id of an exactly-once agent: a restarted
+    # container fences the transaction its predecessor left open at once.
+    env: list[dict[str, Any]] = [
+        {"name": POD_NAME_ENV, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}
+    ]
     for model, name in ((agent.spec.model, API_KEY_ENV), (agent.spec.fallback_model, FALLBACK_API_KEY_ENV)):
         if model is not None and model.api_key_secret_ref is not None:
             ref = model.api_key_secret_ref

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Final
 from pydantic import Field, WithJsonSchema
 
 from agent_runtime.config import (
+    Delivery,
     EnrichmentConfig,
     GuardrailConfig,
     ModelConfig,
@@ -439,6 +440,13 @@ class SupportAgentSpec(ResourceModel):
         None, description="Where poison or exhausted inputs go, with the reason in headers. Defaults to ticket.dlq."
     )
     concurrency: int | None = Field(None, ge=1, le=1024, description="Tickets in flight per pod. Defaults to 16.")
+    delivery: Delivery | None = Field(
+        None,
+        description="exactly-once (the default): outputs and input offsets commit together in Kafka "
+        "transactions, so a crash or rebalance never sends a ticket's reply twice (needs a broker with "
+        "transactions). at-least-once: outputs are written at once, a crash may repeat some; for a broker "
+        "without transactions.",
+    )
     replicas: int = Field(1, ge=0, le=1000, description="Pods of this agent (scale subresource).")
     image: str | None = Field(
         None, max_length=1024, description="Agent image. Defaults to the operator's SRS_AGENT_IMAGE setting."

@@ -1,0 +1,316 @@
+"""Exactly-once: the outputs of finished inputs and the inputs' offsets, committed together.
+
+A record whose handler finished is *held*: its outputs (or its dead letter) wait in
+memory and its offset completes in the partition's ``OffsetTracker``. Every
+``commit_interval_s`` — sooner once ``commit_max_records`` are held — one Kafka
+transaction takes, per partition, the held records below the contiguous completed prefix,
+produces their outputs in offset order, adds the prefix as the group's offsets (with the
+consumer's group metadata: a member that lost its partitions to a rebalance is fenced,
+KIP-447) and commits. Either all of it becomes visible to ``read_committed`` readers, or
+none of it: a crash at any point leaves no output whose input is processed again.
+
+Records finished out of order (different keys run concurrently) wait for the prefix to
+reach them, so ``concurrency`` and per-key order keep working. A round whose outputs
+Kafka refuses is aborted and redone: a record whose output can never be written (too
+large, not authorized) goes to the dead-letter topic instead, in a later transaction;
+anything transient is retried with backoff. After ``dead_letter_attempts`` failed rounds
+in a row the engine reports not ready (``stuck``) while it keeps trying.
+
+A partition that goes away (revoke, shutdown) gets a last round of its own, after its
+running handlers finished: what is held below the prefix is committed with the crash
+ledger's clean-end count (``ledger``), records held beyond it are redone by the next
+owner — which knows how many from the ledger's ``seen`` and counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from agent_runtime import metrics
+from agent_runtime.backoff import Backoff
+from agent_runtime.engine.deliveries import with_trace
+from agent_runtime.engine.draining import resume_position
+from agent_runtime.engine.ledger import CrashLedger
+from agent_runtime.engine.producer import OnDelivery
+from agent_runtime.engine.settings import EngineSettings
+from agent_runtime.engine.work import Partition, State, Work
+
+log = logging.getLogger(__name__)
+
+#: Bound of one blocking transaction call (the broker's transaction timeout is shorter).
+_CALL_TIMEOUT_S: Final = 30.0
+#: ``commit_transaction`` answered "retriable" (a timeout): ask again this many times.
+_COMMIT_TRIES: Final = 3
+
+_T = TypeVar("_T")
+
+
+@runtime_checkable
+class TransactionalSink(Protocol):
+    """A producer with a transactional.id (``OutputProducer(transactional=True)``)."""
+
+    def produce(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], on_delivery: OnDelivery
+    ) -> None: ...
+
+    def begin_transaction(self) -> None: ...
+
+    def commit_transaction(self, offsets: list[TopicPartition], group_metadata: object, timeout_s: float) -> None: ...
+
+    def abort_transaction(self, timeout_s: float) -> None: ...
+
+    def count_committed(self, per_topic: dict[str, int]) -> None: ...
+
+
+class _Round:
+    """The delivery reports of one transaction's outputs."""
+
+    __slots__ = ("answered", "expected", "failures", "sealed", "settled")
+
+    def __init__(self) -> None:
+        self.expected = 0
+        self.answered = 0
+        self.failures: dict[Work, Exception] = {}
+        self.sealed = False
+        self.settled = asyncio.Event()
+
+    def delivered(self, work: Work, error: Exception | None) -> None:
+        self.answered += 1
+        if error is not None:
+            self.failures.setdefault(work, error)
+        self._check()
+
+    def seal(self) -> None:
+        """Every output is handed over; settled once each is answered."""
+        self.sealed = True
+        self._check()
+
+    def _check(self) -> None:
+        if self.sealed and self.answered >= self.expected:
+            self.settled.set()
+
+
+class TransactionalCommitter:
+    """Commits held records and their offsets in Kafka transactions; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        sink: TransactionalSink,
+        *,
+        owned: Callable[[], Iterable[Partition]],
+        group_metadata: Callable[[], object | None],
+        committed: Callable[[Work], None],
+        redo: Callable[[Work, Exception], None],
+        on_fatal: Callable[[str], None],
+    ) -> None:
+        self._settings = settings
+        self._sink = sink
+        self._owned = owned
+        self._group_metadata = group_metadata
+        self._committed = committed
+        self._redo = redo
+        self._on_fatal = on_fatal
+        self._backoff = Backoff(settings.initial_backoff_s, settings.max_backoff_s)
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        #: Records held in owned partitions, waiting for a transaction.
+        self.held = 0
+        #: Transactions in a row that failed (reset by the next success).
+        self.failures = 0
+        self._transactions = metrics.TRANSACTIONS.labels(settings.agent, "committed")
+        self._aborted = metrics.TRANSACTIONS.labels(settings.agent, "aborted")
+        self._commit_latency = metrics.TRANSACTION_LATENCY.labels(settings.agent)
+
+    @property
+    def stuck(self) -> bool:
+        """Transactions keep failing: nothing moves until one succeeds."""
+        return self.failures >= self._settings.dead_letter_attempts
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._commit_forever(), name="srs-transactions")
+
+    async def close(self) -> None:
+        """Stop committing periodically (after the last round of ``drain_all``)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def hold(self, work: Work) -> None:
+        """``work`` finished: its ``outputs`` go out with the transaction that commits its offset."""
+        work.lane.partition.uncommitted.append(work)
+        self.held += 1
+        if self.held >= self._settings.commit_max_records:
+            self._wake.set()
+
+    def forget(self, partition: Partition) -> None:
+        """The partition is gone: what it holds is redone by the next owner."""
+        for work in partition.uncommitted:
+            if work.state is State.HELD:
+                work.move_to(State.ABANDONED)
+        self.held -= len(partition.uncommitted)
+        partition.uncommitted = []
+
+    async def _commit_forever(self) -> None:
+        interval = self._settings.commit_interval_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            if not await self.commit(self._owned()):
+                await asyncio.sleep(self._backoff.delay(self.failures))
+
+    # -- one transaction -----------------------------------------------------------------------
+
+    async def commit(self, partitions: Iterable[Partition], *, final: bool = False) -> bool:
+        """Commit what ``partitions`` hold below their prefix; True when nothing is left to do.
+
+        ``final``: the partitions go away; their position is committed even without new
+        records, with the crash ledger's clean-end count.
+        """
+        async with self._lock:
+            return await self._commit(list(partitions), final)
+
+    async def _commit(self, partitions: list[Partition], final: bool) -> bool:
+        batch: list[Work] = []
+        offsets: list[TopicPartition] = []
+        positions: list[tuple[Partition, int]] = []
+        for partition in partitions:
+            if partition.closing and not final:
+                continue  # its drain commits it
+            position = resume_position(partition) if final else partition.tracker.committable
+            if position is None or (position == partition.committed and not final):
+                continue
+            ready = sorted(
+                (work for work in partition.uncommitted if work.record.offset < position and work.state is State.HELD),
+                key=lambda work: work.record.offset,
+            )
+            batch.extend(ready)
+            ledger = CrashLedger(position, 0 if final else 1, partition.handled)
+            offsets.append(TopicPartition(partition.id[0], partition.id[1], position, metadata=ledger.encode()))
+            positions.append((partition, position))
+        if not offsets:
+            return True
+        group_metadata = self._group_metadata()
+        if group_metadata is None:
+            return False  # not in the group yet
+        started = time.monotonic()
+        try:
+            await self._blocking(self._sink.begin_transaction)
+            outputs = await self._produce(batch)
+            if outputs.failures:
+                await self._abort("an output was refused", len(outputs.failures))
+                for work, error in outputs.failures.items():
+                    self._redo(work, error)
+                return self._failed()
+            await self._blocking(self._commit_transaction, offsets, group_metadata)
+        except KafkaException as e:
+            kafka_error = _kafka_error(e)
+            if kafka_error is not None and kafka_error.fatal():
+                # Fenced (another process took this transactional.id) or broken: only a restart helps.
+                self._on_fatal(f"fatal transaction error: {kafka_error.name()}")
+                return False
+            await self._abort(kafka_error.name() if kafka_error is not None else str(e), len(batch))
+            return self._failed()
+        self._commit_latency.observe(time.monotonic() - started)
+        self._transactions.inc()
+        self.failures = 0
+        for partition, position in positions:
+            partition.committed = position
+            done = [work for work in partition.uncommitted if work.record.offset < position]
+            if done:
+                partition.uncommitted = [work for work in partition.uncommitted if work.record.offset >= position]
+                self.held -= len(done)
+        per_topic: Counter[str] = Counter()
+        for work in batch:
+            for output in work.outputs:
+                per_topic[output.topic] += 1
+            if work.state is State.HELD:  # else its partition was given up meanwhile
+                self._committed(work)
+        self._sink.count_committed(dict(per_topic))
+        return True
+
+    async def _produce(self, batch: Sequence[Work]) -> _Round:
+        outputs = _Round()
+        for work in batch:
+            span_header = work.span.header()
+            on_delivery = functools.partial(outputs.delivered, work)
+            for output in work.outputs:
+                headers = with_trace(output.headers, span_header)
+                while True:
+                    try:
+                        self._sink.produce(output.topic, output.key, output.value, headers, on_delivery)
+                    except BufferError:
+                        await asyncio.sleep(0.005)  # librdkafka's queue is full: let deliveries drain
+                        continue
+                    except Exception as e:  # noqa: BLE001 - refused before sending (e.g. too large)
+                        outputs.failures.setdefault(work, e)
+                        break
+                    outputs.expected += 1
+                    break
+        outputs.seal()
+        # Every report arrives: librdkafka bounds a transactional message's life by the
+        # transaction timeout.
+        await outputs.settled.wait()
+        return outputs
+
+    def _commit_transaction(self, offsets: list[TopicPartition], group_metadata: object) -> None:
+        for attempt in range(1, _COMMIT_TRIES + 1):
+            try:
+                self._sink.commit_transaction(offsets, group_metadata, _CALL_TIMEOUT_S)
+                return
+            except KafkaException as e:
+                kafka_error = _kafka_error(e)
+                if kafka_error is None or not kafka_error.retriable() or attempt == _COMMIT_TRIES:
+                    raise
+
+    async def _abort(self, reason: str, records: int) -> None:
+        self._aborted.inc()
+        log.warning("transaction aborted; its records are held for the next one",
+                    extra={"reason": reason, "records": records})  # fmt: skip
+        try:
+            await self._blocking(self._sink.abort_transaction, _CALL_TIMEOUT_S)
+        except KafkaException as e:
+            kafka_error = _kafka_error(e)
+            if kafka_error is not None and kafka_error.fatal():
+                self._on_fatal(f"fatal transaction error: {kafka_error.name()}")
+            else:
+                log.warning("aborting the transaction failed", extra={"error": str(e)})
+
+    def _failed(self) -> bool:
+        self.failures += 1
+        if self.failures == self._settings.dead_letter_attempts:
+            log.error("transactions keep failing; not ready until one commits", extra={"failures": self.failures})
+        return False
+
+    @staticmethod
+    async def _blocking(call: Callable[..., _T], *args: Any) -> _T:
+        """Run a blocking client call on a thread. If the caller is cancelled meanwhile, the
+        call still finishes before the cancellation goes on: the lock stays held until then."""
+        future = asyncio.get_running_loop().run_in_executor(None, call, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await future
+            raise
+
+
+def _kafka_error(exception: KafkaException) -> KafkaError | None:
+    argument = exception.args[0] if exception.args else None
+    return argument if isinstance(argument, KafkaError) else None
