@@ -75,32 +75,44 @@ async def serve(config: AgentConfig, settings: EngineSettings, handler_factory: 
 
     Returns 2 when the handler cannot be built (a configuration problem: retrying will not help).
     """
-    try:
-        handler = handler_factory(config)
-    except Exception as e:
-        log.exception("cannot build the agent's handler", extra={"error": type(e).__name__})
-        return 2
-    tune_gc()
-    engine = Engine(settings, handler)
-    server = HealthServer(engine, metrics.REGISTRY, config.server.port).start()
     loop = asyncio.get_running_loop()
     watchdog: list[threading.Timer] = []
+    engine: Engine | None = None
+    stop_requested = False
 
     def on_signal(signum: int) -> None:
+        nonlocal stop_requested
         log.info("signal received", extra={"signal": signal.Signals(signum).name})
-        engine.stop()
+        stop_requested = True
+        if engine is not None:
+            engine.stop()
         if not watchdog:
             watchdog.append(_start_watchdog(settings.shutdown_grace_s + _WATCHDOG_MARGIN_S))
 
+    # Before the handler is built (a model loads): a pod stopped while it starts exits cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    server = None
+    handler: Handler | None = None
     try:
+        try:
+            handler = handler_factory(config)
+        except Exception as e:
+            log.exception("cannot build the agent's handler", extra={"error": type(e).__name__})
+            return 2
+        tune_gc()
+        engine = Engine(settings, handler)
+        if stop_requested:
+            engine.stop()
+        server = HealthServer(engine, metrics.REGISTRY, config.server.port).start()
         code = await engine.run()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        server.stop()
-        await _close(handler)
+        if server is not None:
+            server.stop()
+        if handler is not None:
+            await _close(handler)
         for timer in watchdog:
             timer.cancel()
     return code

@@ -94,33 +94,42 @@ class DeadLetterWriter:
         large for its topic is cut; anything else is retried as it is by the next transaction.
         """
         permanent = permanent_error_class(error)
-        if work.dead_letter is not None:
-            metrics.FAILED.labels(self._settings.agent, "dead_letter_delivery").inc()
-        else:
-            metrics.FAILED.labels(self._settings.agent, permanent or type(error).__name__).inc()
-        if permanent is None:
-            return
         if work.dead_letter is None:
-            reason = type(error).__name__
-            log.warning("Kafka refused an output for good; dead-lettering the input", extra=self._fields(work, {
-                "error": reason, "detail": str(error)[:_MAX_LOGGED_ERROR],
-            }))  # fmt: skip
-            work.dead_letter = self._build(work, error_class_of(permanent), f"{reason}: {error}", reason)
-            work.outputs = (work.dead_letter,)
+            metrics.FAILED.labels(self._settings.agent, permanent or type(error).__name__).inc()
+            if permanent is not None:
+                reason = type(error).__name__
+                log.warning("Kafka refused an output for good; dead-lettering the input", extra=self._fields(work, {
+                    "error": reason, "detail": str(error)[:_MAX_LOGGED_ERROR],
+                }))  # fmt: skip
+                work.dead_letter = self._build(work, error_class_of(permanent), f"{reason}: {error}", reason)
+                work.outputs = (work.dead_letter,)
             return
+        metrics.FAILED.labels(self._settings.agent, "dead_letter_delivery").inc()
         size = record_size(work.dead_letter)
         if permanent == ErrorClass.TOO_LARGE and size > MIN_DEAD_LETTER_BYTES:
             work.dead_letter = self._cut(work, size)
             work.outputs = (work.dead_letter,)
             return
-        log.error("a dead letter cannot be written; its transaction keeps failing", extra=self._fields(work, {
-            "error": type(error).__name__, "detail": str(error)[:_MAX_LOGGED_ERROR],
-            "dead_letter_topic": work.dead_letter.topic,
-        }))  # fmt: skip
+        self._count_failure(work, error)
+
+    def _count_failure(self, work: Work, error: Exception) -> None:
+        """One more failed write of ``work``'s dead letter; after ``dead_letter_attempts``, stuck."""
+        assert work.dead_letter is not None
+        work.dead_letter_failures += 1
+        if work.dead_letter_failures >= self._settings.dead_letter_attempts and not work.stuck:
+            # Nothing is lost (the offset stays), but this partition is stuck behind it: say so.
+            work.stuck = True
+            self.stuck += 1
+            self._stuck_gauge.set(self.stuck)
+            log.error("a dead letter cannot be written; not ready until it is", extra=self._fields(work, {
+                "error": type(error).__name__, "detail": str(error)[:_MAX_LOGGED_ERROR],
+                "attempts": work.dead_letter_failures, "dead_letter_topic": work.dead_letter.topic,
+            }))  # fmt: skip
 
     def committed(self, work: Work) -> None:
         """Exactly-once: the transaction holding ``work``'s outputs committed."""
         if work.dead_letter is not None:
+            self.unstick(work)
             self._written(work)
 
     def _written(self, work: Work) -> None:
@@ -169,7 +178,6 @@ class DeadLetterWriter:
             self._done(work)
             return
         metrics.FAILED.labels(self._settings.agent, "dead_letter_delivery").inc()
-        work.dead_letter_failures += 1
         if work.lane.partition.closing:
             work.move_to(State.ABANDONED)
             return
@@ -179,15 +187,7 @@ class DeadLetterWriter:
             work.dead_letter = self._cut(work, size)
             self._send(work)
             return
-        if work.dead_letter_failures >= self._settings.dead_letter_attempts and not work.stuck:
-            # Nothing is lost (the offset stays), but this partition is stuck behind it: say so.
-            work.stuck = True
-            self.stuck += 1
-            self._stuck_gauge.set(self.stuck)
-            log.error("a dead letter cannot be written; not ready until it is", extra=self._fields(work, {
-                "error": type(error).__name__, "detail": str(error)[:_MAX_LOGGED_ERROR],
-                "attempts": work.dead_letter_failures, "dead_letter_topic": work.dead_letter.topic,
-            }))  # fmt: skip
+        self._count_failure(work, error)
         delay = self._backoff.delay(work.dead_letter_failures)
         log.error("writing the dead letter failed; input kept uncommitted, retrying", extra=self._fields(work, {
             "error": type(error).__name__, "detail": str(error)[:_MAX_LOGGED_ERROR], "retry_in_s": round(delay, 3),

@@ -684,6 +684,8 @@ class Dispatcher:
             # Records not done: unfinished ones, and (exactly-once) finished ones not committed.
             undone = partition.tracker.pending + len(partition.uncommitted)
             if self._committer is not None:
+                for work in partition.uncommitted:
+                    self._dead_letters.unstick(work)
                 self._committer.forget(partition)
             self._pending_total -= undone
             self.released += undone

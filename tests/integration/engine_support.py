@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from agent_runtime.config import AgentConfig
 from agent_runtime.engine import Engine, EngineSettings, current_trace_id
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError, TransientError
 from devstack.processes import free_port
-from tests.harness import TopicFactory
+from tests.harness import TopicFactory, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRS = Path(sys.executable).parent / "srs"
@@ -232,6 +233,20 @@ def start_agent(
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
+
+
+def wait_ready(config: AgentConfig, timeout_s: float = 60) -> None:
+    """Wait until the agent process serving ``config`` answers /readyz (it is in its group)."""
+    url = f"http://127.0.0.1:{config.server.port}/readyz"
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    wait_for(f"{config.name} on port {config.server.port} to be ready", ready, timeout=timeout_s)
 
 
 def kill(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGKILL) -> None:
