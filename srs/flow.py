@@ -121,6 +121,8 @@ class FlowReader:
             {
                 "bootstrap.servers": bootstrap,
                 "group.id": f"srs-flow-reader-{uuid.uuid4().hex[:8]}",
+                # What a customer would see: never an output of a transaction that was aborted.
+                "isolation.level": "read_committed",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "log_level": 3,

@@ -173,7 +173,7 @@ class TransactionalCommitter:
                     await self._wake.wait()
             self._wake.clear()
             if not await self.commit(self._owned()):
-                await asyncio.sleep(self._backoff.delay(self.failures))
+                await asyncio.sleep(self._backoff.delay(max(1, self.failures)))
 
     # -- one transaction -----------------------------------------------------------------------
 
