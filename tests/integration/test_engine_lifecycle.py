@@ -1,6 +1,6 @@
 """``srs agent`` processes against the real broker: graceful shutdown, SIGKILL mid-stream,
-two processes rebalancing one group. Whatever happens to the processes, every input ends
-with an output; duplicates are allowed (at-least-once) and counted."""
+a group scaled 1 → 3 → 1 mid-stream. Whatever happens to the processes, every input ends
+with exactly one output, as a read_committed reader sees it (the agents are exactly-once)."""
 
 from __future__ import annotations
 
@@ -177,62 +177,71 @@ def test_sigkill_mid_stream_loses_nothing(infra: Infra, kafka_topic: TopicFactor
     assert set(produced) == expected, "every input has an output"
     duplicates = sum(produced.values()) - len(produced)
     print(f"\nSIGKILL x{kills}: {total} inputs, {sum(produced.values())} outputs, {duplicates} duplicates")
+    assert duplicates == 0, sorted(source for source, n in produced.items() if n > 1)[:20]
     committed = committed_offsets(infra.kafka_bootstrap, config.kafka.group_id, input_topic, partitions)
     assert sum(committed.values()) == total
 
 
-def test_two_processes_in_one_group_rebalance_without_loss(
+def test_scaling_one_to_three_to_one_mid_stream_gives_every_input_exactly_one_output(
     infra: Infra, kafka_topic: TopicFactory, tmp_path: Path
 ) -> None:
-    partitions, total = 6, 1500
+    partitions = 6
     topics = make_topics(kafka_topic, partitions=partitions, prefix="group")
     input_topic, output_topic = topics["input"], topics["output"]
-    config_a = agent_config(infra.kafka_bootstrap, topics, concurrency=8)
-    config_b = agent_config(infra.kafka_bootstrap, topics, concurrency=8)
+    # One group; each member a config of its own (its own probe port).
+    configs = [agent_config(infra.kafka_bootstrap, topics, concurrency=8) for _ in range(3)]
     env = {**FAST_GROUP, "SRS_TEST_SLEEP_MS": "10"}
+    sent = 0
+    stop_feeding = threading.Event()
 
-    # Inputs keep arriving while the group changes shape.
+    # Inputs keep arriving (~300/s) until the group has gone 1 → 3 → 1.
     def feed() -> None:
-        for start in range(0, total, 50):
-            produce(infra.kafka_bootstrap, input_topic, [(f"T-{i}".encode(), b"{}") for i in range(start, start + 50)])
+        nonlocal sent
+        while not stop_feeding.is_set():
+            produce(infra.kafka_bootstrap, input_topic, [(f"T-{i}".encode(), b"{}") for i in range(sent, sent + 50)])
+            sent += 50
             time.sleep(0.15)
 
     feeder = threading.Thread(target=feed, daemon=True)
     watcher = TopicWatcher(infra.kafka_bootstrap, output_topic)
     feeder.start()
-    agent_a = start_agent(config_a, tmp_path, "member-a", env=env)
-    agent_b = None
+    members = [start_agent(configs[0], tmp_path, "member-0", env=env)]
     try:
         watcher.wait_for_count(200)
-        agent_b = start_agent(config_b, tmp_path, "member-b", env=env)
+        # Scale up: two more members join; the cooperative rebalance moves partitions to them.
+        members += [start_agent(configs[n], tmp_path, f"member-{n}", env=env) for n in (1, 2)]
 
-        def both_working() -> bool:
-            recent = watcher.records[-200:]
-            return len({o.json()["pid"] for o in recent}) == 2
+        def all_working() -> bool:
+            recent = watcher.records[-300:]
+            return len({o.json()["pid"] for o in recent}) == 3
 
-        wait_for("both members producing", both_working, timeout=60)
-        # A leaves gracefully mid-stream: B takes over A's partitions.
-        agent_a.send_signal(signal.SIGTERM)
-        assert agent_a.wait(30) == 0
-        feeder.join(60)
-        wait_for(f"all {total} inputs handled", lambda: len(sources(watcher.records)) == total, timeout=90)
-        agent_b.send_signal(signal.SIGTERM)
-        assert agent_b.wait(30) == 0
+        wait_for("three members producing", all_working, timeout=90)
+        # Scale down mid-stream: two leave gracefully (drain, last transaction, leave the group).
+        for member in members[:2]:
+            member.send_signal(signal.SIGTERM)
+        for member in members[:2]:
+            assert member.wait(30) == 0
+        watcher.wait_for_count(watcher.count() + 200)  # the survivor carries on alone
+        stop_feeding.set()
+        feeder.join(10)
+        total = sent
+        wait_for(f"all {total} inputs handled", lambda: len(sources(watcher.records)) >= total, timeout=90)
+        members[2].send_signal(signal.SIGTERM)
+        assert members[2].wait(30) == 0
+        watcher.wait_caught_up()
     finally:
-        kill(agent_a)
-        if agent_b is not None:
-            kill(agent_b)
+        stop_feeding.set()
+        for member in members:
+            kill(member)
         watcher.stop()
 
     outputs = watcher.records
     produced = sources(outputs)
     assert len(produced) == total
-    assert {o.json()["pid"] for o in outputs} == {agent_a.pid, agent_b.pid}
-    assert '"msg": "partitions revoked; draining"' in (tmp_path / "member-a.log").read_text()
+    assert {o.json()["pid"] for o in outputs} == {member.pid for member in members}
+    assert '"msg": "partitions revoked; draining"' in (tmp_path / "member-0.log").read_text()
     duplicates = sum(produced.values()) - total
-    print(f"\nrebalance: {total} inputs, {duplicates} duplicates")
-    # Every key is distinct, so records of a partition start in offset order; a revoke and
-    # a SIGTERM finish what started and commit exactly that. Nothing is done twice.
+    print(f"\nscaling 1 → 3 → 1: {total} inputs, {duplicates} duplicates")
     assert duplicates == 0, sorted(source for source, n in produced.items() if n > 1)[:20]
-    committed = committed_offsets(infra.kafka_bootstrap, config_a.kafka.group_id, input_topic, partitions)
+    committed = committed_offsets(infra.kafka_bootstrap, configs[0].kafka.group_id, input_topic, partitions)
     assert sum(committed.values()) == total
