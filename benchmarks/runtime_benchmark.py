@@ -10,7 +10,11 @@ One run measures, on the same ~1 KB ``ticket.created`` records and the same brok
 3. the engine with a trivial handler (echo), and with the offline triage agent
    (``agent_runtime.agent.build_handler``, the real classifier) when it is available;
 4. the engine with a simulated provider of fixed latency (default 200 ms) at
-   concurrency 1, 8 and 64, compared with the ideal concurrency / latency.
+   concurrency 1, 8 and 64, compared with the ideal concurrency / latency;
+5. the two delivery guarantees side by side: the engine's echo run exactly-once (outputs
+   and offsets in Kafka transactions, the default) and at-least-once, for throughput;
+   and a paced run of each (``--paced-rate`` records/s), for the latency from a record's
+   send to its output being visible to a ``read_committed`` reader (p50/p99).
 
 Throughput is measured from the first record handled to the last output acknowledged,
 so group joins and start-up do not count; the process uses the garbage-collector
@@ -30,6 +34,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -130,13 +135,13 @@ def fill(bootstrap: str, topic: str, count: int, size: int) -> None:
         raise RuntimeError("could not fill the input topic")
 
 
-def settings_for(bootstrap: str, input_topic: str, concurrency: int) -> EngineSettings:
+def settings_for(bootstrap: str, input_topic: str, concurrency: int, delivery: str = "exactly-once") -> EngineSettings:
     config = AgentConfig.model_validate(
         {
             "name": AGENT,
             "role": "specialist",
             "specialist": {"specialty": "billing"},
-            "kafka": {"group_id": f"bench-{uuid.uuid4().hex[:8]}", "input_topic": input_topic},
+            "kafka": {"group_id": f"bench-{uuid.uuid4().hex[:8]}", "input_topic": input_topic, "delivery": delivery},
             "concurrency": concurrency,
         }
     )
@@ -289,6 +294,75 @@ def run_engine(
     return Result(name, count, end - clock.first)
 
 
+@dataclass(frozen=True)
+class Latency:
+    name: str
+    messages: int
+    p50_ms: float
+    p99_ms: float
+
+
+def paced_latency(name: str, settings: EngineSettings, output_topic: str, count: int, rate: float) -> Latency:
+    """Send ``count`` records at ``rate``/s into the (empty) input topic while the engine
+    runs; the latency of each is from its send to its output being visible to a
+    read_committed reader (what a downstream agent or a customer-facing service sees)."""
+    bootstrap = settings.bootstrap_servers
+    engine = Engine(settings, EchoHandler(output_topic))
+    sent: dict[bytes, float] = {}
+    seen: dict[bytes, float] = {}
+    failures: list[BaseException] = []
+
+    def feed() -> None:
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": True})
+        deadline = time.monotonic() + 60
+        while not engine.ready:  # in the group: start-up does not count
+            if time.monotonic() > deadline:
+                failures.append(RuntimeError("the engine did not join its group"))
+                return
+            time.sleep(0.01)
+        start = time.perf_counter()
+        for n in range(count):
+            while time.perf_counter() < start + n / rate:
+                time.sleep(0.0005)
+            key = f"L-{n}".encode()
+            sent[key] = time.perf_counter()
+            producer.produce(settings.input_topic, key=key, value=b"{}")
+            producer.poll(0)
+        producer.flush(30)
+
+    def read() -> None:
+        consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": f"latency-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed", "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        })  # fmt: skip
+        consumer.subscribe([output_topic])
+        deadline = time.monotonic() + 120
+        try:
+            while len(seen) < count and time.monotonic() < deadline:
+                for message in consumer.consume(1000, 0.05):
+                    if message.error() is None:
+                        seen.setdefault(message.key() or b"", time.perf_counter())
+        finally:
+            consumer.close()
+
+    threads = [threading.Thread(target=feed, daemon=True), threading.Thread(target=read, daemon=True)]
+
+    async def main() -> None:
+        runner = asyncio.create_task(engine.run())
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads) and not runner.done():
+            await asyncio.sleep(0.05)
+        engine.stop()
+        await runner
+
+    asyncio.run(main())
+    if failures or len(seen) < count:
+        raise RuntimeError(f"{name}: {len(seen)}/{count} outputs seen; {failures}")
+    latencies = sorted((seen[key] - sent[key]) * 1000 for key in sent)
+    return Latency(name, count, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)])
+
+
 def offline_triage_handler(settings: EngineSettings, topics: Topics, partitions: int) -> tuple[Handler, list[str]]:
     """The real triage agent with the offline provider, routing into fresh topics."""
     from agent_runtime.agent import build_handler
@@ -325,6 +399,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--repeat", type=int, default=3, help="alternating raw/engine runs; the best counts (default 3)"
     )
     parser.add_argument("--skip-offline", action="store_true", help="skip the run with the offline triage agent")
+    parser.add_argument(
+        "--paced-rate", type=float, default=500.0, help="records/s of the latency runs per guarantee (default 500)"
+    )
+    parser.add_argument("--paced-seconds", type=float, default=6.0, help="length of each latency run (default 6)")
     args = parser.parse_args(argv)
     if not args.bootstrap_servers:
         parser.error("set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers")
@@ -358,31 +436,38 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
     progress(f"filling {input_topic}: {count} records of ~{args.size} B over {partitions} partitions")
     fill(bootstrap, input_topic, count, args.size)
 
+    def baseline() -> EngineSettings:
+        """Client settings of the hand-written loops (no transactions: they commit as at-least-once does)."""
+        return settings_for(bootstrap, input_topic, 1, "at-least-once")
+
     def fresh(concurrency: int) -> EngineSettings:
         return settings_for(bootstrap, input_topic, concurrency)
 
     def raw_run() -> Result:
-        return raw_loop(fresh(1), topics.create("out-raw", partitions), count)
+        return raw_loop(baseline(), topics.create("out-raw", partitions), count)
 
-    def engine_run() -> Result:
+    def engine_run(delivery: str) -> Result:
         out = topics.create("out-engine", partitions)
-        return run_engine("engine + echo handler", fresh(args.engine_concurrency), EchoHandler(out), [out], count)
+        settings = settings_for(bootstrap, input_topic, args.engine_concurrency, delivery)
+        return run_engine(f"engine + echo handler, {delivery}", settings, EchoHandler(out), [out], count)
 
     raws: list[Result] = []
     engines: list[Result] = []
+    at_least_once: list[Result] = []
     for round_ in range(1, args.repeat + 1):
-        # Alternate, so both see the same share of whatever else the machine does.
+        # Alternate, so all see the same share of whatever else the machine does.
         progress(f"round {round_}/{args.repeat}: raw confluent-kafka loop …")
         raws.append(measured(raw_run))
         progress(f"  {raws[-1].rate:,.0f} msg/s, {raws[-1].cpu_us_per_message:.1f} µs CPU/msg")
-        progress(f"round {round_}/{args.repeat}: engine, echo handler, concurrency {args.engine_concurrency} …")
-        engines.append(measured(engine_run))
-        progress(f"  {engines[-1].rate:,.0f} msg/s, {engines[-1].cpu_us_per_message:.1f} µs CPU/msg")
-    raw, engine = best(raws), best(engines)
+        for delivery, runs in (("exactly-once", engines), ("at-least-once", at_least_once)):
+            progress(f"round {round_}/{args.repeat}: engine, echo handler, {delivery} …")
+            runs.append(measured(functools.partial(engine_run, delivery)))
+            progress(f"  {runs[-1].rate:,.0f} msg/s, {runs[-1].cpu_us_per_message:.1f} µs CPU/msg")
+    raw, engine, engine_alo = best(raws), best(engines), best(at_least_once)
     progress(f"seed-style loop (at most {args.seed_seconds:.0f} s) …")
-    seed = measured(lambda: seed_loop(fresh(1), topics.create("out-seed", partitions), count, args.seed_seconds))
+    seed = measured(lambda: seed_loop(baseline(), topics.create("out-seed", partitions), count, args.seed_seconds))
     progress(f"  {seed.rate:,.0f} msg/s")
-    results = [raw, seed, engine]
+    results = [raw, seed, engine, engine_alo]
     if not args.skip_offline:
         progress(f"engine, offline triage agent, concurrency {args.engine_concurrency} …")
         settings = fresh(args.engine_concurrency)
@@ -390,10 +475,21 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
         results.append(measured(lambda: run_engine("engine + offline triage agent", settings, handler, outs, count)))
         progress(f"  {results[-1].rate:,.0f} msg/s")
 
+    paced: list[Latency] = []
+    paced_count = int(args.paced_rate * args.paced_seconds)
+    for delivery in ("exactly-once", "at-least-once"):
+        progress(f"latency: {paced_count} records at {args.paced_rate:.0f}/s, {delivery} …")
+        paced_in = topics.create("paced-in", partitions)
+        settings = settings_for(bootstrap, paced_in, args.engine_concurrency, delivery)
+        paced.append(paced_latency(delivery, settings, topics.create("paced-out", partitions), paced_count,
+                                   args.paced_rate))  # fmt: skip
+        progress(f"  p50 {paced[-1].p50_ms:.0f} ms, p99 {paced[-1].p99_ms:.0f} ms")
+    commit_interval_ms = fresh(1).commit_interval_s * 1000
+
     latency_s = args.latency_ms / 1000
     progress(f"seed-style loop with a {args.latency_ms:.0f} ms provider (at most {args.seed_seconds:.0f} s) …")
     slow_seed = measured(
-        lambda: seed_loop(fresh(1), topics.create("out-seed-slow", partitions), count, args.seed_seconds, latency_s)
+        lambda: seed_loop(baseline(), topics.create("out-seed-slow", partitions), count, args.seed_seconds, latency_s)
     )
     progress(f"  {slow_seed.rate:,.1f} msg/s")
     latency_results: list[tuple[int, Result]] = []
@@ -427,10 +523,20 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
         print(f"{f'engine, {args.latency_ms:.0f} ms, concurrency {concurrency}':<52} {r.messages:>8} {r.seconds:>8.2f} "
               f"{r.rate:>10,.1f} {ideal:>7.0f} {r.rate / ideal:>8.2f}")  # fmt: skip
     print()
+    print(f"{'delivery (send → visible to read_committed)':<52} {'records':>8} {'p50 ms':>8} {'p99 ms':>10}")
+    for latency in paced:
+        print(f"{latency.name + f', {args.paced_rate:.0f}/s':<52} {latency.messages:>8} {latency.p50_ms:>8.1f} "
+              f"{latency.p99_ms:>10.1f}")  # fmt: skip
+    print()
+    eos_p99, alo_p99 = paced[0].p99_ms, paced[1].p99_ms
     checks = [
         (f"engine ≥ 50% of raw loop: {engine.rate / raw.rate:.0%}", engine.rate >= 0.5 * raw.rate),
         (f"engine ≥ 20x seed-style loop: {engine.rate / seed.rate:.1f}x", engine.rate >= 20 * seed.rate),
-    ]
+        (f"exactly-once ≥ 0.8 x at-least-once throughput: {engine.rate / engine_alo.rate:.2f}",
+         engine.rate >= 0.8 * engine_alo.rate),
+        (f"exactly-once p99 ≤ at-least-once p99 + commit interval + 50 ms: {eos_p99:.0f} ≤ "
+         f"{alo_p99:.0f} + {commit_interval_ms:.0f} + 50", eos_p99 <= alo_p99 + commit_interval_ms + 50),
+    ]  # fmt: skip
     for concurrency, r in latency_results:
         if concurrency == max(args.concurrency):
             ratio = r.rate / (concurrency / latency_s)

@@ -124,8 +124,10 @@ class TransactionalCommitter:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        #: Records held in owned partitions, waiting for a transaction.
+        #: Records held in owned partitions, waiting for a transaction …
         self.held = 0
+        #: … and how many of them were held since the last periodic round.
+        self._since_round = 0
         #: Transactions in a row that failed (reset by the next success).
         self.failures = 0
         self._transactions = metrics.TRANSACTIONS.labels(settings.agent, "committed")
@@ -154,7 +156,9 @@ class TransactionalCommitter:
         """``work`` finished: its ``outputs`` go out with the transaction that commits its offset."""
         work.lane.partition.uncommitted.append(work)
         self.held += 1
-        if self.held >= self._settings.commit_max_records:
+        # Counted from the last round: records held behind a slow one do not wake it in vain.
+        self._since_round += 1
+        if self._since_round >= self._settings.commit_max_records:
             self._wake.set()
 
     def forget(self, partition: Partition) -> None:
@@ -167,11 +171,15 @@ class TransactionalCommitter:
 
     async def _commit_forever(self) -> None:
         interval = self._settings.commit_interval_s
+        started = time.monotonic()
         while True:
+            # One round per interval, counted from the start of the last one (a round takes time).
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(max(0.0, started + interval - time.monotonic())):
                     await self._wake.wait()
             self._wake.clear()
+            self._since_round = 0
+            started = time.monotonic()
             if not await self.commit(self._owned()):
                 await asyncio.sleep(self._backoff.delay(max(1, self.failures)))
 
