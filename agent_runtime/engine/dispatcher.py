@@ -506,6 +506,7 @@ class Dispatcher:
         assert self._committer is not None
         self._committer.hold(work)
         self._complete(work)
+        self._committer.advance(partition)
 
     def _committed(self, work: Work) -> None:
         """Exactly-once: the transaction with ``work``'s outputs and offset committed."""
@@ -684,7 +685,7 @@ class Dispatcher:
             # Records not done: unfinished ones, and (exactly-once) finished ones not committed.
             undone = partition.tracker.pending + len(partition.uncommitted)
             if self._committer is not None:
-                for work in partition.uncommitted:
+                for work in partition.uncommitted.values():
                     self._dead_letters.unstick(work)
                 self._committer.forget(partition)
             self._pending_total -= undone

@@ -30,7 +30,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -124,6 +124,14 @@ class TransactionalCommitter:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: The open transaction's delivery reports (None: no transaction open) …
+        self._open: _Round | None = None
+        #: … the partitions whose outputs or offsets it carries …
+        self._in_open: dict[Partition, None] = {}
+        #: … and whether it must be aborted (it holds outputs of a partition given up meanwhile).
+        self._poisoned = False
+        #: A transaction is being committed: records that join a prefix meanwhile wait for the next.
+        self._committing = False
         #: Records held in owned partitions, waiting for a transaction …
         self.held = 0
         #: … and how many of them were held since the last periodic round.
@@ -154,20 +162,31 @@ class TransactionalCommitter:
 
     def hold(self, work: Work) -> None:
         """``work`` finished: its ``outputs`` go out with the transaction that commits its offset."""
-        work.lane.partition.uncommitted.append(work)
+        work.lane.partition.uncommitted[work.record.offset] = work
         self.held += 1
         # Counted from the last round: records held behind a slow one do not wake it in vain.
         self._since_round += 1
         if self._since_round >= self._settings.commit_max_records:
             self._wake.set()
 
+    def advance(self, partition: Partition) -> None:
+        """``partition``'s completed prefix may have moved: the outputs that joined it go into
+        the open transaction now (spread out, not in a burst at commit time)."""
+        if not (self._committing or self._poisoned or partition.closing):
+            self._stage(partition)
+
     def forget(self, partition: Partition) -> None:
         """The partition is gone: what it holds is redone by the next owner."""
-        for work in partition.uncommitted:
+        for work in partition.uncommitted.values():
             if work.state is State.HELD:
                 work.move_to(State.ABANDONED)
         self.held -= len(partition.uncommitted)
-        partition.uncommitted = []
+        partition.uncommitted = {}
+        if partition in self._in_open:
+            # Its outputs are in the open transaction, and its offsets must not go with them
+            # (another member may own it now): that transaction can only be aborted.
+            del self._in_open[partition]
+            self._poisoned = True
 
     async def _commit_forever(self) -> None:
         interval = self._settings.commit_interval_s
@@ -183,44 +202,103 @@ class TransactionalCommitter:
             if not await self.commit(self._owned()):
                 await asyncio.sleep(self._backoff.delay(max(1, self.failures)))
 
-    # -- one transaction -----------------------------------------------------------------------
+    # -- the open transaction ----------------------------------------------------------------------
+
+    def _stage(self, partition: Partition) -> bool:
+        """Produce the outputs of ``partition``'s records that joined its prefix since the last
+        call into the open transaction (opening one if needed); False when librdkafka's queue
+        is full (the rest waits for the next call)."""
+        position = partition.tracker.committable
+        start = partition.staged if partition.staged is not None else partition.head
+        if position is None or start is None or position <= start:
+            return True
+        if self._open is None:
+            try:
+                self._sink.begin_transaction()
+            except KafkaException as e:
+                self._broken(e)
+                return True
+            self._open = _Round()
+        self._in_open[partition] = None
+        for offset in range(start, position):
+            work = partition.uncommitted.get(offset)
+            if work is not None and work.state is State.HELD and not self._produce(self._open, work):
+                partition.staged = offset
+                return False
+        partition.staged = position
+        return True
+
+    def _produce(self, outputs: _Round, work: Work) -> bool:
+        span_header = work.span.header()
+        on_delivery = functools.partial(outputs.delivered, work)
+        for index, output in enumerate(work.outputs):
+            if index < work.staged_outputs:
+                continue  # handed over before the queue filled up
+            try:
+                self._sink.produce(output.topic, output.key, output.value, with_trace(output.headers, span_header),
+                                   on_delivery)  # fmt: skip
+            except BufferError:
+                return False  # librdkafka's queue is full: the rest of this record next time
+            except Exception as e:  # noqa: BLE001 - refused before sending (e.g. too large)
+                outputs.failures.setdefault(work, e)
+            else:
+                outputs.expected += 1
+            work.staged_outputs = index + 1
+        return True
+
+    def _broken(self, error: KafkaException) -> None:
+        kafka_error = _kafka_error(error)
+        if kafka_error is not None and kafka_error.fatal():
+            # Fenced (another process took this transactional.id) or broken: only a restart helps.
+            self._on_fatal(f"fatal transaction error: {kafka_error.name()}")
+
+    # -- committing ----------------------------------------------------------------------------
 
     async def commit(self, partitions: Iterable[Partition], *, final: bool = False) -> bool:
-        """Commit what ``partitions`` hold below their prefix; True when nothing is left to do.
-
-        ``final``: the partitions go away; their position is committed even without new
-        records, with the crash ledger's clean-end count.
-        """
+        """Commit the open transaction with the offsets of what it holds; True on success (or
+        nothing to do). ``final``: ``partitions`` go away; their positions are committed even
+        without new records, with the crash ledger's clean-end count."""
         async with self._lock:
             return await self._commit(list(partitions), final)
 
     async def _commit(self, partitions: list[Partition], final: bool) -> bool:
-        batch: list[Work] = []
-        offsets: list[TopicPartition] = []
-        positions: list[tuple[Partition, int]] = []
+        closing = {partition: None for partition in partitions} if final else {}
+        if self._poisoned:
+            await self._abort("it holds outputs of a partition given up", len(self._in_open))
+            return self._failed()
+        # What joined a prefix while the last transaction committed, or did not fit the queue.
         for partition in partitions:
             if partition.closing and not final:
-                continue  # its drain commits it
-            position = resume_position(partition) if final else partition.tracker.committable
-            if position is None or (position == partition.committed and not final):
                 continue
-            ready = sorted(
-                (work for work in partition.uncommitted if work.record.offset < position and work.state is State.HELD),
-                key=lambda work: work.record.offset,
-            )
-            batch.extend(ready)
-            ledger = CrashLedger(position, 0 if final else 1, partition.handled)
-            offsets.append(TopicPartition(partition.id[0], partition.id[1], position, metadata=ledger.encode()))
-            positions.append((partition, position))
-        if not offsets:
+            while not self._stage(partition):
+                await asyncio.sleep(0.005)  # the queue is full: let deliveries drain
+        # The open transaction's partitions, and those going away that have a position at all
+        # (one that never got a record has nothing to commit).
+        positions = [(p, position) for p in self._in_open if (position := p.staged) is not None]
+        positions += [
+            (p, position) for p in closing if p not in self._in_open and (position := self._position(p)) is not None
+        ]
+        if not positions:
             return True
         group_metadata = self._group_metadata()
         if group_metadata is None:
             return False  # not in the group yet
+        offsets = [
+            TopicPartition(p.id[0], p.id[1], position, metadata=CrashLedger(
+                position, 0 if p in closing else 1, p.handled).encode())
+            for p, position in positions
+        ]  # fmt: skip
         started = time.monotonic()
+        self._committing = True
         try:
-            await self._blocking(self._sink.begin_transaction)
-            outputs = await self._produce(batch)
+            if self._open is None:  # a final round with offsets only
+                await self._blocking(self._sink.begin_transaction)
+                self._open = _Round()
+            outputs = self._open
+            outputs.seal()
+            # Every report arrives: librdkafka bounds a transactional message's life by the
+            # transaction timeout.
+            await outputs.settled.wait()
             if outputs.failures:
                 await self._abort("an output was refused", len(outputs.failures))
                 for work, error in outputs.failures.items():
@@ -228,54 +306,63 @@ class TransactionalCommitter:
                 return self._failed()
             await self._blocking(self._commit_transaction, offsets, group_metadata)
         except KafkaException as e:
+            self._broken(e)
             kafka_error = _kafka_error(e)
-            if kafka_error is not None and kafka_error.fatal():
-                # Fenced (another process took this transactional.id) or broken: only a restart helps.
-                self._on_fatal(f"fatal transaction error: {kafka_error.name()}")
-                return False
-            await self._abort(kafka_error.name() if kafka_error is not None else str(e), len(batch))
+            if kafka_error is None or not kafka_error.fatal():
+                await self._abort(kafka_error.name() if kafka_error is not None else str(e), len(positions))
             return self._failed()
+        finally:
+            self._committing = False
         self._commit_latency.observe(time.monotonic() - started)
         self._transactions.inc()
         self.failures = 0
+        self._open, self._in_open = None, {}
+        per_topic: Counter[str] = Counter()
+        done: list[Work] = []
         for partition, position in positions:
             partition.committed = position
-            done = [work for work in partition.uncommitted if work.record.offset < position]
-            if done:
-                partition.uncommitted = [work for work in partition.uncommitted if work.record.offset >= position]
-                self.held -= len(done)
-        per_topic: Counter[str] = Counter()
-        for work in batch:
-            for output in work.outputs:
-                per_topic[output.topic] += 1
-            if work.state is State.HELD:  # else its partition was given up meanwhile
-                self._committed(work)
+            for offset in [offset for offset in partition.uncommitted if offset < position]:
+                work = partition.uncommitted.pop(offset)
+                done.append(work)
+                for output in work.outputs:
+                    per_topic[output.topic] += 1
+        self.held -= len(done)
         self._sink.count_committed(dict(per_topic))
+        for work in done:
+            if work.state is State.HELD:
+                self._committed(work)
+        # Records that joined a prefix during the commit go into the next transaction now.
+        for partition in self._owned():
+            self.advance(partition)
         return True
 
-    async def _produce(self, batch: Sequence[Work]) -> _Round:
-        outputs = _Round()
-        for work in batch:
-            span_header = work.span.header()
-            on_delivery = functools.partial(outputs.delivered, work)
-            for output in work.outputs:
-                headers = with_trace(output.headers, span_header)
-                while True:
-                    try:
-                        self._sink.produce(output.topic, output.key, output.value, headers, on_delivery)
-                    except BufferError:
-                        await asyncio.sleep(0.005)  # librdkafka's queue is full: let deliveries drain
-                        continue
-                    except Exception as e:  # noqa: BLE001 - refused before sending (e.g. too large)
-                        outputs.failures.setdefault(work, e)
-                        break
-                    outputs.expected += 1
-                    break
-        outputs.seal()
-        # Every report arrives: librdkafka bounds a transactional message's life by the
-        # transaction timeout.
-        await outputs.settled.wait()
-        return outputs
+    @staticmethod
+    def _position(partition: Partition) -> int | None:
+        """Where the next owner of a partition going away starts (None: it never got a record)."""
+        return partition.staged if partition.staged is not None else resume_position(partition)
+
+    async def _abort(self, reason: str, partitions: int) -> None:
+        """Abort the open transaction; what it held is staged again by the next one."""
+        self._aborted.inc()
+        log.warning("transaction aborted; its records are held for the next one",
+                    extra={"reason": reason, "partitions": partitions})  # fmt: skip
+        if self._open is not None:
+            try:
+                await self._blocking(self._sink.abort_transaction, _CALL_TIMEOUT_S)
+            except KafkaException as e:
+                self._broken(e)
+                log.warning("aborting the transaction failed", extra={"error": str(e)})
+        for partition in [*self._in_open, *self._owned()]:
+            partition.staged = partition.committed
+            for work in partition.uncommitted.values():
+                work.staged_outputs = 0
+        self._open, self._in_open, self._poisoned = None, {}, False
+
+    def _failed(self) -> bool:
+        self.failures += 1
+        if self.failures == self._settings.dead_letter_attempts:
+            log.error("transactions keep failing; not ready until one commits", extra={"failures": self.failures})
+        return False
 
     def _commit_transaction(self, offsets: list[TopicPartition], group_metadata: object) -> None:
         for attempt in range(1, _COMMIT_TRIES + 1):
@@ -286,25 +373,6 @@ class TransactionalCommitter:
                 kafka_error = _kafka_error(e)
                 if kafka_error is None or not kafka_error.retriable() or attempt == _COMMIT_TRIES:
                     raise
-
-    async def _abort(self, reason: str, records: int) -> None:
-        self._aborted.inc()
-        log.warning("transaction aborted; its records are held for the next one",
-                    extra={"reason": reason, "records": records})  # fmt: skip
-        try:
-            await self._blocking(self._sink.abort_transaction, _CALL_TIMEOUT_S)
-        except KafkaException as e:
-            kafka_error = _kafka_error(e)
-            if kafka_error is not None and kafka_error.fatal():
-                self._on_fatal(f"fatal transaction error: {kafka_error.name()}")
-            else:
-                log.warning("aborting the transaction failed", extra={"error": str(e)})
-
-    def _failed(self) -> bool:
-        self.failures += 1
-        if self.failures == self._settings.dead_letter_attempts:
-            log.error("transactions keep failing; not ready until one commits", extra={"failures": self.failures})
-        return False
 
     @staticmethod
     async def _blocking(call: Callable[..., _T], *args: Any) -> _T:

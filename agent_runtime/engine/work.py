@@ -44,7 +44,8 @@ class Partition:
 
     __slots__ = (
         "active", "closing", "committed", "condemned", "drained", "handled", "head", "held", "id", "lanes", "ledger",
-        "opening", "paused", "redo_reason", "redo_until", "suspect", "suspect_released", "tracker", "uncommitted",
+        "opening", "paused", "redo_reason", "redo_until", "staged", "suspect", "suspect_released", "tracker",
+        "uncommitted",
     )  # fmt: skip
 
     def __init__(self, partition: PartitionId, ledger: CrashLedger | None = None) -> None:
@@ -72,10 +73,12 @@ class Partition:
         #: Records in an ``ACTIVE`` state; a drain waits for zero.
         self.active = 0
         self.drained: asyncio.Event | None = None
-        #: Exactly-once: records held for a transaction (finished, not committed), in finishing order …
-        self.uncommitted: list[Work] = []
+        #: Exactly-once: records held for a transaction (finished, not committed), by offset …
+        self.uncommitted: dict[int, Work] = {}
         #: … the offset the last transaction committed …
         self.committed: int | None = None
+        #: … the position up to which outputs are in Kafka (committed, or in the open transaction) …
+        self.staged: int | None = None
         #: … and the highest offset whose handler finished here (the next owner redoes up to it).
         self.handled: int | None = None
         #: An earlier owner handled records up to this offset without committing them (the
@@ -102,7 +105,7 @@ class Work:
 
     __slots__ = (
         "arrived", "attempts", "dead_letter", "dead_letter_failures", "delivered", "expected", "failure", "lane",
-        "late", "outputs", "producing", "record", "span", "state", "stuck", "timer", "worker",
+        "late", "outputs", "producing", "record", "span", "staged_outputs", "state", "stuck", "timer", "worker",
     )  # fmt: skip
 
     def __init__(self, record: InputRecord, span: TraceContext, lane: Lane) -> None:
@@ -119,8 +122,10 @@ class Work:
         self.failure: Exception | None = None
         self.dead_letter: OutputRecord | None = None
         self.dead_letter_failures = 0
-        #: Exactly-once: what the next transaction produces for this record (HELD).
+        #: Exactly-once: what the next transaction produces for this record (HELD), and how
+        #: many of them are in the open transaction already.
         self.outputs: Sequence[OutputRecord] = ()
+        self.staged_outputs = 0
         #: Outputs are still being handed to the producer: the input is not complete yet even
         #: if every output handed over so far is acknowledged.
         self.producing = False

@@ -238,3 +238,14 @@ async def test_shutdown_commits_everything_held() -> None:
     assert sorted(keys(producer.visible())) == [b"a", b"b", b"c"]
     assert producer.offsets() == {(TOPIC, 0): 2, (TOPIC, 1): 1}
     await dispatcher.close()
+
+
+@async_test
+async def test_a_partition_that_never_got_a_record_goes_away_without_an_offset() -> None:
+    dispatcher, handler, producer, _, fatal = make(commit_interval_s=60)
+    dispatcher.partitions_assigned([(TOPIC, 0), (TOPIC, 1)])
+    dispatcher.records_arrived([rec(0, "a")])
+    await until("handled", lambda: len(handler.order) == 1)
+    assert await dispatcher.drain_all(timeout_s=2) == []
+    assert producer.offsets() == {(TOPIC, 0): 1} and fatal == []
+    await dispatcher.close()
