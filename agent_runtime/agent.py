@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Final
 
-from agent_runtime import events, logs
+from agent_runtime import events, logs, traces
 from agent_runtime.config import AgentConfig, Priority, Role, TicketType
 from agent_runtime.events import AgentInfo, EventType, EventValidationError, Stage, TriageSection
 from agent_runtime.providers import Provider, build_provider
@@ -163,7 +164,39 @@ class AgentHandler:
 
     async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
         event_type = self.input_event_type
+        if traces.active():
+            return await self._handle_traced(record, event_type)
         payload = validate_input(event_type, decode_payload(record, events.max_bytes(event_type)))
+        return await self._handle_valid(record, payload)
+
+    async def _handle_traced(self, record: InputRecord, event_type: EventType) -> Sequence[OutputRecord]:
+        """:meth:`handle` inside a ``process`` span, each output with its ``create`` span's context."""
+        try:
+            payload = validate_input(event_type, decode_payload(record, events.max_bytes(event_type)))
+        except PermanentError as e:
+            with self._span(record, None) as span:
+                traces.failed(span, e, e.error_class)
+            raise
+        trace_id = events.resolve_trace_id(payload, record.header(TRACEPARENT_HEADER), seed=str(payload["event_id"]))
+        with self._span(record, trace_id) as span:
+            try:
+                outputs = await self._handle_valid(record, payload)
+            except PermanentError as e:
+                traces.failed(span, e, e.error_class)
+                raise
+            except Exception as e:
+                traces.failed(span, e, type(e).__name__)
+                raise
+            return [traces.produced(output) for output in outputs]
+
+    def _span(self, record: InputRecord, trace_id: str | None) -> AbstractContextManager[Any]:
+        config = self._config
+        return traces.processing(
+            record, group=config.kafka.group_id, agent=config.name, role=config.role.value, trace_id=trace_id
+        )
+
+    async def _handle_valid(self, record: InputRecord, payload: dict[str, Any]) -> Sequence[OutputRecord]:
+        event_type = self.input_event_type
         trace_id = events.resolve_trace_id(payload, record.header(TRACEPARENT_HEADER), seed=str(payload["event_id"]))
         logs.bind(ticket_id=payload["ticket_id"], trace_id=trace_id)
         if self._triage is not None:

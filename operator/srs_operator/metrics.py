@@ -51,6 +51,10 @@ KAFKA_ADMIN_TOPICS = Counter(
     "Topics carried by Kafka admin requests, by operation (topics/calls = the batching factor).",
     ["operation"], registry=REGISTRY,
 )  # fmt: skip
+RESOURCE_READY = Gauge(
+    "srs_operator_resource_ready", "1 when the resource's Ready condition is True, 0 when it is not (set at every "
+    "reconcile; the series goes away with the resource).", ["kind", "namespace", "name"], registry=REGISTRY,
+)  # fmt: skip
 QUEUE_DEPTH = Gauge(
     "srs_operator_queue_depth", "Objects waiting to be reconciled, by kind.", ["kind"], registry=REGISTRY
 )
@@ -70,6 +74,19 @@ def observe_reconcile(kind: str) -> Iterator[None]:
         RECONCILES.labels(kind, "ok").inc()
     finally:
         RECONCILE_DURATION.labels(kind).observe(time.perf_counter() - started)
+
+
+def report_ready(kind: str, namespace: str, name: str, ready: bool) -> None:
+    """Record whether ``kind`` ``namespace/name`` is Ready (``srs_operator_resource_ready``)."""
+    RESOURCE_READY.labels(kind, namespace, name).set(1 if ready else 0)
+
+
+def forget_resource(kind: str, namespace: str, name: str) -> None:
+    """Drop the series of a deleted resource."""
+    try:
+        RESOURCE_READY.remove(kind, namespace, name)
+    except KeyError:
+        pass  # never reported
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from other pods
