@@ -94,3 +94,13 @@ GEN_AI_OPERATION_DURATION = Histogram(
     buckets=(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92),
     registry=REGISTRY,
 )  # fmt: skip
+TICKETS = Counter(
+    "srs_agent_tickets", "Tickets this agent finished, by outcome: routed (triage → a specialist), human (to the "
+    "human queue, by triage or by a specialist's guardrails), resolved (a response published).",
+    ["agent", "outcome"], registry=REGISTRY,
+)  # fmt: skip
+TICKET_AGE = Histogram(
+    "srs_agent_ticket_age_seconds", "From the ticket's created_at to its resolution or hand-over to people, by "
+    "outcome (observed by the specialist that finished it).", ["agent", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600), registry=REGISTRY,
+)  # fmt: skip

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Final
 from agent_runtime.records import InputRecord, OutputRecord
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ def wanted(env: Mapping[str, str]) -> bool:
     exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     if exporter == "none":
         return False
-    return bool(exporter) or bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    return bool(exporter) or bool(endpoint)
 
 
 def configure(service_name: str, env: Mapping[str, str] | None = None) -> bool:
@@ -169,7 +170,7 @@ def produced(output: OutputRecord) -> OutputRecord:
     with _tracer.start_as_current_span(f"create {output.topic}", kind=SpanKind.PRODUCER, attributes=attributes) as span:
         context = span.get_span_context()
     header = f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}".encode()
-    headers = tuple(h for h in output.headers if h[0] != TRACEPARENT) + ((TRACEPARENT, header),)
+    headers = (*(h for h in output.headers if h[0] != TRACEPARENT), (TRACEPARENT, header))
     return OutputRecord(topic=output.topic, key=output.key, value=output.value, headers=headers)
 
 

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Mapping
 from typing import Any, Final, TypeVar
 
 from agent_runtime import traces
-
 from agent_runtime.config import ModelConfig
 from agent_runtime.metrics import GEN_AI_OPERATION_DURATION, GEN_AI_TOKEN_USAGE
 from agent_runtime.providers.base import CallMetrics, DraftRequest, ErrorMapper, call_within_deadline

@@ -6,6 +6,7 @@ Names follow ``srs_operator_<what>_<unit>``; ``kind`` is the custom resource kin
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,10 +84,8 @@ def report_ready(kind: str, namespace: str, name: str, ready: bool) -> None:
 
 def forget_resource(kind: str, namespace: str, name: str) -> None:
     """Drop the series of a deleted resource."""
-    try:
+    with contextlib.suppress(KeyError):  # never reported
         RESOURCE_READY.remove(kind, namespace, name)
-    except KeyError:
-        pass  # never reported
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from other pods
