@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SRS    := $(BIN)/srs
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status lint format model crds gitops typecheck test test-unit test-integration demo clean \
+.PHONY: help install up down status lint format model crds gitops typecheck test test-unit test-integration demo clean observability \
 	image kind-up kind-down kind-status test-kind demo-kind terraform-test
 
 help: ## list the targets
@@ -52,6 +52,9 @@ crds: install ## regenerate crds/ from the pydantic models, and the chart's copi
 
 gitops: install ## render the Argo CD health checks (gitops/argocd/install/, the snippet in docs/gitops.md)
 	$(SRS) argocd --write gitops/argocd/install --doc docs/gitops.md
+
+observability: install ## render the Grafana dashboards (charts/srs-operator/files/dashboards/) and the metrics reference (docs/observability.md)
+	$(SRS) observability --write charts/srs-operator/files/dashboards --doc docs/observability.md
 
 typecheck: install ## mypy (strict)
 	$(BIN)/mypy

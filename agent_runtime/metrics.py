@@ -89,7 +89,7 @@ GEN_AI_TOKEN_USAGE = Histogram(
 )  # fmt: skip
 GEN_AI_OPERATION_DURATION = Histogram(
     "gen_ai_client_operation_duration_seconds", "Duration of one provider call; error_type is empty when it "
-    "succeeded, else the kind of failure (timeout, rate_limited, server, …).",
+    "succeeded, else the class of the error (RateLimitError, APITimeoutError, TimeoutError, …).",
     ["agent", "provider", "model", "operation", "error_type"],
     buckets=(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92),
     registry=REGISTRY,

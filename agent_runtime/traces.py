@@ -183,6 +183,16 @@ def failed(span: Span, error: BaseException, error_type: str) -> None:
 
 
 @contextlib.contextmanager
+def span(name: str, attributes: Mapping[str, str | int] | None = None) -> Iterator[Span | None]:
+    """An internal span ``name`` (None, and nothing recorded, when tracing is off)."""
+    if _tracer is None:
+        yield None
+        return
+    with _tracer.start_as_current_span(name, attributes=dict(attributes or {})) as current:
+        yield current
+
+
+@contextlib.contextmanager
 def model_call(operation: str, provider: str, model: str, **request: Any) -> Iterator[Span | None]:
     """The ``chat <model>`` span of one provider call (None when tracing is off)."""
     if _tracer is None:

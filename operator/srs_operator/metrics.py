@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from agent_runtime import traces
+
 REGISTRY = CollectorRegistry()
 
 RECONCILES = Counter(
@@ -63,10 +65,12 @@ QUEUE_DEPTH = Gauge(
 
 @contextmanager
 def observe_reconcile(kind: str) -> Iterator[None]:
-    """Count one reconcile of ``kind`` and time it; an exception counts as an error (and propagates)."""
+    """Count one reconcile of ``kind`` and time it; an exception counts as an error (and propagates).
+    With OpenTelemetry on (``OTEL_*``), each reconcile is a ``reconcile <kind>`` span."""
     started = time.perf_counter()
     try:
-        yield
+        with traces.span(f"reconcile {kind}", {"srs.kind": kind}):
+            yield
     except BaseException as e:
         RECONCILES.labels(kind, "error").inc()
         RECONCILE_ERRORS.labels(kind, type(e).__name__).inc()
