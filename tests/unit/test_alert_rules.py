@@ -54,9 +54,7 @@ def test_every_alert_fires_on_what_should_page_and_stays_silent_otherwise(promto
 
 def test_every_alert_has_a_firing_unit_test() -> None:
     tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
-    firing = {
-        case["alertname"] for test in tests for case in test.get("alert_rule_test", []) if case.get("exp_alerts")
-    }
+    firing = {case["alertname"] for test in tests for case in test.get("alert_rule_test", []) if case.get("exp_alerts")}
     assert {a["alert"] for a in _alerts()} <= firing
 
 
