@@ -28,6 +28,7 @@ from typing import Final
 import yaml
 
 from devstack import settings
+from devstack.processes import free_port
 from devstack.settings import Paths
 
 Progress = Callable[[str], None]
@@ -212,3 +213,73 @@ def load_endpoints(paths: Paths) -> Endpoints | None:
         return Endpoints(**json.loads((paths.state / "observability" / ENDPOINTS_FILE).read_text()))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def env_exports(paths: Paths, attached: Sequence[str]) -> str:
+    """The ``export`` lines of ``.devstack/env`` for Prometheus and Jaeger, when ``srs dev up
+    --observability`` started them (``attached`` names the stack's attached processes)."""
+    endpoints = load_endpoints(paths)
+    if endpoints is None or PROMETHEUS not in attached:
+        return ""
+    return (
+        f"export SRS_PROMETHEUS_URL={endpoints.prometheus_url}\n"
+        f"export SRS_TRACES_URL={endpoints.traces_url}\n"
+        f"export SRS_OTLP_ENDPOINT={endpoints.otlp_endpoint}\n"
+    )
+
+
+PROMETHEUS: Final = "prometheus"
+JAEGER: Final = "jaeger"
+
+
+def start(paths: Paths, progress: Progress, timeout_s: float = 60.0) -> Endpoints:
+    """Start Prometheus and Jaeger beside the running stack (attached: ``srs dev down`` stops
+    them, ``srs dev up`` restarts them on the same ports); idempotent."""
+    from devstack import stack  # stack writes our env lines: import it late, no cycle
+
+    server, _ = ensure_prometheus(progress)
+    jaeger = ensure_jaeger(paths, progress)
+    folder = paths.state / "observability"
+    targets = targets_dir(paths)
+    targets.mkdir(parents=True, exist_ok=True)
+    saved = load_endpoints(paths)
+    ports = json.loads((folder / "ports.json").read_text()) if saved and (folder / "ports.json").is_file() else {}
+    if not ports:
+        ports = {name: free_port() for name in ("prometheus", "otlp_http", "query_http", "query_grpc", "health")}
+        (folder / "ports.json").write_text(json.dumps(ports))
+    prometheus_yml = folder / "prometheus.yml"
+    prometheus_yml.write_text(prometheus_config(targets, [RULES_FILE]))
+    jaeger_yml = folder / "jaeger.yaml"
+    jaeger_yml.write_text(jaeger_config(ports["otlp_http"], ports["query_http"], ports["query_grpc"], ports["health"]))
+    endpoints = Endpoints(
+        prometheus_url=f"http://127.0.0.1:{ports['prometheus']}",
+        traces_url=f"http://127.0.0.1:{ports['query_http']}",
+        otlp_endpoint=f"http://127.0.0.1:{ports['otlp_http']}",
+    )
+    save_endpoints(paths, endpoints)
+    stack.attach(
+        PROMETHEUS, prometheus_argv(server, prometheus_yml, folder / "prometheus-data", ports["prometheus"]), {}
+    )
+    stack.attach(JAEGER, jaeger_argv(jaeger, jaeger_yml), {})
+    for what, url in (("Prometheus", f"{endpoints.prometheus_url}/-/ready"),
+                      ("Jaeger", f"{endpoints.traces_url}/api/services")):  # fmt: skip
+        if not wait_until_answers(url, timeout_s):
+            raise ObservabilityUnavailable(
+                f"{what} did not answer on {url} within {timeout_s:.0f}s (logs: {paths.logs})"
+            )
+    # Reload: the rules file or the targets may have changed since a running Prometheus started.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoints.prometheus_url}/-/reload", method="POST"), timeout=10)  # noqa: S310
+    stack.write_env(paths)
+    return endpoints
+
+
+def wait_until_answers(url: str, timeout_s: float) -> bool:
+    """Poll ``url`` until it answers 200 (True) or ``timeout_s`` passes (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if answers(url):
+            return True
+        time.sleep(0.2)
+    return answers(url)
