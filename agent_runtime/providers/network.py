@@ -58,8 +58,9 @@ class NetworkProvider:
         started = time.perf_counter()
         error_type = ""
         with traces.model_call(
-            operation, self._provider_name, config.name, max_tokens=config.max_tokens, temperature=config.temperature
-        ) as span:
+            operation, self._provider_name, config.name, temperature=config.temperature,
+            max_tokens=self._classify_max_tokens if operation == "classify" else config.max_tokens,
+        ) as span:  # fmt: skip
             try:
                 result = await call_within_deadline(self._metrics, config, operation, request, self._map_error)
             except BaseException as e:
