@@ -100,7 +100,8 @@ def test_provider_calls_are_genai_client_spans_with_token_usage_and_metrics(
     monkeypatch.setenv("SRS_TEST_TELEMETRY_KEY", "sk-test")
     server.script(Reply(200, openai_completion(json.dumps(GOOD))), Reply(500, openai_error("overloaded")))
     config = ModelConfig.model_validate(
-        {"provider": "openai", "name": "gpt-tel", "base_url": f"{server.url}/v1", "api_key_env": "SRS_TEST_TELEMETRY_KEY",
+        {"provider": "openai", "name": "gpt-tel", "base_url": f"{server.url}/v1",
+         "api_key_env": "SRS_TEST_TELEMETRY_KEY",
          "timeout_seconds": 5, "max_retries": 0}
     )  # fmt: skip
     provider = build_provider(config, agent="tel-agent")
