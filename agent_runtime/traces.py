@@ -91,7 +91,11 @@ def configure(service_name: str, env: Mapping[str, str] | None = None, exporter:
             log.warning("only OTLP over HTTP (http/protobuf) is built in; using it")
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporter = OTLPSpanExporter()
+        # The endpoint from ``env`` (the SDK would read only os.environ); the rest (headers,
+        # timeout, compression) the SDK reads from the environment itself.
+        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").rstrip("/")
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (f"{base}/v1/traces" if base else None)
+        exporter = OTLPSpanExporter(endpoint=endpoint)
     _provider = TracerProvider(resource=resource)
     _provider.add_span_processor(BatchSpanProcessor(exporter))
     _tracer = _provider.get_tracer("srs.agent_runtime")
