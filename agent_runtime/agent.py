@@ -163,8 +163,11 @@ class AgentHandler:
         self._specialist = specialist
         self._customers = customers
         self._agent = AgentInfo(name=config.name, role=config.role.value, provider=provider.name, model=provider.model)
-        self._outcomes = {o: metrics.TICKETS.labels(config.name, o) for o in ("routed", "human", "resolved")}
-        self._ages = {o: metrics.TICKET_AGE.labels(config.name, o) for o in ("human", "resolved")}
+        # Bound once (the per-ticket path only increments); a triage agent routes or hands to
+        # people, a specialist resolves or hands to people.
+        outcomes = ("routed", "human") if config.role is Role.TRIAGE else ("resolved", "human")
+        self._outcomes = {o: metrics.TICKETS.labels(config.name, o) for o in outcomes}
+        self._ages = {o: metrics.TICKET_AGE.labels(config.name, o) for o in outcomes if o != "routed"}
 
     @property
     def input_event_type(self) -> EventType:

@@ -19,6 +19,7 @@ import json
 import re
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,11 @@ def flow_topics(kafka_topic: TopicFactory) -> dict[str, str]:
 
 
 @pytest.fixture
-def reconciled_agent(api_client: client.ApiClient, agent_namespace: str, srs_operator: OperatorProcess) -> str:
-    """A SupportAgent and its four TicketTopics in a namespace the suite's operator watches, Ready."""
+def reconciled_agent(
+    api_client: client.ApiClient, agent_namespace: str, srs_operator: OperatorProcess
+) -> Iterator[str]:
+    """A SupportAgent and its four TicketTopics in a namespace the suite's operator watches, Ready;
+    deleted (topics too) while the operator still runs, so no finalizer outlives it."""
     custom = client.CustomObjectsApi(api_client)
     names = {role: f"{agent_namespace}.{role}" for role in ("billing", "resolved", "human", "dlq")}
     for name in names.values():
@@ -110,7 +114,15 @@ def reconciled_agent(api_client: client.ApiClient, agent_namespace: str, srs_ope
         "deadLetterTopic": names["dlq"],
     })  # fmt: skip
     agents.wait_ready("billing", timeout=90)
-    return agent_namespace
+    yield agent_namespace
+    agents.delete("billing")
+    for name in names.values():
+        custom.delete_namespaced_custom_object(GROUP, VERSION, agent_namespace, "tickettopics", name)
+    wait_for(
+        "the TicketTopics to be deleted",
+        lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, agent_namespace, "tickettopics")["items"],
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -125,12 +137,14 @@ def jaeger(tmp_path: Path) -> Iterator[Jaeger]:
         yield running
 
 
-def run_flow(
+@contextmanager
+def flowing(
     infra: Infra, topics: dict[str, str], tmp_path: Path, tag: str, env: dict[str, str],
     prometheus: Prometheus | None = None, namespace: str = "",
-) -> Flow:  # fmt: skip
+) -> Iterator[Flow]:  # fmt: skip
     """Three billing tickets (the first provider call fails once: a retry), one the classifier is
-    unsure of (the human queue) and one malformed message (the dead-letter topic)."""
+    unsure of (the human queue) and one malformed message (the dead-letter topic), all at their
+    end; the agents keep running until the context ends."""
     tickets = [ticket(f"{tag}-B{i}", subject, body) for i, (subject, body) in enumerate(BILLING)]
     unsure = ticket(f"{tag}-U", *UNSURE)
     replies = [Reply(500, openai_error("overloaded")), Reply(200, openai_completion(DRAFT))]
@@ -153,19 +167,20 @@ def run_flow(
             read_all(infra.kafka_bootstrap, topics["human"], 1, timeout_s=60)
             read_all(infra.kafka_bootstrap, topics["dlq"], 1, timeout_s=60)
             if prometheus is not None:
-                # The last scrape has seen the end of the flow.
-                wait_for(
-                    "Prometheus to see every resolution",
-                    lambda: prometheus.value(
-                        f'sum(srs_agent_tickets_total{{agent="{specialist.name}", outcome="resolved"}})'
-                    ) == len(tickets),
-                    timeout=30,
-                )  # fmt: skip
+                # A scrape has seen the end of the flow in both agents.
+                def scraped() -> bool:
+                    ends = "sum by (outcome) (srs_agent_tickets_total)"
+                    found = {
+                        r["metric"]["outcome"]: float(r["value"][1]) for r in prometheus.query(ends)["data"]["result"]
+                    }
+                    return found.get("resolved") == len(tickets) and found.get("human") == 1
+
+                wait_for("Prometheus to see every ticket's end", scraped, timeout=30)
+            yield Flow(topics, triage.name, specialist.name, [t["ticket_id"] for t in tickets],
+                       [r.json() for r in resolved])  # fmt: skip
         finally:
             for process in processes:
                 kill(process, signal.SIGTERM)
-    return Flow(topics, triage.name, specialist.name, [t["ticket_id"] for t in tickets],
-                [r.json() for r in resolved])  # fmt: skip
 
 
 def _grafana_to_promql(expr: str) -> str:
@@ -184,31 +199,32 @@ def test_every_dashboard_panel_shows_data_from_real_agents_and_the_operator(
     operator_address = re.sub(r"^http://|/metrics$", "", srs_operator.metrics_url)
     prometheus.scrape("operator", operator_address, {})
     prometheus.wait_scraped(operator_address)
-    run_flow(infra, flow_topics, tmp_path, "obs", {}, prometheus, namespace=reconciled_agent)
-
     empty: list[str] = []
     evaluated = 0
-    for content in dashboards.files().values():
-        board = json.loads(content)
-        for title, expr in dashboards.panel_queries(board):
-            answer = prometheus.query(_grafana_to_promql(expr))
-            evaluated += 1
-            if answer.get("status") != "success":
-                empty.append(f"{board['title']} / {title}: {answer.get('error')} ({expr})")
-            elif not answer["data"]["result"]:
-                empty.append(f"{board['title']} / {title}: no series ({expr})")
+    # While the agents still run: what a person opening the dashboards now would see.
+    with flowing(infra, flow_topics, tmp_path, "obs", {}, prometheus, namespace=reconciled_agent) as flow:
+        for content in dashboards.files().values():
+            board = json.loads(content)
+            for title, expr in dashboards.panel_queries(board):
+                answer = prometheus.query(_grafana_to_promql(expr))
+                evaluated += 1
+                if answer.get("status") != "success":
+                    empty.append(f"{board['title']} / {title}: {answer.get('error')} ({expr})")
+                elif not answer["data"]["result"]:
+                    empty.append(f"{board['title']} / {title}: no series ({expr})")
+        # What the panels show is what happened.
+        human = f'sum(srs_agent_tickets_total{{outcome="human", namespace="{reconciled_agent}"}})'
+        failed_calls = 'sum(gen_ai_client_operation_duration_seconds_count{error_type="InternalServerError"})'
+        ready = f'srs_operator_resource_ready{{kind="SupportAgent", namespace="{reconciled_agent}", name="billing"}}'
+        seen = {
+            "human": prometheus.value(human),
+            "retried": prometheus.value(f'sum(srs_agent_retried_total{{agent="{flow.specialist}"}})'),
+            "failed calls": prometheus.value(failed_calls),
+            "agent ready": prometheus.value(ready),
+        }
     assert not empty, "panels without data:\n" + "\n".join(empty)
     assert evaluated >= 30
-
-    # What the panels show is what happened.
-    assert prometheus.value(f'sum(srs_agent_tickets_total{{outcome="human", namespace="{reconciled_agent}"}})') == 1
-    assert prometheus.value('sum(srs_agent_retried_total{agent="billing-obs"})') == 1
-    assert (
-        prometheus.value('sum(gen_ai_client_operation_duration_seconds_count{error_type="InternalServerError"})') == 1
-    )
-    assert prometheus.value(
-        f'srs_operator_resource_ready{{kind="SupportAgent", namespace="{reconciled_agent}", name="billing"}}'
-    ) == 1  # fmt: skip
+    assert seen == {"human": 1, "retried": 1, "failed calls": 1, "agent ready": 1}
     # srs's alert rules are loaded and evaluate cleanly.
     rules = get_json(f"{prometheus.url}/api/v1/rules")["data"]["groups"]
     assert {g["name"] for g in rules} == {"srs.recording", "srs.agents", "srs.providers", "srs.operator"}
@@ -219,7 +235,8 @@ def test_one_tickets_trace_crosses_both_agents_in_jaeger(
     infra: Infra, flow_topics: dict[str, str], jaeger: Jaeger, tmp_path: Path
 ) -> None:
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp_endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
-    flow = run_flow(infra, flow_topics, tmp_path, "trace", env)
+    with flowing(infra, flow_topics, tmp_path, "trace", env) as flow:
+        pass  # every ticket at its end; stopping the agents exports what their spans buffered
     # The first ticket's provider call failed once and was retried: take a later one.
     resolved = next(e for e in flow.resolved if e["ticket_id"] == flow.ticket_ids[-1])
     trace_id = resolved["trace_id"]
