@@ -221,10 +221,11 @@ def test_every_dashboard_panel_shows_data_from_real_agents_and_the_operator(
             "retried": prometheus.value(f'sum(srs_agent_retried_total{{agent="{flow.specialist}"}})'),
             "failed calls": prometheus.value(failed_calls),
             "agent ready": prometheus.value(ready),
+            "agents reaching Kafka": prometheus.value(f'sum(srs_agent_kafka_up{{namespace="{reconciled_agent}"}})'),
         }
     assert not empty, "panels without data:\n" + "\n".join(empty)
     assert evaluated >= 30
-    assert seen == {"human": 1, "retried": 1, "failed calls": 1, "agent ready": 1}
+    assert seen == {"human": 1, "retried": 1, "failed calls": 1, "agent ready": 1, "agents reaching Kafka": 2}
     # srs's alert rules are loaded and evaluate cleanly.
     rules = get_json(f"{prometheus.url}/api/v1/rules")["data"]["groups"]
     assert {g["name"] for g in rules} == {"srs.recording", "srs.agents", "srs.providers", "srs.operator"}
