@@ -283,3 +283,25 @@ def wait_until_answers(url: str, timeout_s: float) -> bool:
             return True
         time.sleep(0.2)
     return answers(url)
+
+
+def main() -> int:
+    """``python -m devstack.observability``: install Prometheus and build Jaeger now (``make test``
+    does it before the tests, so no test waits for a first build)."""
+    from devstack.settings import default_paths
+
+    def say(message: str) -> None:
+        print(f"srs observability: {message}", flush=True)
+
+    try:
+        server, tool = ensure_prometheus(say)
+        jaeger = ensure_jaeger(default_paths(), say)
+    except ObservabilityUnavailable as e:
+        say(str(e))
+        return 1
+    say(f"prometheus {server}, promtool {tool}, jaeger {jaeger}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
