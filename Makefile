@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SRS    := $(BIN)/srs
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status lint format model crds gitops typecheck test test-unit test-integration demo clean \
+.PHONY: help install up down status lint format model crds gitops typecheck test test-unit test-integration demo clean observability observability-tools \
 	image kind-up kind-down kind-status test-kind demo-kind terraform-test
 
 help: ## list the targets
@@ -53,16 +53,22 @@ crds: install ## regenerate crds/ from the pydantic models, and the chart's copi
 gitops: install ## render the Argo CD health checks (gitops/argocd/install/, the snippet in docs/gitops.md)
 	$(SRS) argocd --write gitops/argocd/install --doc docs/gitops.md
 
+observability: install ## render the Grafana dashboards (charts/srs-operator/files/dashboards/) and the metrics reference (docs/observability.md)
+	$(SRS) observability --write charts/srs-operator/files/dashboards --doc docs/observability.md
+
 typecheck: install ## mypy (strict)
 	$(BIN)/mypy
 
-test: up ## run every test (unit, integration, e2e) against the local stack
+observability-tools: install ## Debian's Prometheus/promtool and Jaeger (built from Go sources, cached): what the observability tests run
+	$(BIN)/python -m devstack.observability
+
+test: up observability-tools ## run every test (unit, integration, e2e) against the local stack
 	$(BIN)/pytest
 
 test-unit: install ## only the tests that need no Kafka or Kubernetes
 	$(BIN)/pytest -m unit
 
-test-integration: up ## only the tests against the real broker and control plane
+test-integration: up observability-tools ## only the tests against the real broker and control plane
 	$(BIN)/pytest -m "integration or e2e"
 
 terraform-test: up ## terraform/: fmt, validate, tofu test, apply+destroy on moto and the local stack (builds OpenTofu first)

@@ -10,17 +10,23 @@ failures propagate as ``TransientError`` for the engine to retry.
 
 Every output carries the input's trace: the payload's ``trace_id``, else the record's
 ``traceparent`` header, else one derived from the input's event id. The same trace
-travels in the output's ``traceparent`` header.
+travels in the output's ``traceparent`` header. When the ``OTEL_*`` environment turns
+tracing on (``agent_runtime/traces.py``), each input is a ``process`` span and each
+output's ``traceparent`` names its ``create`` span, so one ticket is one trace across agents.
+Each finished ticket is counted by outcome (``srs_agent_tickets_total``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Final
 
-from agent_runtime import events, logs
+from agent_runtime import events, logs, metrics, traces
 from agent_runtime.config import AgentConfig, Priority, Role, TicketType
 from agent_runtime.events import AgentInfo, EventType, EventValidationError, Stage, TriageSection
 from agent_runtime.providers import Provider, build_provider
@@ -29,6 +35,7 @@ from agent_runtime.roles.enrichment import CustomerLookup
 from agent_runtime.roles.specialist import Escalation, SpecialistRole
 from agent_runtime.roles.triage import TriageRole
 from agent_runtime.tickets import Ticket, TriageDecision, parse_ticket_type
+from agent_runtime.timestamps import parse_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +163,11 @@ class AgentHandler:
         self._specialist = specialist
         self._customers = customers
         self._agent = AgentInfo(name=config.name, role=config.role.value, provider=provider.name, model=provider.model)
+        # Bound once (the per-ticket path only increments); a triage agent routes or hands to
+        # people, a specialist resolves or hands to people.
+        outcomes = ("routed", "human") if config.role is Role.TRIAGE else ("resolved", "human")
+        self._outcomes = {o: metrics.TICKETS.labels(config.name, o) for o in outcomes}
+        self._ages = {o: metrics.TICKET_AGE.labels(config.name, o) for o in outcomes if o != "routed"}
 
     @property
     def input_event_type(self) -> EventType:
@@ -163,7 +175,38 @@ class AgentHandler:
 
     async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
         event_type = self.input_event_type
+        if traces.active():
+            return await self._handle_traced(record, event_type)
         payload = validate_input(event_type, decode_payload(record, events.max_bytes(event_type)))
+        return await self._handle_valid(record, payload)
+
+    async def _handle_traced(self, record: InputRecord, event_type: EventType) -> Sequence[OutputRecord]:
+        """:meth:`handle` inside a ``process`` span, each output with its ``create`` span's context."""
+        try:
+            payload = validate_input(event_type, decode_payload(record, events.max_bytes(event_type)))
+        except PermanentError as e:
+            with self._span(record, None) as span:
+                traces.failed(span, e, e.error_class)
+            raise
+        trace_id = events.resolve_trace_id(payload, record.header(TRACEPARENT_HEADER), seed=str(payload["event_id"]))
+        with self._span(record, trace_id) as span:
+            try:
+                outputs = await self._handle_valid(record, payload)
+            except PermanentError as e:
+                traces.failed(span, e, e.error_class)
+                raise
+            except Exception as e:
+                traces.failed(span, e, type(e).__name__)
+                raise
+            return [traces.produced(output) for output in outputs]
+
+    def _span(self, record: InputRecord, trace_id: str | None) -> AbstractContextManager[Any]:
+        config = self._config
+        return traces.processing(
+            record, group=config.kafka.group_id, agent=config.name, role=config.role.value, trace_id=trace_id
+        )
+
+    async def _handle_valid(self, record: InputRecord, payload: dict[str, Any]) -> Sequence[OutputRecord]:
         trace_id = events.resolve_trace_id(payload, record.header(TRACEPARENT_HEADER), seed=str(payload["event_id"]))
         logs.bind(ticket_id=payload["ticket_id"], trace_id=trace_id)
         if self._triage is not None:
@@ -213,7 +256,16 @@ class AgentHandler:
                 **({"stage": outcome.stage} if outcome.stage else {}),
             },
         )
+        self._outcomes["human" if routing.route == "human" else "routed"].inc()
         return [(routing.topic, EventType.TICKET_TRIAGED, event)]
+
+    def _finished(self, outcome: str, created_at: object) -> None:
+        """Count a ticket this specialist finished and observe its age (created → now)."""
+        self._outcomes[outcome].inc()
+        if isinstance(created_at, str):
+            # The schema checked the format; an odd timestamp is no reason to fail a ticket.
+            with contextlib.suppress(ValueError):
+                self._ages[outcome].observe(max(0.0, time.time() - parse_rfc3339(created_at).timestamp()))
 
     async def _handle_specialist(
         self, triaged: dict[str, Any], trace_id: str
@@ -249,6 +301,7 @@ class AgentHandler:
                 ),
             )
             log.warning("draft escalated to people", extra={"failed_checks": list(outcome.failed_checks)})
+            self._finished("human", ticket_event.get("created_at"))
             return [(human_topic, EventType.TICKET_TRIAGED, event)]
         ticket_type: TicketType = decision.type if decision.type is not None else specialty
         event = events.build_resolved(
@@ -264,6 +317,7 @@ class AgentHandler:
             agent=self._agent,
         )
         log.info("ticket resolved", extra={"type": ticket_type.value})
+        self._finished("resolved", ticket_event.get("created_at"))
         return [(self._config.specialist.output_topic, EventType.TICKET_RESOLVED, event)]
 
     async def aclose(self) -> None:

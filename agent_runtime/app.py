@@ -2,7 +2,9 @@
 
 ``run`` is what ``srs agent --config FILE`` calls. SIGTERM or SIGINT starts a graceful
 shutdown (stop fetching, drain, commit, exit 0 within the grace period); a watchdog
-makes sure the process exits even if something hangs past it.
+makes sure the process exits even if something hangs past it. Beside the engine: the
+consumer-lag sampler (``agent_runtime/lag.py``) and, when the ``OTEL_*`` environment asks
+for them, OpenTelemetry traces (``agent_runtime/traces.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 
-from agent_runtime import logs, metrics
+from agent_runtime import logs, metrics, traces
 from agent_runtime.config import AgentConfig
 from agent_runtime.engine import Engine, EngineSettings
+from agent_runtime.lag import LagSampler
 from agent_runtime.records import Handler
 from agent_runtime.server import HealthServer
 
@@ -66,6 +69,7 @@ def run(
 ) -> int:
     """Run the agent until SIGTERM/SIGINT; the process's exit code."""
     logs.configure(config.name, log_level)
+    traces.configure(config.name, env)
     settings = EngineSettings.from_agent_config(config, env, shutdown_grace_s=grace_period_s)
     return asyncio.run(serve(config, settings, handler_factory or load_handler_factory()))
 
@@ -93,6 +97,7 @@ async def serve(config: AgentConfig, settings: EngineSettings, handler_factory: 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     server = None
+    lag: LagSampler | None = None
     handler: Handler | None = None
     try:
         try:
@@ -105,14 +110,18 @@ async def serve(config: AgentConfig, settings: EngineSettings, handler_factory: 
         if stop_requested:
             engine.stop()
         server = HealthServer(engine, metrics.REGISTRY, config.server.port).start()
+        lag = LagSampler(config.name, settings.input_topic, settings.consumer_config()).start()
         code = await engine.run()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         if server is not None:
             server.stop()
+        if lag is not None:
+            lag.stop()
         if handler is not None:
             await _close(handler)
+        traces.shutdown()
         for timer in watchdog:
             timer.cancel()
     return code

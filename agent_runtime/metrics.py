@@ -89,3 +89,38 @@ GUARDRAIL_BLOCKED = Counter(
     "srs_agent_guardrail_blocked", "Drafts escalated to people because a guardrail failed.", ["agent", "check"],
     registry=REGISTRY,
 )  # fmt: skip
+CONSUMER_LAG = Gauge(
+    "srs_agent_consumer_lag", "Records of the input topic not yet committed by the agent's consumer group, by "
+    "partition (log end offset - committed offset; the whole partition before the first commit).",
+    ["agent", "topic", "partition"], registry=REGISTRY,
+)  # fmt: skip
+KAFKA_UP = Gauge(
+    "srs_agent_kafka_up", "1 when the last lag sample reached the Kafka brokers, 0 when it could not.", ["agent"],
+    registry=REGISTRY,
+)  # fmt: skip
+
+# OpenTelemetry's GenAI client metrics, in their Prometheus names (``gen_ai.client.token.usage``,
+# ``gen_ai.client.operation.duration`` in seconds) and with their advised bucket boundaries.
+GEN_AI_TOKEN_USAGE = Histogram(
+    "gen_ai_client_token_usage", "Tokens used per provider call, by token type (input, output).",
+    ["agent", "provider", "model", "operation", "token_type"],
+    buckets=(1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864),
+    registry=REGISTRY,
+)  # fmt: skip
+GEN_AI_OPERATION_DURATION = Histogram(
+    "gen_ai_client_operation_duration_seconds", "Duration of one provider call; error_type is empty when it "
+    "succeeded, else the class of the error (RateLimitError, APITimeoutError, TimeoutError, …).",
+    ["agent", "provider", "model", "operation", "error_type"],
+    buckets=(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92),
+    registry=REGISTRY,
+)  # fmt: skip
+TICKETS = Counter(
+    "srs_agent_tickets", "Tickets this agent finished, by outcome: routed (triage → a specialist), human (to the "
+    "human queue, by triage or by a specialist's guardrails), resolved (a response published).",
+    ["agent", "outcome"], registry=REGISTRY,
+)  # fmt: skip
+TICKET_AGE = Histogram(
+    "srs_agent_ticket_age_seconds", "From the ticket's created_at to its resolution or hand-over to people, by "
+    "outcome (observed by the specialist that finished it).", ["agent", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600), registry=REGISTRY,
+)  # fmt: skip

@@ -8,11 +8,21 @@ from typing import Any
 
 
 def _run(args: argparse.Namespace) -> int:
-    from devstack import stack
+    from devstack import observability, stack
+    from devstack.settings import default_paths
 
     try:
         if args.action == "up":
             stack.up()
+            if args.observability:
+                endpoints = observability.start(default_paths(), lambda m: print(f"srs dev: {m}", file=sys.stderr))
+                print(
+                    f"srs dev: Prometheus {endpoints.prometheus_url} (srs alert rules loaded; it scrapes the agents "
+                    f"and the demo's operator)\nsrs dev: Jaeger {endpoints.traces_url} (OTLP in at "
+                    f"{endpoints.otlp_endpoint})\nsrs dev: exported in .devstack/env as SRS_PROMETHEUS_URL and "
+                    "SRS_TRACES_URL",
+                    file=sys.stderr,
+                )
         elif args.action == "down":
             stack.down()
         elif args.action == "reset":
@@ -22,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     except stack.PrerequisiteMissing as e:
         print(f"srs dev: {e}", file=sys.stderr)
         return 2
-    except RuntimeError as e:
+    except RuntimeError as e:  # ObservabilityUnavailable too
         print(f"srs dev: {e}", file=sys.stderr)
         return 1
     return 0
@@ -46,5 +56,12 @@ def register(sub: Any) -> None:
         choices=["up", "down", "status", "reset"],
         help="up: start what is not running, in place (same ports, same data); down: stop what up started, "
         "keeping the data; status: what runs where; reset: stop and delete the stack's data",
+    )
+    dev.add_argument(
+        "--observability",
+        action="store_true",
+        help="with up: also start Prometheus (Debian's package, srs's alert rules loaded, scraping the agents and "
+        "the operator) and Jaeger (built from Go sources, first run only) on loopback; URLs in .devstack/env as "
+        "SRS_PROMETHEUS_URL and SRS_TRACES_URL (docs/observability.md)",
     )
     dev.set_defaults(func=_run)

@@ -7,6 +7,10 @@ environment and its mounted ConfigMaps/Secrets resolved through the API, and it 
 the process when the pod goes away. On a real cluster the kubelet does this with the
 project's image; nothing here is used there.
 
+Each agent process it runs is listed for Prometheus in a ``file_sd`` target file
+(``agent-<namespace>_<pod>.json`` in ``.devstack/observability/targets/``), removed when the
+process stops: ``srs dev up --observability`` scrapes them.
+
 Level-based: every ``interval`` seconds the runner lists the pods it should run and
 diffs them against the processes it has (starting, stopping and restarting crashed ones
 with backoff). It only reads from the API.
@@ -33,7 +37,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 
-from devstack import settings
+from devstack import observability, settings
 from devstack.processes import ProcessRecord, free_port, start_time, stop
 
 log = logging.getLogger("srs.podrunner")
@@ -43,6 +47,8 @@ DEFAULT_SELECTOR = "app.kubernetes.io/managed-by=srs-operator"
 TERMINATION_GRACE_SECONDS = 30
 #: In each pod's work folder: the process standing in for the pod (pid + start time).
 PROCESS_FILE = "process.json"
+#: Prometheus target files of the agents (``file_sd``) start with this.
+TARGET_PREFIX = "agent-"
 
 
 @dataclass
@@ -60,6 +66,7 @@ class PodProcess:
     grace: float = TERMINATION_GRACE_SECONDS
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    metrics_port: int | None = None
 
     @property
     def key(self) -> str:
@@ -104,6 +111,7 @@ class PodRunner:
         node_name: str = settings.NODE_NAME,
         base_env: Mapping[str, str] | None = None,
         exclude_namespaces: Sequence[str] = (),
+        targets_dir: Path | None = None,
     ) -> None:
         self.api = api
         self.workroot = workroot
@@ -113,6 +121,9 @@ class PodRunner:
         self.base_env = dict(base_env if base_env is not None else os.environ)
         self.exclude_namespaces = list(exclude_namespaces)
         self.processes: dict[str, PodProcess] = {}
+        self._ports: dict[Path, int | None] = {}
+        #: Where each running agent is listed for Prometheus (``file_sd``), None: nowhere.
+        self.targets_dir = targets_dir
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -161,6 +172,9 @@ class PodRunner:
     def stop_orphans(self) -> None:
         """Stop agent processes that an earlier runner left behind (it was killed before it
         could stop them); this runner starts its own for the pods that are still Ready."""
+        if self.targets_dir is not None:
+            for stale in self.targets_dir.glob(f"{TARGET_PREFIX}*.json"):
+                stale.unlink(missing_ok=True)
         for record_file in sorted(self.workroot.glob(f"*/{PROCESS_FILE}")):
             try:
                 record = ProcessRecord.from_json(json.loads(record_file.read_text()))
@@ -201,9 +215,13 @@ class PodRunner:
         proc = self._spawn(argv, env, log_path)
         grace = float(pod["spec"].get("terminationGracePeriodSeconds") or TERMINATION_GRACE_SECONDS)
         uid = pod["metadata"]["uid"]
-        running = PodProcess(ns, name, uid, proc, workdir, log_path, grace=grace, argv=argv, env=env)
+        running = PodProcess(
+            ns, name, uid, proc, workdir, log_path, grace=grace, argv=argv, env=env,
+            metrics_port=self._ports.pop(workdir, None),
+        )  # fmt: skip
         self.processes[running.key] = running
         self._remember(running)
+        self._list_target(running)
         log.info("started %s (pid %d): %s", running.key, proc.pid, " ".join(argv))
 
     @staticmethod
@@ -246,6 +264,17 @@ class PodRunner:
                 proc.wait()
         self.processes.pop(running.key, None)
         shutil.rmtree(running.workdir, ignore_errors=True)
+        if self.targets_dir is not None:
+            (self.targets_dir / f"{TARGET_PREFIX}{running.namespace}_{running.name}.json").unlink(missing_ok=True)
+
+    def _list_target(self, running: PodProcess) -> None:
+        """List the agent's metrics port for Prometheus: ``agent-<namespace>_<pod>.json``."""
+        if self.targets_dir is None or running.metrics_port is None:
+            return
+        observability.write_target(
+            self.targets_dir, f"{TARGET_PREFIX}{running.namespace}_{running.name}",
+            f"127.0.0.1:{running.metrics_port}", {"namespace": running.namespace, "pod": running.name},
+        )  # fmt: skip
 
     # -- pod spec → argv/env/files ----------------------------------------------------
 
@@ -275,7 +304,7 @@ class PodRunner:
         for var in container.get("env", []):
             env[var["name"]] = remap(self._env_value(ns, pod, var))
         # Every agent listens on its health/metrics port; give each process its own.
-        self._assign_free_ports(mounts)
+        self._ports[workdir] = self._assign_free_ports(mounts)
         command = list(container.get("command") or ["srs"])
         if Path(command[0]).name == "srs":
             command[0] = _srs_executable()
@@ -330,13 +359,17 @@ class PodRunner:
         return ""
 
     @staticmethod
-    def _assign_free_ports(mounts: Mapping[str, Path]) -> None:
+    def _assign_free_ports(mounts: Mapping[str, Path]) -> int | None:
+        """Give the agent config a free port; that port (None: no agent config mounted)."""
+        port = None
         for local in mounts.values():
             for path in local.glob("*.yaml"):
                 doc = yaml.safe_load(path.read_text())
                 if isinstance(doc, dict) and doc.get("kind") == "AgentRuntimeConfig":
-                    doc.setdefault("server", {})["port"] = free_port()
+                    port = free_port()
+                    doc.setdefault("server", {})["port"] = port
                     path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,8 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir) if args.workdir else paths.state / "pods"
     logdir = Path(args.logdir) if args.logdir else paths.logs / "pods"
     runner = PodRunner(
-        client.CoreV1Api(), workdir, logdir, args.selector, args.node, exclude_namespaces=args.exclude_namespace
-    )
+        client.CoreV1Api(), workdir, logdir, args.selector, args.node, exclude_namespaces=args.exclude_namespace,
+        targets_dir=observability.targets_dir(paths),
+    )  # fmt: skip
     runner.run(args.interval)
     return 0
 

@@ -26,6 +26,12 @@ TOFU_PROVIDERS = {"helm": "1.3.2", "kubernetes": "1.13.4", "aws": "1.60.0"}
 #: Bumped whenever build-terraform.sh changes what it produces.
 TOFU_BUILD_REVISION = 2
 
+#: Jaeger (OTLP in, query API out) for `srs dev up --observability` and the trace tests,
+#: built from the Go module proxy by scripts/build-jaeger.sh.
+JAEGER_VERSION = "v1.75.0"
+#: Bumped whenever build-jaeger.sh changes what it produces.
+JAEGER_BUILD_REVISION = 1
+
 #: Name of the fake node kwok manages.
 NODE_NAME = "kwok-node-0"
 

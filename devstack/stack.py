@@ -23,14 +23,14 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TextIO
 
-from devstack import kafka, kube, settings
+from devstack import kafka, kube, observability, settings
 from devstack.processes import ProcessRecord, free_port, spawn, stop
 from devstack.settings import Paths, default_paths
 
 #: Every process of the stack itself, in start order.
 COMPONENTS = ("kafka", *kube.COMPONENTS)
 #: What ``srs dev reset`` deletes (logs are kept).
-DATA = ("kafka", "etcd", "pki", "pods", "kubeconfig", "kubeconfig-user", "env", "state.json")
+DATA = ("kafka", "etcd", "pki", "pods", "kubeconfig", "kubeconfig-user", "env", "state.json", "observability")
 
 
 class PrerequisiteMissing(RuntimeError):
@@ -166,16 +166,25 @@ def up(paths: Paths | None = None) -> StackState:
         attached=state.attached if state is not None else [],
     )
     _write_state(paths, state)
-    paths.env_file.write_text(
-        "# Written by `srs dev up`; source it to talk to the local stack.\n"
-        f"export KUBECONFIG={paths.kubeconfig}\n"
-        f"export KAFKA_BOOTSTRAP_SERVERS={bootstrap}\n"
-        f"export SRS_USER_KUBECONFIG={paths.user_kubeconfig}\n"
-        f'export PATH="{bins}:$PATH"\n'
-    )
+    write_env(paths, state)
     state = _restart_attached(paths, state)
     _say(f"up in {time.monotonic() - t0:.1f}s; run: source {paths.env_file}")
     return state
+
+
+def write_env(paths: Paths, state: StackState | None = None) -> None:
+    """Write ``.devstack/env``: the stack's endpoints (and, after ``--observability``,
+    Prometheus's and Jaeger's)."""
+    state = state or load_state(paths)
+    if state is None:
+        return
+    paths.env_file.write_text(
+        "# Written by `srs dev up`; source it to talk to the local stack.\n"
+        f"export KUBECONFIG={paths.kubeconfig}\n"
+        f"export KAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}\n"
+        f"export SRS_USER_KUBECONFIG={paths.user_kubeconfig}\n"
+        f'export PATH="{state.bin_dir}:$PATH"\n' + observability.env_exports(paths, [r.name for r in state.attached])
+    )
 
 
 def _check_ports_free(names: list[str], ports: dict[str, int]) -> None:

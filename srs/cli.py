@@ -17,7 +17,7 @@ from agent_runtime.offline import cli as offline_cli
 from devstack import cli as devstack_cli
 from devstack import kind_cli
 from gitops.argocd import healthchecks as argocd_healthchecks
-from srs import customers, demo, publish, tail
+from srs import customers, demo, observability, publish, tail
 from srs_operator import cli as operator_cli
 
 REGISTRARS = [
@@ -32,6 +32,7 @@ REGISTRARS = [
     triage_cli.register,
     offline_cli.register,
     argocd_healthchecks.register,
+    observability.register,
 ]
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from agent_runtime.timestamps import parse_rfc3339
-from devstack import stack
+from devstack import observability, stack
 from devstack.processes import free_port
+from devstack.settings import default_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -89,6 +90,11 @@ def start_services(state: Target) -> None:
     _kubectl(state, "apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     _kubectl(state, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     env = {"KUBECONFIG": state.kubeconfig, "KAFKA_BOOTSTRAP_SERVERS": state.kafka_bootstrap}
+    paths = default_paths()
+    endpoints = observability.load_endpoints(paths)
+    if endpoints is not None:
+        # `srs dev up --observability`: the operator traces, and passes OTEL_* on to the agent pods.
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoints.otlp_endpoint
     srs = str(Path(sys.executable).parent / "srs")
     # Standalone (no peering with other operators), and leaving the test suite's
     # namespaces (srs-test-*) to the operators the tests run themselves.
@@ -99,6 +105,11 @@ def start_services(state: Target) -> None:
         env,
     )  # fmt: skip
     say(f"operator running (pid {op.pid}, log {op.log})")
+    # Listed for Prometheus (`srs dev up --observability` scrapes it), like the pod runner lists the agents.
+    metrics_port = op.argv[op.argv.index("--metrics-port") + 1]
+    observability.write_target(observability.targets_dir(paths), "operator", f"127.0.0.1:{metrics_port}", {})
+    if endpoints is not None:
+        say(f"Prometheus {endpoints.prometheus_url}, traces {endpoints.traces_url} (srs dev up --observability)")
     # Test namespaces (srs-test-*) belong to the test suite's own operator and agents.
     runner = stack.attach(
         "podrunner", [sys.executable, "-m", "devstack.podrunner", "--exclude-namespace", "srs-test-*"], env

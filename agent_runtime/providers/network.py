@@ -9,10 +9,13 @@ engine's (:func:`~agent_runtime.providers.base.call_within_deadline`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Final, TypeVar
+import time
+from collections.abc import Awaitable, Mapping
+from typing import Any, Final, TypeVar
 
+from agent_runtime import traces
 from agent_runtime.config import ModelConfig
+from agent_runtime.metrics import GEN_AI_OPERATION_DURATION, GEN_AI_TOKEN_USAGE
 from agent_runtime.providers.base import CallMetrics, DraftRequest, ErrorMapper, call_within_deadline
 from agent_runtime.providers.prompts import TRIAGE_SYSTEM_PROMPT, draft_request, draft_system_prompt, triage_request
 from agent_runtime.tickets import Ticket
@@ -33,6 +36,7 @@ class NetworkProvider:
         self._provider_name = provider_name
         self._system_prompt = system_prompt
         self._metrics = CallMetrics(agent, provider_name)
+        self._agent = agent
 
     @property
     def name(self) -> str:
@@ -47,8 +51,34 @@ class NetworkProvider:
         return min(self._config.max_tokens, CLASSIFY_MAX_TOKENS)
 
     async def _call(self, operation: str, request: Awaitable[T]) -> T:
-        """Await one SDK call, timed, bounded by the call deadline, its errors mapped."""
-        return await call_within_deadline(self._metrics, self._config, operation, request, self._map_error)
+        """Await one SDK call, timed, bounded by the call deadline, its errors mapped; recorded as
+        OpenTelemetry's GenAI metrics and, when tracing is on, a ``chat <model>`` span."""
+        config = self._config
+        labels = (self._agent, self._provider_name, config.name, operation)
+        started = time.perf_counter()
+        error_type = ""
+        with traces.model_call(
+            operation, self._provider_name, config.name, temperature=config.temperature,
+            max_tokens=self._classify_max_tokens if operation == "classify" else config.max_tokens,
+        ) as span:  # fmt: skip
+            try:
+                result = await call_within_deadline(self._metrics, config, operation, request, self._map_error)
+            except BaseException as e:
+                # The SDK's own exception class when there is one (RateLimitError, APITimeoutError, …).
+                error_type = type(e.__cause__ or e).__name__
+                if span is not None:
+                    traces.failed(span, e, error_type)
+                raise
+            finally:
+                GEN_AI_OPERATION_DURATION.labels(*labels, error_type).observe(time.perf_counter() - started)
+            usage = token_usage(result)
+            if usage is not None:
+                GEN_AI_TOKEN_USAGE.labels(*labels, "input").observe(usage[0])
+                GEN_AI_TOKEN_USAGE.labels(*labels, "output").observe(usage[1])
+                if span is not None:
+                    span.set_attribute("gen_ai.usage.input_tokens", usage[0])
+                    span.set_attribute("gen_ai.usage.output_tokens", usage[1])
+        return result
 
     def _triage_prompts(self, ticket: Ticket, *, json_only: bool) -> tuple[str, str]:
         """(system, user) of a classification."""
@@ -60,3 +90,21 @@ class NetworkProvider:
             draft_system_prompt(request.specialty, self._system_prompt),
             draft_request(request.ticket, request.triage, request.customer),
         )
+
+
+def token_usage(response: Any) -> tuple[int, int] | None:
+    """(input, output) tokens an SDK response reports, or None: Anthropic's
+    ``usage.input_tokens``/``output_tokens``, OpenAI's ``usage.prompt_tokens``/``completion_tokens``,
+    Bedrock Converse's ``usage.inputTokens``/``outputTokens``."""
+    usage = response.get("usage") if isinstance(response, Mapping) else getattr(response, "usage", None)
+    if usage is None:
+        return None
+    pairs = (("input_tokens", "output_tokens"), ("prompt_tokens", "completion_tokens"), ("inputTokens", "outputTokens"))
+    for input_name, output_name in pairs:
+        if isinstance(usage, Mapping):
+            found = usage.get(input_name), usage.get(output_name)
+        else:
+            found = getattr(usage, input_name, None), getattr(usage, output_name, None)
+        if isinstance(found[0], int) and isinstance(found[1], int):
+            return found[0], found[1]
+    return None

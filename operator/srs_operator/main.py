@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from agent_runtime import traces
 from srs_operator import metrics, namespaces
 from srs_operator.clients.kube import CLUSTER_PEERINGS, ApiError, KubeClient, login
 from srs_operator.handlers import supportagent as supportagent_handlers
@@ -97,6 +98,7 @@ async def credentials(**_: Any) -> kopf.ConnectionInfo:
 def run(settings: OperatorSettings) -> int:
     """Run the operator until SIGINT/SIGTERM."""
     metrics.serve(settings.metrics_port)
+    traces.configure("srs-operator")  # OTEL_* environment; off when unset
     log.info(
         "srs operator: %s, metrics on :%d, liveness %s",
         f"peering {PEERING_NAME}" if settings.peering else "standalone",
@@ -123,4 +125,5 @@ def run(settings: OperatorSettings) -> int:
             memo=memo,
         )
     )
+    traces.shutdown()
     return 0

@@ -6,11 +6,14 @@ Names follow ``srs_operator_<what>_<unit>``; ``kind`` is the custom resource kin
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from agent_runtime import traces
 
 REGISTRY = CollectorRegistry()
 
@@ -51,6 +54,10 @@ KAFKA_ADMIN_TOPICS = Counter(
     "Topics carried by Kafka admin requests, by operation (topics/calls = the batching factor).",
     ["operation"], registry=REGISTRY,
 )  # fmt: skip
+RESOURCE_READY = Gauge(
+    "srs_operator_resource_ready", "1 when the resource's Ready condition is True, 0 when it is not (set at every "
+    "reconcile; the series goes away with the resource).", ["kind", "namespace", "name"], registry=REGISTRY,
+)  # fmt: skip
 QUEUE_DEPTH = Gauge(
     "srs_operator_queue_depth", "Objects waiting to be reconciled, by kind.", ["kind"], registry=REGISTRY
 )
@@ -58,10 +65,12 @@ QUEUE_DEPTH = Gauge(
 
 @contextmanager
 def observe_reconcile(kind: str) -> Iterator[None]:
-    """Count one reconcile of ``kind`` and time it; an exception counts as an error (and propagates)."""
+    """Count one reconcile of ``kind`` and time it; an exception counts as an error (and propagates).
+    With OpenTelemetry on (``OTEL_*``), each reconcile is a ``reconcile <kind>`` span."""
     started = time.perf_counter()
     try:
-        yield
+        with traces.span(f"reconcile {kind}", {"srs.kind": kind}):
+            yield
     except BaseException as e:
         RECONCILES.labels(kind, "error").inc()
         RECONCILE_ERRORS.labels(kind, type(e).__name__).inc()
@@ -70,6 +79,17 @@ def observe_reconcile(kind: str) -> Iterator[None]:
         RECONCILES.labels(kind, "ok").inc()
     finally:
         RECONCILE_DURATION.labels(kind).observe(time.perf_counter() - started)
+
+
+def report_ready(kind: str, namespace: str, name: str, ready: bool) -> None:
+    """Record whether ``kind`` ``namespace/name`` is Ready (``srs_operator_resource_ready``)."""
+    RESOURCE_READY.labels(kind, namespace, name).set(1 if ready else 0)
+
+
+def forget_resource(kind: str, namespace: str, name: str) -> None:
+    """Drop the series of a deleted resource."""
+    with contextlib.suppress(KeyError):  # never reported
+        RESOURCE_READY.remove(kind, namespace, name)
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from other pods

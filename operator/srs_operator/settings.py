@@ -48,6 +48,9 @@ class OperatorSettings:
     watch_stall_seconds: float = 120.0
     #: ``NAMESPACE_GLOB=PREFIX[,PREFIX]`` rules: which topic names each namespace may claim.
     topic_prefix_rules: tuple[str, ...] = ()
+    #: OpenTelemetry settings (``OTEL_*``, from the operator's environment) passed on to every
+    #: agent pod; ``OTEL_SERVICE_NAME`` stays the operator's (agents name themselves).
+    agent_otel_env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -65,4 +68,7 @@ class OperatorSettings:
             workers=int(env.get("SRS_OPERATOR_WORKERS", "16")),
             object_workers=int(env.get("SRS_OPERATOR_OBJECT_WORKERS", "150")),
             watch_stall_seconds=float(env.get("SRS_OPERATOR_WATCH_STALL_SECONDS", "120")),
+            agent_otel_env=tuple(
+                sorted((k, v) for k, v in env.items() if k.startswith("OTEL_") and k != "OTEL_SERVICE_NAME")
+            ),
         )

@@ -124,3 +124,29 @@ def test_service_monitors_are_rendered_only_when_asked_for() -> None:
     selector = {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/managed-by": MANAGED_BY}
     assert agents["selector"]["matchLabels"] == selector
     assert agents["endpoints"][0] == {"port": "http", "path": "/metrics", "interval": "30s"}
+
+
+def test_chart_ships_the_alert_rules_verbatim_as_a_prometheusrule() -> None:
+    docs = _render("--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.prometheusRule.labels.release=kps")
+    [rule] = [d for d in docs if d["kind"] == "PrometheusRule"]
+    plain = yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())
+    assert rule["spec"] == plain
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    assert not [d for d in _render() if d["kind"] == "PrometheusRule"], "off by default"
+
+
+def test_chart_ships_each_dashboard_as_a_configmap_for_the_grafana_sidecar() -> None:
+    docs = _render("--set", "metrics.dashboards.enabled=true")
+    maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    assert set(maps) == {"srs-dashboard-overview", "srs-dashboard-agent", "srs-dashboard-operator"}
+    for name, cm in maps.items():
+        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+        [(file_name, content)] = cm["data"].items()
+        assert content == (CHART / "files" / "dashboards" / file_name).read_text().rstrip("\n"), name
+
+
+def test_chart_passes_otel_settings_to_the_operator() -> None:
+    docs = _render("--set", "otel.OTEL_EXPORTER_OTLP_ENDPOINT=http://collector.obs.svc:4318")
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector.obs.svc:4318"

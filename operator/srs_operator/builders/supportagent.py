@@ -291,7 +291,7 @@ def build_service(agent: SupportAgent) -> dict[str, Any]:
     }
 
 
-def _env(agent: SupportAgent) -> list[dict[str, Any]]:
+def _env(agent: SupportAgent, settings: OperatorSettings) -> list[dict[str, Any]]:
     # The pod's name makes the transactional.id of an exactly-once agent: a restarted
     # container fences the transaction its predecessor left open at once.
     env: list[dict[str, Any]] = [
@@ -311,6 +311,9 @@ def _env(agent: SupportAgent) -> list[dict[str, Any]]:
             # The API server does not store an empty value (omitempty): ``{"name": X}`` is how
             # it keeps ``value: ""``, so that is what the live object is compared against.
             env.append({"name": var.name})
+    # The operator's OpenTelemetry settings, unless the agent's own env sets them.
+    named = {var["name"] for var in env}
+    env += [{"name": name, "value": value} for name, value in settings.agent_otel_env if value and name not in named]
     return env
 
 
@@ -361,7 +364,7 @@ def build_deployment(agent: SupportAgent, settings: OperatorSettings, hash_: str
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir: the root filesystem is read-only
         ],
     }
-    env = _env(agent)
+    env = _env(agent, settings)
     if env:
         container["env"] = env
     volumes: list[dict[str, Any]] = [

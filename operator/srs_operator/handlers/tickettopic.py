@@ -145,6 +145,7 @@ async def reconcile_tickettopic(
         topic = _parse(body, patch)
         outcome = await controller.reconciler.reconcile(topic, _claims(kwargs, topic))
         if outcome.status is not None:
+            metrics.report_ready(KIND, topic.namespace, topic.name, outcome.status.is_ready())
             changes = status_patch(body.get("status"), outcome.status)
             if changes:
                 patch.status.update(changes)
@@ -209,8 +210,9 @@ def _is_deletion(type: str | None, **_: Any) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, when=_is_deletion)
-def tickettopic_gone(memo: kopf.Memo, **_: Any) -> None:
+def tickettopic_gone(memo: kopf.Memo, meta: kopf.Meta, **_: Any) -> None:
     """A deleted TicketTopic may leave a conflicting one in charge: check soon."""
+    metrics.forget_resource(KIND, meta.get("namespace", ""), meta.get("name", ""))
     controller = memo.get(_MEMO_KEY)
     if isinstance(controller, TicketTopicController):
         controller.resync.request()

@@ -224,6 +224,7 @@ class SupportAgentController:
 
     def agent_deleted(self, namespace: str, name: str) -> None:
         key = (namespace, name)
+        metrics.forget_resource(KIND, namespace, name)
         self.queue.forget(key)
         self._deps.pop(key, None)
         self._written_agents.pop(key, None)
@@ -490,6 +491,8 @@ class SupportAgentController:
         previous: SupportAgentStatus,
         status: SupportAgentStatus,
     ) -> None:
+        ready = next((c for c in status.conditions if c.type == ConditionType.READY), None)
+        metrics.report_ready(KIND, key[0], key[1], ready is not None and ready.status is ConditionStatus.TRUE)
         document = status_document(status)
         if document == status_document(previous):
             return
