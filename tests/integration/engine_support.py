@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from agent_runtime.config import AgentConfig
 from agent_runtime.engine import Engine, EngineSettings, current_trace_id
@@ -406,16 +406,22 @@ def group_progress(bootstrap: str, group_id: str, topic: str) -> str:
     ledger in its metadata) against the partition's end offset — where a group is stuck."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False})
     try:
-        partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-        lines = []
-        for tp in committed:
-            end = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)[1]
-            lag = f"{end - tp.offset} behind" if tp.offset >= 0 else "nothing committed"
-            lines.append(f"{topic}[{tp.partition}] committed {tp.offset} {tp.metadata or ''} end {end}: {lag}")
-        return "\n".join(lines)
+        return _group_progress(consumer, topic)
+    except KafkaException as e:  # a broker too slow to answer is part of the story
+        return f"{topic}: group {group_id} unreadable: {e}"
     finally:
         consumer.close()
+
+
+def _group_progress(consumer: Consumer, topic: str) -> str:
+    partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+    lines = []
+    for tp in committed:
+        end = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)[1]
+        lag = f"{end - tp.offset} behind" if tp.offset >= 0 else "nothing committed"
+        lines.append(f"{topic}[{tp.partition}] committed {tp.offset} {tp.metadata or ''} end {end}: {lag}")
+    return "\n".join(lines)
 
 
 #: Log messages that tell how a process handled its partitions (the rest is per-record noise).
