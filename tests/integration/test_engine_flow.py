@@ -146,6 +146,11 @@ def test_every_ticket_ends_resolved_human_or_dead_lettered_while_agents_are_kill
                 f"{len(missing)} tickets without an outcome, e.g. {missing[:10]}; the dead-letter topic holds "
                 f"{held}; the watcher read up to {watcher.positions()}\n{report}"
             ) from None
+        for name in agents:
+            # A process restarted a moment ago may still be importing (tens of seconds on a
+            # loaded machine): SIGTERM before its handler is installed ends it with -15.
+            log = tmp_path / f"{name}-{restarts[name] - 1}.log"
+            wait_for(f"{name} to be up before it is stopped", lambda log=log: '"consuming"' in log.read_text(), 120)
         for process in agents.values():
             process.send_signal(signal.SIGTERM)
         for process in agents.values():
