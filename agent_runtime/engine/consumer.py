@@ -214,17 +214,25 @@ class InputConsumer:
                     future.cancel()
                     raise
 
-    def _apply_requests(self) -> None:
+    def _apply_requests(self, lost: frozenset[PartitionId] = frozenset()) -> None:
+        """Apply the loop's queued requests; commits and stores for ``lost`` partitions are
+        dropped (another member may own them: a late commit would rewind its position)."""
         while True:
             try:
                 operation, argument = self._requests.get_nowait()
             except queue.Empty:
                 return
+            if lost and operation == "ledger" and (argument[0].topic, argument[0].partition) in lost:
+                self._call_on_loop(argument[1], False)
+                continue
+            if lost and operation == "store":
+                argument = [tp for tp in argument if (tp.topic, tp.partition) not in lost]
             try:
                 if operation == "ledger":
                     self._commit_ledger(*argument)
                 elif operation == "store":
-                    self._consumer.store_offsets(offsets=argument)
+                    if argument:
+                        self._consumer.store_offsets(offsets=argument)
                 elif operation == "pause":
                     self._consumer.pause(argument)
                     self._paused.update((tp.topic, tp.partition) for tp in argument)
@@ -294,6 +302,7 @@ class InputConsumer:
         # again until the group assigns this member anew (possibly nothing).
         self.joined.clear()
         log.warning("partitions lost", extra={"partitions": _describe(partitions)})
+        self._apply_requests(lost=frozenset(_partition_ids(partitions)))
         try:
             self._run_on_loop(self.listener.partitions_lost(_partition_ids(partitions)), 30)
         except Exception as e:  # noqa: BLE001 - the work was not committed; it is redone elsewhere

@@ -70,8 +70,11 @@ log = logging.getLogger(__name__)
 
 #: Error messages of transient failures go to logs; keep them short (they may echo input).
 _MAX_LOGGED_ERROR: Final = 200
-#: A worker whose handler never suspends yields to the loop after this many records.
-_YIELD_EVERY: Final = 32
+#: Handlers that never suspend (CPU-bound, like the offline classifier) give the event loop
+#: back once a loop turn has run records for this long, whichever worker ran them: delivery
+#: reports, offset stores, new records and rebalance drains wait for the next turn. (A count
+#: per worker — 32 records — let one turn run concurrency × 32 handlers: seconds.)
+_TURN_BUDGET_S: Final = 0.005
 
 
 class PartitionControl(Protocol):
@@ -127,6 +130,9 @@ class Dispatcher:
         #: Lanes whose head record waits for a worker.
         self._ready: deque[Lane] = deque()
         self._idle_workers: deque[asyncio.Future[None]] = deque()
+        #: When the current loop turn began running records (see ``_TURN_BUDGET_S``).
+        self._turn_started = 0.0
+        self._turn_mark_scheduled = False
         self._workers: list[asyncio.Task[None]] = []
         agent = settings.agent
         self._consumed = metrics.CONSUMED.labels(agent, settings.input_topic)
@@ -365,7 +371,6 @@ class Dispatcher:
     async def _work_forever(self) -> None:
         worker = asyncio.current_task()
         ready = self._ready
-        handled = 0
         while True:
             lane = ready.popleft() if ready else await self._next_lane()
             partition = lane.partition
@@ -393,9 +398,20 @@ class Dispatcher:
                 log.exception("processing a record failed unexpectedly")
                 self._on_fatal("dispatcher failure")
                 raise
-            handled += 1
-            if handled % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # let the consumer's batches and delivery reports in
+            if time.monotonic() - self._turn_started >= _TURN_BUDGET_S:
+                await self._next_turn()
+
+    async def _next_turn(self) -> None:
+        """Give the loop back; the next turn's budget starts once the callbacks queued
+        before it (delivery reports, the consumer's batches, a drain) ran."""
+        if not self._turn_mark_scheduled:
+            self._turn_mark_scheduled = True
+            asyncio.get_running_loop().call_soon(self._new_turn)
+        await asyncio.sleep(0)
+
+    def _new_turn(self) -> None:
+        self._turn_mark_scheduled = False
+        self._turn_started = time.monotonic()
 
     async def _run_handler(self, work: Work, worker: asyncio.Task[None] | None) -> None:
         record = work.record

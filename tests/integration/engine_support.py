@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from agent_runtime.config import AgentConfig
 from agent_runtime.engine import Engine, EngineSettings, current_trace_id
@@ -439,3 +439,53 @@ def committed_offsets(bootstrap: str, group_id: str, topic: str, partitions: int
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in committed}
+
+
+def group_progress(bootstrap: str, group_id: str, topic: str) -> str:
+    """One line per partition of ``topic``: the group's committed offset (with the crash
+    ledger in its metadata) against the partition's end offset — where a group is stuck."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        return _group_progress(consumer, topic)
+    except KafkaException as e:  # a broker too slow to answer is part of the story
+        return f"{topic}: group {group_id} unreadable: {e}"
+    finally:
+        consumer.close()
+
+
+def _group_progress(consumer: Consumer, topic: str) -> str:
+    partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+    lines = []
+    for tp in committed:
+        end = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)[1]
+        lag = f"{end - tp.offset} behind" if tp.offset >= 0 else "nothing committed"
+        lines.append(f"{topic}[{tp.partition}] committed {tp.offset} {tp.metadata or ''} end {end}: {lag}")
+    return "\n".join(lines)
+
+
+#: Log messages that tell how a process handled its partitions (the rest is per-record noise).
+_TELLING = ("partitions", "offsets", "ledger", "alone", "crash", "engine failed", "stopp", "rebalance", "consum")
+
+
+def agent_log_summary(log_file: Path, tail: int = 6, telling: int = 40) -> str:
+    """What an agent's log says about its partitions (assignments, revokes, losses, ledger
+    commits, warnings and errors — the last ``telling`` of them) and its last ``tail`` lines."""
+    if not log_file.exists():
+        return f"{log_file.name}: no log"
+    lines = log_file.read_text(errors="replace").splitlines()
+    picked = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            picked.append(line[:300])  # not JSON: a traceback or librdkafka's own output
+            continue
+        message = str(entry.get("msg", ""))
+        if entry.get("level") in ("warning", "error", "critical") or any(t in message for t in _TELLING):
+            fields = {k: v for k, v in entry.items() if k not in ("agent", "logger", "trace_id", "level", "ts")}
+            picked.append(f"{entry.get('ts', '')[11:23]} {entry.get('level')} {json.dumps(fields)[:300]}")
+    return "\n".join(
+        [f"--- {log_file.name} ({len(lines)} lines); telling lines:", *picked[-telling:], "last lines:"]
+        + [line[:300] for line in lines[-tail:]]
+    )

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from agent_runtime.config import AgentConfig
 from agent_runtime.events import format_traceparent
@@ -24,7 +24,9 @@ from tests.harness import Infra, TopicFactory, wait_for
 from tests.integration.engine_support import (
     FAST_GROUP,
     TopicWatcher,
+    agent_log_summary,
     free_port,
+    group_progress,
     kill,
     start_agent,
     topic_contents,
@@ -67,10 +69,27 @@ def test_every_ticket_ends_resolved_human_or_dead_lettered_while_agents_are_kill
     env = {**FAST_GROUP, "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap}
     agents: dict[str, subprocess.Popen[bytes]] = {}
     restarts: Counter[str] = Counter()
+    #: Every process started, by its log name (``triage-a-0``), and those the test killed.
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    killed: set[str] = set()
 
     def start(name: str) -> None:
-        agents[name] = start_agent(configs[name], tmp_path, f"{name}-{restarts[name]}", env=env, handler=AGENT)
+        run = f"{name}-{restarts[name]}"
+        agents[name] = started[run] = start_agent(configs[name], tmp_path, run, env=env, handler=AGENT)
         restarts[name] += 1
+
+    def what_happened() -> str:
+        """The processes (which ended, how), each group's committed offsets against the end
+        offsets, and what every agent's log says about its partitions."""
+        ends = [
+            f"{run}: {'killed by the test' if run in killed else 'running' if p.poll() is None else 'EXITED'}"
+            f" (exit code {p.poll()})"
+            for run, p in started.items()
+        ]
+        groups = [group_progress(infra.kafka_bootstrap, c.kafka.group_id, c.kafka.input_topic)
+                  for name, c in configs.items() if name != "triage-b"]  # fmt: skip
+        logs = [agent_log_summary(tmp_path / f"{run}.log") for run in started]
+        return "\n".join(["processes:", *ends, "groups:", *groups, "logs:", *logs])
 
     samples = sample_tickets()
     tickets = [to_event(samples[n % len(samples)], "flow", n) for n in range(600)]
@@ -104,6 +123,7 @@ def test_every_ticket_ends_resolved_human_or_dead_lettered_while_agents_are_kill
             watcher.wait_for_count(progress, timeout_s=60)
             for victim in victims:
                 kill(agents[victim], signal.SIGKILL)
+                killed.add(f"{victim}-{restarts[victim] - 1}")
                 start(victim)
         feeder.join(60)
         expected = {t["ticket_id"] for t in tickets} | {k.decode() for k, _ in poison}
@@ -118,13 +138,20 @@ def test_every_ticket_ends_resolved_human_or_dead_lettered_while_agents_are_kill
             wait_for("an outcome for every ticket", lambda: expected <= set(outcomes()), timeout=90)
         except AssertionError:
             missing = sorted(expected - set(outcomes()))
-            held = [(r.offset, r.key) for r in topic_contents(infra.kafka_bootstrap, dlq)]
+            report = what_happened()
+            try:
+                held: object = [(r.offset, r.key) for r in topic_contents(infra.kafka_bootstrap, dlq)]
+            except KafkaException as e:  # a broker too slow to answer is part of the story
+                held = f"(unreadable: {e})"
+            (tmp_path / "what-happened.txt").write_text(report)
             raise AssertionError(
                 f"{len(missing)} tickets without an outcome, e.g. {missing[:10]}; the dead-letter topic holds "
-                f"{held}; the watcher read up to {watcher.positions()}"
+                f"{held}; the watcher read up to {watcher.positions()}\n{report}"
             ) from None
         for config in configs.values():
-            wait_ready(config)  # restarted ones too: they are stopped as a running agent is
+            # Restarted ones too (a loaded machine takes tens of seconds to start one): they
+            # are stopped as a running agent is.
+            wait_ready(config, timeout_s=120)
         for process in agents.values():
             process.send_signal(signal.SIGTERM)
         for process in agents.values():

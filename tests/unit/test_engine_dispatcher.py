@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 
@@ -467,3 +468,58 @@ async def test_a_handler_past_its_deadline_is_cancelled_and_retried() -> None:
     (letter,) = [r for r in sink.sent if r.topic == "dlq"]
     assert dict(letter.headers)["srs-error-class"] == b"timeout"
     assert handler.order == [(b"fast", 1)]
+
+
+@dataclass
+class BusyHandler:
+    """Works ``busy_s`` on the event loop without ever suspending (like the offline classifier)."""
+
+    busy_s: float = 0.002
+    runs: int = 0
+
+    async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
+        until = time.monotonic() + self.busy_s
+        while time.monotonic() < until:
+            pass
+        self.runs += 1
+        return [OutputRecord("out", record.key, record.value or b"")]
+
+
+@async_test
+async def test_handlers_that_never_suspend_still_let_acknowledgements_and_offsets_through() -> None:
+    # Eight workers each ran 32 such records before giving the loop back: one loop turn was
+    # 256 handler runs, and no delivery report, offset store or rebalance drain could run
+    # meanwhile (a triage agent stored no offset for its first ~2 s, and a SIGKILL then
+    # replayed everything it had done).
+    handler = BusyHandler()
+    dispatcher, _, _, control, _ = make(handler, concurrency=8)  # type: ignore[arg-type]
+    dispatcher.partitions_assigned([(TOPIC, 0)])
+    dispatcher.records_arrived([rec(i, f"k{i}") for i in range(400)])
+    async with asyncio.timeout(10):
+        while not control.store_history:
+            await asyncio.sleep(0)
+    assert handler.runs < 64, f"the first offset was stored only after {handler.runs} handler runs"
+    await settle(dispatcher, control, timeout_s=30)
+    assert control.stored == {(TOPIC, 0): 400}
+
+
+@async_test
+async def test_a_revoke_drains_promptly_while_other_partitions_keep_the_workers_busy() -> None:
+    # The consumer thread waits inside the rebalance callback until the drain is over, and
+    # the whole group waits for this member: the drain must not queue behind the busy work
+    # of partitions that stay.
+    handler = BusyHandler()
+    dispatcher, _, _, control, _ = make(handler, concurrency=8)  # type: ignore[arg-type]
+    dispatcher.partitions_assigned([(TOPIC, 0), (TOPIC, 1)])
+    dispatcher.records_arrived([rec(i, f"k{i}", partition=i % 2) for i in range(480)])
+    async with asyncio.timeout(10):
+        while handler.runs == 0:  # the crash ledgers are committed and the workers are busy
+            await asyncio.sleep(0)
+    before = handler.runs
+    offsets = await dispatcher.partitions_revoked([(TOPIC, 0)])
+    # Counted in handler runs, not seconds: the same on a fast machine and a loaded one.
+    waited = handler.runs - before
+    assert waited < 64, f"the revoke drain waited for {waited} handler runs of the partition that stays"
+    assert offsets and offsets[0][:2] == (TOPIC, 0)
+    await settle(dispatcher, control, timeout_s=30)
+    assert control.stored[(TOPIC, 1)] == 480
