@@ -235,7 +235,7 @@ def start_agent(
     )  # fmt: skip
 
 
-def wait_ready(config: AgentConfig, timeout_s: float = 60) -> None:
+def wait_ready(config: AgentConfig, timeout_s: float = 120) -> None:
     """Wait until the agent process serving ``config`` answers /readyz (it is in its group)."""
     url = f"http://127.0.0.1:{config.server.port}/readyz"
 

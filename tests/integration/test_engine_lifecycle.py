@@ -25,6 +25,7 @@ from tests.integration.engine_support import (
     make_topics,
     produce,
     start_agent,
+    wait_ready,
 )
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,7 @@ def test_sigterm_drains_commits_and_exits_zero(infra: Infra, kafka_topic: TopicF
     agent = start_agent(config, tmp_path, "graceful", env=env, grace_s=10)
     try:
         port = config.server.port
-        wait_for("/readyz", lambda: http_get(port, "/readyz")[0] == 200, timeout=30)
+        wait_ready(config)  # bounded: a loaded machine takes a while to start a process
         assert http_get(port, "/healthz") == (200, "ok\n")
         watcher.wait_for_count(8)
         status, exposition = http_get(port, "/metrics")
@@ -120,7 +121,7 @@ def test_every_log_line_is_json_librdkafkas_included(infra: Infra, kafka_topic: 
     watcher = TopicWatcher(infra.kafka_bootstrap, topics["output"])
     agent = start_agent(config, tmp_path, "debug", env={**FAST_GROUP, "KAFKA_DEBUG": "broker,topic,metadata"})
     try:
-        wait_for("/readyz", lambda: http_get(config.server.port, "/readyz")[0] == 200, timeout=30)
+        wait_ready(config)
         watcher.wait_for_count(1)  # a record went through: consumer and producer both talked
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(15) == 0
