@@ -51,6 +51,10 @@ KAFKA_ADMIN_TOPICS = Counter(
     "Topics carried by Kafka admin requests, by operation (topics/calls = the batching factor).",
     ["operation"], registry=REGISTRY,
 )  # fmt: skip
+RETRYING = Gauge(
+    "srs_operator_retrying", "Objects waiting out a backoff after a failed reconcile, by kind.", ["kind"],
+    registry=REGISTRY,
+)  # fmt: skip
 QUEUE_DEPTH = Gauge(
     "srs_operator_queue_depth", "Objects waiting to be reconciled, by kind.", ["kind"], registry=REGISTRY
 )

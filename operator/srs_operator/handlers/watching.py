@@ -1,0 +1,98 @@
+"""What every handler module shares: kopf indexes as the controllers' caches, and the
+liveness checks of the process.
+
+kopf watches a kind and keeps what a controller reads in an index (filled before any
+handler runs, so the first reconcile already sees every object that exists);
+:class:`IndexCache` presents one as the controller's
+:class:`~srs_operator.services.controller.ObjectCache`. :class:`HandlingLag` (kept in the
+memo under :data:`LAG_MEMO_KEY`) sees watches that stopped delivering; the ``watches`` and
+``controllers`` probes turn both kinds of silence into a failing liveness endpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import kopf
+
+from srs_operator.liveness import HandlingLag
+from srs_operator.services.controller import Controller, ObjectKey
+
+#: Where ``main.configure`` puts the :class:`~srs_operator.liveness.HandlingLag` of the process.
+LAG_MEMO_KEY: Final = "handling_lag"
+#: Where each handler module keeps its controller: ``memo[CONTROLLERS_MEMO_KEY][kind]``.
+CONTROLLERS_MEMO_KEY: Final = "controllers"
+
+
+def snapshot(body: kopf.Body) -> dict[str, Any]:
+    """A plain copy of what a reconcile reads; managedFields are large and unused."""
+    raw = copy.deepcopy(dict(body))
+    raw.get("metadata", {}).pop("managedFields", None)
+    return raw
+
+
+def first(index: Mapping[Any, Iterable[Any]], key: Any) -> Any:
+    """The one value of ``key`` in a kopf index (keys that name one object), or None."""
+    store = index.get(key)
+    if not store:
+        return None
+    return next(iter(store))
+
+
+class IndexCache:
+    """A kopf index keyed by ``(namespace, name)`` as a controller's object cache."""
+
+    def __init__(self, index: Mapping[Any, Iterable[Any]]) -> None:
+        self._index = index
+
+    def get(self, key: ObjectKey) -> Mapping[str, Any] | None:
+        return first(self._index, key)  # type: ignore[no-any-return]
+
+    def keys(self) -> Iterable[ObjectKey]:
+        return list(self._index.keys())
+
+
+def lag(memo: kopf.Memo) -> HandlingLag | None:
+    found = memo.get(LAG_MEMO_KEY)
+    return found if isinstance(found, HandlingLag) else None
+
+
+def register(memo: kopf.Memo, controller: Controller) -> None:
+    """Keep a started controller in the memo (the ``controllers`` probe checks it)."""
+    memo.setdefault(CONTROLLERS_MEMO_KEY, {})[controller.kind] = controller
+
+
+def registered(memo: kopf.Memo, kind: str) -> Controller | None:
+    found = (memo.get(CONTROLLERS_MEMO_KEY) or {}).get(kind)
+    return found if isinstance(found, Controller) else None
+
+
+@kopf.on.probe(id="controllers")
+def controllers(memo: kopf.Memo, **_: Any) -> str:
+    """Liveness: fails (HTTP 500 on the liveness endpoint) once a controller's worker or
+    re-check loop has died."""
+    found = memo.get(CONTROLLERS_MEMO_KEY) or {}
+    if not found:
+        return "starting"
+    reports = []
+    for controller in found.values():
+        ok, why = controller.healthy()
+        if not ok:
+            raise kopf.PermanentError(why)
+        reports.append(why)
+    return "; ".join(reports)
+
+
+@kopf.on.probe(id="watches")
+def watches(memo: kopf.Memo, **_: Any) -> str:
+    """Liveness: fails once a watched object has waited for its handler longer than the bound
+    (kopf's watches are stuck: the operator would be deaf)."""
+    found = lag(memo)
+    if found is None:
+        return "starting"
+    stalled, why = found.stalled()
+    if stalled:
+        raise kopf.PermanentError(why)
+    return why
