@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from agent_runtime import events, logs
-from agent_runtime.config import AgentConfig, Priority, Role, TicketType
 from agent_runtime.events import AgentInfo, EventType, EventValidationError, Stage, TriageSection
 from agent_runtime.providers import Provider, build_provider
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError
@@ -29,6 +28,7 @@ from agent_runtime.roles.enrichment import CustomerLookup
 from agent_runtime.roles.specialist import Escalation, SpecialistRole
 from agent_runtime.roles.triage import TriageRole
 from agent_runtime.tickets import Ticket, TriageDecision, parse_ticket_type
+from srs_contracts.agent_config import AgentConfig, Priority, Role, TicketType
 
 log = logging.getLogger(__name__)
 

@@ -157,7 +157,17 @@ def build_wheels(progress: Progress) -> Path:
 
 
 #: What the srs image is built from (besides its base image).
-SRS_SOURCES = ("pyproject.toml", "Dockerfile", "srs", "devstack", "agent_runtime", "operator", "events", "gitops")
+SRS_SOURCES = (
+    "pyproject.toml",
+    "Dockerfile",
+    "srs",
+    "devstack",
+    "srs_contracts",
+    "agent_runtime",
+    "operator",
+    "events",
+    "gitops",
+)
 
 
 def srs_source_digest(base: str | None) -> str:

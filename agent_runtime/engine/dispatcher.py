@@ -41,7 +41,6 @@ from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 from agent_runtime import logs, metrics
-from agent_runtime.backoff import Backoff
 from agent_runtime.engine.consumer import PartitionId, PartitionOffset
 from agent_runtime.engine.deadletter import (
     ErrorClass,
@@ -61,6 +60,7 @@ from agent_runtime.engine.tracing import (
 )
 from agent_runtime.engine.work import Lane, Partition, State, Unkeyed, Work
 from agent_runtime.records import Handler, InputRecord, PermanentError
+from srs_contracts.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
-from agent_runtime.config import Priority, TicketType
 from agent_runtime.offline import features
 from agent_runtime.offline.dataset import LabelledTicket, Split, load_split
 from agent_runtime.offline.naive_bayes import Contribution, Counts, NaiveBayes, NaiveBayesSettings, softmax
+from srs_contracts.agent_config import Priority, TicketType
 
 __all__ = ["ClassifierSettings", "Prediction", "TicketClassifier", "load_default"]
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Final, TypeVar
 
-from agent_runtime.config import ModelConfig
 from agent_runtime.providers.base import CallMetrics, DraftRequest, ErrorMapper, call_within_deadline
 from agent_runtime.providers.prompts import TRIAGE_SYSTEM_PROMPT, draft_request, draft_system_prompt, triage_request
 from agent_runtime.tickets import Ticket
+from srs_contracts.agent_config import ModelConfig
 
 T = TypeVar("T")
 

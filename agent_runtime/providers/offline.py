@@ -17,10 +17,10 @@ from typing import Any, Final, Protocol
 
 import jinja2
 
-from agent_runtime.config import Priority, TicketType
 from agent_runtime.providers.base import CallMetrics, DraftRequest, ProviderConfigError
 from agent_runtime.providers.specifics import extract
 from agent_runtime.tickets import Ticket, TriageDecision, parse_confidence, parse_ticket_type
+from srs_contracts.agent_config import Priority, TicketType
 
 PROVIDER_NAME: Final = "offline"
 _CLASSIFIER_MODULE: Final = "agent_runtime.offline.classifier"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.config import Priority, TicketType
 from agent_runtime.offline import evaluate, modelfile, training
 from agent_runtime.offline.classifier import Prediction, TicketClassifier, load_default
 from agent_runtime.offline.dataset import Split, load_split, read_jsonl
+from srs_contracts.agent_config import Priority, TicketType
 
 pytestmark = pytest.mark.unit
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from agent_runtime.config import GuardrailConfig, Priority, TicketType
 from agent_runtime.providers import build_provider
 from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.offline import OfflineProvider, render_draft, template_environment
 from agent_runtime.providers.specifics import extract
 from agent_runtime.roles.guardrails import check_draft
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import GuardrailConfig, Priority, TicketType
 from tests.unit.agent_fixtures import FakePrediction, KeywordClassifier, metric, triage_config
 
 pytestmark = pytest.mark.unit

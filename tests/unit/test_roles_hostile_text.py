@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from agent_runtime.config import GuardrailConfig
 from agent_runtime.offline.features import analyse
 from agent_runtime.providers.specifics import extract
 from agent_runtime.roles.guardrails import CHECK_EMAIL, CHECK_SECRET, check_draft
 from agent_runtime.tickets import Ticket
+from srs_contracts.agent_config import GuardrailConfig
 
 pytestmark = pytest.mark.unit
 

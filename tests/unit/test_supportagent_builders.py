@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent_runtime.config import CONFIG_KEY, AgentConfig
+from srs_contracts.agent_config import CONFIG_KEY, AgentConfig
 from srs_operator.builders import supportagent as build
 from srs_operator.models.supportagent import SecretVersion, SupportAgent
 from srs_operator.settings import OperatorSettings

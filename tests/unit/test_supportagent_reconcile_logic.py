@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent_runtime.config import ModelConfig
+from srs_contracts.agent_config import ModelConfig
 from srs_operator.builders.supportagent_status import (
     Verdict,
     build_status,

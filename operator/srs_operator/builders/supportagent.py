@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from agent_runtime.config import CONFIG_KEY, AgentConfig, KafkaConfig, Role, SpecialistConfig, TriageConfig
+from srs_contracts.agent_config import CONFIG_KEY, AgentConfig, KafkaConfig, Role, SpecialistConfig, TriageConfig
 from srs_operator.models.crd import API_VERSION
 from srs_operator.models.supportagent import (
     SUPPORT_AGENT,
@@ -152,7 +152,7 @@ def offline_model_ref(model: ModelSpec | None) -> ConfigMapKeySelector | None:
 def render_config(agent: SupportAgent, settings: OperatorSettings, prompt_from_config_map: str | None) -> AgentConfig:
     """The runtime-config document for ``agent``. The system prompt is ``spec.prompt.inline``
     or, for ``configMapKeyRef``, ``prompt_from_config_map`` (read by the caller). Unset spec
-    fields take the runtime's defaults, so a default lives only in ``agent_runtime.config``."""
+    fields take the runtime's defaults, so a default lives only in ``srs_contracts.agent_config``."""
     spec = agent.spec
     prompt = spec.prompt.inline if spec.prompt is not None and spec.prompt.inline else prompt_from_config_map
     model = _model_section(spec.model, API_KEY_ENV) if spec.model is not None else {}

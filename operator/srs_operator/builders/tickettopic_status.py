@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent_runtime.timestamps import rfc3339
+from srs_contracts.timestamps import rfc3339
 from srs_operator.builders.tickettopic import Claim, TopicPlan
 from srs_operator.models.conditions import Condition, ConditionStatus, set_condition
 from srs_operator.models.tickettopic import ConditionType, Reason, TicketTopic, TicketTopicStatus

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from agent_runtime.backoff import Backoff
+from srs_contracts.backoff import Backoff
 from srs_operator.builders.tickettopic import (
     Claim,
     claim_of,

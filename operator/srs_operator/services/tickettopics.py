@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from agent_runtime.timestamps import parse_rfc3339
+from srs_contracts.timestamps import parse_rfc3339
 from srs_operator.builders.tickettopic import Claim
 from srs_operator.builders.tickettopic_status import invalid_spec_status, status_patch
 from srs_operator.clients.events import EventRecorder

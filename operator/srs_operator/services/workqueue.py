@@ -27,7 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from agent_runtime.backoff import Backoff
+from srs_contracts.backoff import Backoff
 from srs_operator import metrics
 
 K = TypeVar("K", bound=Hashable)
