@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from srs_operator import metrics, namespaces
+from srs_operator import kopf_patches, metrics
 from srs_operator.clients.kube import CLUSTER_PEERINGS, ApiError, KubeClient, login
 from srs_operator.handlers import supportagent as supportagent_handlers
 from srs_operator.handlers import tickettopic as tickettopic_handlers
@@ -111,13 +111,10 @@ def run(settings: OperatorSettings) -> int:
     )
     memo = kopf.Memo()
     memo[SETTINGS_MEMO_KEY] = settings
-    # Watched namespaces come and go: without this, one that vanishes during its initial
-    # listing leaves kopf deaf (srs_operator.namespaces explains it).
-    namespaces.release_vanished_watch_toggles()
-    # And one that appears while kopf starts its namespace watch, or just as a watch stream
-    # ends, could be ignored for good.
-    namespaces.adopt_namespaces_listed_by_the_watch()
-    namespaces.nudge_lost_revisions()
+    # Watched namespaces come and go: without these patches kopf can go deaf to one that
+    # vanishes during its initial listing, or that appears while kopf starts its namespace
+    # watch or just as a watch stream ends (srs_operator.kopf_patches explains each).
+    kopf_patches.apply()
     asyncio.run(
         kopf.operator(
             clusterwide=not settings.namespaces,

@@ -329,7 +329,7 @@ def test_an_empty_env_value_as_the_api_server_stores_it_is_not_drift() -> None:
     ],
 )
 def test_namespace_patterns_follow_kopfs_rules(pattern: str, namespace: str, served: bool) -> None:
-    from srs_operator.namespaces import matches
+    from srs_operator.builders.namespace_patterns import matches
 
     assert matches(namespace, pattern) is served
 

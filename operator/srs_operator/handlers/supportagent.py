@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import kopf
 
-from srs_operator import namespaces
+from srs_operator import kopf_patches
 from srs_operator.builders.supportagent_status import pod_problem
 from srs_operator.handlers import topic_usage, watching
 from srs_operator.models.crd import GROUP, VERSION
@@ -113,7 +113,7 @@ async def start_supportagent_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     controller = await SupportAgentController.connect(KopfLiveState(kwargs), settings, topic_usage.topic_usage(kwargs))
     controller.start()
     watching.register(memo, controller)
-    memo[UNSUBSCRIBE_KEY] = namespaces.on_namespace_unwatched(controller.namespace_unwatched)
+    memo[UNSUBSCRIBE_KEY] = kopf_patches.on_namespace_unwatched(controller.namespace_unwatched)
 
 
 @kopf.on.cleanup()

@@ -17,7 +17,7 @@ from typing import Any, Final
 import kopf
 from pydantic import ValidationError
 
-from srs_operator import namespaces
+from srs_operator import kopf_patches
 from srs_operator.builders.tickettopic import Claim, claim_of, name_violation
 from srs_operator.handlers import topic_usage, watching
 from srs_operator.models.crd import GROUP, VERSION
@@ -92,7 +92,7 @@ async def start_tickettopic_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     memo[_SETTINGS_KEY] = settings
     controller.start()
     watching.register(memo, controller)
-    memo[UNSUBSCRIBE_KEY] = namespaces.on_namespace_unwatched(controller.namespace_unwatched)
+    memo[UNSUBSCRIBE_KEY] = kopf_patches.on_namespace_unwatched(controller.namespace_unwatched)
     log.info(
         "TicketTopic controller started: Kafka %s, re-check every %.0fs",
         controller.admin.settings.bootstrap_servers,
