@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from srs_operator.builders.tickettopic import Claim, claim_of
-from srs_operator.clients.events import ObjectRef
 from srs_operator.clients.kube import ResourceType
 from srs_operator.models.tickettopic import TicketTopic
 from srs_operator.services.controller import ObjectKey
@@ -29,6 +28,7 @@ from srs_operator.services.topic_usage import TopicUsage
 from srs_operator.services.workqueue import RetryLater
 from srs_operator.services.written import WrittenObjects
 from srs_operator.settings import FINALIZER
+from tests.unit.test_supportagent_controller import FakeEvents
 from tests.unit.test_tickettopic_reconciler import FakeAdmin
 
 pytestmark = pytest.mark.unit
@@ -76,14 +76,6 @@ class FakeApi:
 
     async def close(self) -> None:
         return None
-
-
-@dataclass
-class FakeEvents:
-    posted: list[tuple[str, str]] = field(default_factory=list)
-
-    async def post(self, obj: ObjectRef, type_: str, reason: str, message: str) -> None:
-        self.posted.append((type_, reason))
 
 
 class Cache:

@@ -16,7 +16,6 @@ from typing import Any, Final
 
 import kopf
 
-from srs_operator import kopf_patches
 from srs_operator.builders.supportagent_status import pod_problem
 from srs_operator.handlers import topic_usage, watching
 from srs_operator.models.crd import GROUP, VERSION
@@ -27,7 +26,6 @@ from srs_operator.settings import MANAGED_BY, SETTINGS_MEMO_KEY, OperatorSetting
 
 KIND: Final = SUPPORT_AGENT.kind
 MANAGED: Final = {"app.kubernetes.io/managed-by": MANAGED_BY}
-UNSUBSCRIBE_KEY: Final = "supportagents-unsubscribe"
 
 #: The children of an agent, by kind: (API group, version, plural) of their kopf index.
 OWNED_CHILDREN: Final = {
@@ -111,17 +109,12 @@ async def start_supportagent_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     """Start the controller on kopf's indexes (kopf passes each as a keyword named by its id)."""
     settings: OperatorSettings = memo.get(SETTINGS_MEMO_KEY) or OperatorSettings.from_env()
     controller = await SupportAgentController.connect(KopfLiveState(kwargs), settings, topic_usage.topic_usage(kwargs))
-    controller.start()
-    watching.register(memo, controller)
-    memo[UNSUBSCRIBE_KEY] = kopf_patches.on_namespace_unwatched(controller.namespace_unwatched)
+    watching.start(memo, controller)
 
 
 @kopf.on.cleanup()
 async def stop_supportagent_controller(memo: kopf.Memo, **_: Any) -> None:
-    if (unsubscribe := memo.get(UNSUBSCRIBE_KEY)) is not None:
-        unsubscribe()
-    if (controller := watching.registered(memo, KIND)) is not None:
-        await controller.close()
+    await watching.stop(memo, KIND)
 
 
 def _controller(memo: kopf.Memo) -> SupportAgentController:

@@ -17,7 +17,6 @@ from typing import Any, Final
 import kopf
 from pydantic import ValidationError
 
-from srs_operator import kopf_patches
 from srs_operator.builders.tickettopic import Claim, claim_of, name_violation
 from srs_operator.handlers import topic_usage, watching
 from srs_operator.models.crd import GROUP, VERSION
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 
 KIND: Final = TICKET_TOPIC.kind
 PLURAL: Final = TICKET_TOPIC.plural
-UNSUBSCRIBE_KEY: Final = "tickettopics-unsubscribe"
 #: Where the start-up handler puts the prefix rules, for the claims index.
 _SETTINGS_KEY: Final = "tickettopic-settings"
 #: TicketTopics reconciled at once: each mostly waits for Kafka, whose admin client batches
@@ -90,9 +88,7 @@ async def start_tickettopic_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     except ValueError as e:  # e.g. no KAFKA_BOOTSTRAP_SERVERS: nothing to manage topics with
         raise kopf.PermanentError(f"cannot start the TicketTopic controller: {e}") from e
     memo[_SETTINGS_KEY] = settings
-    controller.start()
-    watching.register(memo, controller)
-    memo[UNSUBSCRIBE_KEY] = kopf_patches.on_namespace_unwatched(controller.namespace_unwatched)
+    watching.start(memo, controller)
     log.info(
         "TicketTopic controller started: Kafka %s, re-check every %.0fs",
         controller.admin.settings.bootstrap_servers,
@@ -102,10 +98,7 @@ async def start_tickettopic_controller(memo: kopf.Memo, **kwargs: Any) -> None:
 
 @kopf.on.cleanup()
 async def stop_tickettopic_controller(memo: kopf.Memo, **_: Any) -> None:
-    if (unsubscribe := memo.get(UNSUBSCRIBE_KEY)) is not None:
-        unsubscribe()
-    if (controller := watching.registered(memo, KIND)) is not None:
-        await controller.close()
+    await watching.stop(memo, KIND)
 
 
 def _controller(memo: kopf.Memo) -> TicketTopicController:

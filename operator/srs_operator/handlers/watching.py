@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import kopf
 
+from srs_operator import kopf_patches
 from srs_operator.liveness import HandlingLag
 from srs_operator.services.controller import Controller, ObjectKey
 
@@ -24,6 +25,7 @@ from srs_operator.services.controller import Controller, ObjectKey
 LAG_MEMO_KEY: Final = "handling_lag"
 #: Where each handler module keeps its controller: ``memo[CONTROLLERS_MEMO_KEY][kind]``.
 CONTROLLERS_MEMO_KEY: Final = "controllers"
+_UNSUBSCRIBE_MEMO_KEY: Final = "controllers-unsubscribe"
 
 
 def snapshot(body: kopf.Body) -> dict[str, Any]:
@@ -59,9 +61,22 @@ def lag(memo: kopf.Memo) -> HandlingLag | None:
     return found if isinstance(found, HandlingLag) else None
 
 
-def register(memo: kopf.Memo, controller: Controller) -> None:
-    """Keep a started controller in the memo (the ``controllers`` probe checks it)."""
+def start(memo: kopf.Memo, controller: Controller) -> None:
+    """The start protocol of every controller (``on.startup``): start its workers and re-check,
+    keep it in the memo (the ``controllers`` probe checks it), and have it forget the objects of
+    namespaces kopf stops watching."""
+    controller.start()
     memo.setdefault(CONTROLLERS_MEMO_KEY, {})[controller.kind] = controller
+    unsubscribe = kopf_patches.on_namespace_unwatched(controller.namespace_unwatched)
+    memo.setdefault(_UNSUBSCRIBE_MEMO_KEY, {})[controller.kind] = unsubscribe
+
+
+async def stop(memo: kopf.Memo, kind: str) -> None:
+    """The stop protocol (``on.cleanup``): undo :func:`start`, close the controller's clients."""
+    if (unsubscribe := (memo.get(_UNSUBSCRIBE_MEMO_KEY) or {}).pop(kind, None)) is not None:
+        unsubscribe()
+    if (controller := registered(memo, kind)) is not None:
+        await controller.close()
 
 
 def registered(memo: kopf.Memo, kind: str) -> Controller | None:
