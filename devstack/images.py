@@ -284,7 +284,8 @@ def ensure_node_image(control_plane_bins: Path, node_bins: Path, progress: Progr
     rebuilt when its files or any binary in it changed."""
     binaries = [node_bins / b for b in ("kubelet", "kubeadm", "kube-proxy", "srs-runc", "pause", "coredns")]
     binaries += [control_plane_bins / b for b in ("kubectl", "kube-apiserver", "kube-controller-manager", "etcd")]
-    stamp = ",".join(f"{b.name}:{b.stat().st_size}:{int(b.stat().st_mtime)}" for b in binaries)
+    # Keyed by content: a binary rebuilt from an edited source (srs-runc) rebuilds the node.
+    stamp = ",".join(f"{b.name}:{hashlib.sha256(b.read_bytes()).hexdigest()}" for b in binaries)
     digest = source_digest(CONTAINERS / "node", Path(__file__), extra=stamp)
     if image_is_current(NODE_IMAGE, digest):
         return NODE_IMAGE
