@@ -153,7 +153,9 @@ def test_an_object_toggle_left_off_by_a_cancelled_worker_is_released(monkeypatch
         stream = await indexed.make_toggle(False, name="supportagents@team-a")  # still listing: not stuck
         await indexed.make_toggle(False, name="('team-a', 'billing')")  # a worker that never indexed it
         watchdog = asyncio.create_task(kopf_patches._release_stuck_object_toggles(indexed, interval=0.01))
-        await asyncio.sleep(0.2)
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(indexed) > 1 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
         left = [t.name for t in indexed]
         await stream.turn_to(True)  # the stream's listing completes: the watchdog's work is done
         await asyncio.wait_for(watchdog, timeout=2)

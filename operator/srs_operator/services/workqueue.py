@@ -107,6 +107,10 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._queued)
 
+    def idle(self) -> bool:
+        """Nothing queued, running or waiting out a backoff."""
+        return not self._queued and not self._running and not self._retries
+
     def backoff(self, failures: int) -> float:
         """Delay before retrying a key that failed ``failures`` times in a row (1-based)."""
         if self._jitter:
