@@ -117,12 +117,6 @@ async def stop_supportagent_controller(memo: kopf.Memo, **_: Any) -> None:
     await watching.stop(memo, KIND)
 
 
-def _controller(memo: kopf.Memo) -> SupportAgentController:
-    controller = watching.registered(memo, KIND)
-    assert isinstance(controller, SupportAgentController)  # handlers run only after every on.startup
-    return controller
-
-
 # -- what changed → which agent -----------------------------------------------------------
 
 
@@ -133,9 +127,9 @@ async def supportagent_event(event: kopf.RawEvent, namespace: str | None, name: 
     if namespace is None:
         return  # namespaced kinds always have one; the signature is kopf's
     if event.get("type") == "DELETED":
-        _controller(memo).deleted(namespace, name)
+        watching.controller_of(memo, SupportAgentController).deleted(namespace, name)
     else:
-        _controller(memo).changed(namespace, name)
+        watching.controller_of(memo, SupportAgentController).changed(namespace, name)
 
 
 def _owner(body: kopf.Body) -> str | None:
@@ -155,17 +149,18 @@ async def child_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, *
     # Rollout progress, hand edits and deletions of children all lead back to the owner.
     owner = _owner(body)
     if owner is not None and namespace is not None:
-        _controller(memo).changed(namespace, owner)
+        watching.controller_of(memo, SupportAgentController).changed(namespace, owner)
 
 
 @kopf.on.event("", "v1", "configmaps")
 async def config_map_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     if namespace is not None:
-        _controller(memo).config_map_changed(namespace, name)
+        watching.controller_of(memo, SupportAgentController).config_map_changed(namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, TICKET_TOPIC.plural)
 async def tickettopic_changed(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # A TicketTopic became (un)ready, appeared or went: the agents of its namespace that use its topic look again.
     if namespace is not None:
-        _controller(memo).topic_changed(namespace, topic_usage.managed_topic(name, body))
+        agents = watching.controller_of(memo, SupportAgentController)
+        agents.topic_changed(namespace, topic_usage.managed_topic(name, body))

@@ -101,12 +101,6 @@ async def stop_tickettopic_controller(memo: kopf.Memo, **_: Any) -> None:
     await watching.stop(memo, KIND)
 
 
-def _controller(memo: kopf.Memo) -> TicketTopicController:
-    controller = watching.registered(memo, KIND)
-    assert isinstance(controller, TicketTopicController)  # handlers run only after every on.startup
-    return controller
-
-
 # -- what changed → which TicketTopic --------------------------------------------------------
 
 
@@ -118,7 +112,7 @@ async def tickettopic_event(
         lag.handled((KIND, namespace, name))
     if namespace is None:
         return  # namespaced kinds always have one; the signature is kopf's
-    controller = _controller(memo)
+    controller = watching.controller_of(memo, TicketTopicController)
     if event.get("type") == "DELETED":
         controller.deleted(namespace, name)
         controller.topic_released(topic_usage.managed_topic(name, body))  # a conflicting one may take over

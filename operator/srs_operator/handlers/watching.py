@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import kopf
 
@@ -82,6 +82,16 @@ async def stop(memo: kopf.Memo, kind: str) -> None:
 def registered(memo: kopf.Memo, kind: str) -> Controller | None:
     found = (memo.get(CONTROLLERS_MEMO_KEY) or {}).get(kind)
     return found if isinstance(found, Controller) else None
+
+
+C = TypeVar("C", bound=Controller)
+
+
+def controller_of(memo: kopf.Memo, cls: type[C]) -> C:
+    """The started controller of class ``cls`` (event handlers run only after every ``on.startup``)."""
+    found = registered(memo, cls.kind)
+    assert isinstance(found, cls), f"the {cls.kind} controller is not started"
+    return found
 
 
 @kopf.on.probe(id="controllers")
