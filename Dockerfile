@@ -1,8 +1,9 @@
 # One image for the operator and every agent role: `srs operator`, `srs agent --config …`.
 #
-# Build with `make image`: it builds srs and all its dependencies as wheels on the host
-# (build/wheels/) and then runs `docker build`, so nothing inside the build touches the
-# network. BASE_IMAGE is any Debian-like image with Python 3.11+ and the venv module:
+# Build with `make image`: it builds srs and exactly the versions of requirements.lock
+# (hashes checked) as wheels on the host (build/wheels/, nothing else in it) and then runs
+# `docker build`, so nothing inside the build touches the network and the image holds the
+# locked versions. BASE_IMAGE is any Debian-like image with Python 3.11+ and the venv module:
 # by default the official slim Python image; machines without a registry use a base
 # built from Debian packages (`make image` does that by itself when it has to).
 ARG BASE_IMAGE=python:3.11-slim

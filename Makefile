@@ -5,19 +5,33 @@ BIN    := $(VENV)/bin
 SRS    := $(BIN)/srs
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status lint format model crds gitops typecheck test test-unit test-integration demo clean observability observability-tools \
+.PHONY: help install lock up down status lint format model crds gitops typecheck test test-unit test-integration demo clean \
+	observability observability-tools \
 	image kind-up kind-down kind-status test-kind demo-kind terraform-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# Every Python dependency comes from a lock file with hashes (`make lock` writes them from
+# pyproject.toml): requirements-dev.lock for the venv, requirements.lock (its runtime part,
+# the same versions) for the image. srs itself is installed on top, without dependencies,
+# built by the locked setuptools.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
-install: $(VENV)/.installed ## create .venv and install srs with its dev tools
+install: $(VENV)/.installed ## create .venv with exactly the locked versions (requirements-dev.lock) and srs
+
+# pip-compile keeps what is pinned and resolves only what pyproject.toml changed;
+# `make lock UPGRADE=1` moves every pin to the newest release instead.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
+lock: ## re-resolve requirements-dev.lock and requirements.lock from pyproject.toml (UPGRADE=1: newest releases)
+	@test -x $(BIN)/pip-compile || { echo "make install first"; exit 1; }
+	$(BIN)/pip-compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
+	# The runtime lock holds the dev lock's versions (the image and the venv run the same code).
+	$(BIN)/pip-compile $(LOCK_FLAGS) --constraint requirements-dev.lock -o requirements.lock pyproject.toml
 
 up: install ## start the local stack (Kafka + Kubernetes control plane); first run builds it
 	$(SRS) dev up

@@ -26,8 +26,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
-from agent_runtime import events, logs, metrics, traces
-from agent_runtime.config import AgentConfig, Priority, Role, TicketType
+from agent_runtime import events, kafka_spans, logs, metrics
 from agent_runtime.events import AgentInfo, EventType, EventValidationError, Stage, TriageSection
 from agent_runtime.providers import Provider, build_provider
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError
@@ -35,7 +34,9 @@ from agent_runtime.roles.enrichment import CustomerLookup
 from agent_runtime.roles.specialist import Escalation, SpecialistRole
 from agent_runtime.roles.triage import TriageRole
 from agent_runtime.tickets import Ticket, TriageDecision, parse_ticket_type
-from agent_runtime.timestamps import parse_rfc3339
+from srs_contracts import traces
+from srs_contracts.agent_config import AgentConfig, Priority, Role, TicketType
+from srs_contracts.timestamps import parse_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +199,11 @@ class AgentHandler:
             except Exception as e:
                 traces.failed(span, e, type(e).__name__)
                 raise
-            return [traces.produced(output) for output in outputs]
+            return [kafka_spans.produced(output) for output in outputs]
 
     def _span(self, record: InputRecord, trace_id: str | None) -> AbstractContextManager[Any]:
         config = self._config
-        return traces.processing(
+        return kafka_spans.processing(
             record, group=config.kafka.group_id, agent=config.name, role=config.role.value, trace_id=trace_id
         )
 

@@ -19,12 +19,13 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 
-from agent_runtime import logs, metrics, traces
-from agent_runtime.config import AgentConfig
+from agent_runtime import logs, metrics
 from agent_runtime.engine import Engine, EngineSettings
 from agent_runtime.lag import LagSampler
 from agent_runtime.records import Handler
 from agent_runtime.server import HealthServer
+from srs_contracts import traces
+from srs_contracts.agent_config import AgentConfig
 
 log = logging.getLogger(__name__)
 

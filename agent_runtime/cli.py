@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 def _run(args: argparse.Namespace) -> int:
     from agent_runtime import app
-    from agent_runtime.config import AgentConfig
+    from srs_contracts.agent_config import AgentConfig
 
     try:
         config = AgentConfig.load(args.config)

@@ -32,7 +32,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from agent_runtime.engine.tracing import parse_traceparent
-from agent_runtime.timestamps import rfc3339
+from srs_contracts.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from referencing._core import Resolver

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from agent_runtime.kafka_logging import librdkafka_logger
 from agent_runtime.metrics import CONSUMER_LAG, KAFKA_UP
+from srs_contracts.kafka_logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 

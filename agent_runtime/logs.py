@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any, Final
 
-from agent_runtime.timestamps import rfc3339
+from srs_contracts.timestamps import rfc3339
 
 _context: ContextVar[Mapping[str, object] | None] = ContextVar("srs_log_context", default=None)
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from agent_runtime.config import Priority, TicketType
+from srs_contracts.agent_config import Priority, TicketType
 
 #: The wire name of "the model could not tell" (``TriageDecision.type is None``).
 UNKNOWN_TYPE: Final = "unknown"

@@ -18,10 +18,10 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
-from agent_runtime.config import ModelConfig
-from agent_runtime.config import Provider as ProviderName
 from agent_runtime.providers import Provider, ProviderConfigError, build_provider
 from agent_runtime.tickets import Ticket
+from srs_contracts.agent_config import ModelConfig
+from srs_contracts.agent_config import Provider as ProviderName
 
 _AGENT_NAME = "srs-triage"
 
@@ -116,7 +116,7 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
     """The model section the command line describes (a config file's, with flags on top)."""
     base = ModelConfig()
     if args.config:
-        from agent_runtime.config import AgentConfig
+        from srs_contracts.agent_config import AgentConfig
 
         base = AgentConfig.load(args.config).model
     overrides: dict[str, Any] = {}

@@ -46,10 +46,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from agent_runtime import metrics
 from agent_runtime.app import tune_gc
-from agent_runtime.config import AgentConfig
 from agent_runtime.engine import Engine, EngineSettings
 from agent_runtime.engine.offsets import OffsetTracker
 from agent_runtime.records import Handler, InputRecord, OutputRecord
+from srs_contracts.agent_config import AgentConfig
 
 AGENT = "benchmark"
 

@@ -29,7 +29,9 @@ MODULE = "github.com/argoproj/argo-cd/v3"
 
 
 def binary_dir(paths: Paths) -> Path:
-    return paths.cache / f"argocd-{settings.ARGOCD_VERSION}"
+    return paths.cache / (
+        f"argocd-{settings.ARGOCD_VERSION}-{settings.ARGOCD_GO_TOOLCHAIN}-{settings.recipe_digest(*settings.ARGOCD_RECIPE)}"
+    )
 
 
 def ensure_binary(paths: Paths, progress: Callable[[str], None]) -> Path:

@@ -15,7 +15,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.action == "up":
             stack.up()
             if args.observability:
-                endpoints = observability.start(default_paths(), lambda m: print(f"srs dev: {m}", file=sys.stderr))
+                endpoints = observability.start(
+                    default_paths(), lambda m: print(f"srs dev: {m}", file=sys.stderr), stack
+                )
                 print(
                     f"srs dev: Prometheus {endpoints.prometheus_url} (srs alert rules loaded; it scrapes the agents "
                     f"and the demo's operator)\nsrs dev: Jaeger {endpoints.traces_url} (OTLP in at "

@@ -78,9 +78,10 @@ def apt_install(packages: Sequence[str], progress: Progress) -> None:
 WRAPPER_SOURCE = Path(__file__).parent / "containers" / "ociwrapper"
 
 
-def build_runtime_wrapper(out: Path) -> Path:
-    """Compile srs-runc (a few seconds; Go from the machine) into ``out`` unless it is there."""
-    return build_go_binary(WRAPPER_SOURCE, out / "srs-runc", what="the srs-runc runtime", error=EngineUnavailable)
+def build_runtime_wrapper(cache: Path) -> Path:
+    """srs-runc, compiled (a few seconds; Go from the machine) into ``cache`` once per content
+    of its source: an edit of ``devstack/containers/ociwrapper`` builds a new one."""
+    return build_go_binary(WRAPPER_SOURCE, cache, "srs-runc", what="the srs-runc runtime", error=EngineUnavailable)
 
 
 INSTALLED_WRAPPER = Path("/usr/local/bin/srs-runc")
@@ -97,11 +98,12 @@ def _install_wrapper(built: Path) -> None:
     staging.replace(INSTALLED_WRAPPER)
 
 
-def ensure_engine(bin_dir: Path, logs: Path, progress: Progress) -> None:
-    """Make sure a Docker engine answers; install Debian's docker.io and start dockerd if needed."""
+def ensure_engine(cache: Path, logs: Path, progress: Progress) -> None:
+    """Make sure a Docker engine answers; install Debian's docker.io and start dockerd if needed
+    (its runtime srs-runc built into ``cache``)."""
     if answers():
         if INSTALLED_WRAPPER.is_file() and os.geteuid() == 0:
-            _install_wrapper(build_runtime_wrapper(bin_dir))  # an engine srs started: keep its runtime current
+            _install_wrapper(build_runtime_wrapper(cache))  # an engine srs started: keep its runtime current
         return
     if shutil.which("dockerd") is None:
         apt_install(["docker.io"], progress)
@@ -109,7 +111,7 @@ def ensure_engine(bin_dir: Path, logs: Path, progress: Progress) -> None:
         return
     if os.geteuid() != 0:
         raise EngineUnavailable("no Docker engine answers and only root can start dockerd; start Docker and retry")
-    _install_wrapper(build_runtime_wrapper(bin_dir))
+    _install_wrapper(build_runtime_wrapper(cache))
     progress("starting dockerd (overlay2; runtime srs-runc fits privileged containers to this machine)")
     record = spawn(
         "dockerd",

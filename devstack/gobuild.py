@@ -1,12 +1,15 @@
-"""Compile one of the project's small Go programs with the machine's Go, once.
+"""Compile one of the project's small Go programs with the machine's Go, once per source content.
 
-The result is cached by path: the caller names the file, and a file that is there is
-used as it is. The build writes next to the target and renames, so concurrent first runs
+The result is cached by the content that produces it: ``CACHE/NAME-DIGEST/NAME``, where
+DIGEST covers every file of the Go package (``go.mod``, ``go.sum``, the ``.go`` files). An
+edit of the source therefore builds a new binary on the next use; an unchanged source is
+never rebuilt. The build writes next to the target and renames, so concurrent first runs
 never see half a binary.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -14,12 +17,22 @@ import tempfile
 from pathlib import Path
 
 
-def build_go_binary(source: Path, target: Path, *, what: str, error: type[Exception] = RuntimeError) -> Path:
-    """``target`` built from the Go main package in ``source`` (static, no cgo), unless it is there.
+def source_digest(source: Path) -> str:
+    """A digest of every file under ``source`` (relative path and content), 12 hex digits."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in source.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(source)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def build_go_binary(source: Path, cache: Path, name: str, *, what: str, error: type[Exception] = RuntimeError) -> Path:
+    """``CACHE/NAME-DIGEST/NAME`` built from the Go main package in ``source`` (static, no cgo),
+    unless it is there.
 
     ``error`` is raised, naming ``what``, when Go is missing or the build fails (with the
     compiler's output).
     """
+    target = cache / f"{name}-{source_digest(source)}" / name
     if target.is_file():
         return target
     if shutil.which("go") is None:

@@ -3,9 +3,10 @@
 No registry is assumed. Base images are Debian root filesystems made with mmdebstrap
 from the host's own apt sources (so no mirror name is written anywhere) and imported
 into Docker; the project's image installs wheels built on the host; the kind node image
-carries every image kubeadm needs, preloaded into its containerd. Each image is tagged
-with the versions and build revision it was made from, so a second run finds it and
-does nothing.
+carries every image kubeadm needs, preloaded into its containerd. Each image is keyed by
+what it is made from — a base image's tag by its suite, packages and mmdebstrap options,
+the others' ``SOURCE_LABEL`` by a digest of their files and binaries — so a second run
+finds it and does nothing, and any change builds it again.
 """
 
 from __future__ import annotations
@@ -33,22 +34,43 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NODE_IMAGE_REPOSITORY = "srs.local"
 CONTAINERD_CONFIG = CONTAINERS / "node" / "files" / "etc" / "containerd" / "config.toml"
 
-_REV = f"{settings.DEBIAN_SUITE}-r{settings.KIND_BUILD_REVISION}"
-#: Debian root filesystems: image tag -> packages (minbase variant).
-ROOTFS: dict[str, list[str]] = {
-    f"srs-base-python:{_REV}": ["python3", "python3-venv", "ca-certificates"],
-    f"srs-base-jre:{_REV}": ["openjdk-17-jre-headless", "bash"],
-    f"srs-base-nft:{_REV}": ["nftables"],
-    f"srs-base-kind-node:{_REV}": [
+#: Debian root filesystems (minbase variant): name -> packages.
+_ROOTFS_PACKAGES: dict[str, list[str]] = {
+    "srs-base-python": ["python3", "python3-venv", "ca-certificates"],
+    "srs-base-jre": ["openjdk-17-jre-headless", "bash"],
+    "srs-base-nft": ["nftables"],
+    "srs-base-kind-node": [
         "systemd", "systemd-sysv", "dbus", "containerd", "runc", "containernetworking-plugins",
         "iptables", "nftables", "conntrack", "iproute2", "ethtool", "util-linux", "mount", "kmod",
         "libseccomp2", "pigz", "bash", "ca-certificates", "procps", "socat", "findutils",
     ],
 }  # fmt: skip
+
+
+#: How ensure_rootfs runs mmdebstrap (besides the packages, the suite and the apt sources).
+_MMDEBSTRAP_OPTIONS = (
+    "--quiet", "--variant=minbase",
+    # Documentation and translations are dead weight in an image.
+    "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
+    "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/info/*",
+    # Java's postinst registers man pages with update-alternatives: the folder must exist.
+    '--setup-hook=mkdir -p "$1/usr/share/man/man1"',
+)  # fmt: skip
+
+
+def _rootfs_tag(name: str, packages: list[str]) -> str:
+    # Tagged by what it is built from (suite, packages, mmdebstrap's options): a change builds anew.
+    recipe = hashlib.sha256(repr((settings.DEBIAN_SUITE, packages, _MMDEBSTRAP_OPTIONS)).encode()).hexdigest()[:8]
+    return f"{name}:{settings.DEBIAN_SUITE}-{recipe}"
+
+
+#: Debian root filesystems: image tag -> packages.
+ROOTFS: dict[str, list[str]] = {_rootfs_tag(n, p): p for n, p in _ROOTFS_PACKAGES.items()}
 PYTHON_BASE, JRE_BASE, NFT_BASE, NODE_BASE = ROOTFS
 
-NODE_IMAGE = f"srs-kind-node:{settings.KUBERNETES_VERSION}-r{settings.KIND_BUILD_REVISION}"
-KAFKA_IMAGE = f"srs-kafka:{settings.KAFKA_VERSION}-r{settings.KIND_BUILD_REVISION}"
+# Rebuilt whenever what goes into them changes (their SOURCE_LABEL digest), whatever the tag.
+NODE_IMAGE = f"srs-kind-node:{settings.KUBERNETES_VERSION}"
+KAFKA_IMAGE = f"srs-kafka:{settings.KAFKA_VERSION}"
 
 
 def _host_apt_sources() -> list[str]:
@@ -73,12 +95,7 @@ def ensure_rootfs(tag: str, progress: Progress) -> None:
         tar = Path(tmp) / "rootfs.tar"
         subprocess.run(
             [
-                "mmdebstrap", "--quiet", "--variant=minbase",
-                # Documentation and translations are dead weight in an image.
-                "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
-                "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/info/*",
-                # Java's postinst registers man pages with update-alternatives: the folder must exist.
-                '--setup-hook=mkdir -p "$1/usr/share/man/man1"',
+                "mmdebstrap", *_MMDEBSTRAP_OPTIONS,
                 f"--include={','.join(packages)}",
                 settings.DEBIAN_SUITE, str(tar), *_host_apt_sources(),
             ],
@@ -139,25 +156,38 @@ def _build(context: Path, tag: str, *build_args: str, dockerfile: Path | None = 
 
 
 def build_wheels(progress: Progress) -> Path:
-    """srs and every dependency as wheels in build/wheels (the image build installs only these)."""
+    """srs and exactly the locked versions of its dependencies (``requirements.lock``, hashes
+    checked) as wheels in build/wheels: the image build installs only these."""
     out = PROJECT_ROOT / "build" / "wheels"
-    progress(f"building wheels of srs and its dependencies into {out.relative_to(PROJECT_ROOT)}")
-    for old in out.glob("srs-*.whl"):
-        old.unlink()
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--wheel-dir", str(out),
-         str(PROJECT_ROOT)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if done.returncode != 0:
-        # setuptools' build chatter is only worth reading when the build failed.
-        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
-        done.check_returncode()
+    progress(f"building wheels of srs and its locked dependencies into {out.relative_to(PROJECT_ROOT)}")
+    # A fresh folder, so the image finds no other version (pip's own cache keeps this quick).
+    shutil.rmtree(out, ignore_errors=True)
+    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--wheel-dir", str(out)]
+    for args in (
+        ["--require-hashes", "--no-deps", "-r", str(PROJECT_ROOT / "requirements.lock")],
+        # srs itself, built by the venv's locked setuptools (no unpinned build environment).
+        ["--no-deps", "--no-build-isolation", str(PROJECT_ROOT)],
+    ):
+        done = subprocess.run([*pip, *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            # setuptools' build chatter is only worth reading when the build failed.
+            sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+            done.check_returncode()
     return out
 
 
 #: What the srs image is built from (besides its base image).
-SRS_SOURCES = ("pyproject.toml", "Dockerfile", "srs", "devstack", "agent_runtime", "operator", "events", "gitops")
+SRS_SOURCES = (
+    "pyproject.toml",
+    "Dockerfile",
+    "srs",
+    "devstack",
+    "srs_contracts",
+    "agent_runtime",
+    "operator",
+    "events",
+    "gitops",
+)
 
 
 def srs_source_digest(base: str | None) -> str:
@@ -189,7 +219,8 @@ def build_srs_image(tag: str, base: str | None, progress: Progress) -> str:
 def build_kafka_image(libs: Path, progress: Progress, jre_base: str | None = None) -> str:
     """Kafka (the devstack's jars) on a JRE: the broker of the kind cluster. ``jre_base``
     None means Debian's JRE built here; any image with Java 17+ and bash will do."""
-    digest = source_digest(CONTAINERS / "kafka", extra=f"{jre_base}")
+    # The jars' folder is named by the versions and the POM that resolved them.
+    digest = source_digest(CONTAINERS / "kafka", extra=f"{jre_base or JRE_BASE}:{libs.parent.name}")
     if image_is_current(KAFKA_IMAGE, digest):
         return KAFKA_IMAGE
     if jre_base is None:
@@ -274,7 +305,8 @@ def ensure_node_image(control_plane_bins: Path, node_bins: Path, progress: Progr
     rebuilt when its files or any binary in it changed."""
     binaries = [node_bins / b for b in ("kubelet", "kubeadm", "kube-proxy", "srs-runc", "pause", "coredns")]
     binaries += [control_plane_bins / b for b in ("kubectl", "kube-apiserver", "kube-controller-manager", "etcd")]
-    stamp = ",".join(f"{b.name}:{b.stat().st_size}:{int(b.stat().st_mtime)}" for b in binaries)
+    # Keyed by content: a binary rebuilt from an edited source (srs-runc) rebuilds the node.
+    stamp = ",".join(f"{b.name}:{hashlib.sha256(b.read_bytes()).hexdigest()}" for b in binaries)
     digest = source_digest(CONTAINERS / "node", Path(__file__), extra=stamp)
     if image_is_current(NODE_IMAGE, digest):
         return NODE_IMAGE

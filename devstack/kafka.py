@@ -41,7 +41,7 @@ def ensure_jars(paths: Paths, progress: Callable[[str], None]) -> Path:
     subprocess.run(
         [
             "mvn", "-B", "-q", "-f", str(POM),
-            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
+            f"org.apache.maven.plugins:maven-dependency-plugin:{settings.MAVEN_DEPENDENCY_PLUGIN_VERSION}:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={staging}",
             f"-Dkafka.version={settings.KAFKA_VERSION}",

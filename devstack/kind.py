@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from devstack import docker_engine, images, kafka, kube, settings
+from devstack.gobuild import build_go_binary
 from devstack.processes import free_port, wait_until
 from devstack.settings import Paths, default_paths
 
@@ -79,7 +80,9 @@ def ensure_tools(paths: Paths, parts: tuple[str, ...] = tuple(TOOL_PARTS)) -> Pa
     """Build the named parts (kind, the node's kubelet/kubeadm/kube-proxy, CoreDNS, actionlint,
     srs-runc and pause) from Go sources into the cache, first run only; returns the folder."""
     out = settings.kind_bins(paths)
-    missing = [part for part in parts if not all((out / b).is_file() for b in TOOL_PARTS[part])]
+    if "own" in parts:
+        _ensure_own_programs(paths, out)
+    missing = [part for part in parts if part != "own" and not all((out / b).is_file() for b in TOOL_PARTS[part])]
     if not missing:
         return out
     if shutil.which("go") is None:
@@ -88,10 +91,31 @@ def ensure_tools(paths: Paths, parts: tuple[str, ...] = tuple(TOOL_PARTS)) -> Pa
     _say(f"building {names} from Go sources into {out} (first run only; the node binaries take ~10 min on 2 cores)")
     subprocess.run(
         ["bash", str(BUILD_SCRIPT), str(out), settings.KUBERNETES_VERSION, settings.KIND_VERSION,
-         settings.COREDNS_VERSION, settings.ACTIONLINT_VERSION, str(images.CONTAINERS), *missing],
+         settings.COREDNS_VERSION, settings.ACTIONLINT_VERSION, *missing],
         check=True,
     )  # fmt: skip
     return out
+
+
+#: The project's own small programs in the node: source folder under devstack/containers → binary.
+OWN_PROGRAMS = {"ociwrapper": "srs-runc", "pause": "pause"}
+
+
+def _ensure_own_programs(paths: Paths, out: Path) -> None:
+    """srs-runc and pause, built once per content of their sources (an edit of
+    ``devstack/containers/ociwrapper`` builds a new srs-runc on the next ``up``) and put into
+    ``out`` beside the node's other binaries; the node image's digest covers them."""
+    for folder, name in OWN_PROGRAMS.items():
+        built = build_go_binary(
+            images.CONTAINERS / folder, paths.cache, name, what=name, error=docker_engine.EngineUnavailable
+        )
+        placed = out / name
+        if placed.is_file() and placed.read_bytes() == built.read_bytes():
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        staging = out / f".{name}.new"
+        shutil.copy2(built, staging)
+        staging.replace(placed)
 
 
 def _env_with_bins(*bins: Path) -> dict[str, str]:
@@ -197,7 +221,7 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
     logs = state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
 
-    docker_engine.ensure_engine(settings.kind_bins(paths), logs, _say)
+    docker_engine.ensure_engine(paths.cache, logs, _say)
     # The Debian bases first, side by side (network and dpkg bound), then the Go builds.
     bases = [images.PYTHON_BASE] if not os.environ.get("BASE_IMAGE") else []
     bases += [images.JRE_BASE] if not os.environ.get("SRS_JRE_BASE") else []

@@ -58,7 +58,7 @@ def _image(args: argparse.Namespace) -> int:
 
     def work() -> int:
         paths = settings.default_paths()
-        docker_engine.ensure_engine(settings.kind_bins(paths), settings.kind_state() / "logs", say)
+        docker_engine.ensure_engine(paths.cache, settings.kind_state() / "logs", say)
         images.build_srs_image(args.tag or kind.srs_image_tag(), args.base or None, say)
         return 0
 

@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import yaml
 
@@ -72,7 +72,9 @@ def ensure_prometheus(progress: Progress) -> tuple[Path, Path]:
 
 
 def jaeger_binary(paths: Paths) -> Path:
-    return paths.cache / f"jaeger-{settings.JAEGER_VERSION}-r{settings.JAEGER_BUILD_REVISION}" / "jaeger"
+    return (
+        paths.cache / f"jaeger-{settings.JAEGER_VERSION}-{settings.recipe_digest(*settings.JAEGER_RECIPE)}" / "jaeger"
+    )
 
 
 def ensure_jaeger(paths: Paths, progress: Progress) -> Path:
@@ -232,10 +234,17 @@ PROMETHEUS: Final = "prometheus"
 JAEGER: Final = "jaeger"
 
 
-def start(paths: Paths, progress: Progress, timeout_s: float = 60.0) -> Endpoints:
-    """Start Prometheus and Jaeger beside the running stack (attached: ``srs dev down`` stops
-    them, ``srs dev up`` restarts them on the same ports); idempotent."""
-    from devstack import stack  # stack writes our env lines: import it late, no cycle
+class Stack(Protocol):
+    """What ``start`` needs of :mod:`devstack.stack` (passed in: the stack imports this module)."""
+
+    def attach(self, name: str, argv: list[str], env: dict[str, str]) -> object: ...
+
+    def write_env(self, paths: Paths) -> None: ...
+
+
+def start(paths: Paths, progress: Progress, stack: Stack, timeout_s: float = 60.0) -> Endpoints:
+    """Start Prometheus and Jaeger beside the running ``stack`` (attached: ``srs dev down``
+    stops them, ``srs dev up`` restarts them on the same ports); idempotent."""
 
     server, _ = ensure_prometheus(progress)
     jaeger = ensure_jaeger(paths, progress)

@@ -1,13 +1,26 @@
-"""Pinned component versions and the places the local stack keeps its files."""
+"""Every pinned component version, and the places the local stack keeps its files.
+
+Each cached build lives in a folder named by the versions it is built from *and* a digest
+of the recipe that builds it (:func:`recipe_digest`: the build scripts, the Maven POM), so
+an edit of a recipe builds again on the next use and nothing is bumped by hand. The
+project's own small Go programs are keyed by their sources (``devstack/gobuild.py``),
+images by a digest of what goes into them (``devstack/images.py``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+_HERE = Path(__file__).parent
+
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.25.3"
+#: The Maven plugin that copies the broker's jars (devstack/kafka/pom.xml takes every
+#: version from here, on mvn's command line).
+MAVEN_DEPENDENCY_PLUGIN_VERSION = "3.8.1"
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
@@ -15,22 +28,34 @@ HELM_VERSION = "v3.19.0"
 #: Argo CD for the GitOps tests, and the Go toolchain its module asks for (fetched by `go`).
 ARGOCD_VERSION = "v3.6.1"
 ARGOCD_GO_TOOLCHAIN = "go1.27.0"
-#: Bumped whenever the build recipe changes, so cached binaries are rebuilt.
-GO_BUILD_REVISION = 2
 #: OpenTofu and the Terraform providers `make terraform-test` builds from the Go module
 #: proxy. The providers are the newest releases the proxy serves for their module paths
 #: (later releases carry major versions > 1 without a /vN module path, so the proxy has
 #: no module version for them).
 TOFU_VERSION = "v1.12.6"
 TOFU_PROVIDERS = {"helm": "1.3.2", "kubernetes": "1.13.4", "aws": "1.60.0"}
-#: Bumped whenever build-terraform.sh changes what it produces.
-TOFU_BUILD_REVISION = 2
+
+
+def recipe_digest(*files: str) -> str:
+    """A digest (12 hex digits) of recipe files under ``devstack/`` (e.g. ``scripts/go-build.sh``):
+    part of the name of every cached build they produce."""
+    h = hashlib.sha256()
+    for name in files:
+        h.update(name.encode() + b"\0" + (_HERE / name).read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+#: The recipes of each cached build (every Go build script sources scripts/go-build.sh).
+GO_BINS_RECIPE = ("scripts/build-go-binaries.sh", "scripts/go-build.sh")
+KIND_BINS_RECIPE = ("scripts/build-kind-binaries.sh", "scripts/go-build.sh")
+TOFU_RECIPE = ("scripts/build-terraform.sh", "scripts/go-build.sh")
+ARGOCD_RECIPE = ("scripts/build-argocd.sh", "scripts/go-build.sh")
+KAFKA_RECIPE = ("kafka/pom.xml",)
 
 #: Jaeger (OTLP in, query API out) for `srs dev up --observability` and the trace tests,
 #: built from the Go module proxy by scripts/build-jaeger.sh.
 JAEGER_VERSION = "v1.75.0"
-#: Bumped whenever build-jaeger.sh changes what it produces.
-JAEGER_BUILD_REVISION = 1
+JAEGER_RECIPE = ("scripts/build-jaeger.sh", "scripts/go-build.sh")
 
 #: Name of the fake node kwok manages.
 NODE_NAME = "kwok-node-0"
@@ -48,23 +73,23 @@ class Paths:
 
     @property
     def kafka_libs(self) -> Path:
-        return self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
+        return self.cache / (f"kafka-{KAFKA_VERSION}-log4j-{LOG4J_VERSION}-{recipe_digest(*KAFKA_RECIPE)}") / "libs"
 
     @property
     def go_bins(self) -> Path:
         return self.cache / (
             f"go-bins-k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-kwok-{KWOK_VERSION}-helm-{HELM_VERSION}"
-            f"-r{GO_BUILD_REVISION}"
+            f"-{recipe_digest(*GO_BINS_RECIPE)}"
         )
 
     @property
     def tofu_bin(self) -> Path:
-        return self.cache / f"tofu-{TOFU_VERSION}-r{TOFU_BUILD_REVISION}" / "tofu"
+        return self.cache / f"tofu-{TOFU_VERSION}-{recipe_digest(*TOFU_RECIPE)}" / "tofu"
 
     @property
     def tofu_mirror(self) -> Path:
         """Provider filesystem mirror (``registry.opentofu.org/hashicorp/NAME/VERSION/linux_amd64/``)."""
-        return self.cache / f"tofu-providers-r{TOFU_BUILD_REVISION}"
+        return self.cache / f"tofu-providers-{recipe_digest(*TOFU_RECIPE)}"
 
     @property
     def logs(self) -> Path:
@@ -102,8 +127,10 @@ COREDNS_VERSION = "v1.12.1"
 ACTIONLINT_VERSION = "v1.7.12"
 #: Debian release of every base image built with mmdebstrap.
 DEBIAN_SUITE = "bookworm"
-#: Bumped whenever the node image, its base images or their build recipe change.
-KIND_BUILD_REVISION = 1
+#: The node image the GitHub workflow's kind job runs (hosted runners reach registries): the
+#: one kind KIND_VERSION publishes for the Kubernetes minor of KUBERNETES_VERSION (kind
+#: publishes one patch release per minor; here the node image is built at KUBERNETES_VERSION).
+KIND_UPSTREAM_NODE_IMAGE = "kindest/node:v1.34.0"
 #: Name of the kind cluster (and of its Docker network, "<name>-kind"); ``SRS_KIND_CLUSTER``
 #: gives parallel runs (CI jobs, a second checkout) their own.
 KIND_CLUSTER = os.environ.get("SRS_KIND_CLUSTER") or "srs"
@@ -113,7 +140,7 @@ def kind_bins(paths: Paths) -> Path:
     """Where the kind node's Go binaries are cached (kubelet, kubeadm, kind, …)."""
     return paths.cache / (
         f"kind-bins-k8s-{KUBERNETES_VERSION}-kind-{KIND_VERSION}-coredns-{COREDNS_VERSION}"
-        f"-actionlint-{ACTIONLINT_VERSION}-r{KIND_BUILD_REVISION}"
+        f"-actionlint-{ACTIONLINT_VERSION}-{recipe_digest(*KIND_BINS_RECIPE)}"
     )
 
 

@@ -32,8 +32,8 @@ from typing import Any, Final
 import botocore.exceptions
 from boto3.dynamodb.types import TypeSerializer
 
-from agent_runtime.config import EnrichmentConfig
 from agent_runtime.roles.enrichment import dynamodb_client
+from srs_contracts.agent_config import EnrichmentConfig
 
 SAMPLES: Final = "customers.json"
 #: DynamoDB's limits: 25 requests per BatchWriteItem, 2048 bytes per partition key, 400 KB per item.

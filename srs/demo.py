@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_runtime.timestamps import parse_rfc3339
 from devstack import observability, stack
 from devstack.processes import free_port
 from devstack.settings import default_paths
+from srs_contracts.timestamps import parse_rfc3339
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

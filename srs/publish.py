@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_runtime import events
-from agent_runtime.timestamps import rfc3339
+from srs_contracts.timestamps import rfc3339
 
 SAMPLES = "tickets.jsonl"
 

@@ -30,8 +30,8 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from agent_runtime.engine.ledger import CrashLedger
-from agent_runtime.kafka_logging import librdkafka_logger
 from agent_runtime.records import InputRecord
+from srs_contracts.kafka_logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Final
 
 from agent_runtime.records import InputRecord, OutputRecord
-from agent_runtime.timestamps import rfc3339
+from srs_contracts.timestamps import rfc3339
 
 
 class ErrorClass(StrEnum):

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from agent_runtime import metrics
-from agent_runtime.backoff import Backoff
 from agent_runtime.engine.deadletter import (
     MIN_DEAD_LETTER_BYTES,
     ErrorClass,
@@ -34,6 +33,7 @@ from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.engine.tracing import TRACEPARENT
 from agent_runtime.engine.work import State, Work
 from agent_runtime.records import OutputRecord
+from srs_contracts.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,6 @@ from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 from agent_runtime import logs, metrics
-from agent_runtime.backoff import Backoff
 from agent_runtime.engine.consumer import PartitionId, PartitionOffset
 from agent_runtime.engine.deadletter import (
     ErrorClass,
@@ -65,6 +64,7 @@ from agent_runtime.engine.tracing import (
 from agent_runtime.engine.transactions import TransactionalCommitter, TransactionalSink
 from agent_runtime.engine.work import Lane, Partition, State, Unkeyed, Work
 from agent_runtime.records import Handler, InputRecord, OutputRecord, PermanentError
+from srs_contracts.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from agent_runtime import metrics
-from agent_runtime.kafka_logging import librdkafka_logger
+from srs_contracts.kafka_logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Engine settings and the Kafka client configuration the engine builds from them.
 
 Client settings that vary per cluster (SASL, TLS, timeouts) come from the environment
-(:class:`agent_runtime.kafka_settings.KafkaClientSettings`, shared with the operator).
+(:class:`srs_contracts.kafka_settings.KafkaClientSettings`, shared with the operator).
 Settings the delivery guarantee depends on cannot be overridden.
 
 Two delivery guarantees (``kafka.delivery`` in the agent config):
@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from agent_runtime.config import AgentConfig, Delivery
-from agent_runtime.kafka_settings import KafkaClientSettings
+from srs_contracts.agent_config import AgentConfig, Delivery
+from srs_contracts.kafka_settings import KafkaClientSettings
 
 log = logging.getLogger(__name__)
 

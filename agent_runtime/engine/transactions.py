@@ -36,13 +36,13 @@ from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from agent_runtime import metrics
-from agent_runtime.backoff import Backoff
 from agent_runtime.engine.deliveries import with_trace
 from agent_runtime.engine.draining import resume_position
 from agent_runtime.engine.ledger import CrashLedger
 from agent_runtime.engine.producer import OnDelivery
 from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.engine.work import Partition, State, Work
+from srs_contracts.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

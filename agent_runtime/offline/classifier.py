@@ -2,15 +2,18 @@
 
 This is the public API other parts code against::
 
-    from agent_runtime.offline.classifier import load_default
+    from agent_runtime.offline.modelfile import load_default
 
     prediction = load_default().predict(subject, body)
     prediction.type, prediction.priority, prediction.confidence, prediction.reasoning
 
 Two naive Bayes models (:mod:`agent_runtime.offline.naive_bayes`) — one for the type,
 one for the priority — are trained on the project's labelled ticket set
-(:mod:`agent_runtime.offline.dataset`) when :func:`load_default` is first called; training
-is a counting pass, deterministic, and takes a fraction of a second.
+(:mod:`agent_runtime.offline.dataset`) by ``make model``, which ships the result as
+``model/model.json.gz``; :func:`agent_runtime.offline.modelfile.load_default` loads it
+(this module never imports the model file's: the file format depends on the classifier,
+not the other way round). Training is a counting pass, deterministic, and takes a
+fraction of a second.
 
 Confidence is the probability of the chosen type after two corrections: a temperature
 (fitted on cross-validated predictions by ``python -m agent_runtime.offline.evaluate
@@ -23,20 +26,17 @@ instead of being guessed at.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Final
 
-from agent_runtime.config import Priority, TicketType
 from agent_runtime.offline import features
 from agent_runtime.offline.dataset import LabelledTicket, Split, load_split
 from agent_runtime.offline.naive_bayes import Contribution, Counts, NaiveBayes, NaiveBayesSettings, softmax
+from srs_contracts.agent_config import Priority, TicketType
 
-__all__ = ["ClassifierSettings", "Prediction", "TicketClassifier", "load_default"]
+__all__ = ["ClassifierSettings", "Prediction", "TicketClassifier"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,11 +394,3 @@ _SHAPES = {
     features.URL: "<link>",
     features.EMAIL: "<e-mail>",
 }
-
-
-@functools.cache
-def load_default() -> TicketClassifier:
-    """The model the project ships (``model/model.json.gz``, built by ``make model``), loaded once."""
-    from agent_runtime.offline import modelfile  # modelfile builds classifiers: import it late
-
-    return modelfile.load(Path(str(resources.files(__package__).joinpath("model"))))

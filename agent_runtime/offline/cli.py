@@ -123,7 +123,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     offline = args.provider in (None, "offline") and not args.config
     try:
         if offline:
-            from agent_runtime.offline.classifier import load_default
+            from agent_runtime.offline.modelfile import load_default
 
             classifier = modelfile.load(args.model) if args.model else load_default()
             report = evaluate.evaluate(classifier, tickets, args.data, args.threshold)

@@ -22,8 +22,8 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
-from agent_runtime.config import Priority, TicketType
 from agent_runtime.tickets import parse_ticket_type
+from srs_contracts.agent_config import Priority, TicketType
 
 
 class Split(StrEnum):

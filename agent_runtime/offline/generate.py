@@ -32,8 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from agent_runtime.config import Priority, TicketType
 from agent_runtime.offline.dataset import LabelledTicket
+from srs_contracts.agent_config import Priority, TicketType
 
 _PRIORITY_CODES = {"l": Priority.LOW, "m": Priority.MEDIUM, "h": Priority.HIGH, "c": Priority.CRITICAL}
 

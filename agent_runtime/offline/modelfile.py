@@ -10,11 +10,13 @@ to rebuild exactly the classifier that was trained, and small enough for a Confi
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
@@ -185,3 +187,9 @@ def fingerprint(*parts: bytes) -> str:
     for part in parts:
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()[:32]
+
+
+@functools.cache
+def load_default() -> TicketClassifier:
+    """The model the project ships (``model/model.json.gz``, built by ``make model``), loaded once."""
+    return load(Path(str(resources.files(__package__).joinpath("model"))))

@@ -7,9 +7,9 @@ one from the runtime config; the SDKs are imported only when their provider is u
 
 from __future__ import annotations
 
-from agent_runtime.config import ModelConfig
-from agent_runtime.config import Provider as ProviderName
 from agent_runtime.providers.base import IncompleteDraftError, Provider, ProviderConfigError
+from srs_contracts.agent_config import ModelConfig
+from srs_contracts.agent_config import Provider as ProviderName
 
 __all__ = ["IncompleteDraftError", "Provider", "ProviderConfigError", "build_provider"]
 

@@ -19,7 +19,6 @@ from typing import Final
 import anthropic
 from anthropic.types import Message, TextBlockParam, ToolParam
 
-from agent_runtime.config import ModelConfig
 from agent_runtime.providers.base import DraftRequest, HttpSdkErrors, decision_from_output, finished_draft, read_api_key
 from agent_runtime.providers.network import NetworkProvider
 from agent_runtime.providers.prompts import (
@@ -29,6 +28,7 @@ from agent_runtime.providers.prompts import (
     extract_json_object,
 )
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import ModelConfig
 
 PROVIDER_NAME: Final = "anthropic"
 

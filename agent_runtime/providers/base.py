@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Generic, Protocol, TypeVar
 
-from agent_runtime.config import ModelConfig, Priority, TicketType
 from agent_runtime.metrics import LLM_LATENCY, PROVIDER_ERRORS
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import (
@@ -32,6 +31,7 @@ from agent_runtime.tickets import (
     parse_priority,
     parse_ticket_type,
 )
+from srs_contracts.agent_config import ModelConfig, Priority, TicketType
 
 log = logging.getLogger(__name__)
 

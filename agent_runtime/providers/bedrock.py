@@ -22,7 +22,6 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from agent_runtime.config import ModelConfig
 from agent_runtime.providers.base import DraftRequest, decision_from_output, finished_draft, status_error
 from agent_runtime.providers.network import NetworkProvider
 from agent_runtime.providers.prompts import (
@@ -32,6 +31,7 @@ from agent_runtime.providers.prompts import (
     extract_json_object,
 )
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import ModelConfig
 
 PROVIDER_NAME: Final = "bedrock"
 DEFAULT_REGION: Final = "us-east-1"

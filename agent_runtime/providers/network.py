@@ -13,12 +13,12 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, Final, TypeVar
 
-from agent_runtime import traces
-from agent_runtime.config import ModelConfig
 from agent_runtime.metrics import GEN_AI_OPERATION_DURATION, GEN_AI_TOKEN_USAGE
 from agent_runtime.providers.base import CallMetrics, DraftRequest, ErrorMapper, call_within_deadline
 from agent_runtime.providers.prompts import TRIAGE_SYSTEM_PROMPT, draft_request, draft_system_prompt, triage_request
 from agent_runtime.tickets import Ticket
+from srs_contracts import traces
+from srs_contracts.agent_config import ModelConfig
 
 T = TypeVar("T")
 

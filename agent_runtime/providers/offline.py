@@ -17,13 +17,12 @@ from typing import Any, Final, Protocol
 
 import jinja2
 
-from agent_runtime.config import Priority, TicketType
 from agent_runtime.providers.base import CallMetrics, DraftRequest, ProviderConfigError
 from agent_runtime.providers.specifics import extract
 from agent_runtime.tickets import Ticket, TriageDecision, parse_confidence, parse_ticket_type
+from srs_contracts.agent_config import Priority, TicketType
 
 PROVIDER_NAME: Final = "offline"
-_CLASSIFIER_MODULE: Final = "agent_runtime.offline.classifier"
 _MODELFILE_MODULE: Final = "agent_runtime.offline.modelfile"
 _ACCOUNT_TAGS: Final = frozenset({"two_factor", "password", "locked", "email_change", "delete_account", "users"})
 
@@ -42,7 +41,7 @@ class Prediction(Protocol):
 
 
 class Classifier(Protocol):
-    """The offline text classifier (:func:`agent_runtime.offline.classifier.load_default`)."""
+    """The offline text classifier (:func:`agent_runtime.offline.modelfile.load_default`)."""
 
     def predict(self, subject: str, body: str) -> Prediction: ...
 
@@ -50,7 +49,7 @@ class Classifier(Protocol):
 @cache
 def load_default_classifier() -> Classifier:
     """The classifier the project ships, loaded once per process."""
-    module = importlib.import_module(_CLASSIFIER_MODULE)
+    module = importlib.import_module(_MODELFILE_MODULE)
     classifier: Classifier = module.load_default()
     return classifier
 

@@ -15,7 +15,6 @@ from typing import Final
 import openai
 from openai.types.chat import ChatCompletion
 
-from agent_runtime.config import ModelConfig
 from agent_runtime.providers.base import (
     DraftRequest,
     HttpSdkErrors,
@@ -27,6 +26,7 @@ from agent_runtime.providers.base import (
 from agent_runtime.providers.network import NetworkProvider
 from agent_runtime.providers.prompts import TRIAGE_OUTPUT_SCHEMA, TRIAGE_TOOL_NAME, extract_json_object
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import ModelConfig
 
 OLLAMA_BASE_URL: Final = "http://localhost:11434/v1"
 #: Local servers (Ollama, vLLM without --api-key) ignore the key, but the SDK insists on one.

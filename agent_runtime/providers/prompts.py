@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from agent_runtime.config import TicketType
 from agent_runtime.tickets import UNKNOWN_TYPE, Ticket, TriageDecision
+from srs_contracts.agent_config import TicketType
 
 TRIAGE_TOOL_NAME: Final = "record_triage"
 TRIAGE_TOOL_DESCRIPTION: Final = "Record the classification of one customer-support ticket."

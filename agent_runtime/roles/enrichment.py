@@ -30,8 +30,8 @@ import botocore.exceptions
 from boto3.dynamodb.types import Binary, TypeDeserializer
 from botocore.config import Config
 
-from agent_runtime.config import EnrichmentConfig
 from agent_runtime.metrics import ENRICHMENT_DEGRADED
+from srs_contracts.agent_config import EnrichmentConfig
 
 log = logging.getLogger(__name__)
 

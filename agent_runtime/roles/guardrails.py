@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from agent_runtime.config import GuardrailConfig
+from srs_contracts.agent_config import GuardrailConfig
 
 CHECK_EMPTY: Final = "empty"
 CHECK_MAX_LENGTH: Final = "max_length"

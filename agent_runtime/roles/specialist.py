@@ -12,12 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent_runtime.config import GuardrailConfig, SpecialistConfig
 from agent_runtime.metrics import GUARDRAIL_BLOCKED
 from agent_runtime.providers import IncompleteDraftError, Provider
 from agent_runtime.providers.base import DraftRequest
 from agent_runtime.roles.guardrails import check_draft
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import GuardrailConfig, SpecialistConfig
 
 #: The "check" of a draft the model did not finish (length limit, refusal, filter).
 CHECK_INCOMPLETE = "incomplete_draft"

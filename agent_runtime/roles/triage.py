@@ -1,7 +1,7 @@
 """The triage role: classify a ticket, enrich it with the customer's record, route it.
 
 Routing is a pure function of the decision and the configured table
-(:class:`~agent_runtime.config.TriageConfig`): a ticket goes to the topic its type maps
+(:class:`~srs_contracts.agent_config.TriageConfig`): a ticket goes to the topic its type maps
 to, or to the human topic when the type is unknown, has no route, or the confidence is
 below the threshold. The model only ever contributes a *label*; whatever a ticket's text
 tells it, nothing can be routed to a topic outside the table.
@@ -20,11 +20,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent_runtime.config import TriageConfig
 from agent_runtime.metrics import LLM_CALLS_SAVED, ROUTED, TRIAGE_STAGE
 from agent_runtime.providers import Provider
 from agent_runtime.roles.enrichment import CustomerLookup
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import TriageConfig
 
 Route = Literal["specialist", "human"]
 Stage = Literal["primary", "fallback"]

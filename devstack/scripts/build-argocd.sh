@@ -20,7 +20,15 @@ cd "$WORK"
 go mod init local.invalid/argocdbin >/dev/null 2>&1
 step "argo-cd $V: resolving modules (Go toolchain $TOOLCHAIN)"
 gm=$(go mod download -json "github.com/argoproj/argo-cd/v3@$V" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
-awk '/^replace \(/{f=1;next} f&&/^\)/{f=0} f&&/=>/&&$3!~/^\./{print $1"="$3"@"$4}' "$gm" | while read -r r; do
+# The module's replace directives, read with the go command's own parser (`go mod edit
+# -json`); local-path replacements (no version) cannot be followed and are left out.
+go mod edit -json "$gm" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin).get("Replace") or ():
+    old, new = r["Old"], r["New"]
+    if new.get("Version"):
+        print(old["Path"] + ("@" + old["Version"] if old.get("Version") else "") + "=" + new["Path"] + "@" + new["Version"])
+' | while read -r r; do
   go mod edit "-replace=$r"
 done
 go mod edit "-require=github.com/argoproj/argo-cd/v3@$V" "-require=github.com/argoproj/argo-cd/gitops-engine/v3@$V"

@@ -1,30 +1,21 @@
 #!/usr/bin/env bash
 # Build what a kind node needs beyond the devstack's control plane, from Go sources
 # fetched through the Go module proxy: kubelet, kubeadm and kube-proxy (same Kubernetes
-# version as the devstack), the kind CLI, CoreDNS, actionlint, and the project's own
-# small programs (srs-runc, the OCI runtime wrapper; pause, the pod sandbox).
-# Output goes to $OUT; binaries already there are not rebuilt.
+# version as the devstack), the kind CLI, CoreDNS and actionlint. (The project's own small
+# programs, srs-runc and pause, are built by devstack/gobuild.py, keyed by their sources.)
+# Output goes to $OUT; binaries already there are not rebuilt (the folder is named by the
+# versions they are built from).
 #
-# Usage: build-kind-binaries.sh OUT K8S_VERSION KIND_VERSION COREDNS_VERSION ACTIONLINT_VERSION SRC_DIR [PART...]
-# PART: own, kind, actionlint, node (kubelet, kubeadm, kube-proxy), coredns; default: all.
+# Usage: build-kind-binaries.sh OUT K8S_VERSION KIND_VERSION COREDNS_VERSION ACTIONLINT_VERSION [PART...]
+# PART: kind, actionlint, node (kubelet, kubeadm, kube-proxy), coredns; default: all.
 set -euo pipefail
-OUT=$1 K=$2 KIND=$3 COREDNS=$4 ACTIONLINT=$5 SRC=$6
-shift 6
-PARTS=${*:-own kind actionlint node coredns}
+OUT=$1 K=$2 KIND=$3 COREDNS=$4 ACTIONLINT=$5
+shift 5
+PARTS=${*:-kind actionlint node coredns}
 mkdir -p "$OUT"
 # shellcheck source=go-build.sh
 source "$(dirname "${BASH_SOURCE[0]}")/go-build.sh"
 export GOFLAGS=-mod=mod
-
-build_own() {
-  local name
-  for name in ociwrapper:srs-runc pause:pause; do
-    local dir=${name%%:*} bin=${name##*:}
-    [[ -x $OUT/$bin ]] && continue
-    step "$bin (from $SRC/$dir)"
-    (cd "$SRC/$dir" && go build -trimpath -ldflags "-s -w" -o "$OUT/$bin" .)
-  done
-}
 
 build_kind() {
   go_tool "$OUT" kind "sigs.k8s.io/kind@$KIND"
@@ -44,7 +35,6 @@ build_k8s_node() {
 
 for part in $PARTS; do
   case $part in
-    own) build_own ;;
     kind) build_kind ;;
     actionlint) build_actionlint ;;
     node) build_k8s_node ;;

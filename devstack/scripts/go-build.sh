@@ -46,7 +46,11 @@ build_k8s_cmds() {
   gm=$(go mod download -json "k8s.io/kubernetes@$k" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
   # The kubernetes module replaces its staging modules with local paths; point each one
   # at the published module of the matching v0.N.M version instead.
-  for m in $(awk '$1 ~ /^k8s\.io\// && $2=="v0.0.0"{print $1}' "$gm" | sort -u); do
+  # (Read with the go command's own parser: `go mod edit -json`.)
+  for m in $(go mod edit -json "$gm" | python3 -c '
+import json, sys
+print("\n".join(sorted({r["Path"] for r in json.load(sys.stdin).get("Require") or ()
+                        if r["Path"].startswith("k8s.io/") and r["Version"] == "v0.0.0"})))'); do
     go mod edit "-replace=$m=$m@$staging"
   done
   go mod edit "-require=k8s.io/kubernetes@$k"

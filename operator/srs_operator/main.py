@@ -1,8 +1,9 @@
 """The operator process: kopf settings, credentials, the handler modules, and running.
 
 ``srs operator`` calls :func:`run`. Importing this module registers every handler (the
-SupportAgent and TicketTopic controllers) with kopf's default registry; nothing else in
-the package registers handlers as an import side effect that tests could trip over.
+SupportAgent and TicketTopic controllers, the shared topic-usage indexes, the liveness
+probes) with kopf's default registry; nothing else in the package registers handlers as
+an import side effect that tests could trip over.
 """
 
 from __future__ import annotations
@@ -13,22 +14,24 @@ from typing import Any
 
 import kopf
 
-from agent_runtime import traces
-from srs_operator import metrics, namespaces
+from srs_contracts import traces
+from srs_operator import kopf_patches, metrics
 from srs_operator.clients.kube import CLUSTER_PEERINGS, ApiError, KubeClient, login
 from srs_operator.handlers import supportagent as supportagent_handlers
 from srs_operator.handlers import tickettopic as tickettopic_handlers
+from srs_operator.handlers import topic_usage as topic_usage_handlers
+from srs_operator.handlers import watching
 from srs_operator.liveness import HandlingLag
 from srs_operator.settings import (
     ANNOTATION_PREFIX,
-    FINALIZER,
+    KOPF_FINALIZER,
     MANAGED_BY,
     PEERING_NAME,
     SETTINGS_MEMO_KEY,
     OperatorSettings,
 )
 
-HANDLER_MODULES = (supportagent_handlers, tickettopic_handlers)
+HANDLER_MODULES = (watching, topic_usage_handlers, supportagent_handlers, tickettopic_handlers)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     """Names under ``srs.dev``, bounded watches, bounded concurrency, and server-side
     filtering of children."""
     ours: OperatorSettings = memo.get(SETTINGS_MEMO_KEY) or OperatorSettings.from_env()
-    settings.persistence.finalizer = FINALIZER
+    # The controllers keep their own finalizer (srs.dev/finalizer, TicketTopics with
+    # deletionPolicy Delete); kopf removes *its* finalizer from every object no kopf handler
+    # needs it for — i.e. from all of them — so its name must differ from ours.
+    settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
@@ -64,7 +70,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # workers leave after a second, so the limit costs no throughput.
     settings.queueing.worker_limit = ours.object_workers
     settings.queueing.idle_timeout = 1.0
-    memo[supportagent_handlers.LAG_MEMO_KEY] = HandlingLag(ours.watch_stall_seconds)
+    memo[watching.LAG_MEMO_KEY] = HandlingLag(ours.watch_stall_seconds)
 
 
 @kopf.on.startup()
@@ -107,13 +113,10 @@ def run(settings: OperatorSettings) -> int:
     )
     memo = kopf.Memo()
     memo[SETTINGS_MEMO_KEY] = settings
-    # Watched namespaces come and go: without this, one that vanishes during its initial
-    # listing leaves kopf deaf (srs_operator.namespaces explains it).
-    namespaces.release_vanished_watch_toggles()
-    # And one that appears while kopf starts its namespace watch, or just as a watch stream
-    # ends, could be ignored for good.
-    namespaces.adopt_namespaces_listed_by_the_watch()
-    namespaces.nudge_lost_revisions()
+    # Watched namespaces come and go: without these patches kopf can go deaf to one that
+    # vanishes during its initial listing, or that appears while kopf starts its namespace
+    # watch or just as a watch stream ends (srs_operator.kopf_patches explains each).
+    kopf_patches.apply()
     asyncio.run(
         kopf.operator(
             clusterwide=not settings.namespaces,

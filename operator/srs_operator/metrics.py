@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from agent_runtime import traces
+from srs_contracts import traces
 
 REGISTRY = CollectorRegistry()
 
@@ -57,6 +57,10 @@ KAFKA_ADMIN_TOPICS = Counter(
 RESOURCE_READY = Gauge(
     "srs_operator_resource_ready", "1 when the resource's Ready condition is True, 0 when it is not (set at every "
     "reconcile; the series goes away with the resource).", ["kind", "namespace", "name"], registry=REGISTRY,
+)  # fmt: skip
+RETRYING = Gauge(
+    "srs_operator_retrying", "Objects waiting out a backoff after a failed reconcile, by kind.", ["kind"],
+    registry=REGISTRY,
 )  # fmt: skip
 QUEUE_DEPTH = Gauge(
     "srs_operator_queue_depth", "Objects waiting to be reconciled, by kind.", ["kind"], registry=REGISTRY

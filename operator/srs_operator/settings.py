@@ -14,8 +14,12 @@ from typing import Final
 FIELD_MANAGER: Final = "srs-operator"
 #: Value of ``app.kubernetes.io/managed-by`` on every child object.
 MANAGED_BY: Final = "srs-operator"
-#: kopf's finalizer and annotation names live under the project's API group.
+#: The controllers' finalizer (a TicketTopic with ``deletionPolicy: Delete`` carries it).
 FINALIZER: Final = "srs.dev/finalizer"
+#: kopf's own finalizer: no handler asks kopf for one, and kopf strips its finalizer from
+#: objects no handler needs it for, so it must not be :data:`FINALIZER`.
+KOPF_FINALIZER: Final = "kopf.srs.dev/unused"
+#: kopf's annotation names live under the project's API group.
 ANNOTATION_PREFIX: Final = "srs.dev"
 PEERING_NAME: Final = "srs-operator"
 DEFAULT_AGENT_IMAGE: Final = "srs:0.1.0"

@@ -26,10 +26,10 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from agent_runtime.config import AgentConfig
 from agent_runtime.engine import Engine, EngineSettings, current_trace_id
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError, TransientError
 from devstack.processes import free_port
+from srs_contracts.agent_config import AgentConfig
 from tests.harness import TopicFactory, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaException, Producer
 
-from agent_runtime.config import AgentConfig
 from agent_runtime.events import format_traceparent
 from srs.publish import sample_tickets, to_event
+from srs_contracts.agent_config import AgentConfig
 from tests.harness import Infra, TopicFactory, wait_for
 from tests.integration.engine_support import (
     FAST_GROUP,

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from agent_runtime.config import AgentConfig
 from devstack.processes import free_port
+from srs_contracts.agent_config import AgentConfig
 from tests.harness import Infra, TopicFactory, wait_for
 from tests.integration.engine_support import FAST_GROUP, Read, TopicWatcher, start_agent
 

@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from agent_runtime.config import AgentConfig
 from srs import dashboards
+from srs_contracts.agent_config import AgentConfig
 from tests.harness import Infra, TopicFactory, wait_for
 from tests.integration.engine_support import FAST_GROUP, free_port, kill, produce, read_all, start_agent
 from tests.integration.observability_support import (

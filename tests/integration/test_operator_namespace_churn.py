@@ -3,7 +3,7 @@ new objects within seconds, every time.
 
 kopf, asked to watch namespace globs, runs watch streams per namespace and holds every
 handler until each stream finished its initial listing; a namespace deleted before its
-streams listed leaves that wait unfinished forever (srs_operator.namespaces). Each round
+streams listed leaves that wait unfinished forever (srs_operator.kopf_patches). Each round
 below starts a fresh operator (under the shipped least-privilege role) while namespaces
 matching its glob are deleted under it (and a thread keeps creating and deleting others
 in the background), then creates a TicketTopic and a SupportAgent and waits a few seconds

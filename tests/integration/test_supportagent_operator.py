@@ -18,7 +18,7 @@ import yaml
 from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
-from agent_runtime.config import CONFIG_KEY, AgentConfig
+from srs_contracts.agent_config import CONFIG_KEY, AgentConfig
 from tests.harness import TEST_NAMESPACE_LABEL, first_change, wait_for
 from tests.integration.operator_harness import GROUP, NAMESPACE_PREFIX, VERSION, Agents, OperatorIdentity, condition
 from tests.integration.operator_process import OperatorProcess

@@ -8,7 +8,6 @@ the real broker on that port.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +30,6 @@ from tests.integration.tickettopic_support import (
 pytestmark = pytest.mark.integration
 
 NAMESPACE_PREFIX = "srs-test-ttdown-"
-RETRY_ANNOTATION = "srs.dev/reconcile_tickettopic"
 
 
 @pytest.fixture
@@ -75,9 +73,13 @@ def ns(core_v1: client.CoreV1Api) -> Iterator[str]:
         yield name
 
 
-def _retries(tt: TicketTopics, ns: str, name: str) -> int:
-    raw = tt.get(ns, name)["metadata"].get("annotations", {}).get(RETRY_ANNOTATION)
-    return int(json.loads(raw).get("retries", 0)) if raw else 0
+def _retries(operator: OperatorProcess) -> float:
+    """Reconciles of TicketTopics that could not finish and were put back in the backoff."""
+    return operator.metric("srs_operator_reconcile_errors_total", kind="TicketTopic", error="RetryLater")
+
+
+def _backing_off(operator: OperatorProcess) -> float:
+    return operator.metric("srs_operator_retrying", kind="TicketTopic")
 
 
 def test_kafka_unreachable_is_reported_and_recovers_by_itself(
@@ -87,7 +89,7 @@ def test_kafka_unreachable_is_reported_and_recovers_by_itself(
     start_operator: Callable[[dict[str, str]], OperatorProcess],
     kafka_admin: AdminClient,
 ) -> None:
-    start_operator({"SRS_TOPIC_RETRY_MAX_SECONDS": "4"})
+    operator = start_operator({"SRS_TOPIC_RETRY_MAX_SECONDS": "4"})
     name = unique("tt-down")
     try:
         tt.create(ns, name, {"partitions": 2})
@@ -96,7 +98,8 @@ def test_kafka_unreachable_is_reported_and_recovers_by_itself(
         ready = tt.condition(ns, name)
         assert ready is not None and f"cannot reach Kafka at {forwarder.address}" in ready["message"]
         assert tt.wait_event(ns, name, "KafkaUnavailable").type == "Warning"
-        wait_for("kopf to retry the reconcile", lambda: _retries(tt, ns, name) >= 2, timeout=30)
+        wait_for("the operator to retry the reconcile", lambda: _retries(operator) >= 2, timeout=30)
+        assert _backing_off(operator) == 1
         assert describe_topic(kafka_admin, name) is None
 
         forwarder.start()  # Kafka is back
@@ -105,8 +108,8 @@ def test_kafka_unreachable_is_reported_and_recovers_by_itself(
         topic = describe_topic(kafka_admin, name)
         assert topic is not None and topic.partitions == 2
         assert obj["status"]["topicId"] == topic.topic_id
-        # The retry bookkeeping is gone once the reconcile succeeded.
-        wait_for("kopf's retry state to be cleared", lambda: _retries(tt, ns, name) == 0, timeout=15)
+        # The backoff is over once the reconcile succeeded.
+        wait_for("the retry state to be cleared", lambda: _backing_off(operator) == 0, timeout=15)
     finally:
         tt.delete_all_for({name})
         delete_topic_if_present(kafka_admin, name)

@@ -30,10 +30,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from agent_runtime.config import EnrichmentConfig
 from agent_runtime.roles.enrichment import CustomerLookup
 from devstack import settings, terraform
 from devstack.settings import default_paths
+from srs_contracts.agent_config import EnrichmentConfig
 from tests.harness import Infra
 
 pytestmark = pytest.mark.terraform

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_runtime.config import AgentConfig, Priority, TicketType
 from agent_runtime.metrics import REGISTRY
 from agent_runtime.providers import IncompleteDraftError
 from agent_runtime.providers.base import DraftRequest, Provider
 from agent_runtime.records import InputRecord
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import AgentConfig, Priority, TicketType
 
 ROUTES = {
     "billing": "ticket.triaged.billing",

@@ -12,10 +12,10 @@ from typing import Any
 import boto3
 import pytest
 
-from agent_runtime.config import EnrichmentConfig
 from agent_runtime.roles.enrichment import CustomerLookup
 from srs import customers
 from srs.cli import main
+from srs_contracts.agent_config import EnrichmentConfig
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("fake_aws_credentials")]
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from agent_runtime.backoff import Backoff
+from srs_contracts.backoff import Backoff
 
 pytestmark = pytest.mark.unit
 

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from agent_runtime.config import AgentConfig
 from agent_runtime.engine.settings import EngineSettings
-from agent_runtime.kafka_settings import KafkaClientSettings
+from srs_contracts.agent_config import AgentConfig
+from srs_contracts.kafka_settings import KafkaClientSettings
 
 pytestmark = pytest.mark.unit
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.config import Priority, TicketType
 from agent_runtime.offline import evaluate, modelfile, training
-from agent_runtime.offline.classifier import Prediction, TicketClassifier, load_default
+from agent_runtime.offline.classifier import Prediction, TicketClassifier
 from agent_runtime.offline.dataset import Split, load_split, read_jsonl
+from agent_runtime.offline.modelfile import load_default
+from srs_contracts.agent_config import Priority, TicketType
 
 pytestmark = pytest.mark.unit
 
@@ -162,7 +163,7 @@ def test_predictions_do_not_depend_on_the_process_hash_seed(classifier: TicketCl
     # Sets of features iterate in hash order, which changes per process; results must not.
     heldout = load_split(Split.HELDOUT)[:40]
     script = (
-        "import json; from agent_runtime.offline.classifier import load_default; "
+        "import json; from agent_runtime.offline.modelfile import load_default; "
         "from agent_runtime.offline.dataset import Split, load_split; c = load_default(); "
         "print(json.dumps([[p.type.value, p.priority.value, p.confidence, p.priority_confidence, p.reasoning] "
         "for p in (c.predict(t.subject, t.body) for t in load_split(Split.HELDOUT)[:40])]))"

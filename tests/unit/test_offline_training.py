@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.config import TicketType
 from agent_runtime.offline import evaluate, features, generate, modelfile, training
 from agent_runtime.offline.dataset import LabelledTicket, Split, load_split, read_jsonl, read_labelled
+from srs_contracts.agent_config import TicketType
 from tests.unit.wire_doubles import Reply, openai_completion, wire_server
 
 pytestmark = pytest.mark.unit

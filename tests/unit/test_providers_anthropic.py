@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from agent_runtime.config import ModelConfig, Priority, TicketType
 from agent_runtime.providers import IncompleteDraftError, ProviderConfigError, build_provider
 from agent_runtime.providers.anthropic_api import AnthropicProvider
 from agent_runtime.providers.base import DraftRequest
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import ModelConfig, Priority, TicketType
 from tests.unit.agent_fixtures import classify_once, metric
 from tests.unit.wire_doubles import (
     Reply,

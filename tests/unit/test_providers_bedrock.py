@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from agent_runtime.config import ModelConfig, Priority, TicketType
 from agent_runtime.providers import IncompleteDraftError, build_provider
 from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.bedrock import BedrockProvider
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import ModelConfig, Priority, TicketType
 from tests.unit.agent_fixtures import classify_once, metric
 from tests.unit.wire_doubles import (
     Reply,

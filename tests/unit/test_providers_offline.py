@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from agent_runtime.config import GuardrailConfig, Priority, TicketType
 from agent_runtime.providers import build_provider
 from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.offline import OfflineProvider, render_draft, template_environment
 from agent_runtime.providers.specifics import extract
 from agent_runtime.roles.guardrails import check_draft
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import GuardrailConfig, Priority, TicketType
 from tests.unit.agent_fixtures import FakePrediction, KeywordClassifier, metric, triage_config
 
 pytestmark = pytest.mark.unit
@@ -140,11 +140,15 @@ def test_offline_provider_is_the_default_and_uses_no_network(monkeypatch: pytest
         raise AssertionError("the offline provider opened a socket")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    # The provider an agent gets by default, with the shipped classifier (no stand-in).
     provider = build_provider(triage_config().model, agent="t-offline-net")
     assert isinstance(provider, OfflineProvider) and provider.name == "offline"
-    provider = OfflineProvider(agent="t-offline-net", classifier=KeywordClassifier())
-    asyncio.run(provider.classify(TECHNICAL))
-    asyncio.run(provider.draft(DraftRequest(TECHNICAL, decision(TicketType.TECHNICAL), TicketType.TECHNICAL)))
+    classified = asyncio.run(provider.classify(TECHNICAL))
+    assert classified.type is TicketType.TECHNICAL
+    draft = asyncio.run(provider.draft(DraftRequest(TECHNICAL, decision(TicketType.TECHNICAL), TicketType.TECHNICAL)))
+    assert draft.strip()
 
 
 def test_offline_calls_are_observed_in_the_llm_latency_histogram() -> None:

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from agent_runtime.config import ModelConfig, Priority, TicketType
 from agent_runtime.providers import IncompleteDraftError, ProviderConfigError, build_provider
 from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.openai_api import OpenAICompatibleProvider
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import ModelConfig, Priority, TicketType
 from tests.unit.agent_fixtures import classify_once, metric
 from tests.unit.wire_doubles import Reply, WireServer, openai_completion, openai_error
 

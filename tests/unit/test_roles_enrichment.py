@@ -14,9 +14,9 @@ import boto3
 import pytest
 
 from agent_runtime.agent import build_handler
-from agent_runtime.config import EnrichmentConfig
 from agent_runtime.providers.offline import OfflineProvider
 from agent_runtime.roles.enrichment import CustomerLookup
+from srs_contracts.agent_config import EnrichmentConfig
 from tests.unit.agent_fixtures import KeywordClassifier, metric, record, ticket_created, triage_config
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("fake_aws_credentials")]

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from agent_runtime.config import GuardrailConfig, Priority, SpecialistConfig, TicketType
 from agent_runtime.roles.guardrails import check_draft, luhn_valid
 from agent_runtime.roles.specialist import Escalation, Resolution, SpecialistRole
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import GuardrailConfig, Priority, SpecialistConfig, TicketType
 from tests.unit.agent_fixtures import ScriptedProvider, incomplete, metric
 
 pytestmark = pytest.mark.unit

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from agent_runtime.agent import build_handler
-from agent_runtime.config import Priority, TicketType, TriageConfig
 from agent_runtime.providers.offline import OfflineProvider
 from agent_runtime.records import TransientError
 from agent_runtime.roles.triage import TriageRole, route_decision
 from agent_runtime.tickets import Ticket, TriageDecision
+from srs_contracts.agent_config import Priority, TicketType, TriageConfig
 from tests.unit.agent_fixtures import (
     HUMAN_TOPIC,
     ROUTES,
@@ -230,7 +230,7 @@ def test_the_triaged_event_carries_the_stage_and_who_decided() -> None:
 
 
 def test_only_a_triage_agent_may_have_a_fallback_model() -> None:
-    from agent_runtime.config import AgentConfig
+    from srs_contracts.agent_config import AgentConfig
 
     with pytest.raises(ValueError, match="fallback_model is only for role 'triage'"):
         AgentConfig.model_validate(

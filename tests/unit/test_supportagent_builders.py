@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent_runtime.config import CONFIG_KEY, AgentConfig
+from srs_contracts.agent_config import CONFIG_KEY, AgentConfig
 from srs_operator.builders import supportagent as build
 from srs_operator.models.supportagent import SecretVersion, SupportAgent
 from srs_operator.settings import OperatorSettings
@@ -209,12 +209,19 @@ def test_unset_fields_take_the_runtime_defaults() -> None:
     assert config.kafka.dead_letter_topic == "ticket.dlq"
     assert config.specialist is not None and config.specialist.output_topic == "ticket.resolved"
     assert config.model.provider.value == "offline"
-    assert build.agent_topics(config) == {
+    assert build.agent_topics(SupportAgent.from_body(minimal)) == {
         "ticket.triaged.technical",
         "ticket.resolved",
         "ticket.triaged.human",
         "ticket.dlq",
     }
+
+
+@pytest.mark.parametrize("body", [TRIAGE, SPECIALIST], ids=["triage", "specialist"])
+def test_the_topics_an_agent_uses_are_the_topics_its_rendered_config_names(body: dict[str, Any]) -> None:
+    # agent_topics reads the spec (for the topic-usage index); the pods read the rendered config.
+    config = _desired(body).config
+    assert build.agent_topics(SupportAgent.from_body(body)) == {config.kafka.input_topic} | config.output_topics()
 
 
 def test_a_prompt_from_a_config_map_is_rendered_inline() -> None:

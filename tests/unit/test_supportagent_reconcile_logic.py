@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from agent_runtime.config import ModelConfig
+from srs_contracts.agent_config import ModelConfig
 from srs_operator.builders.supportagent_status import (
     Verdict,
     build_status,
@@ -21,7 +23,7 @@ from srs_operator.builders.supportagent_status import (
 from srs_operator.models.conditions import ConditionStatus
 from srs_operator.models.supportagent import Reason, SupportAgentStatus
 from srs_operator.services.drift import APPLIED_ANNOTATION, ApplyCause, needs_apply, with_digest
-from srs_operator.services.workqueue import WorkQueue
+from srs_operator.services.workqueue import RetryLater, WorkQueue
 
 pytestmark = pytest.mark.unit
 
@@ -187,11 +189,19 @@ async def _run_queue(keys: list[str], fail_first: set[str]) -> tuple[list[str], 
     queue.start()
     for key in keys:
         queue.add(key)
-    await asyncio.sleep(0.005)
+    await _until(lambda: "a" in calls)
     queue.add("a")  # announced while running: runs once more afterwards
-    await asyncio.sleep(0.3)
+    await _until(lambda: calls.count("b") == 2 and queue.idle())
     await queue.stop()
     return calls, peak
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (bounded) until ``condition()`` holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.001)
 
 
 def test_the_work_queue_coalesces_retries_and_reruns_keys_announced_while_running() -> None:
@@ -211,7 +221,7 @@ async def _order_of(adds: list[tuple[str, bool]]) -> list[str]:
     for key, urgent in adds:
         queue.add(key, urgent=urgent)
     queue.start()
-    await asyncio.sleep(0.05)
+    await _until(lambda: len(calls) == len(adds) and queue.idle())
     await queue.stop()
     return calls
 
@@ -329,7 +339,7 @@ def test_an_empty_env_value_as_the_api_server_stores_it_is_not_drift() -> None:
     ],
 )
 def test_namespace_patterns_follow_kopfs_rules(pattern: str, namespace: str, served: bool) -> None:
-    from srs_operator.namespaces import matches
+    from srs_operator.builders.namespace_patterns import matches
 
     assert matches(namespace, pattern) is served
 
@@ -348,3 +358,33 @@ def test_liveness_fails_when_an_indexed_object_waits_for_its_handler_past_the_bo
     assert stalled and "has waited 61s (bound 60s)" in why
     lag.handled(("TicketTopic", "ns", "a"))
     assert lag.stalled()[0] is False
+
+
+async def _retry_later(delay: float | None, at_most: float | None) -> tuple[list[float], float]:
+    started = asyncio.get_running_loop().time()
+    runs: list[float] = []
+
+    async def handler(key: str) -> None:
+        runs.append(asyncio.get_running_loop().time() - started)
+        if len(runs) < 3:
+            raise RetryLater("not yet", delay=delay, at_most=at_most)
+
+    queue: WorkQueue[str] = WorkQueue("Test", handler, workers=1, initial_backoff=1.0, max_backoff=60)
+    queue.start()
+    queue.add("k")
+    await _until(lambda: len(runs) == 3 and queue.idle())
+    backing_off = len(queue._failures)
+    await queue.stop()
+    return runs, backing_off
+
+
+def test_retry_later_with_a_delay_comes_back_after_it_and_counts_no_failure() -> None:
+    runs, _ = asyncio.run(_retry_later(delay=0.05, at_most=None))
+    assert [round(b - a, 2) >= 0.05 for a, b in itertools.pairwise(runs)] == [True, True]
+    assert runs[-1] < 1.0  # not the 1 s, 2 s backoff of failures
+
+
+def test_retry_later_without_a_delay_backs_off_within_its_bound() -> None:
+    runs, backing_off = asyncio.run(_retry_later(delay=None, at_most=0.02))
+    assert runs[-1] < 1.0  # the backoff (1 s, then 2 s) capped at 0.02 s
+    assert backing_off == 0  # the success cleared it

@@ -11,12 +11,13 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from agent_runtime import traces
-from agent_runtime.config import ModelConfig
+from agent_runtime import kafka_spans
 from agent_runtime.providers import build_provider
 from agent_runtime.providers.network import token_usage
 from agent_runtime.providers.openai_api import OpenAICompatibleProvider
 from agent_runtime.records import InputRecord, OutputRecord, TransientError
+from srs_contracts import traces
+from srs_contracts.agent_config import ModelConfig
 from tests.unit.agent_fixtures import metric
 from tests.unit.test_providers_openai import GOOD, TICKET
 from tests.unit.wire_doubles import Reply, WireServer, openai_completion, openai_error
@@ -65,8 +66,8 @@ def test_an_input_is_a_consumer_span_under_its_traceparent_and_each_output_names
     spans: InMemorySpanExporter,
 ) -> None:
     output = OutputRecord("ticket.triaged.billing", b"T-1", b"{}", (("traceparent", b"00-" + b"1" * 32 + b"-x"),))
-    with traces.processing(_record(), group="triage-group", agent="triage", role="triage", trace_id=TRACE):
-        stamped = traces.produced(output)
+    with kafka_spans.processing(_record(), group="triage-group", agent="triage", role="triage", trace_id=TRACE):
+        stamped = kafka_spans.produced(output)
     create, process = spans.get_finished_spans()
     assert process.name == "process ticket.events" and process.kind is SpanKind.CONSUMER
     assert f"{process.context.trace_id:032x}" == TRACE
@@ -88,7 +89,7 @@ def test_an_input_is_a_consumer_span_under_its_traceparent_and_each_output_names
 
 def test_a_ticket_whose_payload_names_another_trace_is_traced_in_the_payloads(spans: InMemorySpanExporter) -> None:
     other = "0af7651916cd43dd8448eb211c80319c"
-    with traces.processing(_record(), group="g", agent="a", role="specialist", trace_id=other):
+    with kafka_spans.processing(_record(), group="g", agent="a", role="specialist", trace_id=other):
         pass
     (process,) = spans.get_finished_spans()
     assert f"{process.context.trace_id:032x}" == other
@@ -109,7 +110,7 @@ def test_provider_calls_are_genai_client_spans_with_token_usage_and_metrics(
     labels = {"agent": "tel-agent", "provider": "openai", "model": "gpt-tel", "operation": "classify"}
 
     async def go() -> None:
-        with traces.processing(_record(), group="g", agent="tel-agent", role="triage", trace_id=TRACE):
+        with kafka_spans.processing(_record(), group="g", agent="tel-agent", role="triage", trace_id=TRACE):
             await provider.classify(TICKET)
         with pytest.raises(TransientError):
             await provider.classify(TICKET)

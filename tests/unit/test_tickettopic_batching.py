@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from agent_runtime.kafka_settings import KafkaClientSettings
+from srs_contracts.kafka_settings import KafkaClientSettings
 from srs_operator.clients.kafka_admin import (
     KafkaAdminError,
     KafkaAdminSettings,

@@ -10,7 +10,6 @@ from srs_operator.builders.tickettopic import (
     Claim,
     PrefixRule,
     TopicPlan,
-    claim_of,
     name_violation,
     other_references,
     owner,
@@ -21,7 +20,6 @@ from srs_operator.builders.tickettopic import (
 from srs_operator.builders.tickettopic_status import (
     AppliedChanges,
     conflict_status,
-    drift,
     not_ready_status,
     ready_status,
     status_patch,
@@ -289,62 +287,6 @@ def test_topic_name_defaults_to_the_resource_name_and_then_sticks_to_the_status(
 def test_status_keys_of_other_writers_are_ignored() -> None:
     topic = TicketTopic.from_body(body(status={"kopf": {"progress": {}}, "partitions": 3}))
     assert topic.status.partitions == 3
-
-
-# -- level check ----------------------------------------------------------------------
-
-
-def drift_of(topic: TicketTopic, observed: TopicState | None, winner: Claim | None = None, **kw: Any) -> str | None:
-    claim = claim_of(topic, **kw)
-    return drift(topic, claim, winner or claim, observed)
-
-
-def test_level_check_finds_nothing_to_do_for_a_topic_in_sync() -> None:
-    topic = TicketTopic.from_body(body())
-    observed = state()
-    status = ready_status(topic, observed, plan_topic(topic.spec, observed))
-    synced = TicketTopic.from_body(body(status=status.model_dump(mode="json", by_alias=True, exclude_none=True)))
-    assert drift_of(synced, observed) is None
-    assert drift_of(synced, None) == "topic orders does not exist in Kafka"
-    assert drift_of(synced, state(partitions=2)) is not None
-    assert drift_of(synced, state(config={"retention.ms": override("1")})) is not None
-
-
-def test_level_check_brings_back_resources_that_reported_kafka_unreachable_once_it_answers() -> None:
-    waiting = TicketTopic.from_body(body())
-    waiting = TicketTopic.from_body(
-        body(
-            status=not_ready_status(waiting, Reason.KAFKA_UNAVAILABLE, "down").model_dump(
-                mode="json", by_alias=True, exclude_none=True
-            )
-        )
-    )
-    # The level check got an answer from Kafka: no need to wait out a backoff grown during the outage.
-    assert drift_of(waiting, state()) == "Kafka is reachable again"
-    assert drift_of(TicketTopic.from_body(body()), None, being_deleted=True) is None
-
-
-def test_level_check_leaves_resources_that_wait_for_a_new_name_or_the_adoption_opt_in() -> None:
-    for reason in (Reason.TOPIC_NAME_NOT_ALLOWED, Reason.TOPIC_EXISTS):
-        fresh = TicketTopic.from_body(body())
-        refused = TicketTopic.from_body(
-            body(status=not_ready_status(fresh, reason, "no").model_dump(mode="json", by_alias=True, exclude_none=True))
-        )
-        assert drift_of(refused, state(config={"retention.ms": override("1")})) is None
-
-
-def test_level_check_notices_when_a_conflicting_owner_went_away() -> None:
-    loser = TicketTopic.from_body(body(uid="b", created="2026-01-02T00:00:00Z"))
-    old_winner = claim("a", "2026-01-01T00:00:00Z")
-    in_conflict = TicketTopic.from_body(
-        body(
-            uid="b",
-            created="2026-01-02T00:00:00Z",
-            status=conflict_status(loser, old_winner).model_dump(mode="json", by_alias=True, exclude_none=True),
-        )
-    )
-    assert drift_of(in_conflict, None, winner=old_winner) is None  # still in conflict: nothing to do
-    assert drift_of(in_conflict, state()) is not None  # now the owner: reconcile it
 
 
 # -- retries --------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from srs_operator.builders.tickettopic_status import status_patch
 from srs_operator.clients.kafka_admin import KafkaAdminSettings, KafkaUnavailable
 from srs_operator.models.tickettopic import DeletionPolicy, Reason, TicketTopic
 from srs_operator.models.topicstate import ConfigState, TopicState
+from srs_operator.services.tickettopic_reconciler import Outcome, TopicReconciler
 from srs_operator.services.tickettopic_settings import TopicSettings
-from srs_operator.services.tickettopics import Outcome, TopicReconciler
 
 pytestmark = pytest.mark.unit
 

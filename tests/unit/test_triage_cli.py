@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.config import Priority, TicketType
 from agent_runtime.tickets import Ticket, TriageDecision
 from agent_runtime.triage_cli import run_triage, ticket_from_line
+from srs_contracts.agent_config import Priority, TicketType
 from tests.unit.agent_fixtures import ScriptedProvider, ticket_created
 from tests.unit.wire_doubles import Reply, openai_completion, wire_server
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from agent_runtime.config import CONFIG_KEY, AgentConfig, Role
+from srs_contracts.agent_config import CONFIG_KEY, AgentConfig, KafkaConfig, Role, SpecialistConfig, TriageConfig
 from srs_operator.models.crd import API_VERSION
 from srs_operator.models.supportagent import (
     SUPPORT_AGENT,
@@ -154,7 +154,7 @@ def offline_model_ref(model: ModelSpec | None) -> ConfigMapKeySelector | None:
 def render_config(agent: SupportAgent, settings: OperatorSettings, prompt_from_config_map: str | None) -> AgentConfig:
     """The runtime-config document for ``agent``. The system prompt is ``spec.prompt.inline``
     or, for ``configMapKeyRef``, ``prompt_from_config_map`` (read by the caller). Unset spec
-    fields take the runtime's defaults, so a default lives only in ``agent_runtime.config``."""
+    fields take the runtime's defaults, so a default lives only in ``srs_contracts.agent_config``."""
     spec = agent.spec
     prompt = spec.prompt.inline if spec.prompt is not None and spec.prompt.inline else prompt_from_config_map
     model = _model_section(spec.model, API_KEY_ENV) if spec.model is not None else {}
@@ -211,9 +211,24 @@ def _set(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def agent_topics(config: AgentConfig) -> set[str]:
-    """Every topic the agent reads or writes (dead-letter included)."""
-    return {config.kafka.input_topic} | config.output_topics()
+def agent_topics(agent: SupportAgent) -> frozenset[str]:
+    """Every Kafka topic the agent reads or writes (dead letter included): what
+    :func:`render_config` renders (unset topics at the runtime's defaults, read from the
+    runtime's config models), without rendering a whole config. The topic-usage index
+    (:mod:`srs_operator.handlers.topic_usage`) computes it once per agent change."""
+    spec = agent.spec
+
+    def default(section: type[KafkaConfig | TriageConfig | SpecialistConfig], field: str) -> str:
+        return str(section.model_fields[field].default)
+
+    topics = {spec.input_topic, spec.dead_letter_topic or default(KafkaConfig, "dead_letter_topic")}
+    if spec.role is Role.TRIAGE:
+        topics |= set((spec.routes or {}).values())
+        topics.add(spec.human_topic or default(TriageConfig, "human_topic"))
+    else:
+        topics.add(spec.output_topic or default(SpecialistConfig, "output_topic"))
+        topics.add(spec.human_topic or default(SpecialistConfig, "human_topic"))
+    return frozenset(topics)
 
 
 def referenced_secrets(spec: SupportAgentSpec) -> list[SecretKeyRef]:

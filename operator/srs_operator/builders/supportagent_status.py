@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent_runtime.config import ModelConfig
+from srs_contracts.agent_config import ModelConfig
 from srs_operator.models.conditions import Condition, ConditionStatus, set_condition
 from srs_operator.models.supportagent import ConditionType, Reason, SupportAgentStatus
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from srs_operator.builders.namespace_patterns import matches
 from srs_operator.builders.topic_config import ConfigDelta, diff_config
 from srs_operator.models.tickettopic import RESERVED_TOPIC_PREFIXES, DeletionPolicy, TicketTopic, TicketTopicSpec
 from srs_operator.models.topicstate import TopicState
-from srs_operator.namespaces import matches
 
 # -- which names a namespace may claim ----------------------------------------------------
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent_runtime.timestamps import rfc3339
-from srs_operator.builders.tickettopic import Claim, TopicPlan, plan_topic
+from srs_contracts.timestamps import rfc3339
+from srs_operator.builders.tickettopic import Claim, TopicPlan
 from srs_operator.models.conditions import Condition, ConditionStatus, set_condition
 from srs_operator.models.tickettopic import ConditionType, Reason, TicketTopic, TicketTopicStatus
 from srs_operator.models.topicstate import TopicState
@@ -164,46 +164,6 @@ def status_patch(current: Mapping[str, object] | None, desired: TicketTopicStatu
 
 
 _OWNED = frozenset(f.alias or n for n, f in TicketTopicStatus.model_fields.items())
-
-
-# -- level check ------------------------------------------------------------------------
-
-
-def drift(topic: TicketTopic, claim: Claim, winner: Claim, observed: TopicState | None) -> str | None:
-    """Why ``topic`` (claiming its topic with ``claim``; ``winner`` owns the topic) needs a
-    reconcile given what Kafka says, or None when all is as reported.
-
-    Resources waiting on a spec change (Kafka refused this generation, a name not allowed)
-    are left alone, so a broken resource is not stamped forever; one that reported Kafka
-    unreachable is reconciled as soon as the level check reaches Kafka again.
-    """
-    if claim.being_deleted:
-        return None
-    ready = topic.status.condition(ConditionType.READY)
-    reason = ready.reason if ready is not None else None
-    if reason == Reason.KAFKA_UNAVAILABLE:
-        # The level check reaches Kafka (it got this far): reconcile now rather than at the
-        # end of a backoff that grew during the outage.
-        return "Kafka is reachable again"
-    if reason in (Reason.INVALID_CONFIG, Reason.KAFKA_ERROR) and topic.status.observed_generation == topic.generation:
-        return None
-    if reason == Reason.TOPIC_NAME_NOT_ALLOWED:
-        return None  # waits for a new name (a spec change) or other rules (an operator restart)
-    if reason == Reason.TOPIC_EXISTS and observed is not None:
-        return None  # someone else's topic, left alone until spec.adoptExisting is set
-    current = topic.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if winner.uid != topic.uid:
-        return "the topic's owner changed" if status_patch(current, conflict_status(topic, winner)) else None
-    if observed is None:
-        return f"topic {topic.topic_name} does not exist in Kafka"
-    plan = plan_topic(topic.spec, observed)
-    if plan.increase_partitions_to is not None:
-        return f"topic {topic.topic_name} has {observed.partitions} partitions, the spec asks for more"
-    if plan.config:
-        return f"config of topic {topic.topic_name} differs from the spec ({plan.config.describe()})"
-    if status_patch(current, ready_status(topic, observed, plan)):
-        return f"status of {topic.topic_name} is out of date"
-    return None
 
 
 def _aspect_condition(

@@ -12,7 +12,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from agent_runtime.timestamps import rfc3339
+from srs_contracts.timestamps import rfc3339
 from srs_operator.clients.kube import KubeClient
 
 COMPONENT: Final = "srs-operator"

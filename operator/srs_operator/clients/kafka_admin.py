@@ -8,13 +8,13 @@ caller awaits only its own topic's result. That, not a bigger process, is what l
 thousand topics become Ready within a minute.
 
 Batching lives in :mod:`~srs_operator.clients.kafka_batching`, librdkafka's log filter in
-:mod:`~agent_runtime.kafka_logging`, the metrics in :mod:`srs_operator.metrics`.
+:mod:`~srs_contracts.kafka_logging`, the metrics in :mod:`srs_operator.metrics`.
 
 Errors are sorted into two kinds: :class:`KafkaUnavailable` (Kafka cannot be reached or
 did not answer in time: retry with backoff) and :class:`KafkaAdminError` (Kafka answered
 and said no, e.g. an invalid config value: retrying the same request will not help).
 
-Connection settings follow the runtime's convention (``agent_runtime.kafka_settings``):
+Connection settings follow the runtime's convention (``srs_contracts.kafka_settings``):
 ``KAFKA_BOOTSTRAP_SERVERS`` plus ``KAFKA_<NAME>`` for any librdkafka setting, e.g.
 ``KAFKA_SECURITY_PROTOCOL=SASL_SSL``, ``KAFKA_SASL_MECHANISM``, ``KAFKA_SASL_USERNAME``,
 ``KAFKA_SASL_PASSWORD``, ``KAFKA_SSL_CA_LOCATION``. Values are never logged.
@@ -44,8 +44,8 @@ from confluent_kafka.admin import (
     TopicDescription,
 )
 
-from agent_runtime.kafka_logging import librdkafka_logger
-from agent_runtime.kafka_settings import KafkaClientSettings
+from srs_contracts.kafka_logging import librdkafka_logger
+from srs_contracts.kafka_settings import KafkaClientSettings
 from srs_operator.clients.kafka_batching import BatchLimits, BatchStats, Coalescer
 from srs_operator.models.topicstate import ConfigState, TopicState
 

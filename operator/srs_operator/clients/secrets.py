@@ -24,7 +24,7 @@ from typing import Final
 
 import aiohttp
 
-from agent_runtime.backoff import Backoff
+from srs_contracts.backoff import Backoff
 from srs_operator.clients.kube import SECRETS, ApiError, KubeClient
 from srs_operator.models.supportagent import SecretVersion
 

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_runtime.timestamps import rfc3339
+from srs_contracts.timestamps import rfc3339
 
 
 class ConditionStatus(StrEnum):

@@ -17,7 +17,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from agent_runtime.config import API_VERSION as RUNTIME_API_VERSION
+from srs_contracts.agent_config import API_VERSION as RUNTIME_API_VERSION
 
 #: The API group/version of every srs kind, defined once: in the runtime's config contract
 #: (the document the operator renders carries the same apiVersion).

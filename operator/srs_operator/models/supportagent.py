@@ -2,7 +2,7 @@
 
 The spec is deliberately small (no embedded PodSpec): what the agent does (role,
 specialty, model, prompt), its topic wiring, and a few knobs for the pods it runs in.
-Fields left unset take the runtime's defaults (``agent_runtime.config``), which the
+Fields left unset take the runtime's defaults (``srs_contracts.agent_config``), which the
 descriptions quote, so a default lives in one place. CEL rules reject, at admission,
 combinations that cannot work, with a message that says what to change.
 """
@@ -17,7 +17,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import Field, WithJsonSchema
 
-from agent_runtime.config import (
+from srs_contracts.agent_config import (
     Delivery,
     EnrichmentConfig,
     GuardrailConfig,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from agent_runtime.backoff import Backoff
+from srs_contracts.backoff import Backoff
 from srs_operator.builders.tickettopic import PrefixRule
 
 

@@ -12,6 +12,11 @@ exponent (``2 ** failures`` overflows a float past 1,024 failures), and anything
 goes wrong in the queue's own bookkeeping is logged and survived. :meth:`WorkQueue.healthy`
 reports dead workers all the same, so the liveness probe restarts a process whose queue
 stopped working instead of staying green.
+
+A handler that cannot finish *yet* (Kafka unreachable, a deletion that waits for its users)
+raises :class:`RetryLater`: the one not-ready signal of every controller. With a ``delay``
+the key comes back after exactly that long (no failure counted); without one it backs off
+like any failure.
 """
 
 from __future__ import annotations
@@ -22,12 +27,23 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from agent_runtime.backoff import Backoff
+from srs_contracts.backoff import Backoff
 from srs_operator import metrics
 
 K = TypeVar("K", bound=Hashable)
 
 log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """The object cannot be finished now: reconcile it again after ``delay`` seconds
+    (``None``: the queue's exponential backoff). Its status already says why."""
+
+    def __init__(self, message: str, delay: float | None = None, *, at_most: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+        #: A bound on the backoff (e.g. a deadline that comes sooner).
+        self.at_most = at_most
 
 
 class WorkQueue(Generic[K]):
@@ -41,11 +57,14 @@ class WorkQueue(Generic[K]):
         workers: int = 4,
         initial_backoff: float = 0.5,
         max_backoff: float = 300.0,
+        jitter: float = 0.0,
     ) -> None:
         self.kind = kind
         self._handler = handler
         self._workers = workers
         self._backoff = Backoff(initial_backoff, max_backoff)
+        #: ± this fraction on every backoff, so that keys failing together do not retry in lockstep.
+        self._jitter = jitter
         # (priority, arrival, key): urgent keys (0) overtake routine ones (1), FIFO within each.
         self._queue: asyncio.PriorityQueue[tuple[int, int, K]] = asyncio.PriorityQueue()
         self._arrivals = itertools.count()
@@ -80,6 +99,7 @@ class WorkQueue(Generic[K]):
     def forget(self, key: K) -> None:
         """Drop the key's backoff state (the object is gone)."""
         self._failures.pop(key, None)
+        metrics.RETRYING.labels(self.kind).set(len(self._failures))
         handle = self._retries.pop(key, None)
         if handle is not None:
             handle.cancel()
@@ -87,8 +107,14 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._queued)
 
+    def idle(self) -> bool:
+        """Nothing queued, running or waiting out a backoff."""
+        return not self._queued and not self._running and not self._retries
+
     def backoff(self, failures: int) -> float:
         """Delay before retrying a key that failed ``failures`` times in a row (1-based)."""
+        if self._jitter:
+            return self._backoff.around(max(failures, 1), spread=self._jitter)
         return self._backoff.cap(max(failures, 1))
 
     def healthy(self) -> tuple[bool, str]:
@@ -131,18 +157,29 @@ class WorkQueue(Generic[K]):
             await self._handler(key)
         except asyncio.CancelledError:
             raise
+        except RetryLater as e:
+            if e.delay is not None:
+                log.info("%s %s: not done yet, again in %.1fs: %s", self.kind, key, e.delay, e)
+                self.add_after(key, e.delay)
+            else:
+                self._failed(key, e, at_most=e.at_most)
         except Exception as e:  # noqa: BLE001 - one object's failure must not stop the others
-            failures = self._failures.get(key, 0) + 1
-            self._failures[key] = failures
-            delay = self.backoff(failures)
-            log.warning(
-                "%s %s: reconcile failed (attempt %d), retrying in %.1fs: %s", self.kind, key, failures, delay, e
-            )
-            self.add_after(key, delay)
+            self._failed(key, e)
         else:
             self._failures.pop(key, None)
+            metrics.RETRYING.labels(self.kind).set(len(self._failures))
         finally:
             self._running.discard(key)
             if key in self._again:
                 self._again.discard(key)
                 self.add(key)
+
+    def _failed(self, key: K, error: Exception, *, at_most: float | None = None) -> None:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        metrics.RETRYING.labels(self.kind).set(len(self._failures))
+        delay = self.backoff(failures) if at_most is None else min(self.backoff(failures), at_most)
+        log.warning(
+            "%s %s: reconcile failed (attempt %d), retrying in %.1fs: %s", self.kind, key, failures, delay, error
+        )
+        self.add_after(key, delay)

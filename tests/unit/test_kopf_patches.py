@@ -1,15 +1,17 @@
-"""The operator's guards around kopf's namespace orchestration."""
+"""The patches of kopf's internals (``srs_operator.kopf_patches``): one test per patched behaviour."""
 
 from __future__ import annotations
 
 import asyncio
+from importlib import metadata
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import pytest
+from kopf._cogs.aiokits import aiotoggles
 from kopf._core.reactor import observation, orchestration
 
-from srs_operator import namespaces
+from srs_operator import kopf_patches
 
 pytestmark = pytest.mark.unit
 
@@ -22,8 +24,8 @@ def test_a_lost_revision_notice_is_sent_again(monkeypatch: pytest.MonkeyPatch) -
             await insights.revised.wait()
 
     monkeypatch.setattr(orchestration, "orchestrator", orchestrator)
-    namespaces.nudge_lost_revisions(interval=0.05)
-    namespaces.nudge_lost_revisions(interval=0.05)  # idempotent: wrapped once
+    kopf_patches.nudge_lost_revisions(interval=0.05)
+    kopf_patches.nudge_lost_revisions(interval=0.05)  # idempotent: wrapped once
 
     async def main() -> None:
         insights = SimpleNamespace(revised=asyncio.Condition())
@@ -40,9 +42,9 @@ def test_listeners_hear_each_namespace_whose_streams_kopf_stops(monkeypatch: pyt
         stopped_by_kopf.append(set(remaining_namespaces))
 
     monkeypatch.setattr(orchestration, "terminate_redundancies", terminate_redundancies)
-    namespaces.release_vanished_watch_toggles()
+    kopf_patches.release_vanished_watch_toggles()
     heard: list[str] = []
-    unsubscribe = namespaces.on_namespace_unwatched(heard.append)
+    unsubscribe = kopf_patches.on_namespace_unwatched(heard.append)
 
     class Toggles(list[Any]):
         async def drop_toggles(self, toggles: Any) -> None:
@@ -85,7 +87,7 @@ def test_a_namespace_only_in_the_watchs_own_listing_is_watched(monkeypatch: pyte
         ignored.append(raw_event)
 
     monkeypatch.setattr(observation, "process_discovered_namespace_event", kopfs_own)
-    namespaces.adopt_namespaces_listed_by_the_watch()
+    kopf_patches.adopt_namespaces_listed_by_the_watch()
 
     def listed(name: str) -> dict[str, Any]:
         return {"type": None, "object": {"metadata": {"name": name}}}
@@ -100,3 +102,65 @@ def test_a_namespace_only_in_the_watchs_own_listing_is_watched(monkeypatch: pyte
 
     assert asyncio.run(main()) == {"team-a", "team-new"}  # kube-system does not match the pattern
     assert [e["type"] for e in ignored] == ["ADDED"]  # real events still go to kopf's own handling
+
+
+def test_kopf_is_the_release_the_patches_were_written_for() -> None:
+    # The patches wrap private kopf functions: a kopf upgrade moves this pin only after the
+    # tests of this module pass against it.
+    assert metadata.version("kopf") == kopf_patches.KOPF_VERSION
+
+
+def test_the_index_toggles_of_streams_kopf_stops_are_dropped_before_it_stops_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # kopf's real toggle set: no handler runs until every toggle is on; a stream stopped before
+    # its listing finished never turns its toggle on.
+    seen_by_kopf: list[list[str | None]] = []
+
+    async def terminate_redundancies(*, ensemble: Any, **_: Any) -> None:
+        seen_by_kopf.append(sorted(t.name or "" for t in ensemble.operator_indexed))
+
+    monkeypatch.setattr(orchestration, "terminate_redundancies", terminate_redundancies)
+    kopf_patches.release_vanished_watch_toggles()
+
+    class Key(NamedTuple):
+        resource: str
+        namespace: str | None
+
+    async def main() -> bool:
+        indexed = aiotoggles.ToggleSet(all)
+        await indexed.make_toggle(False, name="supportagents@team-gone")
+        await indexed.make_toggle(True, name="supportagents@team-b")
+        ensemble = SimpleNamespace(
+            watcher_tasks={Key("supportagents", "team-gone"): None, Key("supportagents", "team-b"): None},
+            operator_indexed=indexed,
+        )
+        await orchestration.terminate_redundancies(
+            remaining_resources={"supportagents"}, remaining_namespaces={"team-b"}, ensemble=ensemble
+        )
+        ensemble._srs_watchdog.cancel()
+        return indexed.is_on()
+
+    assert asyncio.run(main())  # handlers may run again
+    assert seen_by_kopf == [["supportagents@team-b"]]  # dropped before kopf's own termination
+
+
+def test_an_object_toggle_left_off_by_a_cancelled_worker_is_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kopf_patches, "STUCK_AFTER", 0.05)
+
+    async def main() -> tuple[bool, list[str | None]]:
+        indexed = aiotoggles.ToggleSet(all)
+        stream = await indexed.make_toggle(False, name="supportagents@team-a")  # still listing: not stuck
+        await indexed.make_toggle(False, name="('team-a', 'billing')")  # a worker that never indexed it
+        watchdog = asyncio.create_task(kopf_patches._release_stuck_object_toggles(indexed, interval=0.01))
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(indexed) > 1 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        left = [t.name for t in indexed]
+        await stream.turn_to(True)  # the stream's listing completes: the watchdog's work is done
+        await asyncio.wait_for(watchdog, timeout=2)
+        return indexed.is_on(), left
+
+    fully_indexed, left = asyncio.run(main())
+    assert left == ["supportagents@team-a"]
+    assert fully_indexed

@@ -1,7 +1,14 @@
-"""Namespace patterns, and keeping kopf's per-namespace watching from going deaf.
+"""Every patch of kopf's internals, in one place: keeping kopf's per-namespace watching from going deaf.
 
-``--namespace`` takes kopf-style patterns (``srs-*``, ``!kube-*``, ``team-*, !*-pr-*``);
-:func:`matches` evaluates them the way kopf does (the TicketTopic prefix rules use it).
+Written for kopf :data:`KOPF_VERSION` (pinned in ``pyproject.toml`` and the lock file);
+:func:`apply` installs them all and warns when another kopf runs. Each patch wraps one
+private kopf function, is idempotent, and has its own test in
+``tests/unit/test_kopf_patches.py`` (a kopf upgrade must pass those before the pin moves):
+
+- :func:`release_vanished_watch_toggles` — ``orchestration.terminate_redundancies``;
+- :func:`adopt_namespaces_listed_by_the_watch` — ``observation.process_discovered_namespace_event``;
+- :func:`nudge_lost_revisions` — ``orchestration.orchestrator``;
+- :func:`_release_stuck_object_toggles` — started by the first, on ``operator_indexed``.
 
 Why kopf could go deaf: with namespace patterns, kopf runs one watch stream per kind and
 matching namespace (``orchestration.spawn_missing_watchers``) and, for every indexed
@@ -31,14 +38,33 @@ the safety net: an object waiting for its handler past a bound fails the livenes
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
 from collections.abc import Callable, Collection
-from typing import Any
+from importlib import metadata
+from typing import Any, Final
 
 from kopf._core.reactor import observation, orchestration
 
 log = logging.getLogger(__name__)
+
+#: The kopf release whose internals these patches were written against (and tested with).
+KOPF_VERSION: Final = "1.45.2"
+
+
+def apply() -> None:
+    """Install every patch (idempotent); warn when the running kopf is not :data:`KOPF_VERSION`."""
+    running = metadata.version("kopf")
+    if running != KOPF_VERSION:
+        log.warning(
+            "kopf %s runs, but srs_operator.kopf_patches was written for kopf %s: "
+            "run tests/unit/test_kopf_patches.py against it",
+            running,
+            KOPF_VERSION,
+        )
+    release_vanished_watch_toggles()
+    adopt_namespaces_listed_by_the_watch()
+    nudge_lost_revisions()
+
 
 #: A per-object index toggle still off after this long belongs to a worker that is gone.
 STUCK_AFTER = 20.0
@@ -56,21 +82,6 @@ def on_namespace_unwatched(listener: Callable[[str], None]) -> Callable[[], None
     reconciling, and writing to, objects that are gone."""
     _unwatched_listeners.append(listener)
     return lambda: _unwatched_listeners.remove(listener)
-
-
-def matches(namespace: str, pattern: str) -> bool:
-    """kopf's pattern semantics: comma-separated globs, ``!`` excludes, a leading exclusion
-    implies a preceding ``*``; a later inclusive glob re-admits what an exclusion removed."""
-    globs = [g.strip() for g in pattern.split(",") if g.strip()]
-    if not globs or globs[0].startswith("!"):
-        globs.insert(0, "*")
-    matched = first = fnmatch.fnmatchcase(namespace, globs[0])
-    for glob in globs[1:]:
-        if glob.startswith("!"):
-            matched = matched and not fnmatch.fnmatchcase(namespace, glob[1:])
-        elif first:
-            matched = matched or fnmatch.fnmatchcase(namespace, glob)
-    return matched
 
 
 def release_vanished_watch_toggles() -> None:

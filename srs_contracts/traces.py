@@ -29,10 +29,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from agent_runtime.records import InputRecord, OutputRecord
-
 if TYPE_CHECKING:
-    from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Tracer
@@ -44,7 +41,7 @@ TRACEPARENT: Final = "traceparent"
 #: Provider names as OpenTelemetry's ``gen_ai.provider.name`` spells them.
 GEN_AI_PROVIDER_NAMES: Final[Mapping[str, str]] = {"bedrock": "aws.bedrock"}
 
-_STABLE_PARENT_SPAN: Final = "5352530000000001"
+STABLE_PARENT_SPAN: Final = "5352530000000001"
 
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
@@ -116,74 +113,10 @@ def shutdown() -> None:
     _tracer = _provider = None
 
 
-@contextlib.contextmanager
-def processing(
-    record: InputRecord, *, group: str, agent: str, role: str, trace_id: str | None = None
-) -> Iterator[Span]:
-    """The ``process <topic>`` span of one input record, current while the handler runs.
-
-    Its parent is the record's ``traceparent``; when the ticket's own ``trace_id`` (the
-    payload's) differs from it, the span joins the ticket's trace instead.
-    """
+def tracer() -> Tracer:
+    """The tracer of this process (``configure`` first)."""
     assert _tracer is not None, "tracing is not configured"
-    from opentelemetry.trace import SpanKind
-
-    context = _parent_context(record.header(TRACEPARENT), trace_id)
-    attributes: dict[str, Any] = {
-        "messaging.system": "kafka",
-        "messaging.operation.name": "process",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": record.topic,
-        "messaging.destination.partition.id": str(record.partition),
-        "messaging.kafka.offset": record.offset,
-        "messaging.consumer.group.name": group,
-        "srs.agent": agent,
-        "srs.role": role,
-    }
-    if record.key is not None:
-        attributes["messaging.kafka.message.key"] = record.key.decode("utf-8", "replace")
-    with _tracer.start_as_current_span(
-        f"process {record.topic}", context=context, kind=SpanKind.CONSUMER, attributes=attributes,
-        record_exception=False, set_status_on_exception=False,
-    ) as span:  # fmt: skip
-        yield span
-
-
-def _parent_context(header: bytes | None, trace_id: str | None) -> Context | None:
-    """The context in ``header`` (W3C trace context), or one in the ticket's ``trace_id`` when
-    the header is missing, invalid or names another trace."""
-    from opentelemetry import trace
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    propagator = TraceContextTextMapPropagator()
-    if header is not None:
-        context = propagator.extract({TRACEPARENT: header.decode("ascii", "replace")})
-        found = trace.get_current_span(context).get_span_context()
-        if found.is_valid and (trace_id is None or f"{found.trace_id:032x}" == trace_id):
-            return context
-    if trace_id is None:
-        return None
-    # Hang this hop under the ticket's trace, below a stable (not exported) parent span id.
-    context = propagator.extract({TRACEPARENT: f"00-{trace_id}-{_STABLE_PARENT_SPAN}-01"})
-    return context if trace.get_current_span(context).get_span_context().is_valid else None
-
-
-def produced(output: OutputRecord) -> OutputRecord:
-    """``output`` with a ``create <topic>`` span (a child of the current span) as its ``traceparent``."""
-    assert _tracer is not None, "tracing is not configured"
-    from opentelemetry.trace import SpanKind
-
-    attributes = {
-        "messaging.system": "kafka",
-        "messaging.operation.name": "create",
-        "messaging.operation.type": "create",
-        "messaging.destination.name": output.topic,
-    }
-    with _tracer.start_as_current_span(f"create {output.topic}", kind=SpanKind.PRODUCER, attributes=attributes) as span:
-        context = span.get_span_context()
-    header = f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}".encode()
-    headers = (*(h for h in output.headers if h[0] != TRACEPARENT), (TRACEPARENT, header))
-    return OutputRecord(topic=output.topic, key=output.key, value=output.value, headers=headers)
+    return _tracer
 
 
 def failed(span: Span, error: BaseException, error_type: str) -> None:

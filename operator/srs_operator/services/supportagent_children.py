@@ -1,0 +1,129 @@
+"""Apply a SupportAgent's children: only what is missing, changed, or edited by hand.
+
+Each child is server-side applied (field manager ``srs-operator``, force) only when
+:func:`~srs_operator.services.drift.needs_apply` says so: it is missing, its desired
+manifest changed, or someone edited a field the operator owns. What the pods use first
+(ServiceAccount, ConfigMap, Service, in parallel), then the Deployment. A name taken by an
+object the agent does not own is a :class:`NameConflictError`, never a takeover. The
+responses stand in for the watch caches until the watches show them
+(:class:`~srs_operator.services.written.WrittenObjects`).
+
+A new owned kind (a PodDisruptionBudget, a KEDA ScaledObject) needs its builder in
+``builders/supportagent.py`` (it joins ``DesiredState.children``), its REST path in
+``clients/kube.py`` (``BY_KIND``) and a watch-fed index in ``handlers/supportagent.py``
+(``OWNED_CHILDREN``); nothing here changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from srs_operator import metrics
+from srs_operator.builders.supportagent import CHILD_KINDS, CONFIG_HASH_ANNOTATION, DesiredState, child_name
+from srs_operator.clients.kube import BY_KIND, KubeClient
+from srs_operator.models.supportagent import SupportAgent
+from srs_operator.services.drift import ApplyCause, needs_apply, with_digest
+from srs_operator.services.written import WrittenObjects
+
+#: (kind, namespace, name) of a child.
+ChildKey = tuple[str, str, str]
+
+
+class ChildCache(Protocol):
+    """The agents' children as the watches show them, and every ConfigMap's version."""
+
+    def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+    def config_map_version(self, namespace: str, name: str) -> str | None: ...
+
+
+class NameConflictError(Exception):
+    """A child's name is taken by an object this agent does not own."""
+
+
+@dataclass
+class AppliedChildren:
+    """What one apply pass did: the Deployment as it now is, and why each child was applied."""
+
+    deployment: Mapping[str, Any] | None
+    #: "Kind name" → why it was applied (empty: nothing was).
+    causes: dict[str, ApplyCause] = field(default_factory=dict)
+    #: The Deployment's pod template changed: new pods roll out.
+    rolled: bool = False
+
+
+class ChildApplier:
+    """Applies children through ``kube``, reading them from ``cache`` (or from its own writes)."""
+
+    def __init__(self, kube: KubeClient, cache: ChildCache) -> None:
+        self._kube = kube
+        self._cache = cache
+        self._written: WrittenObjects[ChildKey] = WrittenObjects()
+
+    def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The child as it now is (the operator's own last write until the watch shows it)."""
+        key = (kind, namespace, name)
+        return self._written.current(key, self._cache.child(kind, namespace, name))
+
+    def forget(self, namespace: str, agent_name: str) -> None:
+        for kind in CHILD_KINDS:
+            self._written.forget((kind, namespace, child_name(agent_name, kind)))
+
+    async def apply(self, agent: SupportAgent, desired: DesiredState) -> AppliedChildren:
+        """Apply what differs; raises :class:`NameConflictError` or the API's error."""
+        result = AppliedChildren(deployment=self.child("Deployment", agent.namespace, agent.name))
+        plan: list[tuple[dict[str, Any], Mapping[str, Any] | None, ApplyCause]] = []
+        for manifest in desired.children:
+            live = self.child(manifest["kind"], agent.namespace, manifest["metadata"]["name"])
+            cause = needs_apply(manifest, live)
+            if cause is not None:
+                plan.append((manifest, live, cause))
+        # A child the caches do not know may still exist, unlabelled: never take over someone else's object.
+        found = await asyncio.gather(*(self._existing(m, agent) for m, _, cause in plan if cause is ApplyCause.CREATE))
+        existing = iter(found)
+        for i, (manifest, _, cause) in enumerate(plan):
+            if cause is ApplyCause.CREATE:
+                obj = next(existing)
+                if obj is not None:  # ours, but it had left the cache (e.g. its labels were edited)
+                    plan[i] = (manifest, obj, ApplyCause.DRIFT)
+
+        async def apply(manifest: dict[str, Any], live: Mapping[str, Any] | None, cause: ApplyCause) -> None:
+            kind, name = manifest["kind"], manifest["metadata"]["name"]
+            obj = self._written.remember(
+                (kind, agent.namespace, name), live, await self._kube.apply(with_digest(manifest))
+            )
+            metrics.CHILDREN_APPLIED.labels(kind, cause.value).inc()
+            result.causes[f"{kind} {name}"] = cause
+            if kind == "Deployment":
+                result.deployment = obj
+                result.rolled = cause is ApplyCause.UPDATE and _template_hash(live) != desired.config_hash
+
+        await asyncio.gather(*(apply(*p) for p in plan if p[0]["kind"] != "Deployment"))
+        await asyncio.gather(*(apply(*p) for p in plan if p[0]["kind"] == "Deployment"))
+        return result
+
+    async def _existing(self, manifest: Mapping[str, Any], agent: SupportAgent) -> dict[str, Any] | None:
+        """The live object named like ``manifest`` if it exists and is the agent's; a conflict if it is not."""
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        if kind == "ConfigMap" and self._cache.config_map_version(agent.namespace, name) is None:
+            return None  # every ConfigMap is cached (prompts live in them): no need to ask
+        obj = await self._kube.get(BY_KIND[kind], agent.namespace, name)
+        if obj is None:
+            return None
+        owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+        if not any(o.get("uid") == agent.uid for o in owners):
+            raise NameConflictError(
+                f"a {kind} named {name} already exists and is not owned by this SupportAgent: "
+                "rename the agent or remove that object"
+            )
+        return obj
+
+
+def _template_hash(deployment: Mapping[str, Any] | None) -> str | None:
+    if deployment is None:
+        return None
+    template = (deployment.get("spec") or {}).get("template") or {}
+    return ((template.get("metadata") or {}).get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
