@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TextIO
 
-from devstack import kafka, kube, settings
+from devstack import kafka, kube, llm, settings
 from devstack.processes import ProcessRecord, free_port, spawn, stop
 from devstack.settings import Paths, default_paths
 
@@ -171,7 +171,8 @@ def up(paths: Paths | None = None) -> StackState:
         f"export KUBECONFIG={paths.kubeconfig}\n"
         f"export KAFKA_BOOTSTRAP_SERVERS={bootstrap}\n"
         f"export SRS_USER_KUBECONFIG={paths.user_kubeconfig}\n"
-        f'export PATH="{bins}:$PATH"\n'
+        f'export PATH="{bins}:$PATH"\n' + llm.env_lines(paths)
+        # `srs llm up`'s server, when it runs (its line survives a restart of the stack).
     )
     state = _restart_attached(paths, state)
     _say(f"up in {time.monotonic() - t0:.1f}s; run: source {paths.env_file}")
