@@ -20,7 +20,7 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
 
 echo "llama-server: fetching the llama-cpp-python $VERSION source package" >&2
-"$PYTHON" -m pip download --quiet --disable-pip-version-check --no-binary :all: --no-deps --no-build-isolation \
+"$PYTHON" -m pip download --quiet --disable-pip-version-check --no-binary :all: --no-deps \
   "llama-cpp-python==$VERSION" -d "$WORK/sdist" >&2
 SDIST=$(ls "$WORK"/sdist/llama_cpp_python-"$VERSION".tar.gz)
 echo "$SHA256  $SDIST" | sha256sum --check --quiet - \
