@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from agent_runtime.config import ModelConfig, TicketType
+from agent_runtime.config import ModelConfig, Priority, TicketType
 from agent_runtime.providers import IncompleteDraftError, usage
 from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.openai_api import OpenAICompatibleProvider
@@ -94,7 +94,11 @@ async def run(base_url: str, tickets: list[Ticket], concurrency: int, *, timeout
             started = time.perf_counter()
             with usage.metered() as spent:
                 try:
-                    await provider.draft(DraftRequest(ticket, TriageDecision(TicketType.BILLING), TicketType.BILLING))
+                    await provider.draft(
+                        DraftRequest(
+                            ticket, TriageDecision(TicketType.BILLING, Priority.MEDIUM, 0.9), TicketType.BILLING
+                        )
+                    )
                     latencies.append(time.perf_counter() - started)
                 except IncompleteDraftError:
                     latencies.append(time.perf_counter() - started)
@@ -123,7 +127,10 @@ def main() -> int:
         print("the local model server is not running: start it with `srs llm up`", file=sys.stderr)
         return 1
     samples = publish.sample_tickets()
-    tickets = [Ticket.from_event(samples[i % len(samples)]) for i in range(args.tickets)]
+    tickets = [
+        Ticket(f"B-{i}", "cus_bench", s["subject"], s["body"])
+        for i, s in ((i, samples[i % len(samples)]) for i in range(args.tickets))
+    ]
     _say(f"server {state.base_url}: {state.parallel} slots, {state.threads} threads; {args.tickets} drafts per run")
     asyncio.run(run(state.base_url, tickets[:2], 1, timeout_s=args.timeout, limit=True))  # warm-up
 

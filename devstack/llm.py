@@ -242,7 +242,7 @@ def healthy(base_url: str, timeout: float = 2.0) -> bool:
 
 
 def up(
-    paths: Paths | None = None, *, parallel: int = 4, threads: int = 2, progress: Callable[[str], None] = _say
+    paths: Paths | None = None, *, parallel: int = 4, threads: int = 1, progress: Callable[[str], None] = _say
 ) -> LlmState:
     """Build/fetch what is missing, start the server on a free loopback port, wait until it
     answers ``/health``. Idempotent: a running server is kept (whatever its settings)."""
