@@ -120,6 +120,13 @@ def main() -> int:
     parser.add_argument("--tickets", type=int, default=16, help="drafts per run (default 16)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--timeout", type=float, default=120, help="call timeout of the main runs (s)")
+    parser.add_argument(
+        "--saturation", type=int, default=None, help="concurrency of the two last runs (default: 2 x the highest)"
+    )
+    parser.add_argument(
+        "--tight-timeout", type=float, default=None,
+        help="call timeout of the two last runs; given, the main runs are skipped (default: 2.5 x one draft)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     state = llm.running()
@@ -139,22 +146,21 @@ def main() -> int:
     print("| concurrency                | tickets/s | out tok/s | p50 (s) | p99 (s) | failed               |")
     print("|---------------------------:|----------:|----------:|--------:|--------:|:---------------------|")
     single: Run | None = None
-    for concurrency in args.concurrency:
+    for concurrency in [] if args.tight_timeout else args.concurrency:
         _say(f"concurrency {concurrency}")
         result = asyncio.run(run(state.base_url, tickets, concurrency, timeout_s=args.timeout, limit=True))
         single = single or result
         print(result.row(), flush=True)
 
     # A saturated server: timeout a little above one draft at concurrency 1.
-    assert single is not None
-    tight = max(statistics.median(single.latencies_s or [1.0]) * 2.5, 2.0)
-    top = max(args.concurrency) * 2
+    tight = args.tight_timeout or max(statistics.median((single.latencies_s if single else None) or [1.0]) * 2.5, 2.0)
+    top = args.saturation or max(args.concurrency) * 2
     for limit in (True, False):
         label = "slot limit" if limit else "no limit"
         _say(f"concurrency {top}, call timeout {tight:.1f}s, {label}")
         result = asyncio.run(run(state.base_url, tickets, top, timeout_s=tight, limit=limit))
         print(result.row(f"{label}"), flush=True)
-    print(f"\n(last two rows: call timeout {tight:.1f} s, ~2.5 x one draft's p50 at concurrency 1)")
+    print(f"\n(last two rows: call timeout {tight:.1f} s, concurrency {top})")
     return 0
 
 
