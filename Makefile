@@ -5,8 +5,8 @@ BIN    := $(VENV)/bin
 SRS    := $(BIN)/srs
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock up down status lint format model crds gitops typecheck test test-unit test-integration demo clean \
-	observability observability-tools \
+.PHONY: help install lock up down status llm-up llm-down llm-status lint format model crds gitops typecheck test test-unit \
+	test-integration demo clean observability observability-tools \
 	image kind-up kind-down kind-status test-kind demo-kind terraform-test
 
 help: ## list the targets
@@ -36,11 +36,20 @@ lock: ## re-resolve requirements-dev.lock and requirements.lock from pyproject.t
 up: install ## start the local stack (Kafka + Kubernetes control plane); first run builds it
 	$(SRS) dev up
 
-down: ## stop the local stack
-	@if [ -x $(SRS) ]; then $(SRS) dev down; fi
+down: ## stop the local stack (and the local model server)
+	@if [ -x $(SRS) ]; then $(SRS) llm down; $(SRS) dev down; fi
 
 status: install ## what the local stack runs, and where
 	$(SRS) dev status
+
+llm-up: install ## a real local model on loopback (llama.cpp's server, Gemma 3 270M); first run builds it (~15-25 min)
+	$(SRS) llm up
+
+llm-down: ## stop the local model server
+	@if [ -x $(SRS) ]; then $(SRS) llm down; fi
+
+llm-status: install ## where the local model server runs, and whether it answers
+	$(SRS) llm status
 
 lint: install ## ruff lint + format check, import direction (lint-imports, contracts in pyproject.toml), actionlint
 	$(BIN)/ruff check .
@@ -76,20 +85,21 @@ typecheck: install ## mypy (strict)
 observability-tools: install ## Debian's Prometheus/promtool and Jaeger (built from Go sources, cached): what the observability tests run
 	$(BIN)/python -m devstack.observability
 
-test: up observability-tools ## run every test (unit, integration, e2e) against the local stack
+test: up observability-tools llm-up ## run every test (unit, integration, e2e) against the local stack and the local model
 	$(BIN)/pytest
 
 test-unit: install ## only the tests that need no Kafka or Kubernetes
 	$(BIN)/pytest -m unit
 
-test-integration: up observability-tools ## only the tests against the real broker and control plane
+test-integration: up observability-tools llm-up ## only the tests against the real broker and control plane
 	$(BIN)/pytest -m "integration or e2e"
 
 terraform-test: up ## terraform/: fmt, validate, tofu test, apply+destroy on moto and the local stack (builds OpenTofu first)
 	$(BIN)/pytest -m terraform tests/terraform
 
-demo: install ## the whole system on the local stack: operator, agents, Kafka, sample tickets
-	$(SRS) demo
+LLM ?=
+demo: install ## the whole system on the local stack: operator, agents, Kafka, sample tickets (LLM=local: specialists draft with the local model)
+	$(SRS) demo $(if $(filter local,$(LLM)),--llm local)
 
 BASE_IMAGE ?=
 image: install ## build the srs image (wheels built on the host; BASE_IMAGE=python:3.11-slim where a registry is at hand)

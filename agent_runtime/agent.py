@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from agent_runtime import events, kafka_spans, logs, metrics
 from agent_runtime.events import AgentInfo, EventType, EventValidationError, Stage, TriageSection
-from agent_runtime.providers import Provider, build_provider
+from agent_runtime.providers import Provider, build_provider, usage
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError
 from agent_runtime.roles.enrichment import CustomerLookup
 from agent_runtime.roles.specialist import Escalation, SpecialistRole
@@ -210,12 +210,17 @@ class AgentHandler:
     async def _handle_valid(self, record: InputRecord, payload: dict[str, Any]) -> Sequence[OutputRecord]:
         trace_id = events.resolve_trace_id(payload, record.header(TRACEPARENT_HEADER), seed=str(payload["event_id"]))
         logs.bind(ticket_id=payload["ticket_id"], trace_id=trace_id)
-        if self._triage is not None:
-            outputs = await self._handle_triage(payload, trace_id)
-        elif self._specialist is not None:
-            outputs = await self._handle_specialist(payload, trace_id)
-        else:  # build_handler never does this
-            raise PermanentError("permanent", f"agent {self._config.name} has no role to run")
+        # What the model calls of this ticket cost goes into the event that answers it.
+        with usage.metered() as spent:
+            if self._triage is not None:
+                outputs = await self._handle_triage(payload, trace_id)
+            elif self._specialist is not None:
+                outputs = await self._handle_specialist(payload, trace_id)
+            else:  # build_handler never does this
+                raise PermanentError("permanent", f"agent {self._config.name} has no role to run")
+        if spent.calls:
+            for _topic, _type, event in outputs:
+                event["usage"] = spent.as_dict()
         return [self._checked(topic, event_type, event) for topic, event_type, event in outputs]
 
     def _checked(self, topic: str, event_type: EventType, event: dict[str, Any]) -> OutputRecord:

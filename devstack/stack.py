@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TextIO
 
-from devstack import kafka, kube, observability, settings
+from devstack import kafka, kube, llm, observability, settings
 from devstack.processes import ProcessRecord, free_port, spawn, stop
 from devstack.settings import Paths, default_paths
 
@@ -183,7 +183,10 @@ def write_env(paths: Paths, state: StackState | None = None) -> None:
         f"export KUBECONFIG={paths.kubeconfig}\n"
         f"export KAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}\n"
         f"export SRS_USER_KUBECONFIG={paths.user_kubeconfig}\n"
-        f'export PATH="{state.bin_dir}:$PATH"\n' + observability.env_exports(paths, [r.name for r in state.attached])
+        f'export PATH="{state.bin_dir}:$PATH"\n'
+        + observability.env_exports(paths, [r.name for r in state.attached])
+        # `srs llm up`'s server, when it runs (its line survives a restart of the stack).
+        + llm.env_lines(paths)
     )
 
 

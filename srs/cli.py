@@ -15,7 +15,7 @@ from agent_runtime import cli as agent_runtime_cli
 from agent_runtime import triage_cli
 from agent_runtime.offline import cli as offline_cli
 from devstack import cli as devstack_cli
-from devstack import kind_cli
+from devstack import kind_cli, llm_cli
 from gitops.argocd import healthchecks as argocd_healthchecks
 from srs import customers, demo, observability, publish, tail
 from srs_operator import cli as operator_cli
@@ -23,6 +23,7 @@ from srs_operator import cli as operator_cli
 REGISTRARS = [
     devstack_cli.register,
     kind_cli.register,
+    llm_cli.register,
     publish.register,
     customers.register,
     tail.register,

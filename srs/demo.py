@@ -8,6 +8,12 @@ and ends with a summary. The stack, the operator and the agents keep running aft
 
 With ``--kind`` the same flow runs on the kind cluster of ``srs kind up``: the operator is
 the Helm release there and every agent is a pod of the srs image under a real kubelet.
+
+With ``--llm local`` (``make demo LLM=local``) a real language model answers: ``srs llm up``
+starts llama.cpp's server with Gemma 3 270M, and ``examples/local-llm/`` replaces the
+offline agents: the specialists draft through the model, and triage asks it about the
+tickets the offline classifier is not sure of. The summary lists each ticket's tokens and
+model time from its event's ``usage``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from srs_contracts.timestamps import parse_rfc3339
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+LOCAL_LLM_EXAMPLES = EXAMPLES / "local-llm"
 CRDS = ROOT / "crds"
 INPUT_TOPIC = "ticket.events"
 RESOLVED_TOPIC = "ticket.resolved"
@@ -61,6 +68,9 @@ class DemoResult:
     resolved_types: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     dead_lettered: int = 0
+    #: Per ticket: end-to-end latency (ms) and the ``usage`` its final event carries (model calls).
+    ticket_latency_ms: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def unaccounted(self) -> list[str]:
@@ -117,9 +127,21 @@ def start_services(state: Target) -> None:
     say(f"pod runner running (pid {runner.pid}, log {runner.log}): one `srs agent` process per Ready agent pod")
 
 
-def apply_examples(state: Target, timeout: int) -> None:
-    say("applying examples/ (TicketTopics, a triage agent, five specialists)")
-    _kubectl(state, "apply", "-f", str(EXAMPLES))
+def render_local_llm_examples(base_url: str, into: Path) -> Path:
+    """``examples/local-llm/`` with ``${SRS_LLM_BASE_URL}`` filled in, written to ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    for source in sorted(LOCAL_LLM_EXAMPLES.glob("*.yaml")):
+        (into / source.name).write_text(source.read_text().replace("${SRS_LLM_BASE_URL}", base_url))
+    return into
+
+
+def apply_examples(state: Target, timeout: int, local_llm: Path | None = None) -> None:
+    if local_llm is None:
+        say("applying examples/ (TicketTopics, a triage agent, five specialists)")
+        _kubectl(state, "apply", "-f", str(EXAMPLES))
+    else:
+        say("applying examples/topics.yaml and examples/local-llm/ (agents that call the local model)")
+        _kubectl(state, "apply", "-f", str(EXAMPLES / "topics.yaml"), "-f", str(local_llm))
     say("waiting for every TicketTopic and SupportAgent to be Ready")
     for kind in ("tickettopics", "supportagents"):
         done = _kubectl(state, "wait", "--for=condition=Ready", kind, "--all", f"--timeout={timeout}s", check=False)
@@ -159,6 +181,9 @@ def run_flow(state: Target, tickets: int, timeout: float, quiet: bool = False) -
                 if tid in created_at and event.stage in ("resolved", "human"):
                     if tid not in result.final_stage:
                         result.latencies_ms.append(event.timestamp_ms - created_at[tid])
+                        result.ticket_latency_ms[tid] = event.timestamp_ms - created_at[tid]
+                        if isinstance(event.payload.get("usage"), dict):
+                            result.usage[tid] = {**event.payload["usage"], "stage": event.stage}
                     result.final_stage[tid] = event.stage
                     if event.stage == "resolved":
                         result.resolved_types[str(event.payload.get("type"))] += 1
@@ -192,6 +217,19 @@ def summarize(result: DemoResult) -> str:
             f"  end-to-end latency    p50 {_percentile(lat, 50):.0f} ms, p99 {_percentile(lat, 99):.0f} ms "
             f"(created → resolved/human, {len(lat)} tickets)"
         )
+    if result.usage:
+        lines += ["", "Model calls per ticket (from each final event's usage)",
+                  f"  {'ticket':<24} {'outcome':<9} {'model':<14} {'calls':>5} {'in tok':>7} {'out tok':>7} "
+                  f"{'model ms':>9} {'end-to-end ms':>14}"]  # fmt: skip
+        for tid, spent in result.usage.items():
+            lines.append(
+                f"  {tid:<24} {spent['stage']:<9} {spent.get('model', '?')!s:<14} {spent['calls']:>5} "
+                f"{spent['input_tokens']:>7} {spent['output_tokens']:>7} {spent['duration_ms']:>9.0f} "
+                f"{result.ticket_latency_ms.get(tid, 0):>14.0f}"
+            )
+        total_out = sum(u["output_tokens"] for u in result.usage.values())
+        total_ms = sum(u["duration_ms"] for u in result.usage.values())
+        lines.append(f"  {len(result.usage)} tickets, {total_out} output tokens, {total_ms / 1000:.1f} s of model time")
     return "\n".join(lines)
 
 
@@ -221,9 +259,20 @@ Everything keeps running on the kind cluster. Try:
 """
 
 
-def run(tickets: int = 40, timeout: float = 180, quiet: bool = False, on_kind: bool = False) -> DemoResult:
+def run(
+    tickets: int = 40, timeout: float = 180, quiet: bool = False, on_kind: bool = False, llm: str | None = None
+) -> DemoResult:
     """The whole demo; returns what it observed (the e2e test asserts on it)."""
     t0 = time.monotonic()
+    local_llm: Path | None = None
+    if llm == "local":
+        if on_kind:
+            raise RuntimeError("--llm local runs on the local stack only (not with --kind)")
+        from devstack import llm as local_model
+
+        say("starting the local model server (first run builds llama.cpp's server: ~15-25 min)")
+        served = local_model.up()
+        local_llm = render_local_llm_examples(served.base_url, default_paths().state / "examples-local-llm")
     if on_kind:
         from devstack import kind
 
@@ -235,7 +284,7 @@ def run(tickets: int = 40, timeout: float = 180, quiet: bool = False, on_kind: b
         st = stack.up()
         state = Target(st.kubeconfig, st.kafka_bootstrap, st.bin_dir)
         start_services(state)
-    apply_examples(state, timeout=int(timeout))
+    apply_examples(state, timeout=int(timeout), local_llm=local_llm)
     result = run_flow(state, tickets, timeout, quiet=quiet)
     print(summarize(result), flush=True)
     say(f"demo finished in {time.monotonic() - t0:.0f}s")
@@ -244,7 +293,8 @@ def run(tickets: int = 40, timeout: float = 180, quiet: bool = False, on_kind: b
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        result = run(args.tickets, args.timeout, quiet=args.quiet, on_kind=args.kind)
+        tickets = args.tickets if args.tickets is not None else (12 if args.llm == "local" else 40)
+        result = run(tickets, args.timeout, quiet=args.quiet, on_kind=args.kind, llm=args.llm)
     except (RuntimeError, LookupError, subprocess.CalledProcessError) as e:
         detail = getattr(e, "stderr", "") or ""
         print(f"srs demo: {e}\n{detail}", file=sys.stderr)
@@ -260,10 +310,16 @@ def register(sub: Any) -> None:
     """Add ``srs demo`` to the ``srs`` parser's subcommands."""
     p = sub.add_parser("demo", help="run the whole system on the local stack and resolve sample tickets",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--tickets", type=int, default=40, help="how many sample tickets to publish (default 40)")
+    p.add_argument(
+        "--tickets", type=int, default=None, help="how many sample tickets to publish (default 40; 12 with --llm local)"
+    )
     p.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness and for the flow")
     p.add_argument("--quiet", action="store_true", help="only the summary, not every event")
     p.add_argument(
         "--kind", action="store_true", help="run on the kind cluster (`srs kind up`) instead of the local stack"
     )
+    p.add_argument(
+        "--llm", choices=["local"], default=None,
+        help="local: the agents of examples/local-llm/ draft through a real model on loopback (`srs llm up`)",
+    )  # fmt: skip
     p.set_defaults(func=_run)

@@ -60,7 +60,7 @@ def test_cached_builds_are_named_by_their_recipe(tmp_path: Path) -> None:
     # Every Go build script is part of the recipe of what it builds.
     recipes = {
         *settings.GO_BINS_RECIPE, *settings.KIND_BINS_RECIPE, *settings.TOFU_RECIPE, *settings.ARGOCD_RECIPE,
-        *settings.JAEGER_RECIPE,
+        *settings.JAEGER_RECIPE, *settings.LLAMA_SERVER_RECIPE,
     }  # fmt: skip
     assert {f"scripts/{p.name}" for p in (ROOT / "devstack" / "scripts").glob("*.sh")} <= recipes
 

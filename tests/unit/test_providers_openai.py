@@ -75,12 +75,14 @@ def test_a_confidence_given_as_a_percentage_is_scaled(server: WireServer) -> Non
     assert classify(provider(server, "t-oai-pct", name="ollama")).confidence == 0.75
 
 
-def test_an_answer_that_is_not_json_becomes_unknown_and_is_counted(server: WireServer) -> None:
+def test_an_answer_that_is_never_json_becomes_unknown_with_the_reason_and_is_counted(server: WireServer) -> None:
     server.script(Reply(200, openai_completion("It is probably a technical issue.")))
     before = errors("t-oai-garbage", "invalid_output", "ollama")
     result = classify(provider(server, "t-oai-garbage", name="ollama"))
     assert result.type is None and result.confidence == 0.0
-    assert errors("t-oai-garbage", "invalid_output", "ollama") == before + 1
+    assert "no usable answer after 3 attempt(s): the answer is not JSON" in result.reasoning
+    assert len(server.requests) == 3, "asked again twice"
+    assert errors("t-oai-garbage", "invalid_output", "ollama") == before + 3
 
 
 def test_a_429_with_retry_after_is_retried_by_the_sdk(server: WireServer) -> None:

@@ -46,6 +46,8 @@ class WireServer:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        #: What ``GET /props`` answers (llama.cpp's server properties); None: 404, like other servers.
+        self.props: dict[str, Any] | None = None
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         server = self
@@ -77,6 +79,15 @@ class WireServer:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
+
+            def do_GET(self) -> None:
+                props = server.props if self.path == "/props" else None
+                payload = json.dumps(props if props is not None else {"error": "not found"}).encode()
+                self.send_response(200 if props is not None else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
