@@ -1,13 +1,15 @@
 """Exactly-once: the outputs of finished inputs and the inputs' offsets, committed together.
 
 A record whose handler finished is *held*: its outputs (or its dead letter) wait in
-memory and its offset completes in the partition's ``OffsetTracker``. Every
-``commit_interval_s`` — sooner once ``commit_max_records`` are held — one Kafka
-transaction takes, per partition, the held records below the contiguous completed prefix,
-produces their outputs in offset order, adds the prefix as the group's offsets (with the
-consumer's group metadata: a member that lost its partitions to a rebalance is fenced,
-KIP-447) and commits. Either all of it becomes visible to ``read_committed`` readers, or
-none of it: a crash at any point leaves no output whose input is processed again.
+memory and its offset completes in the partition's ``OffsetTracker``. As soon as the
+record joins the partition's contiguous completed prefix, its outputs go into the open
+Kafka transaction (``advance``; outputs stream out, not in a burst at commit time). Every
+``commit_interval_s`` — sooner once ``commit_max_records`` were held — ``commit`` seals the
+transaction, waits for every delivery report, adds the prefixes as the group's offsets
+(with the consumer's group metadata: a member that lost its partitions to a rebalance is
+fenced, KIP-447) and commits. Either all of it becomes visible to ``read_committed``
+readers, or none of it: a crash at any point leaves no output whose input is processed
+again.
 
 Records finished out of order (different keys run concurrently) wait for the prefix to
 reach them, so ``concurrency`` and per-key order keep working. A round whose outputs
