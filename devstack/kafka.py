@@ -54,8 +54,14 @@ def ensure_jars(paths: Paths, progress: Callable[[str], None]) -> Path:
 
 
 def cluster_id() -> str:
-    """A KRaft cluster id: Kafka's ``Uuid``, 16 random bytes in unpadded base64url (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: Kafka's ``Uuid``, 16 random bytes in unpadded base64url (22 chars).
+
+    Like Kafka's ``Uuid.randomUuid``, never one that starts with ``-``: the storage tool
+    would read it as an option (1 fresh stack in 64 failed to format)."""
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not value.startswith("-"):
+            return value
 
 
 def server_properties(data_dir: Path, port: int, controller_port: int) -> str:

@@ -22,6 +22,13 @@ def test_cluster_id_is_a_kafka_uuid() -> None:
     assert kafka.cluster_id() != cid
 
 
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The storage tool would read "-…" as an option; Kafka's own Uuid.randomUuid draws again too.
+    draws = iter([b"\xfb" + bytes(15), bytes(16)])  # base64url of 0xfb… starts with "-"
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: type("U", (), {"bytes": next(draws)})())
+    assert kafka.cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
+
+
 def test_broker_listens_on_loopback_and_never_auto_creates_topics(tmp_path: Path) -> None:
     props = kafka.server_properties(tmp_path, 19092, 19093)
     assert "auto.create.topics.enable=false" in props
