@@ -230,6 +230,8 @@ class InputConsumer:
             try:
                 if operation == "ledger":
                     self._commit_ledger(*argument)
+                elif operation == "committed":
+                    self._read_committed(*argument)
                 elif operation == "store":
                     if argument:
                         self._consumer.store_offsets(offsets=argument)
@@ -242,6 +244,18 @@ class InputConsumer:
             except KafkaException as e:
                 # Only for a partition revoked meanwhile; its revoke committed what was done.
                 log.debug("consumer request failed", extra={"operation": operation, "error": str(e)})
+
+    def _read_committed(
+        self, partitions: list[Any], timeout_s: float, result: concurrent.futures.Future[dict[PartitionId, int]]
+    ) -> None:
+        try:
+            committed = self._consumer.committed(partitions, timeout=timeout_s)
+        except KafkaException as e:
+            result.set_exception(e)
+            return
+        result.set_result(
+            {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0 and tp.error is None}
+        )
 
     def _commit_ledger(self, partition: TopicPartition, done: Callable[[bool], None]) -> None:
         try:
@@ -322,6 +336,16 @@ class InputConsumer:
     def group_metadata(self) -> object | None:
         """The consumer's group metadata as of the last rebalance (None before the first)."""
         return self._group_metadata
+
+    def committed_offsets(
+        self, partitions: list[PartitionId], timeout_s: float
+    ) -> concurrent.futures.Future[dict[PartitionId, int]]:
+        """The group's committed offsets of ``partitions``, read on the consumer thread (a
+        ``committed()`` call while another thread polls the same consumer hangs, past its
+        timeout). Stable: an open transaction's offsets are waited for (read_committed)."""
+        result: concurrent.futures.Future[dict[PartitionId, int]] = concurrent.futures.Future()
+        self._requests.put(("committed", [[TopicPartition(t, p) for t, p in partitions], timeout_s, result]))
+        return result
 
     def pause(self, partitions: Sequence[PartitionId]) -> None:
         self._requests.put(("pause", [TopicPartition(t, p) for t, p in partitions]))

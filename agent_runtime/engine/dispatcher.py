@@ -37,6 +37,7 @@ which throws librdkafka's prefetched records away and fetches them again.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections import deque
@@ -96,6 +97,12 @@ class PartitionControl(Protocol):
         """The consumer's group metadata as of the last rebalance (None before the first)."""
         ...
 
+    def committed_offsets(
+        self, partitions: list[PartitionId], timeout_s: float
+    ) -> concurrent.futures.Future[dict[PartitionId, int]]:
+        """The group's committed offsets of ``partitions`` (stable ones), when read."""
+        ...
+
 
 class HandlerTimeoutError(Exception):
     """The handler missed its deadline."""
@@ -152,6 +159,7 @@ class Dispatcher:
                 raise TypeError("exactly-once needs a transactional producer")
             self._committer = TransactionalCommitter(
                 settings, sink, owned=self._partitions.values, group_metadata=control.group_metadata,
+                committed_offsets=control.committed_offsets,
                 committed=self._committed, redo=self._redo, on_fatal=on_fatal,
             )  # fmt: skip
         self._dead_letters = DeadLetterWriter(

@@ -135,9 +135,16 @@ class OutputProducer:
         self._transactional = transactional
         self._busy_poll_s = busy_poll_s
         self._idle_poll_s = idle_poll_s
-        self._producer = Producer(
-            {**config, "error_cb": self._on_error, "logger": librdkafka_logger(f"{__name__}.librdkafka")}
-        )
+        self._config = {**config, "error_cb": self._on_error, "logger": librdkafka_logger(f"{__name__}.librdkafka")}
+        self._producer = Producer(self._config)
+        #: Transactional: it cannot go on (a fatal error: fenced, say); ``renew`` replaces it …
+        self.ended = False
+        #: … and how many times it was replaced (reports of an old one are ignored).
+        self._generation = 0
+        self._retired: list[Producer] = []
+        #: A replacement whose init_transactions did not finish yet (asked again, not recreated:
+        #: an abandoned one would finish it later and fence its successor).
+        self._starting: Producer | None = None
         self._agent = agent
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -162,7 +169,14 @@ class OutputProducer:
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
 
     def _on_error(self, error: KafkaError) -> None:
-        if error.fatal():
+        if self._transactional and error.fatal():
+            # Typically the coordinator aborted a transaction that outlived transaction.timeout.ms
+            # (a broker outage, a stalled process) and fenced this producer: a new one takes over
+            # (init_transactions starts clean), and nothing committed is lost or repeated.
+            log.warning("the transactional producer cannot go on; a new one takes over",
+                        extra={"error": error.name()})  # fmt: skip
+            self.ended = True
+        elif error.fatal():
             # An idempotent producer that hit a fatal error cannot guarantee order or
             # no-loss any more; stop, and let the next process resume from committed offsets.
             log.error("fatal producer error", extra={"error": error.name()})
@@ -184,7 +198,11 @@ class OutputProducer:
         record Kafka can never take (too large, invalid topic).
         """
 
+        generation = self._generation
+
         def report(error: Any, _message: Any) -> None:
+            if generation != self._generation:
+                return  # a replaced producer's record: its transaction is gone
             self._outstanding -= 1
             try:
                 if error is None:
@@ -226,13 +244,44 @@ class OutputProducer:
     def abort_transaction(self, timeout_s: float) -> None:
         self._producer.abort_transaction(timeout_s)
 
+    def renew(self, timeout_s: float) -> None:
+        """Replace a fenced (or hung) producer: drop what the old one still holds (its
+        transaction is aborted anyway) and register the same transactional.id again, which
+        fences the old one for good."""
+        if self._starting is None:
+            self._producer.purge(blocking=False)
+            self._generation += 1  # what the old one still reports is ignored
+            self._starting = Producer(self._config)
+        try:
+            # Also completes (or aborts) the old producer's last transaction at the coordinator.
+            self._starting.init_transactions(timeout_s)
+        except KafkaException as e:
+            if not _retriable(e):
+                self._retired.append(self._starting)
+                self._starting = None
+            raise  # retriable (timed out): the next call resumes it
+        # The old client is kept, not destroyed: a thread may still be blocked inside it.
+        self._retired.append(self._producer)
+        self._producer, self._starting = self._starting, None
+        self._outstanding = 0
+        self.ended = False
+
     def count_committed(self, per_topic: Mapping[str, int]) -> None:
         """Exactly-once: outputs count as produced once their transaction committed."""
         for topic, count in per_topic.items():
             self._produced_counter(topic).inc(count)
 
     def _poll(self) -> None:
-        self._producer.poll(0)
+        try:
+            self._producer.poll(0)
+        except KafkaException as e:
+            # poll() raises a fatal error (after error_cb saw it): uncaught, it would end the
+            # poller, and no delivery report would be served again.
+            if not self._transactional:
+                self._on_fatal(f"fatal producer error: {e}")
+            elif not self.ended:
+                log.warning("the transactional producer cannot go on; a new one takes over", extra={"error": str(e)})
+                self.ended = True
         if self._acknowledged:
             # Counted per poll, not per record: a metric update costs a lock.
             for topic, count in self._acknowledged.items():
@@ -252,3 +301,8 @@ class OutputProducer:
             self._poller.cancel()
         self._poll()
         return len(self._producer)
+
+
+def _retriable(exception: KafkaException) -> bool:
+    error = exception.args[0] if exception.args else None
+    return isinstance(error, KafkaError) and error.retriable()

@@ -99,6 +99,12 @@ class EngineSettings:
     commit_interval_s: float = 0.1
     #: … and as soon as this many inputs wait for it.
     commit_max_records: int = 1000
+    #: Exactly-once: librdkafka's timeout for one transactional call (commit, abort, a new
+    #: producer's init). A call still blocked well past it (librdkafka can hang in
+    #: send_offsets_to_transaction once the group coordinator was gone: upstream issue
+    #: confluentinc/librdkafka#5456) is abandoned together with its producer. Short: a
+    #: transaction open longer than transaction.timeout.ms (10 s) is aborted by the broker anyway.
+    transaction_call_timeout_s: float = 5.0
     #: Exactly-once: this process's transactional.id is ``<group_id>-<instance_id>``. A
     #: restarted pod (same name) fences its previous incarnation at once.
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])

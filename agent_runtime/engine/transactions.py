@@ -22,14 +22,23 @@ A partition that goes away (revoke, shutdown) gets a last round of its own, afte
 running handlers finished: what is held below the prefix is committed with the crash
 ledger's clean-end count (``ledger``), records held beyond it are redone by the next
 owner — which knows how many from the ledger's ``seen`` and counts them.
+
+A producer that cannot go on (fenced after a broker outage outlived the transaction
+timeout, an abort that never finished, a librdkafka call that hangs past its timeout) is
+replaced by a new one with the same transactional.id, whose start settles the old one's
+last transaction at the coordinator. If that transaction's outcome is unknown (a commit
+timed out: the broker may have carried it out), the group's committed offsets are read
+first: records below them are done, the rest is staged again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -38,6 +47,7 @@ from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from agent_runtime import metrics
+from agent_runtime.engine.consumer import PartitionId
 from agent_runtime.engine.deliveries import with_trace
 from agent_runtime.engine.draining import resume_position
 from agent_runtime.engine.ledger import CrashLedger
@@ -48,12 +58,18 @@ from srs_contracts.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
-#: Bound of one blocking transaction call (the broker's transaction timeout is shorter).
-_CALL_TIMEOUT_S: Final = 30.0
-#: ``commit_transaction`` answered "retriable" (a timeout): ask again this many times.
-_COMMIT_TRIES: Final = 3
+#: A commit or abort answered "retriable" (a timeout): ask again, this many times in all.
+_CALL_TRIES: Final = 3
+#: Producers replaced in a row (each ended before anything committed) before the process stops.
+_MAX_RENEWALS: Final = 3
+#: A call still blocked this many times its own timeout is abandoned (a commit is two calls).
+_STALL_FACTOR: Final = 2.0
 
 _T = TypeVar("_T")
+
+
+class _Stalled(Exception):
+    """A librdkafka call did not return long after its own timeout (it never will)."""
 
 
 @runtime_checkable
@@ -69,6 +85,13 @@ class TransactionalSink(Protocol):
     def commit_transaction(self, offsets: list[TopicPartition], group_metadata: object, timeout_s: float) -> None: ...
 
     def abort_transaction(self, timeout_s: float) -> None: ...
+
+    #: It cannot go on (fenced, a fatal error, a transaction that did not end cleanly) …
+    ended: bool
+
+    def renew(self, timeout_s: float) -> None:
+        """… so a new producer (same transactional.id) replaces it; blocking."""
+        ...
 
     def count_committed(self, per_topic: dict[str, int]) -> None: ...
 
@@ -111,6 +134,7 @@ class TransactionalCommitter:
         *,
         owned: Callable[[], Iterable[Partition]],
         group_metadata: Callable[[], object | None],
+        committed_offsets: Callable[[list[PartitionId], float], concurrent.futures.Future[dict[PartitionId, int]]],
         committed: Callable[[Work], None],
         redo: Callable[[Work, Exception], None],
         on_fatal: Callable[[str], None],
@@ -119,10 +143,12 @@ class TransactionalCommitter:
         self._sink = sink
         self._owned = owned
         self._group_metadata = group_metadata
+        self._committed_offsets = committed_offsets
         self._committed = committed
         self._redo = redo
         self._on_fatal = on_fatal
         self._backoff = Backoff(settings.initial_backoff_s, settings.max_backoff_s)
+        self._call_timeout_s = settings.transaction_call_timeout_s
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -138,8 +164,13 @@ class TransactionalCommitter:
         self.held = 0
         #: … and how many of them were held since the last periodic round.
         self._since_round = 0
-        #: Transactions in a row that failed (reset by the next success).
+        #: Transactions in a row that failed (reset by the next success) …
         self.failures = 0
+        #: … and producers replaced since the last success.
+        self._renewals = 0
+        #: A producer ended, maybe with its last transaction committed after all: the group's
+        #: committed offsets say what is done before anything is redone.
+        self._unsettled = False
         self._transactions = metrics.TRANSACTIONS.labels(settings.agent, "committed")
         self._aborted = metrics.TRANSACTIONS.labels(settings.agent, "aborted")
         self._commit_latency = metrics.TRANSACTION_LATENCY.labels(settings.agent)
@@ -218,7 +249,9 @@ class TransactionalCommitter:
             try:
                 self._sink.begin_transaction()
             except KafkaException as e:
-                self._broken(e)
+                # Its last transaction did not end cleanly (an abort that timed out is still
+                # pending, say): only a new producer starts from a known state.
+                self._end(f"begin_transaction: {e}")
                 return True
             self._open = _Round()
         self._in_open[partition] = None
@@ -248,11 +281,14 @@ class TransactionalCommitter:
             work.staged_outputs = index + 1
         return True
 
-    def _broken(self, error: KafkaException) -> None:
-        kafka_error = _kafka_error(error)
-        if kafka_error is not None and kafka_error.fatal():
-            # Fenced (another process took this transactional.id) or broken: only a restart helps.
-            self._on_fatal(f"fatal transaction error: {kafka_error.name()}")
+    def _end(self, reason: str) -> None:
+        """The producer cannot go on (fenced, a fatal error, a call that failed in a way only a
+        new producer clears): forget the open transaction; the next round replaces it."""
+        if not self._sink.ended:
+            log.warning("the transactional producer is replaced", extra={"reason": reason})
+        self._sink.ended = True
+        self._unsettled = True
+        self._forget_open()
 
     # -- committing ----------------------------------------------------------------------------
 
@@ -261,10 +297,24 @@ class TransactionalCommitter:
         nothing to do). ``final``: ``partitions`` go away; their positions are committed even
         without new records, with the crash ledger's clean-end count."""
         async with self._lock:
-            return await self._commit(list(partitions), final)
+            # Outputs are staged by this round only (none while it aborts, renews or commits).
+            self._committing = True
+            try:
+                committed = await self._commit(list(partitions), final)
+            finally:
+                self._committing = False
+            if committed:
+                # Records that joined a prefix during the round go into the next transaction now.
+                for partition in self._owned():
+                    self.advance(partition)
+            return committed
 
     async def _commit(self, partitions: list[Partition], final: bool) -> bool:
         closing = {partition: None for partition in partitions} if final else {}
+        if self._sink.ended and not await self._renew():
+            return self._failed()
+        if self._unsettled and not await self._reconcile():
+            return self._failed()
         if self._poisoned:
             await self._abort("it holds outputs of a partition given up", len(self._in_open))
             return self._failed()
@@ -291,7 +341,6 @@ class TransactionalCommitter:
             for p, position in positions
         ]  # fmt: skip
         started = time.monotonic()
-        self._committing = True
         try:
             if self._open is None:  # a final round with offsets only
                 await self._blocking(self._sink.begin_transaction)
@@ -300,25 +349,40 @@ class TransactionalCommitter:
             outputs.seal()
             # Every report arrives: librdkafka bounds a transactional message's life by the
             # transaction timeout.
-            await outputs.settled.wait()
+            if not await self._settled(outputs):
+                self._end("the producer ended before its outputs were answered")
+                return self._failed()
             if outputs.failures:
                 await self._abort("an output was refused", len(outputs.failures))
                 for work, error in outputs.failures.items():
                     self._redo(work, error)
                 return self._failed()
-            await self._blocking(self._commit_transaction, offsets, group_metadata)
+            await self._commit_transaction(offsets, group_metadata)
+        except _Stalled as e:
+            self._end(f"{e} (a librdkafka hang)")
+            return self._failed()
         except KafkaException as e:
-            self._broken(e)
             kafka_error = _kafka_error(e)
-            if kafka_error is None or not kafka_error.fatal():
+            if kafka_error is not None and kafka_error.fatal():
+                # Fenced (the coordinator aborted a transaction that outlived its timeout, or
+                # another process took this transactional.id): a new producer redoes it all.
+                self._end(kafka_error.name())
+            elif kafka_error is not None and kafka_error.retriable():
+                # Timed out every time: whether it committed is unknown (an abort now could
+                # fail, or race the commit). A new producer settles it at the coordinator.
+                self._end(f"commit_transaction: {kafka_error.name()}, outcome unknown")
+            else:
                 await self._abort(kafka_error.name() if kafka_error is not None else str(e), len(positions))
             return self._failed()
-        finally:
-            self._committing = False
         self._commit_latency.observe(time.monotonic() - started)
         self._transactions.inc()
-        self.failures = 0
+        self.failures = self._renewals = 0
         self._open, self._in_open = None, {}
+        self._settle(positions)
+        return True
+
+    def _settle(self, positions: list[tuple[Partition, int]]) -> None:
+        """A transaction committed ``positions``: the records held below them are done."""
         per_topic: Counter[str] = Counter()
         done: list[Work] = []
         for partition, position in positions:
@@ -333,9 +397,45 @@ class TransactionalCommitter:
         for work in done:
             if work.state is State.HELD:
                 self._committed(work)
-        # Records that joined a prefix during the commit go into the next transaction now.
-        for partition in self._owned():
-            self.advance(partition)
+
+    async def _settled(self, outputs: _Round) -> bool:
+        """Wait until every output of ``outputs`` is answered; False if the producer ended
+        first (its reports may never be served) or they stay unanswered far longer than
+        librdkafka allows (a transactional message lives at most the transaction timeout)."""
+        deadline = time.monotonic() + 3 * max(self._call_timeout_s, 1.0)
+        while not outputs.settled.is_set():
+            if self._sink.ended or time.monotonic() > deadline:
+                return False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await outputs.settled.wait()
+        return True
+
+    async def _reconcile(self) -> bool:
+        """After a producer ended, its last transaction may have committed after all (a commit
+        that timed out, or hung): the new producer's start settled it at the coordinator, and
+        the group's committed offsets say. Records held below them are done, not redone."""
+        partitions = [p for p in self._owned() if p.uncommitted and not p.closing]
+        if partitions:
+            try:
+                answer = self._committed_offsets([p.id for p in partitions], self._call_timeout_s)
+                async with asyncio.timeout(_STALL_FACTOR * self._call_timeout_s):
+                    offsets = await asyncio.wrap_future(answer)
+            except (KafkaException, TimeoutError) as e:
+                log.warning("cannot read the committed offsets yet", extra={"error": str(e)})
+                return False
+            settled: list[tuple[Partition, int]] = []
+            for partition in partitions:
+                base = partition.committed if partition.committed is not None else partition.head
+                position = offsets.get(partition.id)
+                if position is not None and base is not None and position > base:
+                    settled.append((partition, position))
+                    partition.staged = position
+            if settled:
+                log.warning("the ended producer's last transaction had committed; its records are not redone",
+                            extra={"partitions": len(settled)})  # fmt: skip
+                self._settle(settled)
+        self._unsettled = False
         return True
 
     @staticmethod
@@ -348,17 +448,51 @@ class TransactionalCommitter:
         self._aborted.inc()
         log.warning("transaction aborted; its records are held for the next one",
                     extra={"reason": reason, "partitions": partitions})  # fmt: skip
-        if self._open is not None:
+        if self._open is None or self._sink.ended:
+            self._forget_open()
+            return
+        for attempt in range(1, _CALL_TRIES + 1):
             try:
-                await self._blocking(self._sink.abort_transaction, _CALL_TIMEOUT_S)
+                await self._blocking(self._sink.abort_transaction, self._call_timeout_s)
+            except _Stalled as e:
+                self._end(f"{e} (a librdkafka hang)")
+                return
             except KafkaException as e:
-                self._broken(e)
-                log.warning("aborting the transaction failed", extra={"error": str(e)})
+                kafka_error = _kafka_error(e)
+                if kafka_error is not None and kafka_error.retriable() and attempt < _CALL_TRIES:
+                    continue  # timed out: librdkafka resumes the abort when asked again
+                # Still pending, or refused: the producer is in a state only a new one clears.
+                self._end(f"abort_transaction: {e}")
+                return
+            break
+        self._forget_open()
+
+    def _forget_open(self) -> None:
+        """Nothing of the open transaction counts any more: every held record is staged again."""
         for partition in [*self._in_open, *self._owned()]:
             partition.staged = partition.committed
             for work in partition.uncommitted.values():
                 work.staged_outputs = 0
         self._open, self._in_open, self._poisoned = None, {}, False
+
+    async def _renew(self) -> bool:
+        """Replace the ended producer (a transaction outlived its timeout in a broker outage,
+        a call failed or hung). A new producer that keeps ending before anything committed
+        stops the process, and its successor takes over; one that cannot start yet (Kafka
+        is away) is tried again with backoff."""
+        if self._renewals >= _MAX_RENEWALS:
+            self._on_fatal(f"the transactional producer was replaced {_MAX_RENEWALS} times without a commit")
+            return False
+        log.warning("starting a new transactional producer; held records are redone",
+                    extra={"held": self.held, "renewal": self._renewals + 1})  # fmt: skip
+        self._forget_open()
+        try:
+            await self._blocking(self._sink.renew, self._call_timeout_s)
+        except (KafkaException, _Stalled) as e:
+            log.warning("a new transactional producer could not start yet", extra={"error": str(e)})
+            return False
+        self._renewals += 1
+        return True
 
     def _failed(self) -> bool:
         self.failures += 1
@@ -366,26 +500,43 @@ class TransactionalCommitter:
             log.error("transactions keep failing; not ready until one commits", extra={"failures": self.failures})
         return False
 
-    def _commit_transaction(self, offsets: list[TopicPartition], group_metadata: object) -> None:
-        for attempt in range(1, _COMMIT_TRIES + 1):
+    async def _commit_transaction(self, offsets: list[TopicPartition], group_metadata: object) -> None:
+        for attempt in range(1, _CALL_TRIES + 1):
             try:
-                self._sink.commit_transaction(offsets, group_metadata, _CALL_TIMEOUT_S)
+                await self._blocking(self._sink.commit_transaction, offsets, group_metadata, self._call_timeout_s)
                 return
             except KafkaException as e:
                 kafka_error = _kafka_error(e)
-                if kafka_error is None or not kafka_error.retriable() or attempt == _COMMIT_TRIES:
+                if kafka_error is None or not kafka_error.retriable() or attempt == _CALL_TRIES:
                     raise
 
-    @staticmethod
-    async def _blocking(call: Callable[..., _T], *args: Any) -> _T:
-        """Run a blocking client call on a thread. If the caller is cancelled meanwhile, the
-        call still finishes before the cancellation goes on: the lock stays held until then."""
-        future = asyncio.get_running_loop().run_in_executor(None, call, *args)
+    async def _blocking(self, call: Callable[..., _T], *args: Any) -> _T:
+        """Run a blocking client call on a thread of its own and wait for it, at most
+        ``_STALL_FACTOR`` times the call timeout: a call blocked longer is abandoned
+        (``_Stalled``; its thread stays blocked inside the producer left behind). If the
+        caller is cancelled meanwhile, the call still ends (or is abandoned) before the
+        cancellation goes on: the lock stays held until then."""
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(call(*args))
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting coroutine
+                done.set_exception(e)
+
+        name = getattr(call, "__name__", "call")
+        threading.Thread(target=run, name=f"srs-txn-{name}", daemon=True).start()
+        result = asyncio.wrap_future(done)
+        deadline = asyncio.get_running_loop().time() + _STALL_FACTOR * self._call_timeout_s
         try:
-            return await asyncio.shield(future)
+            async with asyncio.timeout_at(deadline):
+                return await asyncio.shield(result)
+        except TimeoutError:
+            raise _Stalled(f"{name} blocked for {_STALL_FACTOR * self._call_timeout_s:.0f} s") from None
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await future
+                async with asyncio.timeout_at(deadline):
+                    await result
             raise
 
 

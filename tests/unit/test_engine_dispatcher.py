@@ -5,6 +5,7 @@ tests/integration/test_engine_*.py; here each rule is pinned down on its own."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import time
@@ -111,6 +112,17 @@ class FakeControl:
 
     def group_metadata(self) -> object | None:
         return "group-metadata"
+
+    #: The group's committed offsets (the exactly-once tests read their fake producer's).
+    committed_source: Callable[[], dict[PartitionId, int]] = dict
+
+    def committed_offsets(
+        self, partitions: list[PartitionId], timeout_s: float
+    ) -> concurrent.futures.Future[dict[PartitionId, int]]:
+        committed = self.committed_source()
+        answer: concurrent.futures.Future[dict[PartitionId, int]] = concurrent.futures.Future()
+        answer.set_result({partition: committed[partition] for partition in partitions if partition in committed})
+        return answer
 
 
 @dataclass

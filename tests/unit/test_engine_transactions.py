@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,9 +40,23 @@ class FakeTransactionalProducer:
 
     refuse_key: bytes | None = None
     fail_commits: int = 0
-    fatal: bool = False
+    #: Commits the broker answers "fenced" (its transaction outlived the timeout).
+    fence_commits: int = 0
+    #: Commits that never return (librdkafka's send_offsets_to_transaction after a
+    #: coordinator outage) until ``release`` is set; then they report the producer fenced.
+    hang_commits: int = 0
+    release: threading.Event = field(default_factory=threading.Event)
+    #: Aborts that time out (the broker is away); librdkafka keeps such an abort pending,
+    #: and refuses to begin a transaction until it is resumed.
+    timeout_aborts: int = 0
+    #: Commits the broker carries out whose answer never arrives: each call times out.
+    unanswered_commits: int = 0
+    _unanswered: bool = False
+    _abort_pending: bool = False
     committed: list[Transaction] = field(default_factory=list)
     aborted: int = 0
+    renewals: int = 0
+    ended: bool = False
     _open: list[OutputRecord] | None = None
 
     def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers, on_delivery: OnDelivery) -> None:
@@ -54,12 +69,21 @@ class FakeTransactionalProducer:
         asyncio.get_running_loop().call_soon(on_delivery, error)
 
     def begin_transaction(self) -> None:
+        if self._abort_pending:
+            raise KafkaException(KafkaError(KafkaError._CONFLICT, "Conflicting abort_transaction API call"))
         assert self._open is None, "a transaction began inside another"
         self._open = []
 
     def commit_transaction(self, offsets: list[TopicPartition], group_metadata: object, timeout_s: float) -> None:
         assert self._open is not None and group_metadata == "group-metadata"
-        if self.fatal:
+        if self._unanswered:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, retriable=True))
+        if self.hang_commits:
+            self.hang_commits -= 1
+            self.release.wait()
+            raise KafkaException(KafkaError(KafkaError._FENCED, fatal=True))
+        if self.fence_commits:
+            self.fence_commits -= 1
             raise KafkaException(KafkaError(KafkaError._FENCED, fatal=True))
         if self.fail_commits:
             self.fail_commits -= 1
@@ -71,15 +95,29 @@ class FakeTransactionalProducer:
                 {(tp.topic, tp.partition): CrashLedger.decode(tp.metadata, tp.offset) for tp in offsets},
             )
         )
+        if self.unanswered_commits:
+            self.unanswered_commits -= 1
+            self._unanswered = True  # committed, but the client never hears it
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, retriable=True))
         self._open = None
 
     def abort_transaction(self, timeout_s: float) -> None:
         assert self._open is not None
+        if self.timeout_aborts:
+            self.timeout_aborts -= 1
+            self._abort_pending = True
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, retriable=True))
+        self._abort_pending = False
         self.aborted += 1
         self._open = None
 
     def count_committed(self, per_topic: dict[str, int]) -> None:
         pass
+
+    def renew(self, timeout_s: float) -> None:
+        self.renewals += 1
+        self._open, self._abort_pending, self._unanswered = None, False, False  # the broker ends it
+        self.ended = False
 
     def visible(self) -> list[OutputRecord]:
         return [output for transaction in self.committed for output in transaction.outputs]
@@ -96,7 +134,7 @@ def make(
 ) -> tuple[Dispatcher, ScriptHandler, FakeTransactionalProducer, FakeControl, list[str]]:
     handler = handler or ScriptHandler()
     producer = producer or FakeTransactionalProducer()
-    control = FakeControl()
+    control = FakeControl(committed_source=producer.offsets)
     fatal: list[str] = []
     values: dict[str, object] = {"exactly_once": True, "commit_interval_s": 0.005, **overrides}
     dispatcher = Dispatcher(settings(**values), handler, sink=producer, control=control, on_fatal=fatal.append)
@@ -218,12 +256,79 @@ async def test_a_crash_ledger_that_points_at_a_transaction_marker_still_names_th
 
 
 @async_test
-async def test_a_fenced_producer_stops_the_engine_without_committing() -> None:
-    dispatcher, _, producer, _, fatal = make(producer=FakeTransactionalProducer(fatal=True))
+async def test_a_fenced_producer_is_replaced_and_its_records_are_committed_once() -> None:
+    # A broker outage longer than the transaction timeout: the coordinator aborted the open
+    # transaction and fenced the producer. A new one redoes what was held, once.
+    producer = FakeTransactionalProducer(fence_commits=1)
+    dispatcher, handler, _, _, fatal = make(producer=producer)
+    dispatcher.partitions_assigned([(TOPIC, 0)])
+    dispatcher.records_arrived([rec(i, f"k{i}") for i in range(4)])
+    await until("everything committed", lambda: dispatcher.pending == 0)
+    assert keys(producer.visible()) == [f"k{i}".encode() for i in range(4)]
+    assert producer.renewals == 1 and fatal == []
+    assert all(n == 1 for n in handler.attempts.values())
+    await dispatcher.close()
+
+
+@async_test
+async def test_an_abort_that_keeps_timing_out_gets_a_new_producer_and_nothing_is_lost() -> None:
+    # A commit refused (abortable), then the abort times out again and again (the broker is
+    # away): that producer would refuse every new transaction; a new one takes over.
+    producer = FakeTransactionalProducer(fail_commits=1, timeout_aborts=10)
+    dispatcher, handler, _, _, fatal = make(producer=producer)
+    dispatcher.partitions_assigned([(TOPIC, 0)])
+    dispatcher.records_arrived([rec(i, f"k{i}") for i in range(4)])
+    await until("everything committed", lambda: dispatcher.pending == 0)
+    assert keys(producer.visible()) == [f"k{i}".encode() for i in range(4)]
+    assert producer.renewals == 1 and producer.timeout_aborts == 7 and fatal == []
+    assert all(n == 1 for n in handler.attempts.values())
+    await dispatcher.close()
+
+
+@async_test
+async def test_a_commit_that_never_returns_is_left_behind_with_its_producer() -> None:
+    # librdkafka can block in send_offsets_to_transaction forever once the group coordinator
+    # was gone (confluentinc/librdkafka#5456): the engine must not wait with it.
+    producer = FakeTransactionalProducer(hang_commits=1)
+    dispatcher, handler, _, _, fatal = make(producer=producer, transaction_call_timeout_s=0.1)
+    try:
+        dispatcher.partitions_assigned([(TOPIC, 0)])
+        dispatcher.records_arrived([rec(i, f"k{i}") for i in range(4)])
+        await until("everything committed", lambda: dispatcher.pending == 0)
+        assert keys(producer.visible()) == [f"k{i}".encode() for i in range(4)]
+        assert producer.renewals == 1 and fatal == []
+        assert all(n == 1 for n in handler.attempts.values())
+        await dispatcher.close()
+    finally:
+        producer.release.set()
+
+
+@async_test
+async def test_a_commit_whose_answer_is_lost_is_not_redone() -> None:
+    # The broker committed, but every call timed out (its answers were lost in an outage): the
+    # outcome is unknown to the client. The group's committed offsets tell, once a new
+    # producer settled the old one's transaction; nothing is redone, nothing is lost.
+    producer = FakeTransactionalProducer(unanswered_commits=1)
+    dispatcher, handler, _, _, fatal = make(producer=producer)
+    dispatcher.partitions_assigned([(TOPIC, 0)])
+    dispatcher.records_arrived([rec(i, f"k{i}") for i in range(4)])
+    await until("everything committed", lambda: dispatcher.pending == 0)
+    dispatcher.records_arrived([rec(4, "k4")])
+    await until("the next one too", lambda: dispatcher.pending == 0 and producer.offsets() == {(TOPIC, 0): 5})
+    assert keys(producer.visible()) == [f"k{i}".encode() for i in range(5)]
+    assert producer.renewals == 1 and producer.aborted == 0 and fatal == []
+    assert all(n == 1 for n in handler.attempts.values())
+    await dispatcher.close()
+
+
+@async_test
+async def test_a_producer_fenced_again_and_again_stops_the_engine_without_committing() -> None:
+    producer = FakeTransactionalProducer(fence_commits=100)
+    dispatcher, _, _, _, fatal = make(producer=producer)
     dispatcher.partitions_assigned([(TOPIC, 0)])
     dispatcher.records_arrived([rec(0, "a")])
     await until("the engine is told", lambda: bool(fatal))
-    assert fatal[0].startswith("fatal transaction error") and producer.visible() == []
+    assert "replaced 3 times without a commit" in fatal[0] and producer.renewals == 3 and producer.visible() == []
     await dispatcher.close()
 
 
