@@ -8,6 +8,6 @@ retries, dead letters, ``offsets``) → ``producer`` (idempotent, batched, ackno
 
 from agent_runtime.engine.engine import Engine
 from agent_runtime.engine.settings import EngineSettings
-from agent_runtime.engine.tracing import current_trace_id
+from agent_runtime.traceparent import current_trace_id
 
 __all__ = ["Engine", "EngineSettings", "current_trace_id"]

@@ -30,9 +30,9 @@ from agent_runtime.engine.deadletter import (
 )
 from agent_runtime.engine.producer import OutputSink, permanent_error_class
 from agent_runtime.engine.settings import EngineSettings
-from agent_runtime.engine.tracing import TRACEPARENT
 from agent_runtime.engine.work import State, Work
 from agent_runtime.records import OutputRecord
+from agent_runtime.traceparent import TRACEPARENT
 from srs_contracts.backoff import Backoff
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import functools
 from collections.abc import Callable, Sequence
 
 from agent_runtime.engine.producer import OutputSink
-from agent_runtime.engine.tracing import TRACEPARENT, parse_traceparent
 from agent_runtime.engine.work import State, Work
 from agent_runtime.records import OutputRecord
+from agent_runtime.traceparent import TRACEPARENT, parse_traceparent
 
 
 class OutputDeliveries:

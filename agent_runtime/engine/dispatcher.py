@@ -56,15 +56,15 @@ from agent_runtime.engine.draining import drain
 from agent_runtime.engine.ledger import CrashLedger
 from agent_runtime.engine.producer import OutputSink, permanent_error_class
 from agent_runtime.engine.settings import EngineSettings
-from agent_runtime.engine.tracing import (
+from agent_runtime.engine.transactions import TransactionalCommitter, TransactionalSink
+from agent_runtime.engine.work import Lane, Partition, State, Unkeyed, Work
+from agent_runtime.records import Handler, InputRecord, OutputRecord, PermanentError
+from agent_runtime.traceparent import (
     TRACEPARENT,
     derived_trace,
     parse_traceparent,
     set_current_trace_id,
 )
-from agent_runtime.engine.transactions import TransactionalCommitter, TransactionalSink
-from agent_runtime.engine.work import Lane, Partition, State, Unkeyed, Work
-from agent_runtime.records import Handler, InputRecord, OutputRecord, PermanentError
 from srs_contracts.backoff import Backoff
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from typing import Final
 from agent_runtime.engine.consumer import PartitionId
 from agent_runtime.engine.ledger import CrashLedger
 from agent_runtime.engine.offsets import OffsetTracker
-from agent_runtime.engine.tracing import TraceContext
 from agent_runtime.records import InputRecord, OutputRecord
+from agent_runtime.traceparent import TraceContext
 
 
 class State(enum.IntEnum):

@@ -15,8 +15,8 @@ import pytest
 from agent_runtime import events
 from agent_runtime.agent import build_handler
 from agent_runtime.engine import EngineSettings
-from agent_runtime.engine.tracing import parse_traceparent
 from agent_runtime.events import EventType
+from agent_runtime.traceparent import parse_traceparent
 from srs_contracts.agent_config import AgentConfig
 from tests.harness import Infra, TopicFactory
 from tests.integration.engine_support import FAST_GROUP, engine_running, free_port, produce, read_all

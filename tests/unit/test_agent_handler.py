@@ -11,11 +11,11 @@ import pytest
 
 from agent_runtime import events
 from agent_runtime.agent import AgentHandler, build_handler
-from agent_runtime.engine.tracing import parse_traceparent
 from agent_runtime.events import EventType
 from agent_runtime.providers.offline import OfflineProvider
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError, TransientError
 from agent_runtime.tickets import TriageDecision
+from agent_runtime.traceparent import parse_traceparent
 from srs_contracts.agent_config import Priority, TicketType
 from tests.unit.agent_fixtures import (
     HUMAN_TOPIC,

@@ -19,8 +19,8 @@ from agent_runtime.engine.dispatcher import Dispatcher
 from agent_runtime.engine.ledger import CrashLedger
 from agent_runtime.engine.producer import Headers, OnDelivery
 from agent_runtime.engine.settings import EngineSettings
-from agent_runtime.engine.tracing import current_trace_id, parse_traceparent
 from agent_runtime.records import InputRecord, OutputRecord, PermanentError
+from agent_runtime.traceparent import current_trace_id, parse_traceparent
 from tests.unit.agent_fixtures import metric
 
 pytestmark = pytest.mark.unit

@@ -13,8 +13,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from agent_runtime import events
-from agent_runtime.engine.tracing import parse_traceparent
 from agent_runtime.events import AgentInfo, Escalation, EventType, EventValidationError, Stage, TriageSection
+from agent_runtime.traceparent import parse_traceparent
 from tests.unit.agent_fixtures import ticket_created, ticket_triaged
 
 pytestmark = pytest.mark.unit
@@ -37,12 +37,13 @@ def test_every_schema_is_a_valid_draft_2020_12_schema() -> None:
 
 
 def test_an_installed_package_finds_the_schemas_shipped_as_package_data(tmp_path: Path) -> None:
-    # The layout pip installs: agent_runtime/events.py next to agent_runtime/schemas/*.json,
+    # The layout pip installs: agent_runtime/events/ next to agent_runtime/schemas/*.json,
     # and no repository around it.
     package = tmp_path / "site" / "agent_runtime"
     (package / "schemas").mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    shutil.copy(REPO / "agent_runtime" / "events.py", package / "events.py")
+    shutil.copytree(REPO / "agent_runtime" / "events", package / "events", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "agent_runtime" / "traceparent.py", package / "traceparent.py")
     for schema_file in (REPO / "events").glob("*.schema.json"):
         shutil.copy(schema_file, package / "schemas" / schema_file.name)
     probe = (

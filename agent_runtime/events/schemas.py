@@ -1,25 +1,15 @@
-"""The wire format: JSON Schemas from ``events/``, validation, ids and event builders.
+"""The event schemas: loaded from ``events/`` (the single source of truth), ``$ref`` links
+resolved, and payloads validated against them (size bounds reported as ``too_large``).
 
-The schemas in the repository's ``events/`` folder are the single source of truth; this
-module loads them (from the source checkout, or from the installed package where they
-ship as data files in ``agent_runtime/schemas/``), resolves the ``$ref`` links between them and
-validates payloads against them. It also derives the ids every output event carries:
-
-- ``event_id``: a UUIDv5 of (input event id, stage, agent), so processing the same input
-  again — a replay, a retry after a crash — yields the same id and consumers can drop
-  the duplicate;
-- ``trace_id``: taken from the input payload, else from its W3C ``traceparent`` header,
-  else derived from the input's event id (a replay keeps the trace).
+The schemas ship as package data in ``agent_runtime/schemas/`` when installed; a source
+checkout reads the repository's ``events/`` folder.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
@@ -30,9 +20,6 @@ from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-
-from agent_runtime.engine.tracing import parse_traceparent
-from srs_contracts.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from referencing._core import Resolver
@@ -77,7 +64,7 @@ _SCHEMA_SUFFIX: Final = ".schema.json"
 
 def schema_dir() -> Path:
     """Where the event schemas are: installed package data first, then the source checkout."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # agent_runtime/
     # An installed package carries them as data files (events/ mapped to agent_runtime/schemas);
     # a source checkout (editable install included) has the repository's events/ next to it.
     for candidate in (package / "schemas", package.parent / "events"):
@@ -236,204 +223,3 @@ def validate(event_type: EventType, payload: object) -> None:
 def _short(message: str, limit: int = 300) -> str:
     # jsonschema quotes the offending value; a 20 kB ticket body must not end up in a header.
     return message if len(message) <= limit else message[: limit - 1] + "…"
-
-
-# --- ids -------------------------------------------------------------------------------
-
-#: Namespace of every derived event id (a UUIDv5 of the project's URL).
-EVENT_ID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://srs.dev/events")
-_TRACE_ID: Final = re.compile(r"^[0-9a-f]{32}$")
-_INVALID_TRACE_ID: Final = "0" * 32
-
-
-class Stage(StrEnum):
-    """What produced an output event: part of its id, so one input can have several outputs."""
-
-    TRIAGE = "triage"
-    RESOLUTION = "resolution"
-    ESCALATION = "escalation"
-
-
-def derive_event_id(input_event_id: str, stage: Stage | str, agent: str) -> str:
-    """The id of the event ``agent`` produces at ``stage`` from the input ``input_event_id``.
-
-    Deterministic: the same input, stage and agent always give the same id.
-    """
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{stage}\x1f{agent}\x1f{input_event_id}"))
-
-
-def is_trace_id(value: object) -> bool:
-    """A valid W3C trace id: 32 lower-case hex digits, not all zero."""
-    return isinstance(value, str) and bool(_TRACE_ID.match(value)) and value != _INVALID_TRACE_ID
-
-
-def derive_trace_id(seed: str) -> str:
-    """A trace id derived from ``seed`` (the input's event id): a replay keeps its trace."""
-    trace_id = hashlib.sha256(f"trace\x1f{seed}".encode()).hexdigest()[:32]
-    return trace_id if trace_id != _INVALID_TRACE_ID else "0" * 31 + "1"
-
-
-def format_traceparent(trace_id: str, span_seed: str) -> str:
-    """A W3C ``traceparent`` (version 00, sampled) whose span id is derived from ``span_seed``."""
-    span_id = hashlib.sha256(f"span\x1f{span_seed}".encode()).hexdigest()[:16]
-    if span_id == "0" * 16:
-        span_id = "0" * 15 + "1"
-    return f"00-{trace_id}-{span_id}-01"
-
-
-def resolve_trace_id(payload: Mapping[str, Any], traceparent: bytes | str | None, seed: str) -> str:
-    """The trace of an input: its payload's ``trace_id``, else its ``traceparent``, else derived."""
-    from_payload = payload.get("trace_id")
-    if is_trace_id(from_payload):
-        return str(from_payload)
-    from_header = parse_traceparent(traceparent)
-    if from_header is not None:
-        return from_header.trace_id
-    return derive_trace_id(seed)
-
-
-# --- builders --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AgentInfo:
-    """Who produced an event (the ``agent`` section of every output)."""
-
-    name: str
-    role: str
-    provider: str
-    model: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "role": self.role, "provider": self.provider, "model": self.model}
-
-
-#: ``triage.reasoning`` is capped by the schema; longer model output is cut, not rejected.
-MAX_REASONING_CHARS: Final = 2000
-
-
-@dataclass(frozen=True)
-class TriageSection:
-    """The ``triage`` section of a ticket.triaged event."""
-
-    type: str  # a TicketType value or "unknown"
-    priority: str
-    confidence: float
-    route: str  # "specialist" | "human"
-    routed_to: str
-    reasoning: str | None = None
-    human_reason: str | None = None
-    #: Which model of a cascade this decision is from: "primary" or "fallback" (None: no cascade).
-    stage: str | None = None
-    #: ``provider/model`` that made the decision (set with ``stage``).
-    decided_by: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        section: dict[str, Any] = {
-            "type": self.type,
-            "priority": self.priority,
-            "confidence": round(min(max(self.confidence, 0.0), 1.0), 4),
-            "route": self.route,
-            "routed_to": self.routed_to,
-        }
-        if self.reasoning:
-            section["reasoning"] = _truncate(self.reasoning, MAX_REASONING_CHARS)
-        if self.human_reason:
-            section["human_reason"] = self.human_reason
-        if self.stage:
-            section["stage"] = self.stage
-        if self.decided_by:
-            section["decided_by"] = self.decided_by
-        return section
-
-
-@dataclass(frozen=True)
-class Escalation:
-    """The ``escalation`` section: why a specialist handed its draft to people."""
-
-    reason: str
-    failed_checks: tuple[str, ...] = ()
-    draft: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        section: dict[str, Any] = {"stage": "specialist", "reason": self.reason}
-        if self.failed_checks:
-            section["failed_checks"] = list(self.failed_checks)
-        if self.draft is not None:
-            section["draft"] = self.draft
-        return section
-
-
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _identity(event_type: EventType, event_id: str, ticket: Mapping[str, Any], trace_id: str) -> dict[str, Any]:
-    """The fields every output event starts with: what it is, its stable id, the ticket, the trace."""
-    return {
-        "event_type": event_type.value,
-        "event_id": event_id,
-        "ticket_id": ticket["ticket_id"],
-        "trace_id": trace_id,
-    }
-
-
-def build_triaged(
-    *,
-    event_id: str,
-    trace_id: str,
-    ticket: Mapping[str, Any],
-    triage: TriageSection,
-    agent: AgentInfo,
-    customer: Mapping[str, Any] | None = None,
-    escalation: Escalation | None = None,
-    triaged_at: str | None = None,
-) -> dict[str, Any]:
-    """A ``ticket.triaged`` event about ``ticket`` (the ticket.created event, carried unchanged)."""
-    event: dict[str, Any] = {
-        **_identity(EventType.TICKET_TRIAGED, event_id, ticket, trace_id),
-        "triaged_at": triaged_at or rfc3339(),
-        "ticket": dict(ticket),
-        "triage": triage.as_dict(),
-        "customer": dict(customer) if customer is not None else None,
-        "agent": agent.as_dict(),
-    }
-    if escalation is not None:
-        event["escalation"] = escalation.as_dict()
-    return event
-
-
-def build_resolved(
-    *,
-    event_id: str,
-    trace_id: str,
-    ticket: Mapping[str, Any],
-    ticket_type: str,
-    priority: str,
-    response_body: str,
-    agent: AgentInfo,
-    confidence: float | None = None,
-    response_subject: str | None = None,
-    guardrail_checks: tuple[str, ...] = (),
-    resolved_at: str | None = None,
-) -> dict[str, Any]:
-    """A ``ticket.resolved`` event: a drafted response to ``ticket`` that passed the guardrails."""
-    response: dict[str, Any] = {"body": response_body}
-    if response_subject:
-        response["subject"] = response_subject
-    event: dict[str, Any] = {
-        **_identity(EventType.TICKET_RESOLVED, event_id, ticket, trace_id),
-        "resolved_at": resolved_at or rfc3339(),
-        "type": ticket_type,
-        "priority": priority,
-        "subject": ticket.get("subject", ""),
-        "customer_id": ticket.get("customer_id", ""),
-        "response": response,
-        "guardrails": {"passed": True, "checks": list(guardrail_checks)},
-        "agent": agent.as_dict(),
-    }
-    if confidence is not None:
-        event["confidence"] = round(min(max(confidence, 0.0), 1.0), 4)
-    if "created_at" in ticket:
-        event["created_at"] = ticket["created_at"]
-    return event

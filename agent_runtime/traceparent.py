@@ -1,5 +1,8 @@
 """W3C trace context for records: keep the trace of an input, start a span per input.
 
+The wire format every agent reads and writes (the engine per record, the event builders
+for ids): no Kafka and no ticket here.
+
 An input that carries a valid ``traceparent`` header keeps its trace id. One without it
 gets a trace id derived from its topic, partition and offset, so a replay of the same
 record is traced (and, in the handler's payloads, identified) the same way. Outputs get

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_runtime.engine.tracing import TraceContext, derived_trace, parse_traceparent
+from agent_runtime.traceparent import TraceContext, derived_trace, parse_traceparent
 
 pytestmark = pytest.mark.unit
 
