@@ -62,7 +62,7 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 model: install ## rebuild the offline classifier's shipped model (after editing its data, generator or code)
-	$(BIN)/python -m agent_runtime.offline.training
+	$(BIN)/python -m srs_training.training
 
 crds: install ## regenerate crds/ from the pydantic models, and the chart's copies of CRDs and RBAC rules
 	$(SRS) crds --write crds

@@ -184,6 +184,7 @@ SRS_SOURCES = (
     "devstack",
     "srs_contracts",
     "agent_runtime",
+    "srs_training",
     "operator",
     "events",
     "gitops",

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 from agent_runtime import cli as agent_runtime_cli
 from agent_runtime import triage_cli
-from agent_runtime.offline import cli as offline_cli
 from devstack import cli as devstack_cli
 from devstack import kind_cli, llm_cli
 from gitops.argocd import healthchecks as argocd_healthchecks
 from srs import customers, demo, observability, publish, tail
 from srs_operator import cli as operator_cli
+from srs_training import cli as offline_cli
 
 REGISTRARS = [
     devstack_cli.register,

@@ -2,7 +2,7 @@
 
 Public API: :mod:`agent_runtime.offline.classifier` (``TicketClassifier``, ``Prediction``)
 and :mod:`agent_runtime.offline.modelfile` (``load_default``: the shipped model, ``load``).
-Training data and its provenance: :mod:`agent_runtime.offline.dataset`
+Training data and its provenance: :mod:`srs_training.dataset`
 and ``docs/offline-classifier.md``. Accuracy report: ``python -m
-agent_runtime.offline.evaluate``.
+srs_training.evaluate``.
 """

@@ -9,14 +9,14 @@ This is the public API other parts code against::
 
 Two naive Bayes models (:mod:`agent_runtime.offline.naive_bayes`) — one for the type,
 one for the priority — are trained on the project's labelled ticket set
-(:mod:`agent_runtime.offline.dataset`) by ``make model``, which ships the result as
+(:mod:`srs_training.dataset`) by ``make model``, which ships the result as
 ``model/model.json.gz``; :func:`agent_runtime.offline.modelfile.load_default` loads it
 (this module never imports the model file's: the file format depends on the classifier,
 not the other way round). Training is a counting pass, deterministic, and takes a
 fraction of a second.
 
 Confidence is the probability of the chosen type after two corrections: a temperature
-(fitted on cross-validated predictions by ``python -m agent_runtime.offline.evaluate
+(fitted on cross-validated predictions by ``python -m srs_training.evaluate
 --calibrate``) tames naive Bayes' over-confidence, and an *evidence* factor pulls the
 distribution towards a fallback (every type equally likely; priorities as often as they
 occur) when the text holds little known vocabulary — gibberish, "hi", a language the set
@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from agent_runtime.offline import features
-from agent_runtime.offline.dataset import LabelledTicket, Split, load_split
 from agent_runtime.offline.naive_bayes import Contribution, Counts, NaiveBayes, NaiveBayesSettings, softmax
 from srs_contracts.agent_config import Priority, TicketType
 
@@ -125,7 +124,7 @@ class ConfidenceModel:
     """Logistic regression from :data:`SIGNALS` to the probability that the type is right.
 
     Fitted on predictions for tickets the model did not train on, written differently
-    from the ones it did (see :mod:`agent_runtime.offline.training`), so that confidence
+    from the ones it did (see :mod:`srs_training.training`), so that confidence
     means "right this often" on unfamiliar text too.
     """
 
@@ -195,36 +194,6 @@ class TicketClassifier:
         self._types = tuple(TicketType(label) for label in type_model.labels)
         self._priorities = tuple(Priority(label) for label in priority_model.labels)
         self.settings = settings
-
-    @classmethod
-    def train(
-        cls,
-        tickets: Sequence[LabelledTicket],
-        settings: ClassifierSettings | None = None,
-        weights: Sequence[float] | None = None,
-    ) -> TicketClassifier:
-        """Fit both models on labelled tickets (deterministic: same tickets, same model).
-
-        ``weights`` (one per ticket, default 1) make some tickets count for less. The
-        priority model learns from the tickets that have a priority.
-        """
-        settings = settings or ClassifierSettings()
-        weights = list(weights) if weights is not None else [1.0] * len(tickets)
-        documents = [features.extract(t.subject, t.body, settings.feature_settings) for t in tickets]
-        type_model = NaiveBayes.fit(documents, [t.type.value for t in tickets], settings.type_model, weights)
-        rated = [i for i, t in enumerate(tickets) if t.priority is not None]
-        if not rated:
-            # A set labelled with types only: priorities are learned from the shipped tickets.
-            shipped = load_split(Split.TRAIN)
-            documents = [features.extract(t.subject, t.body, settings.feature_settings) for t in shipped]
-            tickets, weights, rated = shipped, [1.0] * len(shipped), list(range(len(shipped)))
-        priority_model = NaiveBayes.fit(
-            [documents[i] for i in rated],
-            [str(getattr(tickets[i].priority, "value", "")) for i in rated],
-            settings.priority_model,
-            [weights[i] for i in rated],
-        )
-        return cls(type_model, priority_model, settings, settings.confidence)
 
     def predict(self, subject: str, body: str) -> Prediction:
         """Classify one ticket. Never raises on odd text; empty text gets low confidence."""

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.offline import evaluate, modelfile, training
+from agent_runtime.offline import modelfile
 from agent_runtime.offline.classifier import Prediction, TicketClassifier
-from agent_runtime.offline.dataset import Split, load_split, read_jsonl
 from agent_runtime.offline.modelfile import load_default
 from srs_contracts.agent_config import Priority, TicketType
+from srs_training import evaluate, training
+from srs_training.dataset import Split, load_split, read_jsonl
 
 pytestmark = pytest.mark.unit
 
@@ -76,7 +77,7 @@ def test_the_shipped_model_is_built_from_the_current_sources(classifier: TicketC
 
 def test_training_twice_gives_identical_predictions() -> None:
     train = load_split(Split.TRAIN)
-    first, second = TicketClassifier.train(train), TicketClassifier.train(list(train))
+    first, second = training.fit(train), training.fit(list(train))
     for ticket in load_split(Split.HELDOUT):
         assert first.predict(ticket.subject, ticket.body) == second.predict(ticket.subject, ticket.body)
 
@@ -164,7 +165,7 @@ def test_predictions_do_not_depend_on_the_process_hash_seed(classifier: TicketCl
     heldout = load_split(Split.HELDOUT)[:40]
     script = (
         "import json; from agent_runtime.offline.modelfile import load_default; "
-        "from agent_runtime.offline.dataset import Split, load_split; c = load_default(); "
+        "from srs_training.dataset import Split, load_split; c = load_default(); "
         "print(json.dumps([[p.type.value, p.priority.value, p.confidence, p.priority_confidence, p.reasoning] "
         "for p in (c.predict(t.subject, t.body) for t in load_split(Split.HELDOUT)[:40])]))"
     )

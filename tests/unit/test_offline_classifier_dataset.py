@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.offline import features
-from agent_runtime.offline.dataset import LabelledTicket, Split, load_split, parse_line, read_jsonl
 from srs_contracts.agent_config import Priority, TicketType
+from srs_training.dataset import LabelledTicket, Split, load_split, parse_line, read_jsonl
 
 pytestmark = pytest.mark.unit
 

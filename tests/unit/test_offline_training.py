@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.offline import evaluate, features, generate, modelfile, training
-from agent_runtime.offline.dataset import LabelledTicket, Split, load_split, read_jsonl, read_labelled
+from agent_runtime.offline import features, modelfile
 from srs_contracts.agent_config import TicketType
+from srs_training import evaluate, generate, training
+from srs_training.dataset import LabelledTicket, Split, load_split, read_jsonl, read_labelled
 from tests.unit.wire_doubles import Reply, openai_completion, wire_server
 
 pytestmark = pytest.mark.unit

@@ -29,3 +29,12 @@ def test_every_package_of_the_project_is_listed_for_the_wheel() -> None:
             if "__pycache__" not in relative and name not in listed:
                 missing.append(name)
     assert missing == [], f"packages missing from [tool.setuptools] packages: {missing}"
+
+
+def test_the_srs_image_is_rebuilt_when_any_shipped_package_changes() -> None:
+    from devstack.images import SRS_SOURCES
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {name: path for name, path in setuptools["package-dir"].items()}
+    tops = {folders.get(name, name).split("/")[0] for name in setuptools["packages"] if "." not in name}
+    assert tops <= set(SRS_SOURCES), f"missing from devstack/images.py SRS_SOURCES: {sorted(tops - set(SRS_SOURCES))}"

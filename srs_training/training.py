@@ -1,7 +1,7 @@
 """Training the offline classifier: on the project's tickets, or on yours.
 
 ``train_default()`` builds the model the project ships: the hand-written training split
-plus generated tickets (:mod:`agent_runtime.offline.generate`) that count for less each.
+plus generated tickets (:mod:`srs_training.generate`) that count for less each.
 ``train_on()`` builds one from any labelled set (``srs train``). Both then *calibrate*:
 
 1. predictions for tickets the model did not train on (k-fold cross-validation; for the
@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-from agent_runtime.offline import generate, modelfile
+from agent_runtime.offline import features, modelfile
 from agent_runtime.offline.classifier import (
     Assessment,
     ClassifierSettings,
@@ -32,13 +32,44 @@ from agent_runtime.offline.classifier import (
     confidence_signals,
     shrink,
 )
-from agent_runtime.offline.dataset import LabelledTicket, Split, load_split
-from agent_runtime.offline.naive_bayes import softmax
+from agent_runtime.offline.naive_bayes import NaiveBayes, softmax
+from srs_training import generate
+from srs_training.dataset import LabelledTicket, Split, load_split
 
 #: Generated tickets in the shipped model, and what each counts for next to a hand-written one.
 GENERATED_COUNT = 5000
 GENERATED_WEIGHT = 0.1
 GENERATED_SEED = 1
+
+
+def fit(
+    tickets: Sequence[LabelledTicket],
+    settings: ClassifierSettings | None = None,
+    weights: Sequence[float] | None = None,
+) -> TicketClassifier:
+    """Fit both models of a classifier on labelled tickets (deterministic: same tickets,
+    same model).
+
+    ``weights`` (one per ticket, default 1) make some tickets count for less. The
+    priority model learns from the tickets that have a priority.
+    """
+    settings = settings or ClassifierSettings()
+    weights = list(weights) if weights is not None else [1.0] * len(tickets)
+    documents = [features.extract(t.subject, t.body, settings.feature_settings) for t in tickets]
+    type_model = NaiveBayes.fit(documents, [t.type.value for t in tickets], settings.type_model, weights)
+    rated = [i for i, t in enumerate(tickets) if t.priority is not None]
+    if not rated:
+        # A set labelled with types only: priorities are learned from the shipped tickets.
+        shipped = load_split(Split.TRAIN)
+        documents = [features.extract(t.subject, t.body, settings.feature_settings) for t in shipped]
+        tickets, weights, rated = shipped, [1.0] * len(shipped), list(range(len(shipped)))
+    priority_model = NaiveBayes.fit(
+        [documents[i] for i in rated],
+        [str(getattr(tickets[i].priority, "value", "")) for i in rated],
+        settings.priority_model,
+        [weights[i] for i in rated],
+    )
+    return TicketClassifier(type_model, priority_model, settings, settings.confidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +130,7 @@ def cross_validate(
     for fold in range(k):
         train = [t for t, f in zip(tickets, fold_of, strict=True) if f != fold]
         w = [x for x, f in zip(weights, fold_of, strict=True) if f != fold]
-        model = TicketClassifier.train([*train, *always], settings, [*w, *([always_weight] * len(always))])
+        model = fit([*train, *always], settings, [*w, *([always_weight] * len(always))])
         out += _score(model, [t for t, f in zip(tickets, fold_of, strict=True) if f == fold])
     return out
 
@@ -160,7 +191,7 @@ def calibrate(
     priority_t = fit_temperature(calibration, priority=True)
     confidence = fit_confidence(calibration, type_t)
     settings = replace(settings, type_temperature=type_t, priority_temperature=priority_t, confidence=confidence)
-    return TicketClassifier.train(tickets, settings, weights)
+    return fit(tickets, settings, weights)
 
 
 def train_on(tickets: Sequence[LabelledTicket], k: int = 5, settings: ClassifierSettings | None = None) -> Trained:
@@ -189,7 +220,7 @@ def train_default(k: int = 5) -> Trained:
     in_style = cross_validate(hand, k, settings, always=gen, always_weight=GENERATED_WEIGHT)
     # Text written unlike anything the model learned from: the hand-written set's model
     # reading generated tickets (chat lines, forms, bug reports, non-native English).
-    cross_style = _score(TicketClassifier.train(hand, settings), gen[:1000])
+    cross_style = _score(fit(hand, settings), gen[:1000])
     tickets, weights = default_training_set()
     classifier = calibrate(tickets, [*in_style, *cross_style], settings, weights)
     return Trained(classifier, _accuracy(in_style), confusion(in_style), len(tickets))
@@ -197,20 +228,19 @@ def train_default(k: int = 5) -> Trained:
 
 #: The sources a shipped model is built from; a change to any of them calls for ``make model``.
 _SOURCES = (
-    "data/train.jsonl",
-    "scenarios.txt",
-    "generate.py",
-    "training.py",
-    "classifier.py",
-    "features.py",
-    "naive_bayes.py",
+    ("srs_training", "data/train.jsonl"),
+    ("srs_training", "scenarios.txt"),
+    ("srs_training", "generate.py"),
+    ("srs_training", "training.py"),
+    ("agent_runtime.offline", "classifier.py"),
+    ("agent_runtime.offline", "features.py"),
+    ("agent_runtime.offline", "naive_bayes.py"),
 )
 
 
 def default_fingerprint() -> str:
     """Digest of everything the shipped model is built from (checked by a unit test)."""
-    root = resources.files(__package__)
-    return modelfile.fingerprint(*(root.joinpath(name).read_bytes() for name in _SOURCES))
+    return modelfile.fingerprint(*(resources.files(package).joinpath(name).read_bytes() for package, name in _SOURCES))
 
 
 def build_default(directory: str | Path) -> Trained:
@@ -220,7 +250,7 @@ def build_default(directory: str | Path) -> Trained:
         trained.classifier,
         directory,
         {
-            "trained_on": "agent_runtime/offline/data/train.jsonl + generated tickets",
+            "trained_on": "srs_training/data/train.jsonl + generated tickets",
             "tickets": trained.tickets,
             "cv_type_accuracy": round(trained.cv_accuracy, 4),
             "fingerprint": default_fingerprint(),
@@ -234,8 +264,8 @@ def _accuracy(scored: Sequence[Scored]) -> float:
 
 
 def main() -> int:
-    """``python -m agent_runtime.offline.training``: rebuild the shipped model (``make model``)."""
-    target = Path(__file__).parent / "model"
+    """``python -m srs_training.training``: rebuild the shipped model (``make model``)."""
+    target = Path(str(resources.files(modelfile.__package__ or "agent_runtime.offline").joinpath("model")))
     trained = build_default(target)
     print(
         f"wrote {target / modelfile.MODEL_FILE}: {trained.tickets} tickets, cv type accuracy {trained.cv_accuracy:.3f}"

@@ -17,7 +17,7 @@ say nothing about the type; because each scenario is told many ways, it learns t
 that do. Generation is deterministic (a seeded ``random.Random``): same seed, same set.
 The tickets are synthetic; names and companies are invented.
 
-    python -m agent_runtime.offline.generate --count 6000 --seed 1 > generated.jsonl
+    python -m srs_training.generate --count 6000 --seed 1 > generated.jsonl
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from agent_runtime.offline.dataset import LabelledTicket
 from srs_contracts.agent_config import Priority, TicketType
+from srs_training.dataset import LabelledTicket
 
 _PRIORITY_CODES = {"l": Priority.LOW, "m": Priority.MEDIUM, "h": Priority.HIGH, "c": Priority.CRITICAL}
 
@@ -648,7 +648,7 @@ def generate(count: int, seed: int = 1) -> list[LabelledTicket]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent_runtime.offline.generate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m srs_training.generate", description=__doc__)
     parser.add_argument("--count", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)

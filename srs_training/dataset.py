@@ -1,6 +1,6 @@
 """The labelled ticket set the offline classifier learns from.
 
-The project ships it as JSON Lines in ``agent_runtime/offline/data/``: ``train.jsonl``
+The project ships it as JSON Lines in ``srs_training/data/``: ``train.jsonl``
 (what the classifier is trained on) and ``heldout.jsonl`` (a fixed split, stratified by
 type and priority, that is never trained on and on which accuracy is reported). Each
 line is one ticket::

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent_runtime.offline import evaluate, modelfile
-from agent_runtime.offline.dataset import LabelledTicket, read_labelled
+from agent_runtime.offline import modelfile
 from agent_runtime.triage_cli import add_model_arguments
+from srs_training import evaluate
+from srs_training.dataset import LabelledTicket, read_labelled
 
 
 def _read(path: str, command: str, skip_bad: bool) -> list[LabelledTicket] | None:
@@ -46,7 +47,7 @@ def _read(path: str, command: str, skip_bad: bool) -> list[LabelledTicket] | Non
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from agent_runtime.offline import training
+    from srs_training import training
 
     tickets = _read(args.data, "train", args.skip_bad)
     if tickets is None:

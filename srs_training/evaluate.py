@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from agent_runtime.offline.classifier import TicketClassifier
-from agent_runtime.offline.dataset import LabelledTicket
 from srs_contracts.agent_config import Priority, TicketType, TriageConfig
+from srs_training.dataset import LabelledTicket
 
 #: The triage role's default confidence threshold (below → human queue).
 DEFAULT_THRESHOLD: float = TriageConfig.model_fields["confidence_threshold"].default
