@@ -8,6 +8,7 @@ served again, and exactly-once agents waited for their transaction's reports for
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -46,26 +47,31 @@ def producer(*, transactional: bool, fatal: list[str]) -> tuple[OutputProducer, 
     return output, client
 
 
+async def polling(transactional: bool) -> tuple[OutputProducer, FencedClient, list[str]]:
+    """A started producer whose client raises a fatal error from every poll; its poller alive."""
+    fatal: list[str] = []
+    output, client = producer(transactional=transactional, fatal=fatal)
+    output.start(asyncio.get_running_loop())
+    await until(lambda: client.polls >= 3)
+    assert output._poller is not None and not output._poller.done(), "the poller is alive"
+    output._poller.cancel()
+    return output, client, fatal
+
+
+async def until(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not check():
+            await asyncio.sleep(0.005)
+
+
 @async_test
 async def test_a_transactional_producer_whose_poll_raises_is_marked_ended_and_polling_goes_on() -> None:
-    fatal: list[str] = []
-    output, client = producer(transactional=True, fatal=fatal)
-    output.start(asyncio.get_running_loop())
-    await asyncio.sleep(0.1)
+    output, _, fatal = await polling(transactional=True)
     assert output.ended, "the committer replaces an ended producer"
-    assert output._poller is not None and not output._poller.done(), "the poller is alive"
-    before = client.polls
-    await asyncio.sleep(0.05)
-    assert client.polls > before and fatal == []
-    output._poller.cancel()
+    assert fatal == []
 
 
 @async_test
 async def test_an_idempotent_producer_whose_poll_raises_stops_the_process() -> None:
-    fatal: list[str] = []
-    output, _ = producer(transactional=False, fatal=fatal)
-    output.start(asyncio.get_running_loop())
-    await asyncio.sleep(0.05)
+    _, _, fatal = await polling(transactional=False)
     assert fatal and "fatal producer error" in fatal[0]
-    assert output._poller is not None and not output._poller.done()
-    output._poller.cancel()
