@@ -34,6 +34,8 @@ CONTROLLERS = ",".join(
         "node-lifecycle-controller",
         "root-ca-certificate-publisher-controller",
         "disruption-controller",
+        # Quotas are enforced once this controller has counted a namespace's objects.
+        "resourcequota-controller",
     ]
 )
 

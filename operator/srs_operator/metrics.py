@@ -43,6 +43,11 @@ CHILDREN_APPLIED = Counter(
     "srs_operator_children_applied", "Owned objects applied, by resource and cause (create, update, drift).",
     ["resource", "cause"], registry=REGISTRY,
 )  # fmt: skip
+CHILD_APPLY_FAILURES = Counter(
+    "srs_operator_child_apply_failures", "Owned objects the API server refused to apply (a quota, an admission "
+    "policy or webhook, an invalid object, a server error), by resource and HTTP status code.",
+    ["resource", "code"], registry=REGISTRY,
+)  # fmt: skip
 STATUS_WRITES = Counter("srs_operator_status_writes", "Status patches, by kind.", ["kind"], registry=REGISTRY)
 KAFKA_ADMIN_CALLS = Counter(
     "srs_operator_kafka_admin_calls",

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from srs_operator import metrics
 from srs_operator.clients.events import ObjectRef
-from srs_operator.clients.kube import ResourceType
+from srs_operator.clients.kube import ApiError, ResourceType
 from srs_operator.models.supportagent import SecretVersion
 from srs_operator.services.supportagents import AgentKey, SupportAgentController
 from srs_operator.settings import OperatorSettings
@@ -50,6 +51,8 @@ class FakeCluster:
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     writes: list[tuple[str, str]] = field(default_factory=list)
     versions: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
+    #: Kinds whose apply the API server refuses, and how.
+    refuse: dict[str, ApiError] = field(default_factory=dict)
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
@@ -67,6 +70,8 @@ class FakeCluster:
 
     async def apply(self, obj: Mapping[str, Any], *, force: bool = True) -> dict[str, Any]:
         self.writes.append(("apply", obj["kind"]))
+        if obj["kind"] in self.refuse:
+            raise self.refuse[obj["kind"]]
         return self.put(dict(obj))
 
     async def patch_status(
@@ -200,3 +205,26 @@ def test_an_invalid_spec_is_reported_and_nothing_is_applied() -> None:
 
     assert [verb for verb, _ in cluster.writes] == ["patch_status"]
     assert condition(cluster, "Accepted")["reason"] == "InvalidSpec"
+
+
+def test_a_child_the_api_server_refuses_even_with_a_server_error_is_reported_then_recovers() -> None:
+    # A full service IP range answers 500: agents beyond it once showed no status at all.
+    cluster, events = FakeCluster(), FakeEvents()
+    cluster.put(agent(SPECIALIST))
+    cluster.refuse["Service"] = ApiError(500, "InternalError", "failed to allocate a serviceIP: range is full")
+
+    with pytest.raises(ApiError):  # the work queue retries it with backoff
+        reconcile(controller(cluster, events))
+
+    accepted = condition(cluster, "Accepted")
+    assert accepted["status"] == "False" and accepted["reason"] == "ApplyFailed"
+    assert accepted["message"].startswith("Service billing: the API server refused it (500 InternalError)")
+    assert "range is full" in accepted["message"]
+    assert ("Warning", "ApplyFailed") in events.posted
+    labels = {"resource": "Service", "code": "500"}
+    failures = metrics.REGISTRY.get_sample_value("srs_operator_child_apply_failures_total", labels)
+    assert failures is not None and failures >= 1
+
+    del cluster.refuse["Service"]
+    reconcile(controller(cluster, events))
+    assert condition(cluster, "Accepted")["reason"] == "Applied"

@@ -44,6 +44,8 @@ class ApiError(Exception):
         self.reason = reason
         self.message = message
         self.causes = causes
+        #: What was refused, when the caller knows ("Service billing"); for status and Events.
+        self.subject: str | None = None
 
     @property
     def namespace_terminating(self) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from srs_operator import metrics
 from srs_operator.builders.supportagent import CHILD_KINDS, CONFIG_HASH_ANNOTATION, DesiredState, child_name
-from srs_operator.clients.kube import BY_KIND, KubeClient
+from srs_operator.clients.kube import BY_KIND, ApiError, KubeClient
 from srs_operator.models.supportagent import SupportAgent
 from srs_operator.services.drift import ApplyCause, needs_apply, with_digest
 from srs_operator.services.written import WrittenObjects
@@ -73,7 +73,8 @@ class ChildApplier:
             self._written.forget((kind, namespace, child_name(agent_name, kind)))
 
     async def apply(self, agent: SupportAgent, desired: DesiredState) -> AppliedChildren:
-        """Apply what differs; raises :class:`NameConflictError` or the API's error."""
+        """Apply what differs; raises :class:`NameConflictError` or the API's error (its
+        ``subject`` names the child the API server refused)."""
         result = AppliedChildren(deployment=self.child("Deployment", agent.namespace, agent.name))
         plan: list[tuple[dict[str, Any], Mapping[str, Any] | None, ApplyCause]] = []
         for manifest in desired.children:
@@ -92,9 +93,13 @@ class ChildApplier:
 
         async def apply(manifest: dict[str, Any], live: Mapping[str, Any] | None, cause: ApplyCause) -> None:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
-            obj = self._written.remember(
-                (kind, agent.namespace, name), live, await self._kube.apply(with_digest(manifest))
-            )
+            try:
+                applied = await self._kube.apply(with_digest(manifest))
+            except ApiError as e:
+                e.subject = f"{kind} {name}"
+                metrics.CHILD_APPLY_FAILURES.labels(kind, str(e.status)).inc()
+                raise
+            obj = self._written.remember((kind, agent.namespace, name), live, applied)
             metrics.CHILDREN_APPLIED.labels(kind, cause.value).inc()
             result.causes[f"{kind} {name}"] = cause
             if kind == "Deployment":

@@ -201,10 +201,10 @@ class SupportAgentController(Controller):
                     return
                 if e.namespace_terminating:
                     return  # the namespace and everything in it are going away
-                if e.transient:
-                    raise
+                # Never silent: a quota, an admission policy, an invalid object or a server
+                # error (a full service IP range answers 500) shows in the status at once.
                 failure = e
-                accepted = Verdict.false(Reason.APPLY_FAILED, e.message)
+                accepted = Verdict.false(Reason.APPLY_FAILED, _refusal(e))
             else:
                 deployment = applied.deployment
                 accepted = Verdict.true(
@@ -242,3 +242,9 @@ class SupportAgentController(Controller):
                 note = supportagent_events.condition_change(before, cond)
                 if note is not None:
                     self.event(body, note.type, note.reason, note.message)
+
+
+def _refusal(error: ApiError) -> str:
+    """What the API server refused and why, for the Accepted condition and its Warning Event."""
+    subject = f"{error.subject}: " if error.subject else ""
+    return f"{subject}the API server refused it ({error.status} {error.reason}): {error.message}; retrying"
