@@ -18,6 +18,7 @@ from kubernetes import client
 
 from tests.harness import wait_for
 from tests.integration.operator_harness import Agents, condition
+from tests.integration.test_supportagent_operator import _table
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,11 @@ def _refused_then_recovers(
     message = condition(agent, "Accepted")["message"]
     assert message.startswith(f"{what}: the API server refused it") and because in message, message
     assert condition(agent, "Ready")["status"] == "False"
+    # `kubectl get sagent` says it too: the Applied column.
+    table = _table(agents.api.api_client, namespace)
+    names = [c["name"] for c in table["columnDefinitions"]]
+    [row] = [r["cells"] for r in table["rows"] if r["cells"][0] == "billing"]
+    assert row[names.index("Applied")] == "ApplyFailed"
     wait_for(
         "a Warning Event naming the refused child",
         lambda: any(w.startswith("ApplyFailed: " + what) for w in _warnings(core_v1, namespace, "billing")),

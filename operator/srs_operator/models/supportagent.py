@@ -563,6 +563,11 @@ SUPPORT_AGENT: Final = CustomResourceKind(
         PrinterColumn("Model", ".status.model", description="LLM model (defaults applied)"),
         PrinterColumn("Ready", ".status.ready", description="Ready pods / desired"),
         PrinterColumn("Status", '.status.conditions[?(@.type=="Ready")].reason', description="Why (not) Ready"),
+        PrinterColumn(
+            "Applied",
+            '.status.conditions[?(@.type=="Accepted")].reason',
+            description="Applied, or why the spec could not be (e.g. ApplyFailed: the API server refused a child)",
+        ),
         PrinterColumn("Input", ".spec.inputTopic", description="Input topic", priority=1),
         PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
     ),
