@@ -483,7 +483,7 @@ class TransactionalCommitter:
         if self._renewals >= _MAX_RENEWALS:
             self._on_fatal(f"the transactional producer was replaced {_MAX_RENEWALS} times without a commit")
             return False
-        log.warning("starting a new transactional producer; held records are redone",
+        log.warning("starting a new transactional producer; held records not yet committed are redone",
                     extra={"held": self.held, "renewal": self._renewals + 1})  # fmt: skip
         self._forget_open()
         try:
@@ -532,12 +532,19 @@ class TransactionalCommitter:
             async with asyncio.timeout_at(deadline):
                 return await asyncio.shield(result)
         except TimeoutError:
+            # Left behind: should it ever return, nobody waits for its outcome any more.
+            result.add_done_callback(_outcome_dropped)
             raise _Stalled(f"{name} blocked for {_STALL_FACTOR * self._call_timeout_s:.0f} s") from None
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout_at(deadline):
                     await result
             raise
+
+
+def _outcome_dropped(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: asyncio would otherwise log it as never retrieved
 
 
 def _kafka_error(exception: KafkaException) -> KafkaError | None:
