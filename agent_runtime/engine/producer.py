@@ -169,20 +169,25 @@ class OutputProducer:
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
 
     def _on_error(self, error: KafkaError) -> None:
-        if self._transactional and error.fatal():
+        if error.fatal():
+            self._fatal(error.name())
+        else:
+            log.warning("producer error", extra={"error": error.name(), "detail": error.str()})
+
+    def _fatal(self, name: str) -> None:
+        """A fatal error, from error_cb or raised by poll() (both may report the same one)."""
+        if self._transactional:
             # Typically the coordinator aborted a transaction that outlived transaction.timeout.ms
             # (a broker outage, a stalled process) and fenced this producer: a new one takes over
             # (init_transactions starts clean), and nothing committed is lost or repeated.
-            log.warning("the transactional producer cannot go on; a new one takes over",
-                        extra={"error": error.name()})  # fmt: skip
+            if not self.ended:
+                log.warning("the transactional producer cannot go on; a new one takes over", extra={"error": name})
             self.ended = True
-        elif error.fatal():
+        else:
             # An idempotent producer that hit a fatal error cannot guarantee order or
             # no-loss any more; stop, and let the next process resume from committed offsets.
-            log.error("fatal producer error", extra={"error": error.name()})
-            self._on_fatal(f"fatal producer error: {error.name()}")
-        else:
-            log.warning("producer error", extra={"error": error.name(), "detail": error.str()})
+            log.error("fatal producer error", extra={"error": name})
+            self._on_fatal(f"fatal producer error: {name}")
 
     def _produced_counter(self, topic: str) -> Any:
         counter = self._produced_by_topic.get(topic)
@@ -256,7 +261,8 @@ class OutputProducer:
             # Also completes (or aborts) the old producer's last transaction at the coordinator.
             self._starting.init_transactions(timeout_s)
         except KafkaException as e:
-            if not _retriable(e):
+            error = kafka_error(e)
+            if error is None or not error.retriable():
                 self._retired.append(self._starting)
                 self._starting = None
             raise  # retriable (timed out): the next call resumes it
@@ -277,11 +283,8 @@ class OutputProducer:
         except KafkaException as e:
             # poll() raises a fatal error (after error_cb saw it): uncaught, it would end the
             # poller, and no delivery report would be served again.
-            if not self._transactional:
-                self._on_fatal(f"fatal producer error: {e}")
-            elif not self.ended:
-                log.warning("the transactional producer cannot go on; a new one takes over", extra={"error": str(e)})
-                self.ended = True
+            error = kafka_error(e)
+            self._fatal(error.name() if error is not None else str(e))
         if self._acknowledged:
             # Counted per poll, not per record: a metric update costs a lock.
             for topic, count in self._acknowledged.items():
@@ -303,6 +306,7 @@ class OutputProducer:
         return len(self._producer)
 
 
-def _retriable(exception: KafkaException) -> bool:
-    error = exception.args[0] if exception.args else None
-    return isinstance(error, KafkaError) and error.retriable()
+def kafka_error(exception: KafkaException) -> KafkaError | None:
+    """The KafkaError a KafkaException carries (None if it carries none)."""
+    argument = exception.args[0] if exception.args else None
+    return argument if isinstance(argument, KafkaError) else None

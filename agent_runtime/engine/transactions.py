@@ -44,14 +44,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from agent_runtime import metrics
 from agent_runtime.engine.consumer import PartitionId
 from agent_runtime.engine.deliveries import with_trace
 from agent_runtime.engine.draining import resume_position
 from agent_runtime.engine.ledger import CrashLedger
-from agent_runtime.engine.producer import OnDelivery
+from agent_runtime.engine.producer import OnDelivery, kafka_error
 from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.engine.work import Partition, State, Work
 from srs_contracts.backoff import Backoff
@@ -362,17 +362,17 @@ class TransactionalCommitter:
             self._end(f"{e} (a librdkafka hang)")
             return self._failed()
         except KafkaException as e:
-            kafka_error = _kafka_error(e)
-            if kafka_error is not None and kafka_error.fatal():
+            cause = kafka_error(e)
+            if cause is not None and cause.fatal():
                 # Fenced (the coordinator aborted a transaction that outlived its timeout, or
                 # another process took this transactional.id): a new producer redoes it all.
-                self._end(kafka_error.name())
-            elif kafka_error is not None and kafka_error.retriable():
+                self._end(cause.name())
+            elif cause is not None and cause.retriable():
                 # Timed out every time: whether it committed is unknown (an abort now could
                 # fail, or race the commit). A new producer settles it at the coordinator.
-                self._end(f"commit_transaction: {kafka_error.name()}, outcome unknown")
+                self._end(f"commit_transaction: {cause.name()}, outcome unknown")
             else:
-                await self._abort(kafka_error.name() if kafka_error is not None else str(e), len(positions))
+                await self._abort(cause.name() if cause is not None else str(e), len(positions))
             return self._failed()
         self._commit_latency.observe(time.monotonic() - started)
         self._transactions.inc()
@@ -458,8 +458,8 @@ class TransactionalCommitter:
                 self._end(f"{e} (a librdkafka hang)")
                 return
             except KafkaException as e:
-                kafka_error = _kafka_error(e)
-                if kafka_error is not None and kafka_error.retriable() and attempt < _CALL_TRIES:
+                error = kafka_error(e)
+                if error is not None and error.retriable() and attempt < _CALL_TRIES:
                     continue  # timed out: librdkafka resumes the abort when asked again
                 # Still pending, or refused: the producer is in a state only a new one clears.
                 self._end(f"abort_transaction: {e}")
@@ -506,8 +506,8 @@ class TransactionalCommitter:
                 await self._blocking(self._sink.commit_transaction, offsets, group_metadata, self._call_timeout_s)
                 return
             except KafkaException as e:
-                kafka_error = _kafka_error(e)
-                if kafka_error is None or not kafka_error.retriable() or attempt == _CALL_TRIES:
+                error = kafka_error(e)
+                if error is None or not error.retriable() or attempt == _CALL_TRIES:
                     raise
 
     async def _blocking(self, call: Callable[..., _T], *args: Any) -> _T:
@@ -545,8 +545,3 @@ class TransactionalCommitter:
 def _outcome_dropped(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()  # retrieved: asyncio would otherwise log it as never retrieved
-
-
-def _kafka_error(exception: KafkaException) -> KafkaError | None:
-    argument = exception.args[0] if exception.args else None
-    return argument if isinstance(argument, KafkaError) else None
