@@ -154,15 +154,13 @@ class AgentHandler:
         *,
         triage: TriageRole | None = None,
         specialist: SpecialistRole | None = None,
-        customers: CustomerLookup | None = None,
-        fallback: Provider | None = None,
+        clients: Sequence[Provider | CustomerLookup | None] = (),
     ) -> None:
         self._config = config
-        self._provider = provider
-        self._fallback = fallback
         self._triage = triage
         self._specialist = specialist
-        self._customers = customers
+        #: What :meth:`aclose` closes: the provider, then any fallback model or customer lookup.
+        self._clients = [provider, *(c for c in clients if c is not None)]
         self._agent = AgentInfo(name=config.name, role=config.role.value, provider=provider.name, model=provider.model)
         # Bound once (the per-ticket path only increments); a triage agent routes or hands to
         # people, a specialist resolves or hands to people.
@@ -327,12 +325,9 @@ class AgentHandler:
         return [(self._config.specialist.output_topic, EventType.TICKET_RESOLVED, event)]
 
     async def aclose(self) -> None:
-        """Close the provider's and the customer lookup's clients."""
-        await self._provider.aclose()
-        if self._fallback is not None:
-            await self._fallback.aclose()
-        if self._customers is not None:
-            await self._customers.aclose()
+        """Close the provider's, the fallback model's and the customer lookup's clients."""
+        for c in self._clients:
+            await c.aclose()
 
 
 def build_handler(
@@ -369,7 +364,7 @@ def build_handler(
         if customers is None and config.enrichment is not None:
             customers = CustomerLookup(config.enrichment, agent=config.name)
         role = TriageRole(config.triage, provider, agent=config.name, customers=customers, fallback=fallback)
-        return AgentHandler(config, provider, triage=role, customers=customers, fallback=fallback)
+        return AgentHandler(config, provider, triage=role, clients=(fallback, customers))
     assert config.specialist is not None  # AgentConfig guarantees it
     specialist = SpecialistRole(config.specialist, config.guardrails, provider, agent=config.name)
-    return AgentHandler(config, provider, specialist=specialist, customers=customers)
+    return AgentHandler(config, provider, specialist=specialist, clients=(customers,))

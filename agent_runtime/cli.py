@@ -1,4 +1,7 @@
-"""``srs agent --config FILE``: run one agent process."""
+"""Run one agent: read the runtime config (as the operator renders it), consume its input topic,
+handle each record with the agent's role and model, produce the results. Kafka client settings
+come from KAFKA_* environment variables (KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL,
+...). SIGTERM drains in-flight work, commits and exits 0."""
 
 from __future__ import annotations
 
@@ -34,16 +37,7 @@ def register(sub: Any) -> None:
     """Add ``srs agent`` to the ``srs`` parser's subcommands."""
     from agent_runtime.app import DEFAULT_HANDLER_FACTORY
 
-    agent = sub.add_parser(
-        "agent",
-        help="run one agent process (consume, handle, produce)",
-        description=(
-            "Run one agent: read the runtime config (as the operator renders it), consume its input "
-            "topic, handle each record with the agent's role and model, produce the results. Kafka "
-            "client settings come from KAFKA_* environment variables (KAFKA_BOOTSTRAP_SERVERS, "
-            "KAFKA_SECURITY_PROTOCOL, ...). SIGTERM drains in-flight work, commits and exits 0."
-        ),
-    )
+    agent = sub.add_parser("agent", help="run one agent process (consume, handle, produce)", description=__doc__)
     agent.add_argument("--config", required=True, metavar="FILE", help="the runtime config (agent.yaml)")
     agent.add_argument(
         "--grace-period",

@@ -1,4 +1,8 @@
-"""``srs dev``: the local stack's subcommand."""
+"""Run a real Apache Kafka broker (KRaft) and a real Kubernetes control plane (etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler, kwok fake node) on loopback. The
+first `up` fetches Kafka from Maven Central and builds Kubernetes from Go sources (~6-10 min
+on 2 cores), cached in $SRS_CACHE_DIR (default ~/.cache/srs); later runs start in seconds.
+State and logs go to $SRS_DEVSTACK_DIR (default ./.devstack)."""
 
 from __future__ import annotations
 
@@ -9,49 +13,39 @@ from typing import Any
 
 def _run(args: argparse.Namespace) -> int:
     from devstack import observability, stack
+    from devstack.reporting import run_reporting
     from devstack.settings import default_paths
 
-    try:
+    def say(message: str) -> None:
+        print(f"srs dev: {message}", file=sys.stderr)
+
+    def work() -> int:
         if args.action == "up":
             stack.up()
             if args.observability:
-                endpoints = observability.start(
-                    default_paths(), lambda m: print(f"srs dev: {m}", file=sys.stderr), stack
+                endpoints = observability.start(default_paths(), say, stack)
+                say(
+                    f"Prometheus {endpoints.prometheus_url} (srs alert rules loaded; it scrapes the agents and the "
+                    "demo's operator)"
                 )
-                print(
-                    f"srs dev: Prometheus {endpoints.prometheus_url} (srs alert rules loaded; it scrapes the agents "
-                    f"and the demo's operator)\nsrs dev: Jaeger {endpoints.traces_url} (OTLP in at "
-                    f"{endpoints.otlp_endpoint})\nsrs dev: exported in .devstack/env as SRS_PROMETHEUS_URL and "
-                    "SRS_TRACES_URL",
-                    file=sys.stderr,
-                )
+                say(f"Jaeger {endpoints.traces_url} (OTLP in at {endpoints.otlp_endpoint})")
+                say("exported in .devstack/env as SRS_PROMETHEUS_URL and SRS_TRACES_URL")
         elif args.action == "down":
             stack.down()
         elif args.action == "reset":
             stack.reset()
         else:
             return 0 if stack.status() else 1
-    except stack.PrerequisiteMissing as e:
-        print(f"srs dev: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:  # ObservabilityUnavailable too
-        print(f"srs dev: {e}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    # RuntimeError covers ObservabilityUnavailable too.
+    return run_reporting("srs dev", work, {stack.PrerequisiteMissing: 2, RuntimeError: 1})
 
 
 def register(sub: Any) -> None:
     """Add ``srs dev`` to the ``srs`` parser's subcommands."""
     dev = sub.add_parser(
-        "dev",
-        help="the local stack: Kafka + a Kubernetes control plane on loopback",
-        description=(
-            "Run a real Apache Kafka broker (KRaft) and a real Kubernetes control plane (etcd, "
-            "kube-apiserver, kube-controller-manager, kube-scheduler, kwok fake node) on loopback. "
-            "The first `up` fetches Kafka from Maven Central and builds Kubernetes from Go sources "
-            "(~6-10 min on 2 cores), cached in $SRS_CACHE_DIR (default ~/.cache/srs); later runs "
-            "start in seconds. State and logs go to $SRS_DEVSTACK_DIR (default ./.devstack)."
-        ),
+        "dev", help="the local stack: Kafka + a Kubernetes control plane on loopback", description=__doc__
     )
     dev.add_argument(
         "action",

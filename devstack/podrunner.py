@@ -99,31 +99,23 @@ def _key(pod: Pod) -> str:
     return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
 
+@dataclass
 class PodRunner:
     """Runs a process for every Ready agent pod on the fake node."""
 
-    def __init__(
-        self,
-        api: client.CoreV1Api,
-        workroot: Path,
-        logdir: Path,
-        selector: str = DEFAULT_SELECTOR,
-        node_name: str = settings.NODE_NAME,
-        base_env: Mapping[str, str] | None = None,
-        exclude_namespaces: Sequence[str] = (),
-        targets_dir: Path | None = None,
-    ) -> None:
-        self.api = api
-        self.workroot = workroot
-        self.logdir = logdir
-        self.selector = selector
-        self.node_name = node_name
-        self.base_env = dict(base_env if base_env is not None else os.environ)
-        self.exclude_namespaces = list(exclude_namespaces)
-        self.processes: dict[str, PodProcess] = {}
-        self._ports: dict[Path, int | None] = {}
-        #: Where each running agent is listed for Prometheus (``file_sd``), None: nowhere.
-        self.targets_dir = targets_dir
+    api: client.CoreV1Api
+    workroot: Path
+    logdir: Path
+    selector: str = DEFAULT_SELECTOR
+    node_name: str = settings.NODE_NAME
+    #: The environment every agent process starts from (default: this process's).
+    base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: fnmatch patterns of namespaces whose pods are left alone.
+    exclude_namespaces: Sequence[str] = ()
+    #: Where each running agent is listed for Prometheus (``file_sd``), None: nowhere.
+    targets_dir: Path | None = None
+    processes: dict[str, PodProcess] = field(default_factory=dict, init=False)
+    _ports: dict[Path, int | None] = field(default_factory=dict, init=False, repr=False)
 
     # -- the loop ---------------------------------------------------------------------
 

@@ -48,13 +48,13 @@ class DeadLetterWriter:
         self,
         settings: EngineSettings,
         sink: OutputSink,
-        backoff: Backoff,
         done: Callable[[Work], None],
         hold: Callable[[Work, Sequence[OutputRecord]], None] | None = None,
     ) -> None:
         self._settings = settings
         self._sink = sink
-        self._backoff = backoff
+        # The same schedule as the dispatcher's retries, from the same settings.
+        self._backoff = Backoff(settings.initial_backoff_s, settings.max_backoff_s)
         self._done = done
         self._hold = hold
         #: Dead letters that failed ``dead_letter_attempts`` times and are still not written.

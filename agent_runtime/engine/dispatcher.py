@@ -163,7 +163,7 @@ class Dispatcher:
                 committed=self._committed, redo=self._redo, on_fatal=on_fatal,
             )  # fmt: skip
         self._dead_letters = DeadLetterWriter(
-            settings, sink, self._backoff, self._done, hold=self._hold if self._committer is not None else None
+            settings, sink, self._done, hold=self._hold if self._committer is not None else None
         )
 
     # -- life cycle and observations --------------------------------------------------------

@@ -17,7 +17,7 @@ outcome says which stage decided, and the ``srs_agent_triage_stage`` and
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal
 
 from agent_runtime.metrics import LLM_CALLS_SAVED, ROUTED, TRIAGE_STAGE
@@ -74,54 +74,51 @@ def needs_fallback(decision: TriageDecision, config: TriageConfig) -> bool:
     return decision.type is None or decision.confidence < config.confidence_threshold
 
 
+@dataclass
 class TriageRole:
     """Classify (and enrich) one ticket at a time; many may be in flight at once."""
 
-    def __init__(
-        self,
-        config: TriageConfig,
-        provider: Provider,
-        *,
-        agent: str,
-        customers: CustomerLookup | None = None,
-        fallback: Provider | None = None,
-    ) -> None:
-        self._config = config
-        self._provider = provider
-        self._agent = agent
-        self._customers = customers
-        self._fallback = fallback
-        threshold = config.fallback_threshold
+    config: TriageConfig
+    provider: Provider
+    _: KW_ONLY
+    #: The agent's name, for the metrics' ``agent`` label.
+    agent: str
+    customers: CustomerLookup | None = None
+    #: The second model of the cascade: asked when the first is not sure.
+    fallback: Provider | None = None
+
+    def __post_init__(self) -> None:
+        threshold = self.config.fallback_threshold
         self._fallback_config = (
-            config if threshold is None else config.model_copy(update={"confidence_threshold": threshold})
+            self.config if threshold is None else self.config.model_copy(update={"confidence_threshold": threshold})
         )
 
     async def triage(self, ticket: Ticket) -> TriageOutcome:
         """Classify ``ticket`` and decide its route; provider errors propagate (the engine retries)."""
-        if self._customers is not None:
+        if self.customers is not None:
             # The lookup runs while the model thinks; it never fails (it degrades to None).
             decision, customer = await asyncio.gather(
-                self._provider.classify(ticket), self._customers.lookup(ticket.customer_id)
+                self.provider.classify(ticket), self.customers.lookup(ticket.customer_id)
             )
         else:
-            decision, customer = await self._provider.classify(ticket), None
-        if self._fallback is None:
-            routing = route_decision(decision, self._config)
-            ROUTED.labels(agent=self._agent, type=decision.type_name, route=routing.route).inc()
+            decision, customer = await self.provider.classify(ticket), None
+        if self.fallback is None:
+            routing = route_decision(decision, self.config)
+            ROUTED.labels(agent=self.agent, type=decision.type_name, route=routing.route).inc()
             return TriageOutcome(decision=decision, routing=routing, customer=customer)
-        return await self._cascade(ticket, decision, customer, self._fallback)
+        return await self._cascade(ticket, decision, customer, self.fallback)
 
     async def _cascade(
         self, ticket: Ticket, first: TriageDecision, customer: dict[str, Any] | None, fallback: Provider
     ) -> TriageOutcome:
-        primary_by = f"{self._provider.name}/{self._provider.model}"
-        if not needs_fallback(first, self._config):
-            routing = route_decision(first, self._config)
-            TRIAGE_STAGE.labels(agent=self._agent, stage="primary", outcome="decided").inc()
-            LLM_CALLS_SAVED.labels(agent=self._agent).inc()
-            ROUTED.labels(agent=self._agent, type=first.type_name, route=routing.route).inc()
+        primary_by = f"{self.provider.name}/{self.provider.model}"
+        if not needs_fallback(first, self.config):
+            routing = route_decision(first, self.config)
+            TRIAGE_STAGE.labels(agent=self.agent, stage="primary", outcome="decided").inc()
+            LLM_CALLS_SAVED.labels(agent=self.agent).inc()
+            ROUTED.labels(agent=self.agent, type=first.type_name, route=routing.route).inc()
             return TriageOutcome(first, routing, customer, stage="primary", decided_by=primary_by)
-        TRIAGE_STAGE.labels(agent=self._agent, stage="primary", outcome="escalated").inc()
+        TRIAGE_STAGE.labels(agent=self.agent, stage="primary", outcome="escalated").inc()
         second = await fallback.classify(ticket)
         routing = route_decision(second, self._fallback_config)
         if routing.route == "human" and (
@@ -132,12 +129,12 @@ class TriageRole:
                 routing.topic,
                 f"neither model is sure: {primary_by} {_said(first)}, "
                 f"{fallback.name}/{fallback.model} {_said(second)} "
-                f"(thresholds {self._config.confidence_threshold:.2f} and "
+                f"(thresholds {self.config.confidence_threshold:.2f} and "
                 f"{self._fallback_config.confidence_threshold:.2f})",
             )
         outcome = "decided" if routing.route == "specialist" else "escalated"
-        TRIAGE_STAGE.labels(agent=self._agent, stage="fallback", outcome=outcome).inc()
-        ROUTED.labels(agent=self._agent, type=second.type_name, route=routing.route).inc()
+        TRIAGE_STAGE.labels(agent=self.agent, stage="fallback", outcome=outcome).inc()
+        ROUTED.labels(agent=self.agent, type=second.type_name, route=routing.route).inc()
         return TriageOutcome(
             second, routing, customer, stage="fallback", decided_by=f"{fallback.name}/{fallback.model}"
         )

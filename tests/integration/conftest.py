@@ -25,7 +25,7 @@ import yaml
 from kubernetes import client
 
 from tests.harness import TEST_NAMESPACE_LABEL, Infra, fresh_namespace, kubeconfig_for_token, wait_for
-from tests.integration.operator_harness import NAMESPACE_PREFIX, OperatorIdentity
+from tests.integration.operator_harness import NAMESPACE_PREFIX, Agents, OperatorIdentity
 from tests.integration.operator_process import ROOT, OperatorProcess, run_operator
 from tests.integration.tickettopic_support import TOPIC_OPERATOR_ENV, TicketTopics
 
@@ -159,6 +159,12 @@ def agent_namespace(
             srs_operator.assert_alive()
         finally:
             print(f"--- operator log (tail) ---\n{srs_operator.log_tail()}")
+
+
+@pytest.fixture
+def agents(api_client: client.ApiClient, agent_namespace: str) -> Agents:
+    """SupportAgents in the test's fresh namespace (``agents.namespace``), through the admin client."""
+    return Agents(api_client, agent_namespace)
 
 
 @pytest.fixture

@@ -56,12 +56,11 @@ class ReadyAgent:
 
 
 @pytest.fixture
-def billing(api_client: client.ApiClient, core_v1: client.CoreV1Api, agent_namespace: str) -> ReadyAgent:
+def billing(agents: Agents, core_v1: client.CoreV1Api) -> ReadyAgent:
     """The ``billing`` specialist with its API key Secret, created and Ready."""
-    agents = Agents(api_client, agent_namespace)
-    _secret(core_v1, agent_namespace)
+    _secret(core_v1, agents.namespace)
     agents.create("billing", SPECIALIST)
-    return ReadyAgent(agent_namespace, agents, agents.wait_ready("billing"))
+    return ReadyAgent(agents.namespace, agents, agents.wait_ready("billing"))
 
 
 def _pod_hash(apps_v1: client.AppsV1Api, namespace: str, name: str) -> str:
@@ -185,7 +184,6 @@ def test_scaling_through_the_scale_subresource_gives_three_ready_pods(
 
 
 def test_a_spec_edit_rolls_the_pods(
-    api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
     billing: ReadyAgent,
@@ -204,7 +202,6 @@ def test_a_spec_edit_rolls_the_pods(
 
 
 def test_a_change_to_a_referenced_secret_rolls_the_pods(
-    api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
     billing: ReadyAgent,
@@ -229,12 +226,10 @@ def test_a_change_to_a_referenced_secret_rolls_the_pods(
 
 
 def test_a_missing_secret_is_reported_and_its_arrival_heals_the_agent(
-    api_client: client.ApiClient,
+    agents: Agents,
     core_v1: client.CoreV1Api,
-    agent_namespace: str,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
+    ns = agents.namespace
     agents.create("billing", SPECIALIST)
     agent = agents.wait_condition("billing", "Ready", "False", reason="SecretNotFound")
     assert "Secret llm" in condition(agent, "Ready")["message"]
@@ -245,7 +240,6 @@ def test_a_missing_secret_is_reported_and_its_arrival_heals_the_agent(
 
 
 def test_hand_edits_of_owned_objects_are_reverted(
-    api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
     billing: ReadyAgent,
@@ -278,7 +272,6 @@ def test_hand_edits_of_owned_objects_are_reverted(
 
 
 def test_deleting_the_agent_removes_its_children(
-    api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
     billing: ReadyAgent,
@@ -312,13 +305,12 @@ def _versions(
 
 def test_steady_state_is_silent(
     api_client: client.ApiClient,
+    agents: Agents,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,
     srs_operator: OperatorProcess,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
+    ns = agents.namespace
     _secret(core_v1, ns)
     # An empty env value is stored without its value by the API server (omitempty): it
     # must still compare equal, or every resync re-applies the Deployment.
@@ -364,13 +356,11 @@ def test_steady_state_is_silent(
 
 
 def test_replicas_owned_by_an_external_autoscaler_are_left_alone(
-    api_client: client.ApiClient,
+    agents: Agents,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
+    ns = agents.namespace
     _secret(core_v1, ns)
     agents.create("billing", {**SPECIALIST, "autoscaling": {"externallyManaged": True}})
     agents.wait_ready("billing")
@@ -395,11 +385,10 @@ def _topic(api_client: client.ApiClient, ns: str, name: str, topic: str) -> None
 
 def test_topics_ready_follows_the_ticket_topics_of_every_topic_the_agent_uses(
     api_client: client.ApiClient,
+    agents: Agents,
     kafka_admin: AdminClient,
-    agent_namespace: str,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
+    ns = agents.namespace
     run = uuid.uuid4().hex[:8]
     topics = {role: f"sa-{run}.{role}" for role in ("in", "out", "human", "dlq")}
     spec = {
@@ -429,13 +418,11 @@ def test_topics_ready_follows_the_ticket_topics_of_every_topic_the_agent_uses(
 
 
 def test_a_prompt_from_a_config_map_is_rendered_and_its_edits_roll_the_pods(
-    api_client: client.ApiClient,
+    agents: Agents,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
+    ns = agents.namespace
     spec = {
         **SPECIALIST,
         "model": {"provider": "offline"},
@@ -464,11 +451,10 @@ def test_a_prompt_from_a_config_map_is_rendered_and_its_edits_roll_the_pods(
 
 
 def test_a_name_taken_by_someone_elses_object_is_a_conflict_not_a_takeover(
-    api_client: client.ApiClient,
+    agents: Agents,
     core_v1: client.CoreV1Api,
-    agent_namespace: str,
 ) -> None:
-    ns = agent_namespace
+    ns = agents.namespace
     core_v1.create_namespaced_service(
         ns,
         client.V1Service(
@@ -476,7 +462,6 @@ def test_a_name_taken_by_someone_elses_object_is_a_conflict_not_a_takeover(
             spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)], selector={"app": "web"}),
         ),
     )
-    agents = Agents(api_client, ns)
     agents.create("billing", {**SPECIALIST, "model": {"provider": "offline"}})
     agent = agents.wait_condition("billing", "Accepted", "False", reason="NameConflict")
     assert (
@@ -523,13 +508,11 @@ def test_the_operator_identity_is_least_privilege(
 
 
 def test_a_trained_offline_model_is_mounted_and_a_retrained_one_rolls_the_pods(
-    api_client: client.ApiClient,
+    agents: Agents,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    agent_namespace: str,
 ) -> None:
-    ns = agent_namespace
-    agents = Agents(api_client, ns)
+    ns = agents.namespace
     spec = {
         "role": "triage",
         "inputTopic": "ticket.events",

@@ -13,14 +13,14 @@ import time
 
 import pytest
 
-from agent_runtime.providers import IncompleteDraftError, build_provider, usage
+from agent_runtime.providers import IncompleteDraftError, usage
 from agent_runtime.providers.base import DraftRequest
 from agent_runtime.providers.openai_api import RETRY_TEMPERATURE, OpenAICompatibleProvider
 from agent_runtime.providers.quality import Attempts, classification_problem, draft_problem, repeats_itself
 from agent_runtime.tickets import Ticket, TriageDecision
-from srs_contracts.agent_config import ModelConfig, Priority, TicketType
+from srs_contracts.agent_config import Priority, TicketType
 from tests.unit.agent_fixtures import metric
-from tests.unit.wire_doubles import Reply, WireServer, openai_completion
+from tests.unit.wire_doubles import Reply, WireServer, openai_compatible, openai_completion
 
 pytestmark = pytest.mark.unit
 
@@ -32,13 +32,7 @@ LOOP = "Thank you for contacting us about your invoice. " * 12
 
 
 def provider(server: WireServer, agent: str, **model: object) -> OpenAICompatibleProvider:
-    config = ModelConfig.model_validate(
-        {"provider": "openai", "name": "gemma3-270m", "base_url": f"{server.url}/v1", "timeout_seconds": 10,
-         "max_retries": 0, **model}
-    )  # fmt: skip
-    built = build_provider(config, agent=agent)
-    assert isinstance(built, OpenAICompatibleProvider)
-    return built
+    return openai_compatible(server, agent, **{"name": "gemma3-270m", "timeout_seconds": 10, "max_retries": 0, **model})
 
 
 def draft(p: OpenAICompatibleProvider) -> str:

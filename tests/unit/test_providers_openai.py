@@ -14,7 +14,7 @@ from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import Ticket, TriageDecision
 from srs_contracts.agent_config import ModelConfig, Priority, TicketType
 from tests.unit.agent_fixtures import classify_once, metric
-from tests.unit.wire_doubles import Reply, WireServer, openai_completion, openai_error
+from tests.unit.wire_doubles import Reply, WireServer, openai_compatible, openai_completion, openai_error
 
 pytestmark = pytest.mark.unit
 
@@ -25,13 +25,7 @@ GOOD = {"type": "technical", "priority": "high", "confidence": 0.88, "reasoning"
 
 
 def provider(server: WireServer, agent: str, name: str = "openai", **model: object) -> OpenAICompatibleProvider:
-    config = ModelConfig.model_validate(
-        {"provider": name, "name": "llama3.1", "base_url": f"{server.url}/v1", "timeout_seconds": 5,
-         "max_retries": 2, **model}
-    )  # fmt: skip
-    built = build_provider(config, agent=agent)
-    assert isinstance(built, OpenAICompatibleProvider)
-    return built
+    return openai_compatible(server, agent, provider=name, **model)
 
 
 def classify(p: OpenAICompatibleProvider) -> TriageDecision:

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from agent_runtime.providers import build_provider
+from agent_runtime.providers.openai_api import OpenAICompatibleProvider
+from srs_contracts.agent_config import ModelConfig
+
 
 @dataclass
 class Reply:
@@ -217,3 +221,15 @@ def converse_tool_use(tool_input: dict[str, Any], name: str = "record_triage") -
 def bedrock_error(code: str, message: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The body and headers of a Bedrock error (rest-json: the type travels in a header)."""
     return {"message": message}, {"x-amzn-errortype": f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/"}
+
+
+def openai_compatible(server: WireServer, agent: str, **model: Any) -> OpenAICompatibleProvider:
+    """The ``openai`` provider (or ``provider="ollama"``) built from a model config, as an agent
+    builds it, pointed at ``server``; ``model`` overrides the config's fields."""
+    config = ModelConfig.model_validate(
+        {"provider": "openai", "name": "llama3.1", "base_url": f"{server.url}/v1", "timeout_seconds": 5,
+         "max_retries": 2, **model}
+    )  # fmt: skip
+    built = build_provider(config, agent=agent)
+    assert isinstance(built, OpenAICompatibleProvider)
+    return built

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
@@ -72,23 +73,27 @@ class _Namespace:
         self.task: asyncio.Task[None] | None = None
 
 
+@dataclass(frozen=True)
+class WatchTimings:
+    """How the Secrets watches pace themselves."""
+
+    #: Length of one watch request (the server ends it; the loop starts the next).
+    watch_seconds: int = 300
+    #: Wait before asking again in a namespace whose Secrets the operator may not read.
+    retry_forbidden: float = 30.0
+    #: How long a first use of a namespace waits for its first list.
+    first_list_timeout: float = 30.0
+
+
 class SecretVersions:
     """Metadata of Secrets, per namespace, kept current by watches."""
 
     def __init__(
-        self,
-        kube: KubeClient,
-        on_change: Callable[[str, str | None], None],
-        *,
-        watch_seconds: int = 300,
-        retry_forbidden: float = 30.0,
-        first_list_timeout: float = 30.0,
+        self, kube: KubeClient, on_change: Callable[[str, str | None], None], timings: WatchTimings = WatchTimings()
     ) -> None:
         self._kube = kube
         self._on_change = on_change
-        self._watch_seconds = watch_seconds
-        self._retry_forbidden = retry_forbidden
-        self._first_list_timeout = first_list_timeout
+        self._timings = timings
         self._namespaces: dict[str, _Namespace] = {}
 
     async def of(self, namespace: str) -> Mapping[str, SecretVersion]:
@@ -99,7 +104,7 @@ class SecretVersions:
             ns = self._namespaces[namespace] = _Namespace()
             ns.task = asyncio.create_task(self._run(namespace, ns), name=f"secrets-watch-{namespace}")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ns.listed.wait(), self._first_list_timeout)
+            await asyncio.wait_for(ns.listed.wait(), self._timings.first_list_timeout)
         if not ns.listed.is_set():
             raise TimeoutError(f"listing the Secrets of namespace {namespace} takes too long")
         if ns.forbidden is not None:
@@ -134,7 +139,7 @@ class SecretVersions:
                     if first:
                         log.warning("%s", ns.forbidden)
                         self._on_change(namespace, None)
-                    await asyncio.sleep(self._retry_forbidden)
+                    await asyncio.sleep(self._timings.retry_forbidden)
                     continue
                 error: Exception = e
             except (aiohttp.ClientError, TimeoutError, ValueError) as e:
@@ -164,10 +169,10 @@ class SecretVersions:
         params = {
             "resourceVersion": version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(self._watch_seconds),
+            "timeoutSeconds": str(self._timings.watch_seconds),
         }
         async for event in self._kube.watch(
-            SECRETS, namespace, params, accept=METADATA, timeout=self._watch_seconds + 30
+            SECRETS, namespace, params, accept=METADATA, timeout=self._timings.watch_seconds + 30
         ):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
