@@ -10,9 +10,10 @@ llama.cpp's ``llama-server`` (built once from the llama.cpp sources that the
 
 Both the binary and the model are cached in ``$SRS_CACHE_DIR`` under a name that carries
 their version *and* a key over every input of the build (the pinned source hash, the build
-script, this machine's CPU flags — the build targets the CPU it runs on), so an edited
-recipe builds afresh instead of reusing a stale binary. State (port, process) lives in
-``.devstack/llm.json``; the log in ``.devstack/logs/llm-server.log``.
+script, the machine's architecture), so an edited recipe builds afresh instead of reusing a
+stale binary. The build targets x86-64-v3 (AVX2, FMA, F16C, BMI2), not this CPU: a binary
+built for ``-march=native`` died with SIGILL on a virtual machine whose CPU advertised AMX.
+State (port, process) lives in ``.devstack/llm.json``; the log in ``.devstack/logs/llm-server.log``.
 """
 
 from __future__ import annotations
@@ -64,15 +65,20 @@ def _short_hash(*parts: bytes | str) -> str:
     return digest.hexdigest()[:12]
 
 
-def _cpu_flags() -> str:
-    # GGML_NATIVE compiles for this CPU; a cache copied to another CPU must not be reused.
+#: What the x86-64-v3 build of llama-server needs of the CPU (``/proc/cpuinfo`` names).
+REQUIRED_CPU_FLAGS: Final = ("avx", "avx2", "fma", "f16c", "bmi2")
+
+
+def missing_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """The instruction sets the server needs that this CPU does not list (none where unknown)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in cpuinfo.read_text().splitlines():
             if line.startswith("flags"):
-                return " ".join(sorted(line.split(":", 1)[1].split()))
+                present = set(line.split(":", 1)[1].split())
+                return [f for f in REQUIRED_CPU_FLAGS if f not in present]
     except OSError:
         pass
-    return platform.processor()
+    return []
 
 
 def server_build_key() -> str:
@@ -82,7 +88,6 @@ def server_build_key() -> str:
         settings.LLAMA_CPP_PYTHON_SDIST_SHA256,
         BUILD_SCRIPT.read_bytes(),
         platform.machine(),
-        _cpu_flags(),
     )
 
 
@@ -252,6 +257,11 @@ def up(
         refresh_env(paths)
         progress(f"already running at {state.base_url} (pid {state.process.pid})")
         return state
+    if platform.machine() == "x86_64" and (missing := missing_cpu_flags()):
+        raise LlmError(
+            f"this CPU lacks {', '.join(missing)}: llama-server is built for x86-64-v3 (AVX2, FMA, F16C, BMI2); "
+            "use a hosted model or an OpenAI-compatible server elsewhere (baseURL)"
+        )
     t0 = time.monotonic()
     binary = ensure_server(paths, progress)
     model = ensure_model(paths, progress)

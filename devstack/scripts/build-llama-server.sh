@@ -28,9 +28,18 @@ echo "$SHA256  $SDIST" | sha256sum --check --quiet - \
 tar -xzf "$SDIST" -C "$WORK" "llama_cpp_python-$VERSION/vendor/llama.cpp"
 SRC=$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp
 
-# GGML_NATIVE (the default) compiles for this machine's CPU: the cache key carries its flags.
-echo "llama-server: configuring (cmake, Release, static, server only)" >&2
-cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+# Not GGML_NATIVE: -march=native compiles in whatever the CPU advertises, and a virtual
+# machine may advertise what it cannot run (seen here: AMX tiles in cpuid, SIGILL at the
+# first `tilezero`). A fixed level instead — x86-64-v3: AVX2, FMA, F16C, BMI2, on every
+# x86-64 server CPU since 2013 — runs the same on the host, in kind's node and on the next
+# machine; devstack/llm.py checks the CPU has it before starting the server.
+CPU_LEVEL=(-DGGML_NATIVE=OFF)
+if [[ $(uname -m) == x86_64 ]]; then
+  CPU_LEVEL+=(-DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+    -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+fi
+echo "llama-server: configuring (cmake, Release, static, server only, $(uname -m)${CPU_LEVEL[1]:+-v3})" >&2
+cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF "${CPU_LEVEL[@]}" \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
   -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
   -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DGGML_CCACHE=OFF >"$WORK/configure.log" 2>&1 \

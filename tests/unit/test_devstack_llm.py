@@ -70,3 +70,23 @@ def test_a_missing_compiler_is_named_in_one_line(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(llm.LlmError, match="cmake, c\\+\\+, make"):
         llm.check_tools()
+
+
+def test_the_server_is_built_for_a_fixed_cpu_level_and_a_cpu_without_it_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # -march=native once compiled AMX tiles in on a VM that advertised them and could not run
+    # them (SIGILL at start-up): the recipe pins the level instead.
+    script = llm.BUILD_SCRIPT.read_text()
+    assert "-DGGML_NATIVE=OFF" in script and "-DGGML_AMX_TILE=OFF" in script and "-DGGML_AVX512=OFF" in script
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx f16c fma bmi2 amx_tile avx512f\n")
+    assert llm.missing_cpu_flags(cpuinfo) == ["avx2"]
+    cpuinfo.write_text("flags\t\t: fpu sse4_2 avx avx2 f16c fma bmi1 bmi2\n")
+    assert llm.missing_cpu_flags(cpuinfo) == []
+
+    monkeypatch.setattr(llm, "missing_cpu_flags", lambda: ["avx2", "fma"])
+    monkeypatch.setattr(llm.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(llm, "running", lambda _paths: None)
+    with pytest.raises(llm.LlmError, match="this CPU lacks avx2, fma: llama-server is built for x86-64-v3"):
+        llm.up(paths(tmp_path))
