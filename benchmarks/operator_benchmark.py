@@ -4,7 +4,7 @@ Two runs, each in fresh namespaces, each with its own ``srs operator`` subproces
 (standalone, watching only ``srs-test-opbench-*``; the demo's operator and pod runner leave
 ``srs-test-*`` namespaces alone, so nothing else reconciles or runs these objects):
 
-1. N SupportAgents + N TicketTopics (default 200 + 200; agent i reads topic i and writes
+1. N SupportAgents + N TicketTopics (default 1,000 + 1,000; agent i reads topic i and writes
    topics i+1, i+2, i+3, so every topic it uses has a TicketTopic). Reported:
    - time from the first apply until every agent and every topic is Ready;
    - p50/p99 from an agent's apply (create returned) to its Deployment being created
@@ -16,8 +16,8 @@ Two runs, each in fresh namespaces, each with its own ``srs operator`` subproces
    - the operator's peak RSS (``VmHWM``).
 2. TicketTopics only (default 1,000): time until all are Ready.
 
-Targets (issue 3): 200 + 200 Ready within 60 s, 1,000 topics within 60 s, 0 idle writes,
-RSS under 200 MB. Progress goes to stderr, figures to stdout.
+Targets: 1,000 + 1,000 Ready within 60 s, 1,000 topics within 60 s, 0 idle writes,
+operator RSS under 250 MB. Progress goes to stderr, figures to stdout.
 
     source .devstack/env
     .venv/bin/python benchmarks/operator_benchmark.py
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak RSS; then a TicketTopic-only run. Needs KUBECONFIG and KAFKA_BOOTSTRAP_SERVERS "
         "(source .devstack/env for the local stack)."
     )
-    parser.add_argument("--agents", type=int, default=200, help="SupportAgents in the first run (default 200)")
+    parser.add_argument("--agents", type=int, default=1000, help="SupportAgents in the first run (default 1000)")
     parser.add_argument("--topics", type=int, default=None, help="TicketTopics in the first run (default: --agents)")
     parser.add_argument("--topic-only", type=int, default=1000, help="TicketTopics in the second run (0 skips it)")
     parser.add_argument("--idle-seconds", type=float, default=60, help="quiet period for counting writes")

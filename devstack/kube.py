@@ -226,7 +226,9 @@ class Rest:
 
 
 def fake_node() -> dict[str, Any]:
-    resources = {"cpu": "64", "memory": "256Gi", "pods": "1100", "ephemeral-storage": "1Ti"}
+    # Room for the operator benchmark's 1,000 agents at their default request (100m, 128Mi)
+    # beside the demo and the tests: kwok runs no container, so capacity costs nothing.
+    resources = {"cpu": "256", "memory": "1Ti", "pods": "2000", "ephemeral-storage": "4Ti"}
     return {
         "apiVersion": "v1",
         "kind": "Node",

@@ -472,6 +472,45 @@ def test_a_name_taken_by_someone_elses_object_is_a_conflict_not_a_takeover(
     assert service.metadata.owner_references is None and service.spec.selector == {"app": "web"}
 
 
+def test_a_service_with_a_cluster_ip_from_an_earlier_srs_is_replaced_by_a_headless_one(
+    agents: Agents,
+    core_v1: client.CoreV1Api,
+) -> None:
+    ns = agents.namespace
+    # What an earlier srs made: the agent's Service with an address from the service range.
+    core_v1.create_namespaced_service(
+        ns,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="billing"),
+            spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=8080)], selector={"app": "billing"}),
+        ),
+    )
+    old = core_v1.read_namespaced_service("billing", ns)
+    assert old.spec.cluster_ip not in (None, "None")
+    agents.create("billing", {**SPECIALIST, "model": {"provider": "offline"}})
+    agent = agents.wait_condition("billing", "Accepted", "False", reason="NameConflict")
+    # It becomes the agent's (as it was under the earlier srs): owned, labelled.
+    core_v1.patch_namespaced_service(
+        "billing",
+        ns,
+        {"metadata": {
+            "labels": {"app.kubernetes.io/managed-by": "srs-operator", "app.kubernetes.io/instance": "billing"},
+            "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "SupportAgent", "name": "billing",
+                                 "uid": agent["metadata"]["uid"], "controller": True}],
+        }},
+    )  # fmt: skip
+    agents.wait_ready("billing")
+
+    def replaced() -> bool:
+        service = core_v1.read_namespaced_service("billing", ns)
+        return service.metadata.uid != old.metadata.uid and service.spec.cluster_ip == "None"
+
+    wait_for("the Service replaced by a headless one", replaced, timeout=30)
+    service = core_v1.read_namespaced_service("billing", ns)
+    assert service.spec.selector["app.kubernetes.io/instance"] == "billing"
+    assert condition(agents.wait_ready("billing"), "Accepted")["reason"] == "Applied"
+
+
 def test_the_operator_identity_is_least_privilege(
     srs_operator: OperatorProcess,
     agent_namespace: str,
@@ -492,6 +531,7 @@ def test_the_operator_identity_is_least_privilege(
         return bool(auth.create_self_subject_access_review(review).status.allowed)
 
     assert allowed("patch", "deployments", "apps")
+    assert allowed("delete", "services")  # only to replace an agent's Service that has a cluster IP
     # Secrets: nothing cluster-wide; only where a namespace's RoleBinding grants it.
     assert not allowed("list", "secrets", namespace="")
     assert not allowed("watch", "secrets", namespace="")

@@ -58,7 +58,7 @@ class FakeCluster:
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         meta["resourceVersion"] = str(next(self.versions))
-        meta.setdefault("uid", f"uid-{obj['kind']}-{meta['name']}")
+        meta.setdefault("uid", f"uid-{obj['kind']}-{meta['name']}-{meta['resourceVersion']}")
         self.objects[(obj["kind"], meta["namespace"], meta["name"])] = obj
         return copy.deepcopy(obj)
 
@@ -72,7 +72,22 @@ class FakeCluster:
         self.writes.append(("apply", obj["kind"]))
         if obj["kind"] in self.refuse:
             raise self.refuse[obj["kind"]]
+        live = self.objects.get((obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]))
+        if obj["kind"] == "Service" and live is not None:
+            # As the API server: a Service's cluster IP is immutable.
+            wanted, current = obj["spec"].get("clusterIP"), live["spec"].get("clusterIP")
+            if wanted is not None and current is not None and wanted != current:
+                raise ApiError(
+                    422, "Invalid", f"Service {obj['metadata']['name']}: spec.clusterIPs: field is immutable"
+                )
         return self.put(dict(obj))
+
+    async def delete(self, rtype: ResourceType, namespace: str | None, name: str, *, uid: str) -> None:
+        self.writes.append(("delete", KINDS[rtype.plural]))
+        key = (KINDS[rtype.plural], namespace or "", name)
+        if key in self.objects and self.objects[key]["metadata"]["uid"] != uid:
+            raise ApiError(409, "Conflict", "precondition failed: uid")
+        self.objects.pop(key, None)
 
     async def patch_status(
         self, rtype: ResourceType, namespace: str, name: str, status: Mapping[str, Any]
@@ -195,6 +210,28 @@ def test_a_hand_edit_of_the_deployment_is_reverted_and_announced() -> None:
     live = cluster.objects[("Deployment", NS, NAME)]
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] != "someone/else:latest"
     assert ("Normal", "DriftReverted") in events.posted
+
+
+def test_a_service_with_a_cluster_ip_is_replaced_by_a_headless_one() -> None:
+    cluster, events = FakeCluster(), FakeEvents()
+    cluster.put(agent(SPECIALIST))
+    reconcile(controller(cluster, events))
+    service = cluster.objects[("Service", NS, NAME)]
+    assert service["spec"]["clusterIP"] == "None"
+    # What an earlier srs left: the same Service with an address (and that version's digest).
+    old = copy.deepcopy(service)
+    old["spec"]["clusterIP"] = "10.0.0.7"
+    old["metadata"]["annotations"] = {**old["metadata"].get("annotations", {}), "srs.dev/applied": "earlier"}
+    old["metadata"].pop("uid")
+    old_uid = cluster.put(old)["metadata"]["uid"]
+    cluster.writes.clear()
+
+    reconcile(controller(cluster, events))
+
+    assert cluster.writes[:2] == [("delete", "Service"), ("apply", "Service")]
+    replaced = cluster.objects[("Service", NS, NAME)]
+    assert replaced["spec"]["clusterIP"] == "None" and replaced["metadata"]["uid"] != old_uid
+    assert condition(cluster, "Accepted")["status"] == "True"
 
 
 def test_an_invalid_spec_is_reported_and_nothing_is_applied() -> None:

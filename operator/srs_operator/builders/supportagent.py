@@ -115,6 +115,8 @@ def _metadata(agent: SupportAgent, name: str) -> dict[str, Any]:
 
 #: The kinds of an agent's children, in apply order.
 CHILD_KINDS: Final = ("ServiceAccount", "ConfigMap", "Service", "Deployment")
+#: ``spec.clusterIP`` of a headless Service.
+HEADLESS: Final = "None"
 
 
 def child_name(agent_name: str, kind: str) -> str:
@@ -293,13 +295,20 @@ def build_config_map(agent: SupportAgent, config: AgentConfig) -> dict[str, Any]
 
 
 def build_service(agent: SupportAgent) -> dict[str, Any]:
-    """Health and metrics endpoint of the pods (``/healthz``, ``/readyz``, ``/metrics``)."""
+    """Health and metrics endpoint of the pods (``/healthz``, ``/readyz``, ``/metrics``).
+
+    Headless: nothing calls an agent through a virtual IP (its work comes from Kafka), and
+    what reads the endpoint — Prometheus' service discovery, a ServiceMonitor, the API
+    server's service proxy — goes to the pods' own addresses. So an agent takes no address
+    from the cluster's service range and no kube-proxy rule on any node, however many agents
+    a cluster runs."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(agent, child_name(agent.name, "Service")),
         "spec": {
             "type": "ClusterIP",
+            "clusterIP": HEADLESS,
             "selector": selector_labels(agent),
             "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
         },

@@ -218,6 +218,16 @@ class KubeClient:
                 return None
             raise
 
+    async def delete(self, rtype: ResourceType, namespace: str | None, name: str, *, uid: str) -> None:
+        """Delete the object if it still is the one with ``uid`` (a precondition: a 409 when it
+        was replaced meanwhile); a 404 (already gone) is fine."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
+        try:
+            await self.request("DELETE", rtype.path(namespace, name), body=body, resource=rtype.plural)
+        except ApiError as e:
+            if e.status != 404:
+                raise
+
     async def list(
         self, rtype: ResourceType, namespace: str | None, *, accept: str = "application/json"
     ) -> dict[str, Any]:

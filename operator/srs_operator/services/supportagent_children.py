@@ -17,6 +17,7 @@ A new owned kind (a PodDisruptionBudget, a KEDA ScaledObject) needs its builder 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +31,8 @@ from srs_operator.services.written import WrittenObjects
 
 #: (kind, namespace, name) of a child.
 ChildKey = tuple[str, str, str]
+
+log = logging.getLogger(__name__)
 
 
 class ChildCache(Protocol):
@@ -94,6 +97,16 @@ class ChildApplier:
         async def apply(manifest: dict[str, Any], live: Mapping[str, Any] | None, cause: ApplyCause) -> None:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             try:
+                if _immutable_field_differs(manifest, live):
+                    assert live is not None
+                    # An agent's Service from an srs that gave it a cluster IP: the field cannot
+                    # change in place, so the old one goes (if it still is that one) and the
+                    # headless one is created in its place.
+                    log.info(
+                        "replacing %s %s/%s: its cluster IP cannot be removed in place", kind, agent.namespace, name
+                    )
+                    await self._kube.delete(BY_KIND[kind], agent.namespace, name, uid=live["metadata"]["uid"])
+                    live, cause = None, ApplyCause.CREATE
                 applied = await self._kube.apply(with_digest(manifest))
             except ApiError as e:
                 e.subject = f"{kind} {name}"
@@ -125,6 +138,16 @@ class ChildApplier:
                 "rename the agent or remove that object"
             )
         return obj
+
+
+def _immutable_field_differs(manifest: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """Whether ``live`` has a value ``manifest`` wants changed that the API server keeps
+    immutable: today a Service's ``spec.clusterIP`` (an address, where headless is wanted)."""
+    if live is None or manifest["kind"] != "Service":
+        return False
+    wanted = (manifest.get("spec") or {}).get("clusterIP")
+    current = (live.get("spec") or {}).get("clusterIP")
+    return wanted is not None and current is not None and current != wanted
 
 
 def _template_hash(deployment: Mapping[str, Any] | None) -> str | None:
