@@ -105,8 +105,8 @@ BASE_IMAGE ?=
 image: install ## build the srs image (wheels built on the host; BASE_IMAGE=python:3.11-slim where a registry is at hand)
 	$(SRS) image $(if $(BASE_IMAGE),--base $(BASE_IMAGE))
 
-kind-up: install ## a kind cluster with Kafka and the operator (Helm), every image built here
-	$(SRS) kind up
+kind-up: install ## a kind cluster with Kafka and the operator (Helm), every image built here (LLM=local: a model server too)
+	$(SRS) kind up $(if $(filter local,$(LLM)),--llm)
 
 kind-down: ## remove the kind cluster, its containers and network
 	@if [ -x $(SRS) ]; then $(SRS) kind down; fi
@@ -114,7 +114,8 @@ kind-down: ## remove the kind cluster, its containers and network
 kind-status: install ## node, Kafka and operator readiness on the kind cluster
 	$(SRS) kind status
 
-test-kind: kind-up ## the suite only a real kubelet can prove, on the kind cluster
+test-kind: install ## the suite only a real kubelet can prove, on the kind cluster (with the in-cluster model server)
+	$(SRS) kind up --llm
 	$(BIN)/pytest -m kind tests/kind
 
 demo-kind: kind-up ## the demo on the kind cluster: agents as real pods of the srs image

@@ -39,6 +39,8 @@ _ROOTFS_PACKAGES: dict[str, list[str]] = {
     "srs-base-python": ["python3", "python3-venv", "ca-certificates"],
     "srs-base-jre": ["openjdk-17-jre-headless", "bash"],
     "srs-base-nft": ["nftables"],
+    # llama-server links llama.cpp statically; OpenMP and the C++ runtime come from Debian.
+    "srs-base-llm": ["libgomp1", "libstdc++6"],
     "srs-base-kind-node": [
         "systemd", "systemd-sysv", "dbus", "containerd", "runc", "containernetworking-plugins",
         "iptables", "nftables", "conntrack", "iproute2", "ethtool", "util-linux", "mount", "kmod",
@@ -66,11 +68,13 @@ def _rootfs_tag(name: str, packages: list[str]) -> str:
 
 #: Debian root filesystems: image tag -> packages.
 ROOTFS: dict[str, list[str]] = {_rootfs_tag(n, p): p for n, p in _ROOTFS_PACKAGES.items()}
-PYTHON_BASE, JRE_BASE, NFT_BASE, NODE_BASE = ROOTFS
+PYTHON_BASE, JRE_BASE, NFT_BASE, LLM_BASE, NODE_BASE = ROOTFS
 
 # Rebuilt whenever what goes into them changes (their SOURCE_LABEL digest), whatever the tag.
 NODE_IMAGE = f"srs-kind-node:{settings.KUBERNETES_VERSION}"
 KAFKA_IMAGE = f"srs-kafka:{settings.KAFKA_VERSION}"
+LLM_SERVER_IMAGE = f"srs-llm-server:{settings.LLAMA_CPP_PYTHON_VERSION}"
+LLM_MODEL_IMAGE = f"srs-llm-model:{settings.LLM_MODEL_PACKAGE}-{settings.LLM_MODEL_VERSION}"
 
 
 def _host_apt_sources() -> list[str]:
@@ -235,6 +239,38 @@ def build_kafka_image(libs: Path, progress: Progress, jre_base: str | None = Non
             shutil.copy2(CONTAINERS / "kafka" / name, ctx / name)
         _build(ctx, KAFKA_IMAGE, f"JRE_BASE={jre_base}", digest=digest)
     return KAFKA_IMAGE
+
+
+def build_llm_images(server: Path, model: Path, chat_template: Path, progress: Progress) -> tuple[str, str]:
+    """The model server's two images: ``llama-server`` with its chat template, and the model
+    file on its own (the pod copies it into a volume). Each is keyed by what it is made of:
+    the server's cache folder names its build key, the model's folder its pinned digest."""
+    recipe = CONTAINERS / "llm"
+    built = []
+    for tag, files, dockerfile in (
+        (LLM_SERVER_IMAGE, {"llama-server": server, "plain-text.jinja": chat_template}, recipe / "Dockerfile"),
+        (LLM_MODEL_IMAGE, {"model.gguf": model}, recipe / "model.Dockerfile"),
+    ):
+        # Files of the project by content; cached ones by their folder's name (it carries their key).
+        ours = [p for p in files.values() if p.is_relative_to(PROJECT_ROOT)]
+        cached = ",".join(f"{name}={p.parent.name}" for name, p in files.items() if not p.is_relative_to(PROJECT_ROOT))
+        digest = source_digest(dockerfile, *ours, extra=f"{LLM_BASE}:{cached}")
+        if image_is_current(tag, digest):
+            built.append(tag)
+            continue
+        ensure_rootfs(LLM_BASE, progress)
+        progress(f"building image {tag}")
+        with tempfile.TemporaryDirectory(prefix="srs-llm-image.") as tmp:
+            ctx = Path(tmp)
+            for name, path in files.items():
+                # A hard link where the cache and /tmp share a file system: the model is 253 MB.
+                try:
+                    (ctx / name).hardlink_to(path)
+                except OSError:
+                    shutil.copy2(path, ctx / name)
+            _build(ctx, tag, f"LLM_BASE={LLM_BASE}", dockerfile=dockerfile, digest=digest)
+        built.append(tag)
+    return built[0], built[1]
 
 
 # --- the kind node image ---------------------------------------------------------------

@@ -34,6 +34,12 @@ KAFKA_NODE_PORT = 30092
 OPERATOR_RELEASE = "srs-operator"
 OPERATOR_NAMESPACE = "srs-system"
 KAFKA_BOOTSTRAP_IN_CLUSTER = "kafka-bootstrap.kafka.svc:9092"
+#: The model server of ``up(llm=True)``: its OpenAI-compatible API, as pods reach it.
+LLM_NAMESPACE = "srs-llm"
+LLM_BASE_URL_IN_CLUSTER = f"http://llm.{LLM_NAMESPACE}.svc:8080/v1"
+#: Decoding slots and threads of the in-cluster server (the node shares 2 cores with everything).
+LLM_PARALLEL = 2
+LLM_THREADS = 1
 BUILD_SCRIPT = Path(__file__).parent / "scripts" / "build-kind-binaries.sh"
 #: Parts of build-kind-binaries.sh and the binaries each one makes.
 TOOL_PARTS = {
@@ -61,6 +67,8 @@ class KindState:
     bin_dirs: list[str]
     #: Image name -> Docker image id last loaded into the node (a second `up` skips them).
     loaded: dict[str, str] = field(default_factory=dict)
+    #: The model server's base URL for pods (``up(llm=True)``), None without one.
+    llm_base_url: str | None = None
 
     @classmethod
     def load(cls, state_dir: Path) -> KindState | None:
@@ -213,8 +221,23 @@ def _install_operator(env: dict[str, str], kubeconfig: Path, image: str) -> None
     )  # fmt: skip
 
 
-def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
-    """Build what is missing, create the cluster and install Kafka and the operator. Idempotent."""
+def _deploy_llm(env: dict[str, str], kubeconfig: Path, server_image: str, model_image: str) -> None:
+    from devstack import llm
+
+    manifest = string.Template((images.CONTAINERS / "llm" / "llm.yaml").read_text()).substitute(
+        SERVER_IMAGE=server_image, MODEL_IMAGE=model_image, MODEL_ALIAS=settings.LLM_MODEL_ALIAS,
+        PARALLEL=LLM_PARALLEL, THREADS=LLM_THREADS, CTX_SIZE=llm.CONTEXT_PER_SLOT * LLM_PARALLEL,
+        REPEAT_PENALTY=llm.REPEAT_PENALTY,
+    )  # fmt: skip
+    _kubectl(env, kubeconfig, "apply", "-f", "-", stdin=manifest)
+    # Ready = the kubelet's probe of /health answered 200: the model is loaded.
+    _kubectl(env, kubeconfig, "-n", LLM_NAMESPACE, "rollout", "status", "deployment/llm", "--timeout=240s")
+
+
+def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool = False) -> KindState:
+    """Build what is missing, create the cluster and install Kafka and the operator; with
+    ``llm``, also a real model server (llama.cpp's, Gemma 3 270M) in ``srs-llm``. Idempotent:
+    a later ``up`` without ``llm`` leaves a running model server alone."""
     paths = paths or default_paths()
     state_dir = state_dir or settings.kind_state()
     t0 = time.monotonic()
@@ -226,6 +249,7 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
     bases = [images.PYTHON_BASE] if not os.environ.get("BASE_IMAGE") else []
     bases += [images.JRE_BASE] if not os.environ.get("SRS_JRE_BASE") else []
     bases += [images.NFT_BASE, images.NODE_BASE] if not os.environ.get("SRS_KIND_NODE_IMAGE") else []
+    bases += [images.LLM_BASE] if llm else []
     images.ensure_rootfs_all(bases, _say)
     control_plane_bins = kube.ensure_binaries(paths, _say)
     # SRS_KIND_NODE_IMAGE: a ready-made node image (e.g. kind's own, where a registry is at
@@ -241,15 +265,24 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
     kafka_image = images.build_kafka_image(libs, _say, os.environ.get("SRS_JRE_BASE") or None)
     image = srs_image_tag()
     images.ensure_srs_image(image, os.environ.get("BASE_IMAGE") or None, _say)
+    llm_images: tuple[str, ...] = ()
+    if llm:
+        from devstack import llm as local_llm
+
+        llm_images = images.build_llm_images(
+            local_llm.ensure_server(paths, _say), local_llm.ensure_model(paths, _say), local_llm.CHAT_TEMPLATE, _say
+        )
     _say(f"images ready ({time.monotonic() - t0:.0f}s)")
 
     env = _env_with_bins(node_bins, control_plane_bins)
     kubeconfig = state_dir / "kubeconfig"
     previous = KindState.load(state_dir)
     loaded: dict[str, str] = {}
+    llm_base_url: str | None = None
     if cluster_exists(env) and previous is not None:
         host_port = previous.kafka_host_port
         loaded = dict(previous.loaded)
+        llm_base_url = previous.llm_base_url  # a model server deployed before keeps running
         _say(f"cluster {CLUSTER} exists; bringing it up to date")
     else:
         if cluster_exists(env):
@@ -266,7 +299,7 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
         ["kind", "export", "kubeconfig", "--name", CLUSTER, "--kubeconfig", str(kubeconfig)],
         env=env, check=True, capture_output=True,
     )  # fmt: skip
-    for name in (kafka_image, image):
+    for name in (kafka_image, image, *llm_images):
         image_id = docker_engine.docker("image", "inspect", "--format", "{{.Id}}", name).strip()
         if loaded.get(name) == image_id:
             continue
@@ -275,10 +308,17 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
             ["kind", "load", "docker-image", "--name", CLUSTER, name], env=env, check=True, capture_output=True
         )
         loaded[name] = image_id
+    # One node, one DNS server: the second replica kubeadm makes holds 100m of the node's
+    # 2 CPUs of requests, which the agents (and the model server) need more.
+    _kubectl(env, kubeconfig, "-n", "kube-system", "scale", "deployment/coredns", "--replicas=1")
     _say("starting Kafka in the cluster")
     _deploy_kafka(env, kubeconfig, host_port)
     _say(f"installing the operator with Helm (release {OPERATOR_RELEASE} in {OPERATOR_NAMESPACE})")
     _install_operator(env, kubeconfig, image)
+    if llm_images:
+        _say(f"starting the model server in {LLM_NAMESPACE} ({settings.LLM_MODEL_ALIAS}, {LLM_PARALLEL} slots)")
+        _deploy_llm(env, kubeconfig, *llm_images)
+        llm_base_url = LLM_BASE_URL_IN_CLUSTER
 
     state = KindState(
         cluster=CLUSTER,
@@ -288,6 +328,7 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
         image=image,
         bin_dirs=[str(node_bins), str(control_plane_bins)],
         loaded=loaded,
+        llm_base_url=llm_base_url,
     )
     (state_dir / "state.json").write_text(json.dumps(asdict(state), indent=2))
     (state_dir / "env").write_text(
@@ -296,6 +337,8 @@ def up(paths: Paths | None = None, state_dir: Path | None = None) -> KindState:
         f"export KAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}\n"
         f"export KIND_EXPERIMENTAL_DOCKER_NETWORK={NETWORK}\n"
         f'export PATH="{node_bins}:{control_plane_bins}:$PATH"\n'
+        # The model server's URL as pods reach it (baseURL of an agent's model).
+        + (f"export SRS_LLM_BASE_URL_IN_CLUSTER={llm_base_url}\n" if llm_base_url else "")
     )
     _say(f"up in {time.monotonic() - t0:.0f}s; run: source {state_dir / 'env'}")
     return state
@@ -346,6 +389,9 @@ def status(paths: Paths | None = None, state_dir: Path | None = None, out: TextI
         ):
             obj = json.loads(_kubectl(env, kubeconfig, "-n", ns, "get", kind_name, "-o", "json"))
             checks.append((what, obj["status"].get("readyReplicas", 0) >= 1))
+        if state.llm_base_url:
+            obj = json.loads(_kubectl(env, kubeconfig, "-n", LLM_NAMESPACE, "get", "deployment/llm", "-o", "json"))
+            checks.append(("llm", obj["status"].get("readyReplicas", 0) >= 1))
     except RuntimeError as e:
         print(f"kind cluster {CLUSTER}: API not answering ({e})", file=out)
         return False
@@ -353,4 +399,6 @@ def status(paths: Paths | None = None, state_dir: Path | None = None, out: TextI
         print(f"{what:<10} {'ready' if ok else 'NOT READY'}", file=out)
     print(f"\nKUBECONFIG={state.kubeconfig}\nKAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}", file=out)
     print(f"image: {state.image}\nenv file: {state_dir / 'env'}", file=out)
+    if state.llm_base_url:
+        print(f"model server (from pods): {state.llm_base_url}", file=out)
     return all(ok for _, ok in checks)

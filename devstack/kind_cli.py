@@ -38,7 +38,7 @@ def _kind(args: argparse.Namespace) -> int:
                 return 2
             print(kind.ensure_tools(default_paths(), parts))
         elif args.action == "up":
-            kind.up()
+            kind.up(llm=args.llm)
         elif args.action == "down":
             kind.down()
         else:
@@ -78,6 +78,11 @@ def register(sub: Any) -> None:
         "coredns, actionlint, own) and print the folder that holds them",
     )
     kind.add_argument("parts", nargs="*", help=argparse.SUPPRESS)
+    kind.add_argument(
+        "--llm", action="store_true",
+        help="with up: also run a real model server in the cluster (llama.cpp's server with Gemma 3 270M, namespace "
+        "srs-llm, http://llm.srs-llm.svc:8080/v1 from pods; the binary and model of `srs llm up`, cached)",
+    )  # fmt: skip
     kind.set_defaults(func=_kind)
 
     image = sub.add_parser(

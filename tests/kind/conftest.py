@@ -61,9 +61,15 @@ class Cluster:
         return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``test_down.py`` removes the cluster: it runs after every other test, whatever the names."""
+    items.sort(key=lambda item: item.path.name == "test_down.py")
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Cluster:
-    return Cluster(kind.up())
+    # With the model server: one test drafts through a real model in the cluster.
+    return Cluster(kind.up(llm=True))
 
 
 @pytest.fixture(scope="session")

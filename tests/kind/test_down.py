@@ -1,4 +1,4 @@
-"""Runs last in the kind suite (files run in name order): `srs kind down` removes the
+"""Runs last in the kind suite (conftest.py moves it there): `srs kind down` removes the
 cluster, every container it ran and the Docker network it created."""
 
 from __future__ import annotations
