@@ -23,6 +23,7 @@ figures to stdout.
 
     .venv/bin/python benchmarks/runtime_benchmark.py            # uses $KAFKA_BOOTSTRAP_SERVERS
     .venv/bin/python benchmarks/runtime_benchmark.py --messages 5000 --skip-offline
+    .venv/bin/python benchmarks/runtime_benchmark.py --json runtime.json     # the figures as JSON too
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -406,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--paced-seconds", type=float, default=20.0,
         help="length of each latency run (default 20: a p99 of 10,000 records; 6 s runs gave 186 and 507 ms)",
     )  # fmt: skip
+    parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file (JSON)")
     args = parser.parse_args(argv)
     if not args.bootstrap_servers:
         parser.error("set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers")
@@ -550,6 +553,20 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
             ))  # fmt: skip
     for text, ok in checks:
         print(f"[{'PASS' if ok else 'MISS'}] {text}")
+    if args.json:
+
+        def row(r: Result) -> dict[str, Any]:
+            return {**asdict(r), "per_second": r.rate, "vs_raw": r.rate / raw.rate}
+
+        args.json.write_text(json.dumps({
+            "benchmark": "runtime", "records": count, "size": args.size, "partitions": partitions,
+            "throughput": [row(r) for r in results],
+            "simulated_provider": {"latency_ms": args.latency_ms, "seed_style": row(slow_seed),
+                                   "engine": [{"concurrency": c, **row(r)} for c, r in latency_results]},
+            "latency": [{**asdict(x), "per_second": args.paced_rate} for x in paced],
+            "checks": [{"check": text, "pass": ok} for text, ok in checks],
+        }, indent=2))  # fmt: skip
+        progress(f"figures written to {args.json}")
     return 0
 
 

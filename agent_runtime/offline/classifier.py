@@ -281,7 +281,7 @@ class TicketClassifier:
     ) -> str:
         if evidence < 0.5:
             return "too little known vocabulary to classify reliably; best guess " + ticket_type.value
-        surface = _surface_forms(analysis.tokens)
+        surface = _surface_forms(analysis.tokens, analysis.stems)
         n = self.settings.reasoning_terms
         readable = analysis.readable  # character n-grams are evidence, not explanations
         type_terms = _readable(self._type_model.contributions(readable, ticket_type.value), surface, n)
@@ -321,12 +321,10 @@ _STYLE_WORDS = {
 }
 
 
-def _surface_forms(tokens: Sequence[str]) -> dict[str, str]:
-    """Stem → the word as the customer wrote it (first occurrence), for readable reasons."""
-    forms: dict[str, str] = {}
-    for token in tokens:
-        forms.setdefault(features.stem(token), token)
-    return forms
+def _surface_forms(tokens: Sequence[str], stems: Sequence[str]) -> dict[str, str]:
+    """Stem → the word as the customer wrote it (its first occurrence), for readable reasons."""
+    # Built back to front, so that the first occurrence is the one that stays.
+    return dict(zip(reversed(stems), reversed(tokens), strict=True))
 
 
 def _readable(contributions: Sequence[Contribution], surface: dict[str, str], limit: int) -> list[str]:

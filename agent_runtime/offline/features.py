@@ -198,6 +198,8 @@ class Analysis:
     #: The features a person can read: all but the character n-grams.
     readable: frozenset[str]
     tokens: tuple[str, ...]
+    #: ``stem`` of each token, in the same order.
+    stems: tuple[str, ...]
 
 
 def analyse(subject: str, body: str, settings: FeatureSettings = FeatureSettings()) -> Analysis:
@@ -219,7 +221,7 @@ def analyse(subject: str, body: str, settings: FeatureSettings = FeatureSettings
     if settings.char_ngrams:
         for token in set(stream):
             found.update(_char_ngrams(token, settings.char_n))
-    return Analysis(frozenset(found), readable, tuple(raw))
+    return Analysis(frozenset(found), readable, tuple(raw), tuple(stream))
 
 
 def extract(subject: str, body: str, settings: FeatureSettings = FeatureSettings()) -> frozenset[str]:

@@ -146,6 +146,8 @@ class NaiveBayes:
             if settings.weight(feature) != 0.0
         }
         self._document_frequency = counts.document_frequency
+        #: feature -> (the label it favours, by how much): filled as features are met.
+        self._leads: dict[str, tuple[int, float]] = {}
 
     @classmethod
     def fit(
@@ -184,16 +186,28 @@ class NaiveBayes:
     def contributions(self, features: Collection[str], label: str) -> list[Contribution]:
         """Features that favour ``label`` over the strongest other label, strongest first."""
         i = self.labels.index(label)
+        leads = self._leads
         out = []
         for feature in features:
-            row = self._log_likelihoods.get(feature)
-            if row is None:
-                continue
-            margin = row[i] - max(x for j, x in enumerate(row) if j != i)
-            if margin > 0:
-                out.append(Contribution(feature, margin))
+            lead = leads.get(feature)
+            if lead is None:
+                lead = leads[feature] = self._lead(feature)
+            if lead[0] == i:
+                out.append(Contribution(feature, lead[1]))
         out.sort(key=lambda c: (-c.weight, c.feature))
         return out
+
+    def _lead(self, feature: str) -> tuple[int, float]:
+        """The one label a feature favours over every other, and by how much; (-1, 0.0) for an
+        unknown feature or one without a single strongest label. Only the strongest label can
+        have a positive margin, so this is all :meth:`contributions` needs (computed once per
+        feature: the per-ticket path looks it up)."""
+        row = self._log_likelihoods.get(feature)
+        if row is None or len(row) < 2:
+            return (-1, 0.0)
+        best = max(range(len(row)), key=row.__getitem__)
+        margin = row[best] - max(x for j, x in enumerate(row) if j != best)
+        return (best, margin) if margin > 0 else (-1, 0.0)
 
 
 def softmax(scores: Sequence[float], temperature: float = 1.0) -> list[float]:
