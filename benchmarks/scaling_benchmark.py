@@ -36,18 +36,14 @@ from pathlib import Path
 
 import yaml
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 # The same tickets as the runtime benchmark (run as a script, this folder is on sys.path).
-from runtime_benchmark import fill
+from runtime_benchmark import Topics, fill, progress
 
 #: The agent command of this virtual environment.
 SRS = str(Path(sys.executable).parent / "srs")
 TYPES = ("billing", "technical", "feature_request", "account", "other")
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -60,23 +56,6 @@ class Run:
     @property
     def rate(self) -> float:
         return self.tickets / self.seconds if self.seconds > 0 else float("nan")
-
-
-class Topics:
-    def __init__(self, bootstrap: str) -> None:
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
-        self.created: list[str] = []
-
-    def create(self, prefix: str, partitions: int) -> str:
-        name = f"scale-{prefix}-{uuid.uuid4().hex[:8]}"
-        self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(30)
-        self.created.append(name)
-        return name
-
-    def delete_all(self) -> None:
-        if self.created:
-            for future in self.admin.delete_topics(self.created).values():
-                future.result(30)
 
 
 def produced(ports: Sequence[int]) -> int:
@@ -138,6 +117,7 @@ def run(bootstrap: str, topics: Topics, count: int, size: int, processes: int, p
     human = topics.create(f"p{processes}-human", partitions)
     dlq = topics.create(f"p{processes}-dlq", 1)
     outputs = [*routes.values(), human, dlq]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
     children: list[subprocess.Popen[bytes]] = []
     ports: list[int] = []
     with tempfile.TemporaryDirectory(prefix="srs-scale.") as tmp:
@@ -158,7 +138,7 @@ def run(bootstrap: str, topics: Topics, count: int, size: int, processes: int, p
             # The tickets arrive once every process holds its partitions: a group still
             # rebalancing would hand work back and forth, which is not what is measured here.
             deadline = time.monotonic() + 120
-            while not group_settled(topics.admin, group, processes):
+            while not group_settled(admin, group, processes):
                 if any(c.poll() is not None for c in children) or time.monotonic() > deadline:
                     raise RuntimeError(f"the agent processes did not settle into one group; logs in {tmp}")
                 time.sleep(0.2)
