@@ -146,7 +146,8 @@ class NaiveBayes:
             if settings.weight(feature) != 0.0
         }
         self._document_frequency = counts.document_frequency
-        #: feature -> (the label it favours, by how much): filled as features are met.
+        #: Known feature -> (the label it favours, by how much): filled as features are met,
+        #: never larger than the model's vocabulary.
         self._leads: dict[str, tuple[int, float]] = {}
 
     @classmethod
@@ -191,6 +192,8 @@ class NaiveBayes:
         for feature in features:
             lead = leads.get(feature)
             if lead is None:
+                if feature not in self._log_likelihoods:
+                    continue  # unknown: not kept, so customers' text cannot grow the table
                 lead = leads[feature] = self._lead(feature)
             if lead[0] == i:
                 out.append(Contribution(feature, lead[1]))
