@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
+import orjson
+
 from agent_runtime import events, kafka_spans, logs, metrics
 from agent_runtime.events import AgentInfo, EventType, EventValidationError, Stage, TriageSection
 from agent_runtime.providers import Provider, build_provider, usage
@@ -108,7 +110,12 @@ def encode_event(topic: str, event_type: EventType, event: Mapping[str, Any]) ->
         (EVENT_ID_HEADER, event_id.encode()),
         (EVENT_TYPE_HEADER, event_type.value.encode()),
     )
-    value = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        # Compact UTF-8 JSON, as json.dumps(ensure_ascii=False, separators=(",", ":")) writes it
+        # (but exponents: 1e-7, not 1e-07), ~15x faster.
+        value = orjson.dumps(event)
+    except orjson.JSONEncodeError:  # what orjson does not write (an integer past 64 bits): json does
+        value = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
     return OutputRecord(topic=topic, key=str(event["ticket_id"]).encode(), value=value, headers=headers)
 
 

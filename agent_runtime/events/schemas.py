@@ -100,19 +100,19 @@ def max_bytes(event_type: EventType) -> int | None:
 
 def depth(value: object) -> int:
     """How deeply ``value`` nests (a scalar is 0, ``{}`` or ``[]`` is 1); iterative, any depth."""
+    if not isinstance(value, dict | list):
+        return 0
     deepest = 0
-    stack: list[tuple[object, int]] = [(value, 0)]
+    stack: list[tuple[dict[Any, object] | list[object], int]] = [(value, 1)]
     while stack:
         node, level = stack.pop()
-        if isinstance(node, dict):
-            children: Iterator[object] | list[object] = iter(node.values())
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        level += 1
         deepest = max(deepest, level)
-        stack.extend((child, level) for child in children)
+        # Only containers go on the stack: most of an event is strings and numbers.
+        stack.extend(
+            (child, level + 1)
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        )
     return deepest
 
 

@@ -26,13 +26,16 @@ instead of being guessed at.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from agent_runtime.offline import features
-from agent_runtime.offline.naive_bayes import Contribution, Counts, NaiveBayes, NaiveBayesSettings, softmax
+from agent_runtime.offline.naive_bayes import Counts, NaiveBayes, NaiveBayesSettings, softmax
 from srs_contracts.agent_config import Priority, TicketType
 
 __all__ = ["ClassifierSettings", "Prediction", "TicketClassifier"]
@@ -194,12 +197,21 @@ class TicketClassifier:
         self._types = tuple(TicketType(label) for label in type_model.labels)
         self._priorities = tuple(Priority(label) for label in priority_model.labels)
         self.settings = settings
+        found = settings.feature_settings
+        #: The features a person can read come from the analysis; the character n-grams are
+        #: looked up by word instead (each word's n-grams as the type model's rows, cached:
+        #: vocabulary repeats, tickets do not).
+        self._readable_settings = dataclasses.replace(found, char_ngrams=False)
+        self._char_rows = functools.lru_cache(maxsize=1 << 16)(self._char_rows_of) if found.char_ngrams else None
+        #: Content words seen in at least two training tickets: "known" vocabulary.
+        self._known_words = frozenset(
+            f for f, n in type_model.counts.document_frequency.items() if n >= 2 and f.startswith(features.WORD_PREFIX)
+        )
 
     def predict(self, subject: str, body: str) -> Prediction:
         """Classify one ticket. Never raises on odd text; empty text gets low confidence."""
-        analysis = features.analyse(subject, body, self.settings.feature_settings)
-        assessment = self._assess(analysis)
-        type_probs, priority_probs = self._distributions(assessment)
+        seen = self._see(subject, body)
+        type_probs, priority_probs = self._distributions(seen.assessment)
         # Ties (only without any evidence) go to the catch-all type.
         t = max(range(len(type_probs)), key=lambda i: (type_probs[i], self._types[i] is TicketType.OTHER))
         p = max(range(len(priority_probs)), key=priority_probs.__getitem__)
@@ -208,20 +220,18 @@ class TicketClassifier:
             type=ticket_type,
             priority=priority,
             confidence=round(type_probs[t], 4),
-            reasoning=self._reasoning(analysis, ticket_type, priority, assessment.evidence),
+            reasoning=self._reasoning(seen, t, p),
             priority_confidence=round(priority_probs[p], 4),
         )
 
     def distributions(self, subject: str, body: str) -> tuple[dict[TicketType, float], dict[Priority, float]]:
         """The full probability of every type and every priority (for evaluation)."""
-        type_probs, priority_probs = self._distributions(
-            self._assess(features.analyse(subject, body, self.settings.feature_settings))
-        )
+        type_probs, priority_probs = self._distributions(self._see(subject, body).assessment)
         return dict(zip(self._types, type_probs, strict=True)), dict(zip(self._priorities, priority_probs, strict=True))
 
     def assess(self, subject: str, body: str) -> Assessment:
         """Uncalibrated scores and the evidence behind them (for calibration)."""
-        return self._assess(features.analyse(subject, body, self.settings.feature_settings))
+        return self._see(subject, body).assessment
 
     @property
     def type_counts(self) -> Counts:
@@ -243,21 +253,35 @@ class TicketClassifier:
         """The priorities this model knows."""
         return self._priorities
 
-    def _assess(self, analysis: features.Analysis) -> Assessment:
-        content = [f for f in analysis.readable if f.startswith(features.WORD_PREFIX)]
-        known = sum(1 for f in content if self._type_model.document_frequency(f) >= 2)
-        # Words, bigrams and style first; character n-grams added on top (one lookup each).
-        words = self._type_model.log_scores(analysis.readable)
-        chars = self._type_model.log_scores(analysis.features - analysis.readable, prior=False)
-        return Assessment(
+    def _see(self, subject: str, body: str) -> _Seen:
+        analysis = features.analyse(subject, body, self._readable_settings)
+        readable = analysis.readable
+        content = [f for f in readable if f.startswith(features.WORD_PREFIX)]
+        known = len(self._known_words.intersection(content))
+        type_rows = self._type_model.ids(readable)
+        priority_rows = self._priority_model.ids(readable)
+        # Words, bigrams and style first; character n-grams added on top (each n-gram once).
+        words = self._type_model.scores(type_rows)
+        chars = self._type_model.scores(self._char_rows_in(analysis.stems), prior=False)
+        assessment = Assessment(
             type_scores=[w + c for w, c in zip(words, chars, strict=True)],
             word_type_scores=words,
             # The priority model has no character n-grams (weight 0): the readable features are all it knows.
-            priority_scores=self._priority_model.log_scores(analysis.readable),
+            priority_scores=self._priority_model.scores(priority_rows),
             known_words=known,
             content_words=len(content),
             evidence=1.0 - math.exp(-known / self.settings.evidence_scale),
         )
+        return _Seen(analysis, type_rows, priority_rows, assessment)
+
+    def _char_rows_in(self, stems: Sequence[str]) -> list[int]:
+        """The type model's rows of the character n-grams of these words, each once."""
+        if self._char_rows is None:
+            return []
+        return list(set(itertools.chain.from_iterable(map(self._char_rows, set(stems)))))
+
+    def _char_rows_of(self, stem: str) -> tuple[int, ...]:
+        return tuple(self._type_model.ids(features.char_ngrams(stem, self.settings.feature_settings.char_n)))
 
     def _distributions(self, a: Assessment) -> tuple[list[float], list[float]]:
         s = self.settings
@@ -276,19 +300,29 @@ class TicketClassifier:
         )
         return type_probs, priority_probs
 
-    def _reasoning(
-        self, analysis: features.Analysis, ticket_type: TicketType, priority: Priority, evidence: float
-    ) -> str:
-        if evidence < 0.5:
+    def _reasoning(self, seen: _Seen, t: int, p: int) -> str:
+        ticket_type, priority = self._types[t], self._priorities[p]
+        if seen.assessment.evidence < 0.5:
             return "too little known vocabulary to classify reliably; best guess " + ticket_type.value
-        surface = _surface_forms(analysis.tokens, analysis.stems)
+        surface = _surface_forms(seen.analysis.tokens, seen.analysis.stems)
         n = self.settings.reasoning_terms
-        readable = analysis.readable  # character n-grams are evidence, not explanations
-        type_terms = _readable(self._type_model.contributions(readable, ticket_type.value), surface, n)
-        priority_terms = _readable(self._priority_model.contributions(readable, priority.value), surface, n)
+        # Only readable features explain (character n-grams are evidence, not explanations).
+        type_terms = _readable(self._type_model.favouring(seen.type_rows, t), surface, n)
+        priority_terms = _readable(self._priority_model.favouring(seen.priority_rows, p), surface, n)
         type_part = f"{ticket_type.value}: " + (", ".join(type_terms) or "no single decisive term")
         priority_part = f"priority {priority.value}: " + (", ".join(priority_terms) or "no single decisive term")
         return f"{type_part}; {priority_part}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """One ticket as the models saw it: its readable analysis, the rows of its readable
+    features in each model, and the assessment made of them."""
+
+    analysis: features.Analysis
+    type_rows: list[int]
+    priority_rows: list[int]
+    assessment: Assessment
 
 
 def _with_top(probs: Sequence[float], top: int, sure: float) -> list[float]:
@@ -327,14 +361,14 @@ def _surface_forms(tokens: Sequence[str], stems: Sequence[str]) -> dict[str, str
     return dict(zip(reversed(stems), reversed(tokens), strict=True))
 
 
-def _readable(contributions: Sequence[Contribution], surface: dict[str, str], limit: int) -> list[str]:
+def _readable(favouring: Sequence[tuple[str, float]], surface: dict[str, str], limit: int) -> list[str]:
     terms: list[str] = []
-    for c in contributions:
-        text = _describe(c.feature, surface)
+    for feature, _margin in favouring:
+        text = _describe(feature, surface)
         if text is not None and not any(text in t or t in text for t in terms):
             terms.append(text)
-        if len(terms) == limit:
-            break
+            if len(terms) == limit:
+                break
     return [t if t in _STYLE_WORDS.values() else f"'{t}'" for t in terms]
 
 
@@ -345,12 +379,19 @@ _NOT_EXPLANATIONS = features.STOP_WORDS | frozenset(
 
 
 def _describe(feature: str, surface: dict[str, str]) -> str | None:
-    if feature.startswith((features.WORD_PREFIX, features.BIGRAM_PREFIX)):
-        words = feature[2:].split(" ")
-        if any(w in _NOT_EXPLANATIONS for w in words):
-            return None
-        return " ".join(_SHAPES.get(w, surface.get(w, w)) for w in words)
-    return _STYLE_WORDS.get(feature)
+    words = _explaining_words(feature)
+    if words is None:
+        return _STYLE_WORDS.get(feature)
+    return " ".join(_SHAPES.get(w) or surface.get(w, w) for w in words)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _explaining_words(feature: str) -> tuple[str, ...] | None:
+    """The stems a word or bigram feature reads as; None for one that explains nothing."""
+    if not feature.startswith((features.WORD_PREFIX, features.BIGRAM_PREFIX)):
+        return None
+    words = tuple(feature[2:].split(" "))
+    return None if any(w in _NOT_EXPLANATIONS for w in words) else words
 
 
 _SHAPES = {

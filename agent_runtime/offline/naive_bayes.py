@@ -14,7 +14,7 @@ so callers turn them into a distribution with a temperature (see
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -138,7 +138,7 @@ class NaiveBayes:
         alpha = settings.alpha
         denominators = [math.log(total + alpha * len(counts.features)) for total in totals]
         # Namespace weights are folded into these numbers.
-        self._log_likelihoods = {
+        log_likelihoods = {
             feature: tuple(
                 settings.weight(feature) * (math.log(row[i] + alpha) - denominators[i]) for i in range(n_labels)
             )
@@ -146,9 +146,14 @@ class NaiveBayes:
             if settings.weight(feature) != 0.0
         }
         self._document_frequency = counts.document_frequency
-        #: Known feature -> (the label it favours, by how much): filled as features are met,
-        #: never larger than the model's vocabulary.
-        self._leads: dict[str, tuple[int, float]] = {}
+        #: Each weighted feature's row number, and the rows (a feature's numbers side by side, so
+        #: scoring touches one place in memory per feature).
+        self._ids = {feature: i for i, feature in enumerate(log_likelihoods)}
+        self._names = tuple(log_likelihoods)
+        self._rows = tuple(log_likelihoods.values())
+        self._no_prior = (0.0,) * n_labels
+        #: Row -> (the label it favours, by how much), for explanations.
+        self._leads = tuple(map(_lead, self._rows))
 
     @classmethod
     def fit(
@@ -167,14 +172,21 @@ class NaiveBayes:
         """
         return cls(Counts.of(documents, labels, settings, weights), settings)
 
-    def log_scores(self, features: Collection[str], prior: bool = True) -> list[float]:
-        """Unnormalised log-posterior of each label (order of :attr:`labels`); without the
-        prior, the features' part alone (to add to the scores of another feature set)."""
-        table = self._log_likelihoods
-        rows = [row for row in map(table.get, features) if row is not None]
-        rows.append(self._log_priors if prior else (0.0,) * len(self.labels))
+    def ids(self, features: Iterable[str]) -> list[int]:
+        """The rows of the features this model knows (unknown and unweighted ones left out)."""
+        return [i for i in map(self._ids.get, features) if i is not None]
+
+    def scores(self, ids: Sequence[int], prior: bool = True) -> list[float]:
+        """Unnormalised log-posterior of each label (order of :attr:`labels`) of the features
+        with these rows (:meth:`ids`, each once); without the prior, the features' part alone
+        (to add to the scores of another feature set)."""
+        rows = [*map(self._rows.__getitem__, ids), self._log_priors if prior else self._no_prior]
         # fsum: exact, so the result does not depend on the (hash-seeded) order of a set.
         return [math.fsum(column) for column in zip(*rows, strict=True)]
+
+    def log_scores(self, features: Collection[str], prior: bool = True) -> list[float]:
+        """:meth:`scores` of a set of features."""
+        return self.scores(self.ids(features), prior)
 
     def priors(self) -> list[float]:
         """How often each label occurred in training (order of :attr:`labels`)."""
@@ -186,31 +198,25 @@ class NaiveBayes:
 
     def contributions(self, features: Collection[str], label: str) -> list[Contribution]:
         """Features that favour ``label`` over the strongest other label, strongest first."""
-        i = self.labels.index(label)
-        leads = self._leads
-        out = []
-        for feature in features:
-            lead = leads.get(feature)
-            if lead is None:
-                if feature not in self._log_likelihoods:
-                    continue  # unknown: not kept, so customers' text cannot grow the table
-                lead = leads[feature] = self._lead(feature)
-            if lead[0] == i:
-                out.append(Contribution(feature, lead[1]))
-        out.sort(key=lambda c: (-c.weight, c.feature))
-        return out
+        return [Contribution(f, w) for f, w in self.favouring(self.ids(features), self.labels.index(label))]
 
-    def _lead(self, feature: str) -> tuple[int, float]:
-        """The one label a feature favours over every other, and by how much; (-1, 0.0) for an
-        unknown feature or one without a single strongest label. Only the strongest label can
-        have a positive margin, so this is all :meth:`contributions` needs (computed once per
-        feature: the per-ticket path looks it up)."""
-        row = self._log_likelihoods.get(feature)
-        if row is None or len(row) < 2:
-            return (-1, 0.0)
-        best = max(range(len(row)), key=row.__getitem__)
-        margin = row[best] - max(x for j, x in enumerate(row) if j != best)
-        return (best, margin) if margin > 0 else (-1, 0.0)
+    def favouring(self, ids: Iterable[int], label: int) -> list[tuple[str, float]]:
+        """(feature, margin) of the rows among ``ids`` that favour label number ``label`` over
+        the strongest other label, strongest first (ties by name)."""
+        leads, names = self._leads, self._names
+        found = sorted([(-leads[i][1], names[i]) for i in ids if leads[i][0] == label])
+        return [(name, -negative) for negative, name in found]
+
+
+def _lead(row: Sequence[float]) -> tuple[int, float]:
+    """The one label a row of log-likelihoods favours over every other, and by how much;
+    (-1, 0.0) for a row without a single strongest label. Only the strongest label can have
+    a positive margin, so this is all :meth:`NaiveBayes.favouring` needs."""
+    if len(row) < 2:
+        return (-1, 0.0)
+    *_, second, first = sorted(row)
+    margin = first - second
+    return (row.index(first), margin) if margin > 0 else (-1, 0.0)
 
 
 def softmax(scores: Sequence[float], temperature: float = 1.0) -> list[float]:

@@ -163,6 +163,8 @@ class CallMetrics:
     def __init__(self, agent: str, provider: str) -> None:
         self._agent = agent
         self._provider = provider
+        #: operation -> its latency histogram, bound once (a few operations per provider).
+        self._latency: dict[str, Any] = {}
 
     @asynccontextmanager
     async def observe(self, operation: str) -> AsyncIterator[None]:
@@ -171,9 +173,12 @@ class CallMetrics:
         try:
             yield
         finally:
-            LLM_LATENCY.labels(agent=self._agent, provider=self._provider, operation=operation).observe(
-                time.perf_counter() - started
-            )
+            histogram = self._latency.get(operation)
+            if histogram is None:
+                histogram = self._latency[operation] = LLM_LATENCY.labels(
+                    agent=self._agent, provider=self._provider, operation=operation
+                )
+            histogram.observe(time.perf_counter() - started)
 
     def error(self, kind: str) -> None:
         """Count one provider error of ``kind`` (timeout, rate_limited, server, invalid_output, …)."""

@@ -92,6 +92,14 @@ class TriageRole:
         self._fallback_config = (
             self.config if threshold is None else self.config.model_copy(update={"confidence_threshold": threshold})
         )
+        #: (type, route) -> the ``ROUTED`` counter, bound once per pair.
+        self._routed: dict[tuple[str, str], Any] = {}
+
+    def _count_route(self, type_name: str, route: str) -> None:
+        counter = self._routed.get((type_name, route))
+        if counter is None:
+            counter = self._routed[(type_name, route)] = ROUTED.labels(agent=self.agent, type=type_name, route=route)
+        counter.inc()
 
     async def triage(self, ticket: Ticket) -> TriageOutcome:
         """Classify ``ticket`` and decide its route; provider errors propagate (the engine retries)."""
@@ -104,7 +112,7 @@ class TriageRole:
             decision, customer = await self.provider.classify(ticket), None
         if self.fallback is None:
             routing = route_decision(decision, self.config)
-            ROUTED.labels(agent=self.agent, type=decision.type_name, route=routing.route).inc()
+            self._count_route(decision.type_name, routing.route)
             return TriageOutcome(decision=decision, routing=routing, customer=customer)
         return await self._cascade(ticket, decision, customer, self.fallback)
 
@@ -116,7 +124,7 @@ class TriageRole:
             routing = route_decision(first, self.config)
             TRIAGE_STAGE.labels(agent=self.agent, stage="primary", outcome="decided").inc()
             LLM_CALLS_SAVED.labels(agent=self.agent).inc()
-            ROUTED.labels(agent=self.agent, type=first.type_name, route=routing.route).inc()
+            self._count_route(first.type_name, routing.route)
             return TriageOutcome(first, routing, customer, stage="primary", decided_by=primary_by)
         TRIAGE_STAGE.labels(agent=self.agent, stage="primary", outcome="escalated").inc()
         second = await fallback.classify(ticket)
@@ -134,7 +142,7 @@ class TriageRole:
             )
         outcome = "decided" if routing.route == "specialist" else "escalated"
         TRIAGE_STAGE.labels(agent=self.agent, stage="fallback", outcome=outcome).inc()
-        ROUTED.labels(agent=self.agent, type=second.type_name, route=routing.route).inc()
+        self._count_route(second.type_name, routing.route)
         return TriageOutcome(
             second, routing, customer, stage="fallback", decided_by=f"{fallback.name}/{fallback.model}"
         )

@@ -256,3 +256,35 @@ def test_the_default_offline_triage_runs_the_shipped_classifier_end_to_end() -> 
     assert event["agent"]["provider"] == "offline"
     assert event["triage"]["type"] == "billing" and output.topic == "ticket.triaged.billing"
     assert event["triage"]["reasoning"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"note": "Réfund “twice” — 請求 😀"},
+        {"note": 'tabs\tnew\nlines \x00 \x1f \x7f \u2028 / \\ "'},
+        {"n": 0.1, "c": 0.8731, "big": 1e300, "neg": -0.0, "i": -(2**63)},
+        {"nested": [{"a": [True, False, None]}, []]},
+    ],
+)
+def test_an_output_is_the_json_the_standard_library_writes(extra: dict[str, Any]) -> None:
+    from agent_runtime.agent import encode_event
+
+    event = {"event_id": "e-1", "trace_id": "0" * 31 + "1", "ticket_id": "t-1", **extra}
+    record = encode_event("out", EventType.TICKET_TRIAGED, event)
+    assert record.value == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_a_float_with_an_exponent_is_the_same_number() -> None:
+    from agent_runtime.agent import encode_event
+
+    # The one spelling that differs: 1e-7 where json writes 1e-07 (the same JSON number).
+    event = {"event_id": "e-1", "trace_id": "0" * 31 + "1", "ticket_id": "t-1", "m": 1e-7, "p": 2.5e-320}
+    assert json.loads(encode_event("out", EventType.TICKET_TRIAGED, event).value) == event
+
+
+def test_an_integer_past_64_bits_is_still_written() -> None:
+    from agent_runtime.agent import encode_event
+
+    event = {"event_id": "e-1", "trace_id": "0" * 31 + "1", "ticket_id": "t-1", "huge": 2**70}
+    assert json.loads(encode_event("out", EventType.TICKET_TRIAGED, event).value)["huge"] == 2**70

@@ -48,3 +48,26 @@ def test_feature_families_are_namespaced() -> None:
 def test_families_can_be_switched_off() -> None:
     settings = features.FeatureSettings(bigrams=False, char_ngrams=False, style=False)
     assert features.extract("Refund", "charged twice", settings) == {"w:refund", "w:charg", "w:twice"}
+
+
+def test_a_pattern_is_only_skipped_where_it_cannot_match() -> None:
+    # tokens() runs the URL, e-mail and money patterns only on text holding what each match
+    # needs; on random text from the characters those patterns care about, every match has it.
+    import random
+
+    rng = random.Random(5)
+    alphabet = "a1٣$€£¥₹r@/.:-_, wxhtpscomneuodlbk\n"
+    for _ in range(20_000):
+        text = features.fold("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))))
+        if features._URL_RE.search(text):
+            assert "/" in text or "www." in text, text
+        if features._EMAIL_RE.search(text):
+            assert "@" in text, text
+        if features._MONEY_RE.search(text):
+            assert features._DIGIT_RE.search(text) and features._CURRENCY_RE.search(text), text
+
+
+def test_shouting_needs_two_words_in_capitals_that_are_not_acronyms() -> None:
+    assert "s:shouting" in features.extract("URGENT", "PLEASE fix")
+    assert "s:shouting" not in features.extract("GDPR and HIPAA", "SAML login")
+    assert "s:shouting" not in features.extract("Urgent", "please fix")
