@@ -111,14 +111,6 @@ class Counts:
         return cls(labels, priors, features, df)
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """How much one feature pushed the score of a label above the best other label."""
-
-    feature: str
-    weight: float
-
-
 class NaiveBayes:
     """Multinomial naive Bayes over feature presence (binary counts).
 
@@ -145,7 +137,6 @@ class NaiveBayes:
             for feature, row in counts.features.items()
             if settings.weight(feature) != 0.0
         }
-        self._document_frequency = counts.document_frequency
         #: Each weighted feature's row number, and the rows (a feature's numbers side by side, so
         #: scoring touches one place in memory per feature).
         self._ids = {feature: i for i, feature in enumerate(log_likelihoods)}
@@ -184,21 +175,9 @@ class NaiveBayes:
         # fsum: exact, so the result does not depend on the (hash-seeded) order of a set.
         return [math.fsum(column) for column in zip(*rows, strict=True)]
 
-    def log_scores(self, features: Collection[str], prior: bool = True) -> list[float]:
-        """:meth:`scores` of a set of features."""
-        return self.scores(self.ids(features), prior)
-
     def priors(self) -> list[float]:
         """How often each label occurred in training (order of :attr:`labels`)."""
         return list(self._priors)
-
-    def document_frequency(self, feature: str) -> int:
-        """In how many training documents a feature occurred (0 when unknown)."""
-        return self._document_frequency.get(feature, 0)
-
-    def contributions(self, features: Collection[str], label: str) -> list[Contribution]:
-        """Features that favour ``label`` over the strongest other label, strongest first."""
-        return [Contribution(f, w) for f, w in self.favouring(self.ids(features), self.labels.index(label))]
 
     def favouring(self, ids: Iterable[int], label: int) -> list[tuple[str, float]]:
         """(feature, margin) of the rows among ``ids`` that favour label number ``label`` over

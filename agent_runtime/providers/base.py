@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Generic, Protocol, TypeVar
 
-from agent_runtime.metrics import LLM_LATENCY, PROVIDER_ERRORS
+from agent_runtime.metrics import LLM_LATENCY, PROVIDER_ERRORS, children
 from agent_runtime.records import PermanentError, TransientError
 from agent_runtime.tickets import (
     UNKNOWN_TYPE,
@@ -163,8 +163,7 @@ class CallMetrics:
     def __init__(self, agent: str, provider: str) -> None:
         self._agent = agent
         self._provider = provider
-        #: operation -> its latency histogram, bound once (a few operations per provider).
-        self._latency: dict[str, Any] = {}
+        self._latency = children(LLM_LATENCY, agent=agent, provider=provider)
 
     @asynccontextmanager
     async def observe(self, operation: str) -> AsyncIterator[None]:
@@ -173,12 +172,7 @@ class CallMetrics:
         try:
             yield
         finally:
-            histogram = self._latency.get(operation)
-            if histogram is None:
-                histogram = self._latency[operation] = LLM_LATENCY.labels(
-                    agent=self._agent, provider=self._provider, operation=operation
-                )
-            histogram.observe(time.perf_counter() - started)
+            self._latency(operation=operation).observe(time.perf_counter() - started)
 
     def error(self, kind: str) -> None:
         """Count one provider error of ``kind`` (timeout, rate_limited, server, invalid_output, …)."""

@@ -20,7 +20,7 @@ import asyncio
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal
 
-from agent_runtime.metrics import LLM_CALLS_SAVED, ROUTED, TRIAGE_STAGE
+from agent_runtime.metrics import LLM_CALLS_SAVED, ROUTED, TRIAGE_STAGE, children
 from agent_runtime.providers import Provider
 from agent_runtime.roles.enrichment import CustomerLookup
 from agent_runtime.tickets import Ticket, TriageDecision
@@ -92,14 +92,10 @@ class TriageRole:
         self._fallback_config = (
             self.config if threshold is None else self.config.model_copy(update={"confidence_threshold": threshold})
         )
-        #: (type, route) -> the ``ROUTED`` counter, bound once per pair.
-        self._routed: dict[tuple[str, str], Any] = {}
+        self._routed = children(ROUTED, agent=self.agent)
 
     def _count_route(self, type_name: str, route: str) -> None:
-        counter = self._routed.get((type_name, route))
-        if counter is None:
-            counter = self._routed[(type_name, route)] = ROUTED.labels(agent=self.agent, type=type_name, route=route)
-        counter.inc()
+        self._routed(type=type_name, route=route).inc()
 
     async def triage(self, ticket: Ticket) -> TriageOutcome:
         """Classify ``ticket`` and decide its route; provider errors propagate (the engine retries)."""
