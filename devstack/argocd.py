@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack import settings
+from devstack import apt, locks, settings
 from devstack.processes import ProcessRecord, free_port, spawn, stop, tail, wait_until
 from devstack.settings import Paths
 
@@ -40,12 +40,16 @@ def ensure_binary(paths: Paths, progress: Callable[[str], None]) -> Path:
     exe = out / "argocd"
     if exe.is_file() and (out / "git-verify-wrapper.sh").is_file():
         return exe
-    progress(
-        f"building Argo CD {settings.ARGOCD_VERSION} from Go sources into {out} (first run only, ~15-25 min on 2 cores)"
-    )
-    subprocess.run(
-        ["bash", str(BUILD_SCRIPT), str(out), settings.ARGOCD_VERSION, settings.ARGOCD_GO_TOOLCHAIN], check=True
-    )
+    with locks.exclusive(paths.cache, out.name, f"Argo CD {settings.ARGOCD_VERSION}", progress):
+        if exe.is_file() and (out / "git-verify-wrapper.sh").is_file():
+            return exe
+        progress(
+            f"building Argo CD {settings.ARGOCD_VERSION} from Go sources into {out} "
+            "(first run only, ~15-25 min on 2 cores)"
+        )
+        subprocess.run(
+            ["bash", str(BUILD_SCRIPT), str(out), settings.ARGOCD_VERSION, settings.ARGOCD_GO_TOOLCHAIN], check=True
+        )
     return exe
 
 
@@ -54,17 +58,7 @@ def ensure_redis(progress: Callable[[str], None]) -> None:
     development machines and CI); otherwise a clear error naming the package."""
     if shutil.which("redis-server") is not None:
         return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RuntimeError("Argo CD on the local stack needs redis-server (Debian: apt-get install redis-server)")
-    progress("installing redis-server from Debian (first run only)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    apt.install(["redis-server"], progress)
 
 
 def crd_files() -> list[Path]:

@@ -30,6 +30,10 @@ def _run(args: argparse.Namespace) -> int:
                 )
                 say(f"Jaeger {endpoints.traces_url} (OTLP in at {endpoints.otlp_endpoint})")
                 say("exported in .devstack/env as SRS_PROMETHEUS_URL and SRS_TRACES_URL")
+        elif args.action == "build":
+            from devstack import build
+
+            build.build(default_paths(), args.parts or list(build.PARTS), say)
         elif args.action == "down":
             stack.down()
         elif args.action == "reset":
@@ -49,9 +53,18 @@ def register(sub: Any) -> None:
     )
     dev.add_argument(
         "action",
-        choices=["up", "down", "status", "reset"],
+        choices=["up", "down", "status", "reset", "build"],
         help="up: start what is not running, in place (same ports, same data); down: stop what up started, "
-        "keeping the data; status: what runs where; reset: stop and delete the stack's data",
+        "keeping the data; status: what runs where; reset: stop and delete the stack's data; build: build "
+        "into the cache, without starting anything, what the stack, the tests and the kind cluster build on "
+        "first use (safe beside a running `make test`: one process builds each part, the others wait for it)",
+    )
+    dev.add_argument(
+        "--part",
+        dest="parts",
+        action="append",
+        choices=["docker", "observability", "llm", "argocd", "stack", "kind"],
+        help="with build: only this part (repeatable; default: all of them)",
     )
     dev.add_argument(
         "--observability",

@@ -13,9 +13,10 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
+from devstack import apt, locks
 from devstack.gobuild import build_go_binary
 from devstack.processes import spawn
 
@@ -53,28 +54,6 @@ def image_exists(tag: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
 
 
-def apt_install(packages: Sequence[str], progress: Progress) -> None:
-    """Install Debian packages (as root), or fail with one line naming them."""
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise EngineUnavailable(
-            f"missing {', '.join(packages)}: install them (Debian: apt-get install {' '.join(packages)}) "
-            "or run as root so srs can"
-        )
-    progress(f"installing Debian packages {', '.join(packages)} (first run only, ~1 min)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for attempt in (1, 2):
-        done = subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", *packages],
-            env=env, capture_output=True, text=True,
-        )  # fmt: skip
-        if done.returncode == 0:
-            return
-        if attempt == 1:
-            # A fresh machine may have no package lists yet.
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-    raise EngineUnavailable(f"apt-get install {' '.join(packages)} failed:\n{done.stderr[-2000:]}")
-
-
 WRAPPER_SOURCE = Path(__file__).parent / "containers" / "ociwrapper"
 
 
@@ -106,11 +85,17 @@ def ensure_engine(cache: Path, logs: Path, progress: Progress) -> None:
             _install_wrapper(build_runtime_wrapper(cache))  # an engine srs started: keep its runtime current
         return
     if shutil.which("dockerd") is None:
-        apt_install(["docker.io"], progress)
+        apt.install(["docker.io"], progress, EngineUnavailable)
     if answers():  # the package's service may have started it
         return
     if os.geteuid() != 0:
         raise EngineUnavailable("no Docker engine answers and only root can start dockerd; start Docker and retry")
+    with locks.exclusive(locks.MACHINE_LOCKS, "srs-dockerd", "the Docker engine", progress):
+        if not answers():
+            _start_engine(cache, logs, progress)
+
+
+def _start_engine(cache: Path, logs: Path, progress: Progress) -> None:
     _install_wrapper(build_runtime_wrapper(cache))
     progress("starting dockerd (overlay2; runtime srs-runc fits privileged containers to this machine)")
     record = spawn(

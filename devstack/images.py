@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from devstack import settings
-from devstack.docker_engine import apt_install, docker, image_exists
+from devstack import apt, locks, settings
+from devstack.docker_engine import EngineUnavailable, docker, image_exists
 
 Progress = Callable[[str], None]
 
@@ -92,7 +92,13 @@ def ensure_rootfs(tag: str, progress: Progress) -> None:
     if image_exists(tag):
         return
     if shutil.which("mmdebstrap") is None:
-        apt_install(["mmdebstrap"], progress)
+        apt.install(["mmdebstrap"], progress, EngineUnavailable)
+    with locks.exclusive(locks.MACHINE_LOCKS, "srs-" + tag.replace(":", "-"), f"base image {tag}", progress):
+        if not image_exists(tag):
+            _debootstrap(tag, progress)
+
+
+def _debootstrap(tag: str, progress: Progress) -> None:
     packages = ROOTFS[tag]
     progress(f"building base image {tag} from Debian packages with mmdebstrap (first run only, ~1-2 min)")
     with tempfile.TemporaryDirectory(prefix="srs-rootfs.") as tmp:
@@ -139,7 +145,7 @@ def ensure_rootfs_all(tags: Sequence[str], progress: Progress) -> None:
     if not missing:
         return
     if shutil.which("mmdebstrap") is None:
-        apt_install(["mmdebstrap"], progress)  # once, before the threads: apt holds a lock
+        apt.install(["mmdebstrap"], progress, EngineUnavailable)  # once, before the threads: apt holds a lock
     with ThreadPoolExecutor(max_workers=len(missing)) as pool:
         for future in [pool.submit(ensure_rootfs, tag, progress) for tag in missing]:
             future.result()

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from devstack import settings
+from devstack import locks, settings
 from devstack.processes import ProcessRecord, spawn, wait_until
 from devstack.settings import Paths
 
@@ -35,21 +35,24 @@ def ensure_jars(paths: Paths, progress: Callable[[str], None]) -> Path:
     libs = paths.kafka_libs
     if libs.is_dir() and any(libs.glob("kafka_2.13-*.jar")):
         return libs
-    progress(f"fetching Apache Kafka {settings.KAFKA_VERSION} jars from Maven Central (first run only, ~1 min)")
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="libs.", dir=libs.parent))
-    subprocess.run(
-        [
-            "mvn", "-B", "-q", "-f", str(POM),
-            f"org.apache.maven.plugins:maven-dependency-plugin:{settings.MAVEN_DEPENDENCY_PLUGIN_VERSION}:copy-dependencies",
-            "-DincludeScope=runtime",
-            f"-DoutputDirectory={staging}",
-            f"-Dkafka.version={settings.KAFKA_VERSION}",
-            f"-Dlog4j.version={settings.LOG4J_VERSION}",
-        ],
-        check=True,
-    )  # fmt: skip
-    staging.rename(libs)
+    with locks.exclusive(paths.cache, "kafka-jars", f"the Apache Kafka {settings.KAFKA_VERSION} jars", progress):
+        if libs.is_dir() and any(libs.glob("kafka_2.13-*.jar")):
+            return libs
+        progress(f"fetching Apache Kafka {settings.KAFKA_VERSION} jars from Maven Central (first run only, ~1 min)")
+        libs.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="libs.", dir=libs.parent))
+        subprocess.run(
+            [
+                "mvn", "-B", "-q", "-f", str(POM),
+                f"org.apache.maven.plugins:maven-dependency-plugin:{settings.MAVEN_DEPENDENCY_PLUGIN_VERSION}:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging}",
+                f"-Dkafka.version={settings.KAFKA_VERSION}",
+                f"-Dlog4j.version={settings.LOG4J_VERSION}",
+            ],
+            check=True,
+        )  # fmt: skip
+        staging.rename(libs)
     return libs
 
 

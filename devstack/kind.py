@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from devstack import docker_engine, images, kafka, kube, settings
+from devstack import docker_engine, images, kafka, kube, locks, settings
 from devstack.gobuild import build_go_binary
 from devstack.processes import free_port, wait_until
 from devstack.settings import Paths, default_paths
@@ -95,13 +95,17 @@ def ensure_tools(paths: Paths, parts: tuple[str, ...] = tuple(TOOL_PARTS)) -> Pa
         return out
     if shutil.which("go") is None:
         raise docker_engine.EngineUnavailable("missing Go 1.24+ (https://go.dev/doc/install) to build kind's tools")
-    names = ", ".join(b for part in missing for b in TOOL_PARTS[part])
-    _say(f"building {names} from Go sources into {out} (first run only; the node binaries take ~10 min on 2 cores)")
-    subprocess.run(
-        ["bash", str(BUILD_SCRIPT), str(out), settings.KUBERNETES_VERSION, settings.KIND_VERSION,
-         settings.COREDNS_VERSION, settings.ACTIONLINT_VERSION, *missing],
-        check=True,
-    )  # fmt: skip
+    for part in missing:
+        names = ", ".join(TOOL_PARTS[part])
+        with locks.exclusive(paths.cache, f"{out.name}-{part}", names, _say):
+            if all((out / b).is_file() for b in TOOL_PARTS[part]):
+                continue  # another srs process built it while this one waited
+            _say(f"building {names} from Go sources into {out} (first run only; the node binaries take ~10 min)")
+            subprocess.run(
+                ["bash", str(BUILD_SCRIPT), str(out), settings.KUBERNETES_VERSION, settings.KIND_VERSION,
+                 settings.COREDNS_VERSION, settings.ACTIONLINT_VERSION, part],
+                check=True,
+            )  # fmt: skip
     return out
 
 
@@ -234,17 +238,35 @@ def _deploy_llm(env: dict[str, str], kubeconfig: Path, server_image: str, model_
     _kubectl(env, kubeconfig, "-n", LLM_NAMESPACE, "rollout", "status", "deployment/llm", "--timeout=240s")
 
 
-def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool = False) -> KindState:
-    """Build what is missing, create the cluster and install Kafka and the operator; with
-    ``llm``, also a real model server (llama.cpp's, Gemma 3 270M) in ``srs-llm``. Idempotent:
-    a later ``up`` without ``llm`` leaves a running model server alone."""
-    paths = paths or default_paths()
-    state_dir = state_dir or settings.kind_state()
-    t0 = time.monotonic()
-    logs = state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class Built:
+    """What a cluster is made of, built on this machine (or named by the environment)."""
 
+    control_plane_bins: Path
+    node_bins: Path
+    node_image: str
+    #: True when the node image is a ready-made one (SRS_KIND_NODE_IMAGE), not built here.
+    upstream_node: bool
+    kafka_image: str
+    srs_image: str
+    #: The model server's two images (server, model), when it is wanted.
+    llm_images: tuple[str, ...]
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        """Every image a cluster node loads."""
+        return (self.kafka_image, self.srs_image, *self.llm_images)
+
+
+def build(paths: Paths, logs: Path, *, llm: bool) -> Built:
+    """Build every binary and image the cluster needs that is missing: the Docker engine
+    first, then (one process at a time across srs processes) the images."""
     docker_engine.ensure_engine(paths.cache, logs, _say)
+    with locks.exclusive(locks.MACHINE_LOCKS, "srs-kind-images", "the kind images", _say):
+        return _build_images(paths, llm=llm)
+
+
+def _build_images(paths: Paths, *, llm: bool) -> Built:
     # The Debian bases first, side by side (network and dpkg bound), then the Go builds.
     bases = [images.PYTHON_BASE] if not os.environ.get("BASE_IMAGE") else []
     bases += [images.JRE_BASE] if not os.environ.get("SRS_JRE_BASE") else []
@@ -272,7 +294,21 @@ def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool =
         llm_images = images.build_llm_images(
             local_llm.ensure_server(paths, _say), local_llm.ensure_model(paths, _say), local_llm.CHAT_TEMPLATE, _say
         )
+    return Built(control_plane_bins, node_bins, node_image, bool(upstream_node), kafka_image, image, llm_images)
+
+
+def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool = False) -> KindState:
+    """Build what is missing, create the cluster and install Kafka and the operator; with
+    ``llm``, also a real model server (llama.cpp's, Gemma 3 270M) in ``srs-llm``. Idempotent:
+    a later ``up`` without ``llm`` leaves a running model server alone."""
+    paths = paths or default_paths()
+    state_dir = state_dir or settings.kind_state()
+    t0 = time.monotonic()
+    logs = state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    built = build(paths, logs, llm=llm)
     _say(f"images ready ({time.monotonic() - t0:.0f}s)")
+    node_bins, control_plane_bins, image = built.node_bins, built.control_plane_bins, built.srs_image
 
     env = _env_with_bins(node_bins, control_plane_bins)
     kubeconfig = state_dir / "kubeconfig"
@@ -289,8 +325,8 @@ def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool =
             subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], env=env, check=True, capture_output=True)
         host_port = free_port()
         config = state_dir / "cluster.yaml"
-        config.write_text(cluster_config(node_image, host_port, local_node=not upstream_node))
-        _say(f"creating kind cluster {CLUSTER} (node image {node_image})")
+        config.write_text(cluster_config(built.node_image, host_port, local_node=not built.upstream_node))
+        _say(f"creating kind cluster {CLUSTER} (node image {built.node_image})")
         subprocess.run(
             ["kind", "create", "cluster", "--config", str(config), "--kubeconfig", str(kubeconfig), "--wait", "120s"],
             env=env, check=True,
@@ -299,7 +335,7 @@ def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool =
         ["kind", "export", "kubeconfig", "--name", CLUSTER, "--kubeconfig", str(kubeconfig)],
         env=env, check=True, capture_output=True,
     )  # fmt: skip
-    for name in (kafka_image, image, *llm_images):
+    for name in built.images:
         image_id = docker_engine.docker("image", "inspect", "--format", "{{.Id}}", name).strip()
         if loaded.get(name) == image_id:
             continue
@@ -315,9 +351,9 @@ def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool =
     _deploy_kafka(env, kubeconfig, host_port)
     _say(f"installing the operator with Helm (release {OPERATOR_RELEASE} in {OPERATOR_NAMESPACE})")
     _install_operator(env, kubeconfig, image)
-    if llm_images:
+    if built.llm_images:
         _say(f"starting the model server in {LLM_NAMESPACE} ({settings.LLM_MODEL_ALIAS}, {LLM_PARALLEL} slots)")
-        _deploy_llm(env, kubeconfig, *llm_images)
+        _deploy_llm(env, kubeconfig, *built.llm_images)
         llm_base_url = LLM_BASE_URL_IN_CLUSTER
 
     state = KindState(

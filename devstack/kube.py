@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import yaml
 
-from devstack import pki, settings
+from devstack import locks, pki, settings
 from devstack.processes import ProcessRecord, spawn, wait_until
 from devstack.settings import Paths
 
@@ -43,18 +43,25 @@ CONTROLLERS = ",".join(
 def ensure_binaries(paths: Paths, progress: Callable[[str], None]) -> Path:
     """Build the Go binaries into the cache when any is missing (first run only)."""
     out = paths.go_bins
-    if all((out / b).is_file() for b in BINARIES) and (out / "kwok-stages.yaml").is_file():
+
+    def built() -> bool:
+        return all((out / b).is_file() for b in BINARIES) and (out / "kwok-stages.yaml").is_file()
+
+    if built():
         return out
-    progress(
-        f"building Kubernetes {settings.KUBERNETES_VERSION}, etcd {settings.ETCD_VERSION} and kwok "
-        f"{settings.KWOK_VERSION}, helm {settings.HELM_VERSION} from Go sources into {out} "
-        "(first run only, ~6-10 min on 2 cores)"
-    )
-    subprocess.run(
-        ["bash", str(BUILD_SCRIPT), str(out), settings.KUBERNETES_VERSION, settings.ETCD_VERSION,
-         settings.KWOK_VERSION, settings.HELM_VERSION],
-        check=True,
-    )  # fmt: skip
+    with locks.exclusive(paths.cache, out.name, "the control plane's binaries", progress):
+        if built():
+            return out
+        progress(
+            f"building Kubernetes {settings.KUBERNETES_VERSION}, etcd {settings.ETCD_VERSION} and kwok "
+            f"{settings.KWOK_VERSION}, helm {settings.HELM_VERSION} from Go sources into {out} "
+            "(first run only, ~6-10 min on 2 cores)"
+        )
+        subprocess.run(
+            ["bash", str(BUILD_SCRIPT), str(out), settings.KUBERNETES_VERSION, settings.ETCD_VERSION,
+             settings.KWOK_VERSION, settings.HELM_VERSION],
+            check=True,
+        )  # fmt: skip
     return out
 
 

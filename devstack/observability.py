@@ -16,7 +16,6 @@ srs's alert rules (``charts/srs-operator/files/prometheus-rules.yaml``) are load
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import urllib.request
@@ -27,7 +26,7 @@ from typing import Final, Protocol
 
 import yaml
 
-from devstack import settings
+from devstack import apt, locks, settings
 from devstack.processes import free_port
 from devstack.settings import Paths
 
@@ -44,27 +43,10 @@ class ObservabilityUnavailable(RuntimeError):
     """Prometheus or Jaeger cannot be installed or started here."""
 
 
-def _apt_install(package: str, progress: Progress) -> None:
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise ObservabilityUnavailable(
-            f"missing Debian package {package}: install it (apt-get install {package}) or run as root so srs can"
-        )
-    progress(f"installing Debian's {package} package (first run only, ~30 s)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
-    for attempt in (1, 2):
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-        if done.returncode == 0:
-            return
-        if attempt == 1:  # a fresh machine may have no package lists yet
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-    raise ObservabilityUnavailable(f"apt-get install {package} failed:\n{done.stderr[-2000:]}")
-
-
 def ensure_prometheus(progress: Progress) -> tuple[Path, Path]:
     """(``prometheus``, ``promtool``): Debian's, installed on first use."""
     if shutil.which("prometheus") is None or shutil.which("promtool") is None:
-        _apt_install(PROMETHEUS_PACKAGE, progress)
+        apt.install([PROMETHEUS_PACKAGE], progress, ObservabilityUnavailable)
     server, tool = shutil.which("prometheus"), shutil.which("promtool")
     if server is None or tool is None:
         raise ObservabilityUnavailable(f"Debian's {PROMETHEUS_PACKAGE} package brought no prometheus/promtool")
@@ -84,8 +66,11 @@ def ensure_jaeger(paths: Paths, progress: Progress) -> Path:
         return binary
     if shutil.which("go") is None:
         raise ObservabilityUnavailable("building Jaeger needs Go 1.24+ on PATH (https://go.dev/doc/install)")
-    progress(f"building Jaeger {settings.JAEGER_VERSION} from Go sources into {binary.parent} (first run only)")
-    done = subprocess.run(["bash", str(BUILD_SCRIPT), settings.JAEGER_VERSION, str(binary.parent)])
+    with locks.exclusive(paths.cache, binary.parent.name, f"Jaeger {settings.JAEGER_VERSION}", progress):
+        if binary.is_file():
+            return binary
+        progress(f"building Jaeger {settings.JAEGER_VERSION} from Go sources into {binary.parent} (first run only)")
+        done = subprocess.run(["bash", str(BUILD_SCRIPT), settings.JAEGER_VERSION, str(binary.parent)])
     if done.returncode != 0 or not binary.is_file():
         raise ObservabilityUnavailable(f"building Jaeger {settings.JAEGER_VERSION} failed (output above)")
     return binary

@@ -91,6 +91,7 @@ def spawn(
             stderr=subprocess.STDOUT,
             env=dict(env) if env is not None else None,
             start_new_session=True,
+            preexec_fn=_normal_priority,
         )
     start = start_time(proc.pid)
     if start is None:
@@ -98,6 +99,14 @@ def spawn(
     if env_overrides is None:
         return ProcessRecord(name=name, pid=proc.pid, start_time=start, log=str(log))
     return ProcessRecord(name, proc.pid, start, str(log), tuple(argv), dict(env_overrides))
+
+
+def _normal_priority() -> None:
+    """A service outlives whatever started it: one started by a background build (CI runs
+    ``srs dev build`` at idle CPU priority) runs at normal priority, as it would otherwise."""
+    with contextlib.suppress(OSError):
+        if os.sched_getscheduler(0) == os.SCHED_IDLE:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def stop(record: ProcessRecord, timeout: float = 15.0) -> None:

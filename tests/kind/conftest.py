@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from devstack import docker_engine, kind
+from devstack import apt, kind
 from tests.harness import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def cluster() -> Cluster:
 def kcat() -> str:
     """Debian's kcat: a Kafka client srs did not write, to count what reached the topics."""
     if shutil.which("kcat") is None:
-        docker_engine.apt_install(["kcat"], lambda msg: print(msg, flush=True))
+        apt.install(["kcat"], lambda msg: print(msg, flush=True))
     path = shutil.which("kcat")
     assert path, "kcat is needed to count tickets with a client srs did not write"
     return path
