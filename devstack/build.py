@@ -64,11 +64,23 @@ PARTS: dict[str, Callable[[Paths, Progress], None]] = {
 
 
 def build(paths: Paths, parts: Sequence[str], progress: Progress) -> None:
-    """Build the named parts that are missing, in PARTS' order, saying how long each took."""
+    """Build the named parts that are missing, in PARTS' order, saying how long each took.
+
+    A part that fails does not stop the others (each is needed by a different step, which
+    would build it itself and report the failure there); the failures are raised at the end.
+    """
     t0 = time.monotonic()
+    failed: list[str] = []
     for name in (p for p in PARTS if p in parts):
         started = time.monotonic()
         progress(f"{name}: building what is missing")
-        PARTS[name](paths, progress)
+        try:
+            PARTS[name](paths, progress)
+        except Exception as e:  # noqa: BLE001 - reported, and raised at the end
+            failed.append(name)
+            progress(f"{name}: failed: {e}")
+            continue
         progress(f"{name}: ready ({time.monotonic() - started:.0f}s)")
+    if failed:
+        raise RuntimeError(f"building {', '.join(failed)} failed (the output above says why)")
     progress(f"built {', '.join(p for p in PARTS if p in parts)} in {(time.monotonic() - t0) / 60:.1f} min")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import locks, observability
+from devstack import build, locks, observability
 from devstack.settings import Paths
 
 pytestmark = pytest.mark.unit
@@ -95,3 +95,21 @@ def test_a_service_started_by_an_idle_priority_build_runs_at_normal_priority(tmp
     starter, service = (int(p) for p in done.stdout.split())
     assert starter == os.SCHED_IDLE
     assert service == os.SCHED_OTHER
+
+
+def test_a_part_that_fails_does_not_stop_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+
+    def broken(paths: Paths, progress: Callable[[str], None]) -> None:
+        raise RuntimeError("no Docker engine answers")
+
+    monkeypatch.setattr(
+        build,
+        "PARTS",
+        {"docker": broken, "llm": lambda paths, progress: ran.append("llm"), "kind": broken},
+    )
+    said: list[str] = []
+    with pytest.raises(RuntimeError, match="building docker, kind failed"):
+        build.build(Paths(cache=tmp_path, state=tmp_path), ["docker", "llm", "kind"], said.append)
+    assert ran == ["llm"]
+    assert "docker: failed: no Docker engine answers" in said
