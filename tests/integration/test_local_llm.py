@@ -144,7 +144,9 @@ def test_tickets_flow_through_the_cascade_and_the_specialist_with_the_real_model
 
     assert topic_contents(infra.kafka_bootstrap, topics["dlq"]) == []
     assert set(done) == {b"L-1", b"L-2", b"L-3", b"L-4"}
-    triaged = {r.key: r.json() for r in [*drafted, *(r for r in done.values() if r.json().get("triage"))]}
+    # The triage agent's decision: its record on the drafts topic, else its record with people. A
+    # specialist that escalates its draft writes a record of its own, which must not hide it.
+    triaged = {r.key: r.json() for r in [*(r for r in done.values() if r.json().get("triage")), *drafted]}
     for key in (b"L-3", b"L-4"):  # words the offline classifier cannot be sure of: the model was asked
         decision = triaged[key]["triage"]
         assert decision.get("stage") == "fallback" and LLM_MODEL_ALIAS in decision["decided_by"], decision
