@@ -41,5 +41,7 @@ def install(packages: Sequence[str], progress: Progress, error: type[Exception] 
 
 
 def _installed(package: str) -> bool:
+    if shutil.which("dpkg-query") is None:  # not Debian: install() then says what is missing
+        return False
     done = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
     return done.returncode == 0 and done.stdout.endswith(" installed")

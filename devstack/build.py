@@ -46,7 +46,6 @@ def _stack(paths: Paths, progress: Progress) -> None:
 
 
 def _kind(paths: Paths, progress: Progress) -> None:
-    kind.ensure_tools(paths)
     kind.build(paths, settings.kind_state() / "logs", llm=True)
 
 

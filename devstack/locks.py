@@ -19,7 +19,8 @@ from pathlib import Path
 
 Progress = Callable[[str], None]
 
-#: Debian's dpkg is one per machine, whatever cache a process uses.
+#: Where the locks of what is one per machine live (apt, the Docker engine and its images),
+#: whatever cache a process uses: ``/run/lock/.locks/srs-*.lock``.
 MACHINE_LOCKS = Path("/run/lock") if os.access("/run/lock", os.W_OK) else Path("/tmp")  # noqa: S108 - a lock file
 
 
