@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -45,6 +46,8 @@ from confluent_kafka.admin import AdminClient
 from kubernetes import client, config, watch
 
 from devstack.processes import free_port, terminate
+from devstack.settings import default_paths
+from devstack.stack import load_state
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "srs.dev", "v1alpha1"
@@ -70,8 +73,20 @@ class Operator:
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
+
+    def requests(self) -> dict[str, float]:
+        """The operator's own API requests so far, by "VERB resource" (all status codes)."""
+        text = urllib.request.urlopen(self.metrics_url, timeout=5).read().decode()  # noqa: S310 - localhost
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if not line.startswith("srs_operator_api_requests_total{"):
+                continue
+            labels, value = line.rsplit(" ", 1)
+            found = dict(part.split("=", 1) for part in labels[labels.index("{") + 1 : -1].split(","))
+            key = f"{found['verb'].strip(chr(34))} {found['resource'].strip(chr(34))}"
+            out[key] = out.get(key, 0.0) + float(value)
+        return out
 
     def peak_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -172,7 +187,8 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class DeploymentWatch:
-    """Arrival time of each Deployment's ADDED event in a namespace."""
+    """Arrival time of each Deployment's ADDED event in a namespace (plain JSON: the client's
+    models would cost this process more CPU than the operator's reconciles)."""
 
     api: client.ApiClient
     namespace: str
@@ -188,15 +204,83 @@ class DeploymentWatch:
             w = watch.Watch()
             with contextlib.suppress(Exception):
                 for event in w.stream(
-                    apps.list_namespaced_deployment, self.namespace, label_selector=MANAGED, timeout_seconds=30
+                    apps.list_namespaced_deployment,
+                    self.namespace,
+                    label_selector=MANAGED,
+                    timeout_seconds=30,
+                    deserialize=False,
                 ):
-                    name = event["object"].metadata.name
+                    name = event["object"]["metadata"]["name"]
                     self.created.setdefault(name, time.monotonic())
                     if self._stop.is_set():
                         w.stop()
 
     def stop(self) -> None:
         self._stop.set()
+
+
+@dataclass
+class ReadyWatch:
+    """Which objects of a custom kind in a namespace are Ready now, from a watch (a list of a
+    thousand objects twice a second would load the API server more than the operator does)."""
+
+    api: client.ApiClient
+    namespace: str
+    plural: str
+    ready: set[str] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.ready)
+
+    def _run(self) -> None:
+        custom = client.CustomObjectsApi(self.api)
+        while not self._stop.is_set():
+            w = watch.Watch()
+            with contextlib.suppress(Exception):
+                for event in w.stream(
+                    custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    self.plural,
+                    timeout_seconds=30,
+                    deserialize=False,
+                ):
+                    obj = event["object"]
+                    name = obj["metadata"]["name"]
+                    with self._lock:
+                        if event["type"] != "DELETED" and is_ready(obj):
+                            self.ready.add(name)
+                        else:
+                            self.ready.discard(name)
+                    if self._stop.is_set():
+                        w.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def stack_cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) of each process of the local stack now running, by name
+    (empty when the stack is not the local one)."""
+    paths = default_paths()
+    state = load_state(paths)
+    out: dict[str, float] = {}
+    for record in [*state.processes, *state.attached] if state is not None else ():
+        if record.is_alive():
+            out[record.name] = cpu_seconds(record.pid)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def count_changes(api: client.ApiClient, namespace: str, seconds: float) -> dict[str, int]:
@@ -239,22 +323,28 @@ def count_changes(api: client.ApiClient, namespace: str, seconds: float) -> dict
 def wait_all_ready(
     api: client.ApiClient, namespace: str, plurals: list[str], expected: dict[str, int], start: float, timeout: float
 ) -> float:
-    custom = client.CustomObjectsApi(api)
+    """Seconds from ``start`` until every object of ``plurals`` is Ready (watched, checked
+    every 0.1 s)."""
+    watches = {plural: ReadyWatch(api, namespace, plural) for plural in plurals}
+    for w in watches.values():
+        w.start()
     last_report = 0.0
-    while True:
-        counts = {}
-        for plural in plurals:
-            items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
-            counts[plural] = sum(1 for i in items if is_ready(i))
-        elapsed = time.monotonic() - start
-        if all(counts[p] >= expected[p] for p in plurals):
-            return elapsed
-        if elapsed - last_report >= 5:
-            last_report = elapsed
-            progress("ready: " + ", ".join(f"{p} {counts[p]}/{expected[p]}" for p in plurals) + f" ({elapsed:.1f}s)")
-        if elapsed > timeout:
-            raise RuntimeError(f"not all Ready after {timeout:.0f}s: {counts}")
-        time.sleep(0.5)
+    try:
+        while True:
+            counts = {plural: w.count() for plural, w in watches.items()}
+            elapsed = time.monotonic() - start
+            if all(counts[p] >= expected[p] for p in plurals):
+                return elapsed
+            if elapsed - last_report >= 5:
+                last_report = elapsed
+                ready = ", ".join(f"{p} {counts[p]}/{expected[p]}" for p in plurals)
+                progress(f"ready: {ready} ({elapsed:.1f}s)")
+            if elapsed > timeout:
+                raise RuntimeError(f"not all Ready after {timeout:.0f}s: {counts}")
+            time.sleep(0.1)
+    finally:
+        for w in watches.values():
+            w.stop()
 
 
 @contextlib.contextmanager
@@ -311,6 +401,7 @@ def run_agents_and_topics(
         deployments.start()
         time.sleep(1)
         progress(f"applying {args.agents} SupportAgents and {args.topics} TicketTopics in {ns}")
+        stack_before, own_before = stack_cpu_seconds(), time.process_time()
         start = time.monotonic()
 
         def create(plural: str) -> Callable[[dict[str, Any]], Any]:
@@ -327,6 +418,7 @@ def run_agents_and_topics(
             api, ns, ["supportagents", "tickettopics"], {"supportagents": args.agents, "tickettopics": args.topics},
             start, args.timeout,
         )  # fmt: skip
+        stack_after, own_after = stack_cpu_seconds(), time.process_time()
         deployments.stop()
         latencies = [deployments.created[n] - t for n, t in applied.items() if n in deployments.created]
         cpu_until_ready = op.cpu_seconds()
@@ -335,9 +427,11 @@ def run_agents_and_topics(
         requests = op.counter("srs_operator_api_request_duration_seconds_count")
         request_seconds = op.counter("srs_operator_api_request_duration_seconds_sum")
         progress(f"all Ready after {ready:.1f}s; idle for {args.idle_seconds:.0f}s, counting writes")
+        requests_until_ready = op.requests()
         writes_before = op.counter("srs_operator_api_writes_total")
         changes = count_changes(api, ns, args.idle_seconds)
         writes = op.counter("srs_operator_api_writes_total") - writes_before
+        idle_requests = {k: v - requests_until_ready.get(k, 0.0) for k, v in op.requests().items()}
         results = {
             "agents": args.agents,
             "topics": args.topics,
@@ -348,6 +442,8 @@ def run_agents_and_topics(
             "idle_seconds": args.idle_seconds,
             "idle_object_changes": changes,
             "idle_operator_writes": writes,
+            "idle_operator_requests": {k: v for k, v in idle_requests.items() if v},
+            "requests_until_ready": requests_until_ready,
             "operator_peak_rss_mb": op.peak_rss_mb(),
             "operator_cpu_seconds": cpu_until_ready,
             "agent_reconciles": reconciles,
@@ -355,6 +451,12 @@ def run_agents_and_topics(
             "api_requests": requests,
             "api_request_mean_ms": 1000 * request_seconds / requests if requests else float("nan"),
             "operator_api_writes_total": op.counter("srs_operator_api_writes_total"),
+            # Who used the two cores until all were Ready.
+            "cpu_seconds_until_ready": {
+                "srs operator": cpu_until_ready,
+                **{name: stack_after[name] - stack_before[name] for name in stack_after if name in stack_before},
+                "this benchmark": own_after - own_before,
+            },
         }
     delete_kafka_topics(bootstrap, topics)
     return results
@@ -400,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic-only", type=int, default=1000, help="TicketTopics in the second run (0 skips it)")
     parser.add_argument("--idle-seconds", type=float, default=60, help="quiet period for counting writes")
     parser.add_argument("--timeout", type=float, default=300, help="give up waiting for Ready after this long")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="where the operator logs go")  # noqa: S108
     args = parser.parse_args(argv)
     args.topics = args.topics if args.topics is not None else args.agents
@@ -410,7 +513,12 @@ def main(argv: list[str] | None = None) -> int:
     if not kubeconfig or not bootstrap:
         parser.error("set KUBECONFIG and KAFKA_BOOTSTRAP_SERVERS (e.g. source .devstack/env)")
     api = config.new_client_from_config(config_file=kubeconfig)
-    client.ApiextensionsV1Api(api).read_custom_resource_definition("supportagents.srs.dev")  # CRDs installed?
+    try:
+        client.ApiextensionsV1Api(api).read_custom_resource_definition("supportagents.srs.dev")
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
+        parser.error("the SupportAgent CRD is not installed: kubectl apply -f crds/")
 
     first = run_agents_and_topics(api, args, kubeconfig, bootstrap)
     print(f"SupportAgents + TicketTopics: {first['agents']} + {first['topics']}")
@@ -432,6 +540,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{first['agent_reconcile_mean_ms']:.0f} ms; operator API requests {first['api_requests']:.0f}, "
         f"mean {first['api_request_mean_ms']:.0f} ms"
     )
+    by_kind = sorted(first["requests_until_ready"].items(), key=lambda kv: -kv[1])
+    print("  operator requests until Ready   " + ", ".join(f"{k} {v:.0f}" for k, v in by_kind))
+    if first["idle_operator_requests"]:
+        idle = ", ".join(f"{k} {v:.0f}" for k, v in first["idle_operator_requests"].items())
+        print(f"  operator requests while idle    {idle}")
+    cpu = first["cpu_seconds_until_ready"]
+    print("  CPU seconds until all Ready     " + ", ".join(f"{name} {secs:.1f}" for name, secs in cpu.items()))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"agents_and_topics": first}, indent=2))
     if args.topic_only:
         second = run_topics_only(api, args, kubeconfig, bootstrap)
         print(f"TicketTopics only: {second['topics']}")
@@ -440,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
             f"applying took {second['apply_seconds']:.1f} s)"
         )
         print(f"  operator peak RSS               {second['operator_peak_rss_mb']:.0f} MB")
+        if args.json is not None:
+            args.json.write_text(json.dumps({"agents_and_topics": first, "topics_only": second}, indent=2))
     return 0
 
 

@@ -8,7 +8,8 @@ private kopf function, is idempotent, and has its own test in
 - :func:`release_vanished_watch_toggles` — ``orchestration.terminate_redundancies``;
 - :func:`adopt_namespaces_listed_by_the_watch` — ``observation.process_discovered_namespace_event``;
 - :func:`nudge_lost_revisions` — ``orchestration.orchestrator``;
-- :func:`_release_stuck_object_toggles` — started by the first, on ``operator_indexed``.
+- :func:`_release_stuck_object_toggles` — started by the first, on ``operator_indexed``;
+- :func:`decode_watch_events_with_orjson` — ``kopf._cogs.clients.api.json`` (speed only).
 
 Why kopf could go deaf: with namespace patterns, kopf runs one watch stream per kind and
 matching namespace (``orchestration.spawn_missing_watchers``) and, for every indexed
@@ -38,11 +39,14 @@ the safety net: an object waiting for its handler past a bound fails the livenes
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Collection
 from importlib import metadata
 from typing import Any, Final
 
+import orjson
+from kopf._cogs.clients import api as kopf_api
 from kopf._core.reactor import observation, orchestration
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ def apply() -> None:
     release_vanished_watch_toggles()
     adopt_namespaces_listed_by_the_watch()
     nudge_lost_revisions()
+    decode_watch_events_with_orjson()
 
 
 #: A per-object index toggle still off after this long belongs to a worker that is gone.
@@ -82,6 +87,24 @@ def on_namespace_unwatched(listener: Callable[[str], None]) -> Callable[[], None
     reconciling, and writing to, objects that are gone."""
     _unwatched_listeners.append(listener)
     return lambda: _unwatched_listeners.remove(listener)
+
+
+class _WatchJson:
+    """The ``json`` of kopf's API client module, whose only use there is decoding each line of a
+    watch stream, with orjson's ``loads`` (the rest is the standard module's)."""
+
+    loads = staticmethod(orjson.loads)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(json, name)
+
+
+def decode_watch_events_with_orjson() -> None:
+    """Decode kopf's watch events with orjson (idempotent): the standard ``json.loads`` of every
+    event was a tenth of the operator's CPU with a thousand agents starting. The same objects
+    come out: what the API server sends is plain JSON with integers within 64 bits."""
+    if not isinstance(getattr(kopf_api, "json", None), _WatchJson):
+        setattr(kopf_api, "json", _WatchJson())  # noqa: B010 - a private global of kopf's
 
 
 def release_vanished_watch_toggles() -> None:

@@ -36,6 +36,19 @@ HANDLER_MODULES = (watching, topic_usage_handlers, supportagent_handlers, ticket
 log = logging.getLogger(__name__)
 
 
+class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf's "last handled" state of an object, never built.
+
+    kopf builds it (a deep copy of the object) for every watch event, to tell creations and
+    updates apart for ``on.create``/``on.update``/``on.resume``/``on.delete`` handlers and
+    daemons. srs has none of those (its controllers reconcile from indexes; a unit test keeps
+    it so): the copies were a tenth of the operator's CPU at a thousand agents. Nothing is
+    stored either: kopf stores it only after running such handlers."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Names under ``srs.dev``, bounded watches, bounded concurrency, and server-side
@@ -46,9 +59,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # needs it for — i.e. from all of them — so its name must differ from ours.
     settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase(prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
     # Watches are re-established every ~5 minutes (server side), and a stuck connection
     # is dropped by the client shortly after; a lost event is therefore bounded in time.
     settings.watching.server_timeout = 300
@@ -56,9 +67,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 30
-    # Only children carry this label: the API server filters the watches of these kinds.
+    # Only children (and their pods) carry this label: the API server filters the watches of these kinds.
     # (ConfigMaps are watched unfiltered: prompts live in the user's ConfigMaps.)
-    for resource in (("apps/v1", "deployments"), ("v1", "services"), ("v1", "serviceaccounts")):
+    for resource in (("apps/v1", "deployments"), ("v1", "services"), ("v1", "serviceaccounts"), ("v1", "pods")):
         settings.watching.label_selectors[resource] = f"app.kubernetes.io/managed-by={MANAGED_BY}"
     # The operator posts its own Events on meaningful transitions; kopf's own go out
     # only for warnings and errors (e.g. a handler that keeps failing).

@@ -164,3 +164,43 @@ def test_an_object_toggle_left_off_by_a_cancelled_worker_is_released(monkeypatch
     fully_indexed, left = asyncio.run(main())
     assert left == ["supportagents@team-a"]
     assert fully_indexed
+
+
+def test_no_handler_needs_the_last_handled_state_that_the_operator_never_builds() -> None:
+    # main.NoDiffBase skips kopf's per-event copy of every object: right only while no
+    # handler tells creations from updates (on.create/update/resume/delete) and no daemon
+    # or timer runs. Adding one must change the storage back, and this test says so.
+    import kopf
+
+    from srs_operator import main
+
+    registry = kopf.get_default_registry()
+    assert main.HANDLER_MODULES  # every handler module is imported, so registered
+    assert not registry._changing.get_all_handlers(), "a changing handler needs kopf's diff base: drop NoDiffBase"
+    assert not registry._spawning.get_all_handlers(), "a daemon or timer needs kopf's diff base: drop NoDiffBase"
+    storage = main.NoDiffBase(prefix="srs.dev", key="last-handled-configuration")
+    assert storage.build(body=kopf.Body({"metadata": {"name": "a"}, "spec": {"x": 1}})) == {}
+
+
+def test_watch_events_are_decoded_by_orjson_into_the_same_objects() -> None:
+    import json
+
+    import orjson
+    from kopf._cogs.clients import api
+
+    kopf_patches.decode_watch_events_with_orjson()
+    kopf_patches.decode_watch_events_with_orjson()  # idempotent
+    assert api.json.loads is orjson.loads  # type: ignore[attr-defined]
+    assert api.json.dumps({"a": 1}) == json.dumps({"a": 1})  # type: ignore[attr-defined]  # the rest is json's
+    line = json.dumps(
+        {
+            "type": "MODIFIED",
+            "object": {
+                "kind": "Deployment",
+                "metadata": {"name": "billing", "resourceVersion": "12345", "generation": 2**63 - 1},
+                "spec": {"replicas": 3, "template": {"metadata": {"annotations": {"note": "héllo \\u2028 ✓"}}}},
+                "status": {"conditions": [{"type": "Available", "status": "True"}], "ratio": 0.1},
+            },
+        }
+    ).encode()
+    assert api.json.loads(line.decode("utf-8")) == json.loads(line)  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ from srs_operator.services.tickettopic_settings import TopicSettings
 from srs_operator.services.tickettopics import TicketTopicController
 from srs_operator.services.topic_usage import TopicUsage
 from srs_operator.services.workqueue import RetryLater
-from srs_operator.services.written import WrittenObjects
+from srs_operator.services.written import WrittenObjects, snapshot
 from srs_operator.settings import FINALIZER
 from tests.unit.test_supportagent_controller import FakeEvents
 from tests.unit.test_tickettopic_reconciler import FakeAdmin
@@ -214,3 +214,19 @@ def test_own_writes_stand_in_for_the_cache_until_it_shows_them_even_two_in_a_row
     assert written.current("k", v3) == v3
     later = {"metadata": {"resourceVersion": "4"}}
     assert written.current("k", later) is later  # the cache moved on: it wins from now on
+
+
+def test_a_snapshot_is_a_deep_copy_without_managed_fields() -> None:
+    live = {
+        "metadata": {"name": "a", "resourceVersion": "7", "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"template": {"containers": [{"name": "agent", "env": [{"name": "X", "value": "1"}]}]}},
+        "status": {"replicas": 2**70},  # past 64 bits: copied all the same
+    }
+    copied = snapshot(live)
+    assert "managedFields" not in copied["metadata"]
+    assert "managedFields" in live["metadata"]  # the original is left as it was
+    copied["spec"]["template"]["containers"][0]["env"][0]["value"] = "2"
+    assert live["spec"]["template"]["containers"][0]["env"][0]["value"] == "1"
+    assert copied["status"]["replicas"] == 2**70
+    plain = snapshot({"metadata": {"name": "b"}, "data": {"k": "é"}})
+    assert plain == {"metadata": {"name": "b"}, "data": {"k": "é"}}

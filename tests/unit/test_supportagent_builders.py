@@ -284,3 +284,16 @@ def test_a_fallback_model_gets_its_own_threshold_and_api_key_variable() -> None:
     } in env
     assert [(r.name, r.key) for r in desired.secret_refs] == [("llm-keys", "openai")]
     assert "sk-" not in desired.children[1]["data"][CONFIG_KEY]
+
+
+def test_the_rendered_config_text_is_the_same_from_the_cache_as_rendered_afresh() -> None:
+    body = {**SPECIALIST, "spec": {**SPECIALIST["spec"], "prompt": {"configMapKeyRef": {"name": "p", "key": "k"}}}}
+    agent = SupportAgent.from_body(body)
+    first = build.render_config(agent, SETTINGS, "Réponds en français: « 1 » — ok\n" + "x" * 200)
+    again = build.render_config(agent, SETTINGS, "Réponds en français: « 1 » — ok\n" + "x" * 200)
+    uncached = yaml.safe_dump(first.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False)
+    assert first.to_yaml() == uncached
+    assert again.to_yaml() == uncached  # served from the cache
+    other = build.render_config(agent, SETTINGS, "Answer billing questions.")
+    assert other.to_yaml() != uncached
+    assert AgentConfig.from_yaml(other.to_yaml()).system_prompt == "Answer billing questions."

@@ -212,6 +212,36 @@ def test_a_hand_edit_of_the_deployment_is_reverted_and_announced() -> None:
     assert ("Normal", "DriftReverted") in events.posted
 
 
+def test_a_controller_that_found_a_child_unchanged_still_sees_a_later_hand_edit_or_spec_change() -> None:
+    # The same controller throughout: it remembers which children it found matching (by
+    # version), so a re-check of unchanged children compares nothing; an edit must still show.
+    cluster, events = FakeCluster(), FakeEvents()
+    cluster.put(agent(SPECIALIST))
+    ctl = controller(cluster, events)
+
+    async def run() -> None:
+        for _ in range(3):  # create, then two re-checks of unchanged children
+            await ctl.reconcile((NS, NAME))
+        cluster.writes.clear()
+        deployment = copy.deepcopy(cluster.objects[("Deployment", NS, NAME)])
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "someone/else:latest"
+        cluster.put(deployment)
+        await ctl.reconcile((NS, NAME))
+        assert cluster.writes == [("apply", "Deployment")]
+        cluster.writes.clear()
+        body = copy.deepcopy(cluster.objects[("SupportAgent", NS, NAME)])
+        body["spec"]["outputTopic"] = "ticket.resolved.v2"
+        body["metadata"]["generation"] = 2
+        cluster.put(body)
+        await ctl.reconcile((NS, NAME))
+        assert ("apply", "ConfigMap") in cluster.writes
+        await ctl.stop()
+
+    asyncio.run(run())
+    config_map = next(o for (kind, _, _), o in cluster.objects.items() if kind == "ConfigMap")
+    assert "ticket.resolved.v2" in config_map["data"]["agent.yaml"]
+
+
 def test_a_service_with_a_cluster_ip_is_replaced_by_a_headless_one() -> None:
     cluster, events = FakeCluster(), FakeEvents()
     cluster.put(agent(SPECIALIST))
@@ -265,3 +295,33 @@ def test_a_child_the_api_server_refuses_even_with_a_server_error_is_reported_the
     del cluster.refuse["Service"]
     reconcile(controller(cluster, events))
     assert condition(cluster, "Accepted")["reason"] == "Applied"
+
+
+def test_a_config_map_change_requeues_exactly_the_agents_that_read_it() -> None:
+    cluster, events = FakeCluster(), FakeEvents()
+    for name, source in (("billing", "prompts"), ("refunds", "prompts"), ("other", "other-prompts")):
+        body = agent({**SPECIALIST, "prompt": {"configMapKeyRef": {"name": source, "key": "k"}}})
+        body["metadata"] = {**body["metadata"], "name": name, "uid": f"uid-{name}"}
+        cluster.put(body)
+    for source in ("prompts", "other-prompts"):
+        meta = {"namespace": NS, "name": source}
+        cluster.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": "Be kind."}})
+    ctl = controller(cluster, events)
+    queued: list[AgentKey] = []
+
+    async def run() -> tuple[list[AgentKey], list[AgentKey]]:
+        for name in ("billing", "refunds", "other"):
+            await ctl.reconcile((NS, name))
+        ctl.queue.add = lambda key, urgent=False: queued.append(key)  # type: ignore[method-assign]
+        ctl.config_map_changed(NS, "prompts")
+        ctl.config_map_changed("elsewhere", "prompts")  # same name, another namespace: nobody
+        first = sorted(queued)
+        queued.clear()
+        ctl.forget((NS, "refunds"))
+        ctl.config_map_changed(NS, "prompts")
+        await ctl.stop()
+        return first, list(queued)
+
+    first, after_forget = asyncio.run(run())
+    assert first == [(NS, "billing"), (NS, "refunds")]
+    assert after_forget == [(NS, "billing")]

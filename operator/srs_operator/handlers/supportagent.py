@@ -22,6 +22,7 @@ from srs_operator.models.crd import GROUP, VERSION
 from srs_operator.models.supportagent import SUPPORT_AGENT
 from srs_operator.models.tickettopic import TICKET_TOPIC
 from srs_operator.services.supportagents import AgentKey, SupportAgentController
+from srs_operator.services.written import snapshot
 from srs_operator.settings import MANAGED_BY, SETTINGS_MEMO_KEY, OperatorSettings
 
 KIND: Final = SUPPORT_AGENT.kind
@@ -74,11 +75,11 @@ async def srs_agents(
 ) -> dict[Any, dict[str, Any]]:
     if (lag := watching.lag(memo)) is not None:
         lag.indexed((KIND, namespace, name))
-    return {(namespace, name): watching.snapshot(body)}
+    return {(namespace, name): snapshot(body)}
 
 
 async def srs_owned_child(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): watching.snapshot(body)}
+    return {(namespace, name): snapshot(body)}
 
 
 # One index per child kind (only objects labelled as managed by srs-operator).

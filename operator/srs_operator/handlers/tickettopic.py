@@ -23,6 +23,7 @@ from srs_operator.models.crd import GROUP, VERSION
 from srs_operator.models.tickettopic import TICKET_TOPIC, TicketTopic
 from srs_operator.services.tickettopic_settings import TopicSettings
 from srs_operator.services.tickettopics import TicketTopicController
+from srs_operator.services.written import snapshot
 from srs_operator.settings import SETTINGS_MEMO_KEY, OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def srs_tickettopics(
 ) -> dict[Any, dict[str, Any]]:
     if (lag := watching.lag(memo)) is not None:
         lag.indexed((KIND, namespace, name))
-    return {(namespace, name): watching.snapshot(body)}
+    return {(namespace, name): snapshot(body)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL, id="srs_topic_claims")

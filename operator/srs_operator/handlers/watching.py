@@ -11,7 +11,6 @@ memo under :data:`LAG_MEMO_KEY`) sees watches that stopped delivering; the ``wat
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeVar
 
@@ -26,13 +25,6 @@ LAG_MEMO_KEY: Final = "handling_lag"
 #: Where each handler module keeps its controller: ``memo[CONTROLLERS_MEMO_KEY][kind]``.
 CONTROLLERS_MEMO_KEY: Final = "controllers"
 _UNSUBSCRIBE_MEMO_KEY: Final = "controllers-unsubscribe"
-
-
-def snapshot(body: kopf.Body) -> dict[str, Any]:
-    """A plain copy of what a reconcile reads; managedFields are large and unused."""
-    raw = copy.deepcopy(dict(body))
-    raw.get("metadata", {}).pop("managedFields", None)
-    return raw
 
 
 def first(index: Mapping[Any, Iterable[Any]], key: Any) -> Any:

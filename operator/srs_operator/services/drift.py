@@ -51,23 +51,29 @@ class ApplyCause(StrEnum):
     DRIFT = "drift"
 
 
-def with_digest(desired: Mapping[str, Any]) -> dict[str, Any]:
-    """``desired`` with its own digest recorded in ``metadata.annotations``."""
+def with_digest(desired: Mapping[str, Any], digest: str | None = None) -> dict[str, Any]:
+    """``desired`` with its own digest (``digest``, when the caller has it) recorded in
+    ``metadata.annotations``."""
     out = dict(desired)
     meta = dict(out["metadata"])
-    meta["annotations"] = dict(meta.get("annotations") or {}) | {APPLIED_ANNOTATION: manifest_digest(desired)}
+    digest = manifest_digest(desired) if digest is None else digest
+    meta["annotations"] = dict(meta.get("annotations") or {}) | {APPLIED_ANNOTATION: digest}
     out["metadata"] = meta
     return out
 
 
-def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> ApplyCause | None:
-    """Why ``desired`` (as built, without the digest annotation) must be applied, or None."""
+def needs_apply(
+    desired: Mapping[str, Any], live: Mapping[str, Any] | None, digest: str | None = None
+) -> ApplyCause | None:
+    """Why ``desired`` (as built, without the digest annotation; ``digest``: its
+    :func:`manifest_digest`, when the caller has it) must be applied, or None."""
     if live is None:
         return ApplyCause.CREATE
+    digest = manifest_digest(desired) if digest is None else digest
     recorded = ((live.get("metadata") or {}).get("annotations") or {}).get(APPLIED_ANNOTATION)
-    if recorded != manifest_digest(desired):
+    if recorded != digest:
         return ApplyCause.UPDATE
-    if not contains(live, with_digest(desired)):
+    if not contains(live, with_digest(desired, digest)):
         return ApplyCause.DRIFT
     return None
 

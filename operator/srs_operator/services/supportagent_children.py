@@ -23,11 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from srs_operator import metrics
-from srs_operator.builders.supportagent import CHILD_KINDS, CONFIG_HASH_ANNOTATION, DesiredState, child_name
+from srs_operator.builders.supportagent import (
+    CHILD_KINDS,
+    CONFIG_HASH_ANNOTATION,
+    DesiredState,
+    child_name,
+    manifest_digest,
+)
 from srs_operator.clients.kube import BY_KIND, ApiError, KubeClient
 from srs_operator.models.supportagent import SupportAgent
 from srs_operator.services.drift import ApplyCause, needs_apply, with_digest
-from srs_operator.services.written import WrittenObjects
+from srs_operator.services.written import WrittenObjects, resource_version
 
 #: (kind, namespace, name) of a child.
 ChildKey = tuple[str, str, str]
@@ -65,6 +71,9 @@ class ChildApplier:
         self._kube = kube
         self._cache = cache
         self._written: WrittenObjects[ChildKey] = WrittenObjects()
+        #: Children found to match: (resourceVersion, desired digest) when last compared. A
+        #: re-check of an unchanged child against an unchanged manifest compares nothing.
+        self._matched: dict[ChildKey, tuple[str, str]] = {}
 
     def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         """The child as it now is (the operator's own last write until the watch shows it)."""
@@ -73,7 +82,9 @@ class ChildApplier:
 
     def forget(self, namespace: str, agent_name: str) -> None:
         for kind in CHILD_KINDS:
-            self._written.forget((kind, namespace, child_name(agent_name, kind)))
+            key = (kind, namespace, child_name(agent_name, kind))
+            self._written.forget(key)
+            self._matched.pop(key, None)
 
     async def apply(self, agent: SupportAgent, desired: DesiredState) -> AppliedChildren:
         """Apply what differs; raises :class:`NameConflictError` or the API's error (its
@@ -81,9 +92,18 @@ class ChildApplier:
         result = AppliedChildren(deployment=self.child("Deployment", agent.namespace, agent.name))
         plan: list[tuple[dict[str, Any], Mapping[str, Any] | None, ApplyCause]] = []
         for manifest in desired.children:
-            live = self.child(manifest["kind"], agent.namespace, manifest["metadata"]["name"])
-            cause = needs_apply(manifest, live)
-            if cause is not None:
+            key = (manifest["kind"], agent.namespace, manifest["metadata"]["name"])
+            live = self.child(*key)
+            digest = manifest_digest(manifest)
+            version = resource_version(live)
+            if version is not None and self._matched.get(key) == (version, digest):
+                continue
+            cause = needs_apply(manifest, live, digest)
+            if cause is None:
+                assert version is not None
+                self._matched[key] = (version, digest)
+            else:
+                self._matched.pop(key, None)
                 plan.append((manifest, live, cause))
         # A child the caches do not know may still exist, unlabelled: never take over someone else's object.
         found = await asyncio.gather(*(self._existing(m, agent) for m, _, cause in plan if cause is ApplyCause.CREATE))

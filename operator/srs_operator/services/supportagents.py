@@ -112,6 +112,8 @@ class SupportAgentController(Controller):
         self.inputs = AgentInputs(kube, live, secrets or SecretVersions(kube, self.secret_changed))
         self.children = ChildApplier(kube, live)
         self._deps: dict[AgentKey, Dependencies] = {}
+        #: (namespace, ConfigMap name) -> the agents that read it (every ConfigMap event asks).
+        self._config_map_readers: dict[tuple[str, str], set[AgentKey]] = {}
 
     @classmethod
     async def connect(cls, live: LiveState, settings: OperatorSettings, usage: TopicUsage) -> SupportAgentController:
@@ -131,7 +133,7 @@ class SupportAgentController(Controller):
 
     def forget(self, key: ObjectKey) -> None:
         super().forget(key)
-        self._deps.pop(key, None)
+        self._set_dependencies(key, None)
         self.children.forget(*key)
 
     def namespace_unwatched(self, namespace: str) -> None:
@@ -146,9 +148,21 @@ class SupportAgentController(Controller):
                 self.queue.add(key)
 
     def config_map_changed(self, namespace: str, name: str) -> None:
-        for key, deps in list(self._deps.items()):
-            if key[0] == namespace and name in deps.config_maps:
-                self.queue.add(key)
+        for key in list(self._config_map_readers.get((namespace, name), ())):
+            self.queue.add(key)
+
+    def _set_dependencies(self, key: AgentKey, deps: Dependencies | None) -> None:
+        before = self._deps.pop(key, None)
+        for name in before.config_maps if before is not None else ():
+            readers = self._config_map_readers.get((key[0], name))
+            if readers is not None:
+                readers.discard(key)
+                if not readers:
+                    del self._config_map_readers[(key[0], name)]
+        if deps is not None:
+            self._deps[key] = deps
+            for name in deps.config_maps:
+                self._config_map_readers.setdefault((key[0], name), set()).add(key)
 
     def topic_changed(self, namespace: str, topic: str) -> None:
         """A TicketTopic for ``topic`` changed: the agents in its namespace that use it look again."""
@@ -176,7 +190,7 @@ class SupportAgentController(Controller):
             return
 
         inputs = await self.inputs.of(agent)
-        self._deps[key] = inputs.dependencies
+        self._set_dependencies(key, inputs.dependencies)
         desired = build_desired(agent, self.settings, inputs.prompt, inputs.secrets, inputs.model_digest)
         # Only existence is known (metadata): a missing key shows as pods that cannot start.
         missing = (

@@ -14,6 +14,8 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 K = TypeVar("K", bound=Hashable)
 
 
@@ -23,10 +25,17 @@ def resource_version(obj: Mapping[str, Any] | None) -> str | None:
 
 
 def snapshot(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain deep copy of an API object without ``managedFields`` (large, never read)."""
-    out = copy.deepcopy(dict(obj))
-    (out.get("metadata") or {}).pop("managedFields", None)
-    return out
+    """A plain deep copy of an API object (a dict, or kopf's view of one) without
+    ``managedFields`` (large, never read). Through JSON: an object from the API server is
+    JSON, and orjson copies it ~10× faster than ``copy.deepcopy``."""
+    out = dict(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, Mapping):
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    try:
+        return dict(orjson.loads(orjson.dumps(out)))
+    except TypeError:  # not plain JSON (an integer past 64 bits, a non-string key)
+        return copy.deepcopy(out)
 
 
 @dataclass
