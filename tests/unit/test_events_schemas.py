@@ -215,3 +215,15 @@ def test_model_reasoning_longer_than_the_schema_allows_is_cut_not_rejected() -> 
     event = events.build_triaged(event_id="e", trace_id=TRACE, ticket=ticket_created(), triage=section, agent=AGENT)
     events.validate(EventType.TICKET_TRIAGED, event)
     assert len(event["triage"]["reasoning"]) == events.MAX_REASONING_CHARS
+
+
+def test_event_ids_are_the_uuid5_of_stage_agent_and_input() -> None:
+    import uuid
+
+    from agent_runtime.events.ids import EVENT_ID_NAMESPACE
+
+    for i in range(2000):
+        input_id, agent = f"evt-{i}-{uuid.UUID(int=i * 7919)}", "tri\u00e4ge" if i % 2 else "billing"
+        for stage in Stage:
+            expected = str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{stage}\x1f{agent}\x1f{input_id}"))
+            assert events.derive_event_id(input_id, stage, agent) == expected
