@@ -191,10 +191,30 @@ def percentile(values: list[float], q: float) -> float:
 # -- measurements -------------------------------------------------------------------------
 
 
+def watch_in_background(
+    handle: Callable[[dict[str, Any]], None], func: Any, *args: Any, **kwargs: Any
+) -> threading.Event:
+    """Call ``handle`` with every event of ``func``'s watch (plain JSON: the client's models
+    would cost this process more CPU than the operator's reconciles), in a thread, watching
+    again whenever a watch ends, until the returned event is set."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            w = watch.Watch()
+            with contextlib.suppress(Exception):
+                for event in w.stream(func, *args, timeout_seconds=30, deserialize=False, **kwargs):
+                    handle(event)
+                    if stop.is_set():
+                        w.stop()
+
+    threading.Thread(target=run, daemon=True).start()
+    return stop
+
+
 @dataclass
 class DeploymentWatch:
-    """Arrival time of each Deployment's ADDED event in a namespace (plain JSON: the client's
-    models would cost this process more CPU than the operator's reconciles)."""
+    """Arrival time of each Deployment's ADDED event in a namespace."""
 
     api: client.ApiClient
     namespace: str
@@ -202,24 +222,13 @@ class DeploymentWatch:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
         apps = client.AppsV1Api(self.api)
-        while not self._stop.is_set():
-            w = watch.Watch()
-            with contextlib.suppress(Exception):
-                for event in w.stream(
-                    apps.list_namespaced_deployment,
-                    self.namespace,
-                    label_selector=MANAGED,
-                    timeout_seconds=30,
-                    deserialize=False,
-                ):
-                    name = event["object"]["metadata"]["name"]
-                    self.created.setdefault(name, time.monotonic())
-                    if self._stop.is_set():
-                        w.stop()
+        self._stop = watch_in_background(
+            self._seen, apps.list_namespaced_deployment, self.namespace, label_selector=MANAGED
+        )
+
+    def _seen(self, event: dict[str, Any]) -> None:
+        self.created.setdefault(event["object"]["metadata"]["name"], time.monotonic())
 
     def stop(self) -> None:
         self._stop.set()
@@ -238,35 +247,22 @@ class ReadyWatch:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
-        threading.Thread(target=self._run, daemon=True).start()
+        custom = client.CustomObjectsApi(self.api)
+        self._stop = watch_in_background(
+            self._seen, custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, self.plural
+        )
 
     def count(self) -> int:
         with self._lock:
             return len(self.ready)
 
-    def _run(self) -> None:
-        custom = client.CustomObjectsApi(self.api)
-        while not self._stop.is_set():
-            w = watch.Watch()
-            with contextlib.suppress(Exception):
-                for event in w.stream(
-                    custom.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    self.plural,
-                    timeout_seconds=30,
-                    deserialize=False,
-                ):
-                    obj = event["object"]
-                    name = obj["metadata"]["name"]
-                    with self._lock:
-                        if event["type"] != "DELETED" and is_ready(obj):
-                            self.ready.add(name)
-                        else:
-                            self.ready.discard(name)
-                    if self._stop.is_set():
-                        w.stop()
+    def _seen(self, event: dict[str, Any]) -> None:
+        obj = event["object"]
+        with self._lock:
+            if event["type"] != "DELETED" and is_ready(obj):
+                self.ready.add(obj["metadata"]["name"])
+            else:
+                self.ready.discard(obj["metadata"]["name"])
 
     def stop(self) -> None:
         self._stop.set()

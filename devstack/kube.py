@@ -154,7 +154,7 @@ def start_one(name: str, paths: Paths, bins: Path, ports: Ports) -> ProcessRecor
     kubeconfig = str(paths.kubeconfig)
     # Garbage collection was a fifth of the API server's CPU with a thousand agents starting
     # on two cores: every Go process of the stack collects at 4x its live heap, not 2x (the
-    # API server peaked at ~3 GB instead of ~1 GB in that run; a few hundred MB otherwise).
+    # API server then peaked at ~2.9 GB in operator_benchmark.py's 1,000-agent run).
     env = {**os.environ, "ETCD_UNSUPPORTED_ARCH": os.environ.get("ETCD_UNSUPPORTED_ARCH", ""), "GOGC": "400"}
     peer = f"http://127.0.0.1:{ports.etcd_peer}"
     argv: dict[str, list[str]] = {

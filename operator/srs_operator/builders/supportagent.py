@@ -284,14 +284,14 @@ def build_service_account(agent: SupportAgent) -> dict[str, Any]:
     }
 
 
-def build_config_map(agent: SupportAgent, config: AgentConfig, text: str | None = None) -> dict[str, Any]:
-    """The rendered runtime config (no secrets: the API key is only an env var's name);
-    ``text`` is ``config.to_yaml()`` when the caller has it already."""
+def build_config_map(agent: SupportAgent, config_yaml: str) -> dict[str, Any]:
+    """The rendered runtime config, ``AgentConfig.to_yaml()`` (no secrets: the API key is
+    only an env var's name)."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(agent, config_map_name(agent)),
-        "data": {CONFIG_KEY: config.to_yaml() if text is None else text},
+        "data": {CONFIG_KEY: config_yaml},
     }
 
 
@@ -467,11 +467,11 @@ def build_desired(
     (``offline_model``: a digest of the trained model ``spec.model.offline.modelRef`` names)."""
     config = render_config(agent, settings, prompt_from_config_map)
     refs = tuple(referenced_secrets(agent.spec))
-    text = config.to_yaml()
-    hash_ = config_hash(text, refs, secrets, offline_model)
+    config_yaml = config.to_yaml()
+    hash_ = config_hash(config_yaml, refs, secrets, offline_model)
     children = (
         build_service_account(agent),
-        build_config_map(agent, config, text),
+        build_config_map(agent, config_yaml),
         build_service(agent),
         build_deployment(agent, settings, hash_),
     )

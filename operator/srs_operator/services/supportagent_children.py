@@ -100,8 +100,8 @@ class ChildApplier:
                 continue
             cause = needs_apply(manifest, live, digest)
             if cause is None:
-                assert version is not None
-                self._matched[key] = (version, digest)
+                if version is not None:
+                    self._matched[key] = (version, digest)
             else:
                 self._matched.pop(key, None)
                 plan.append((manifest, live, cause))

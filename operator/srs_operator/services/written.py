@@ -33,7 +33,8 @@ def snapshot(obj: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(meta, Mapping):
         out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
     try:
-        return dict(orjson.loads(orjson.dumps(out)))
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(out))
+        return copied
     except TypeError:  # not plain JSON (an integer past 64 bits, a non-string key)
         return copy.deepcopy(out)
 
