@@ -9,7 +9,9 @@ private kopf function, is idempotent, and has its own test in
 - :func:`adopt_namespaces_listed_by_the_watch` — ``observation.process_discovered_namespace_event``;
 - :func:`nudge_lost_revisions` — ``orchestration.orchestrator``;
 - :func:`_release_stuck_object_toggles` — started by the first, on ``operator_indexed``;
-- :func:`decode_watch_events_with_orjson` — ``kopf._cogs.clients.api.json`` (speed only).
+- :func:`decode_watch_events_with_orjson` — ``kopf._cogs.clients.api.json`` (speed only);
+- :func:`report_watched_namespaces` — ``orchestration.adjust_tasks`` (the operator's own
+  informers watch the namespaces kopf watches: :func:`on_namespaces_watched`).
 
 Why kopf could go deaf: with namespace patterns, kopf runs one watch stream per kind and
 matching namespace (``orchestration.spawn_missing_watchers``) and, for every indexed
@@ -69,6 +71,7 @@ def apply() -> None:
     adopt_namespaces_listed_by_the_watch()
     nudge_lost_revisions()
     decode_watch_events_with_orjson()
+    report_watched_namespaces()
 
 
 #: A per-object index toggle still off after this long belongs to a worker that is gone.
@@ -87,6 +90,39 @@ def on_namespace_unwatched(listener: Callable[[str], None]) -> Callable[[], None
     reconciling, and writing to, objects that are gone."""
     _unwatched_listeners.append(listener)
     return lambda: _unwatched_listeners.remove(listener)
+
+
+#: Called with every namespace kopf watches (``None``: the cluster), each time kopf revises them.
+_watched_listeners: list[Callable[[frozenset[str | None]], None]] = []
+
+
+def on_namespaces_watched(listener: Callable[[frozenset[str | None]], None]) -> Callable[[], None]:
+    """Call ``listener(namespaces)`` with what kopf watches — the namespaces matching the
+    operator's patterns, or ``{None}`` cluster-wide — each time kopf matches its watch
+    streams to them (on every namespace change, and every :data:`REVISION_NUDGE_SECONDS`);
+    returns the function that unsubscribes it. Whatever watches more kinds beside kopf
+    follows kopf's namespace decisions through this, including the patches above."""
+    _watched_listeners.append(listener)
+    return lambda: _watched_listeners.remove(listener)
+
+
+def report_watched_namespaces() -> None:
+    """Make kopf tell :func:`on_namespaces_watched` listeners what it watches (idempotent)."""
+    original: Callable[..., Any] = orchestration.adjust_tasks
+    if getattr(original, "_srs_reports_namespaces", False):
+        return
+
+    async def adjust_tasks(*, insights: Any, **kwargs: Any) -> None:
+        await original(insights=insights, **kwargs)
+        namespaces = frozenset(insights.namespaces)
+        for listener in list(_watched_listeners):
+            try:
+                listener(namespaces)
+            except Exception:  # a listener's bug must not stop kopf's orchestration
+                log.exception("a listener failed on the watched namespaces")
+
+    adjust_tasks._srs_reports_namespaces = True  # type: ignore[attr-defined]
+    orchestration.adjust_tasks = adjust_tasks
 
 
 class _WatchJson:

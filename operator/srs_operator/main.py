@@ -25,7 +25,6 @@ from srs_operator.liveness import HandlingLag
 from srs_operator.settings import (
     ANNOTATION_PREFIX,
     KOPF_FINALIZER,
-    MANAGED_BY,
     PEERING_NAME,
     SETTINGS_MEMO_KEY,
     OperatorSettings,
@@ -51,8 +50,8 @@ class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Names under ``srs.dev``, bounded watches, bounded concurrency, and server-side
-    filtering of children."""
+    """Names under ``srs.dev``, bounded watches, bounded concurrency. (kopf watches only the
+    custom kinds; the operator's informers watch children, pods and ConfigMaps.)"""
     ours: OperatorSettings = memo.get(SETTINGS_MEMO_KEY) or OperatorSettings.from_env()
     # The controllers keep their own finalizer (srs.dev/finalizer, TicketTopics with
     # deletionPolicy Delete); kopf removes *its* finalizer from every object no kopf handler
@@ -67,10 +66,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 30
-    # Only children (and their pods) carry this label: the API server filters the watches of these kinds.
-    # (ConfigMaps are watched unfiltered: prompts live in the user's ConfigMaps.)
-    for resource in (("apps/v1", "deployments"), ("v1", "services"), ("v1", "serviceaccounts"), ("v1", "pods")):
-        settings.watching.label_selectors[resource] = f"app.kubernetes.io/managed-by={MANAGED_BY}"
     # The operator posts its own Events on meaningful transitions; kopf's own go out
     # only for warnings and errors (e.g. a handler that keeps failing).
     settings.posting.level = logging.WARNING

@@ -204,3 +204,35 @@ def test_watch_events_are_decoded_by_orjson_into_the_same_objects() -> None:
         }
     ).encode()
     assert api.json.loads(line.decode("utf-8")) == json.loads(line)  # type: ignore[attr-defined]
+
+
+def test_listeners_hear_what_kopf_watches_each_time_it_matches_its_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    matched: list[str] = []
+
+    async def adjust_tasks(*, insights: Any, **_: Any) -> None:
+        matched.append("kopf")  # kopf's own matching runs first, untouched
+
+    monkeypatch.setattr(orchestration, "adjust_tasks", adjust_tasks)
+    kopf_patches.report_watched_namespaces()
+    kopf_patches.report_watched_namespaces()  # idempotent: wrapped once
+    heard: list[frozenset[str | None]] = []
+
+    def failing(namespaces: frozenset[str | None]) -> None:
+        raise RuntimeError("a listener's bug")
+
+    unsubscribe_failing = kopf_patches.on_namespaces_watched(failing)
+    unsubscribe = kopf_patches.on_namespaces_watched(heard.append)
+
+    async def main() -> None:
+        insights = SimpleNamespace(namespaces={"team-a", "team-b"})
+        await orchestration.adjust_tasks(insights=insights, settings=None)
+        insights.namespaces = {None}
+        await orchestration.adjust_tasks(insights=insights, settings=None)
+
+    try:
+        asyncio.run(main())
+    finally:
+        unsubscribe()
+        unsubscribe_failing()
+    assert matched == ["kopf", "kopf"]
+    assert heard == [frozenset({"team-a", "team-b"}), frozenset({None})]  # a failing listener stops no one

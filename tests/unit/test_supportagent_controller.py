@@ -120,6 +120,12 @@ class FakeCluster:
     def pod_problems(self, namespace: str, name: str) -> list[str]:
         return []
 
+    async def wait_listed(self, namespace: str) -> None:
+        return None
+
+    def healthy(self) -> tuple[bool, str]:
+        return True, "fake"
+
 
 @dataclass
 class FakeEvents:

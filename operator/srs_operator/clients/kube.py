@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import aiohttp
 import kopf
+import orjson
 
 from srs_operator import metrics
 from srs_operator.models.crd import API_VERSION
@@ -99,6 +100,7 @@ CONFIGMAPS: Final = ResourceType("v1", "configmaps")
 SERVICES: Final = ResourceType("v1", "services")
 SERVICEACCOUNTS: Final = ResourceType("v1", "serviceaccounts")
 SECRETS: Final = ResourceType("v1", "secrets")
+PODS: Final = ResourceType("v1", "pods")
 EVENTS: Final = ResourceType("v1", "events")
 SUPPORTAGENTS: Final = ResourceType(API_VERSION, SUPPORT_AGENT.plural)
 TICKETTOPICS: Final = ResourceType(API_VERSION, TICKET_TOPIC.plural)
@@ -147,7 +149,7 @@ class KubeClient:
         resource: str = "",
     ) -> dict[str, Any]:
         """One request; JSON in and out. Raises :class:`ApiError` on an error status."""
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        data = None if body is None else orjson.dumps(body)
         for attempt in (1, 2):
             session = self._open()
             started = time.perf_counter()
@@ -166,10 +168,10 @@ class KubeClient:
                 if response.status == 401 and attempt == 1:
                     await self._relogin()
                     continue
-                text = await response.text()
+                raw = await response.read()
                 if response.status >= 400:
-                    raise _api_error(response.status, text)
-                return dict(json.loads(text)) if text else {}
+                    raise _api_error(response.status, raw.decode("utf-8", "replace"))
+                return dict(orjson.loads(raw)) if raw else {}
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def watch(
@@ -199,7 +201,7 @@ class KubeClient:
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield dict(json.loads(line))
+                        yield dict(orjson.loads(line))
 
     async def _relogin(self) -> None:
         async with self._relogin_lock:
@@ -229,10 +231,16 @@ class KubeClient:
                 raise
 
     async def list(
-        self, rtype: ResourceType, namespace: str | None, *, accept: str = "application/json"
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        *,
+        accept: str = "application/json",
+        params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """The list document of ``rtype`` in ``namespace`` (``accept`` may ask for metadata only)."""
-        return await self.request("GET", rtype.path(namespace), accept=accept, resource=rtype.plural)
+        """The list document of ``rtype`` in ``namespace`` (``accept`` may ask for metadata only;
+        ``params``: a label selector, a page's ``limit`` and ``continue``)."""
+        return await self.request("GET", rtype.path(namespace), params=params, accept=accept, resource=rtype.plural)
 
     async def create(self, rtype: ResourceType, namespace: str | None, obj: Mapping[str, Any]) -> dict[str, Any]:
         """POST a new object; an existing one is an :class:`ApiError` with status 409."""

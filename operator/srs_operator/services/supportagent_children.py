@@ -10,8 +10,8 @@ responses stand in for the watch caches until the watches show them
 
 A new owned kind (a PodDisruptionBudget, a KEDA ScaledObject) needs its builder in
 ``builders/supportagent.py`` (it joins ``DesiredState.children``), its REST path in
-``clients/kube.py`` (``BY_KIND``) and a watch-fed index in ``handlers/supportagent.py``
-(``OWNED_CHILDREN``); nothing here changes.
+``clients/kube.py`` (``BY_KIND``) and an informer in ``services/supportagent_watches.py``
+(``ChildWatches``); nothing here changes.
 """
 
 from __future__ import annotations

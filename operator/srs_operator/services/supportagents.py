@@ -35,6 +35,7 @@ from srs_operator.builders.supportagent_status import (
     transitions,
 )
 from srs_operator.clients.events import EventRecorder
+from srs_operator.clients.informers import NotListedError
 from srs_operator.clients.kube import SUPPORTAGENTS, ApiError, KubeClient, login
 from srs_operator.clients.secrets import SecretVersions
 from srs_operator.models.conditions import ConditionStatus
@@ -44,6 +45,7 @@ from srs_operator.services.controller import Controller, ObjectKey
 from srs_operator.services.supportagent_children import ChildApplier, NameConflictError
 from srs_operator.services.supportagent_inputs import AgentInputs, Dependencies, SecretVersionSource
 from srs_operator.services.topic_usage import EMPTY, TopicUsage
+from srs_operator.services.workqueue import RetryLater
 from srs_operator.settings import OperatorSettings
 
 KIND: Final = SUPPORT_AGENT.kind
@@ -51,8 +53,8 @@ AgentKey = ObjectKey  # (namespace, name)
 
 
 class LiveState(Protocol):
-    """What the watches have seen of agents and what they own (kopf indexes in production,
-    dicts in tests)."""
+    """What the watches have seen of agents and what they own (kopf's index and the
+    operator's informers in production, dicts in tests)."""
 
     def agent(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
 
@@ -64,6 +66,13 @@ class LiveState(Protocol):
 
     def pod_problems(self, namespace: str, name: str) -> Sequence[str]:
         """Why the agent's pods cannot start (see ``pod_problem``); empty when they can."""
+
+    async def wait_listed(self, namespace: str) -> None:
+        """Return once the namespace's children are known (listed once); raise
+        :class:`~srs_operator.clients.informers.NotListedError` when they cannot be."""
+
+    def healthy(self) -> tuple[bool, str]:
+        """Whether the watches behind it still run (for the liveness probe)."""
 
 
 class _Agents:
@@ -102,6 +111,7 @@ class SupportAgentController(Controller):
         events: EventRecorder | None = None,
         secrets: SecretVersionSource | None = None,
         usage: TopicUsage = EMPTY,
+        watch_kube: KubeClient | None = None,
     ) -> None:
         super().__init__(
             kube, _Agents(live), workers=settings.workers, resync_seconds=settings.resync_seconds, events=events
@@ -109,16 +119,27 @@ class SupportAgentController(Controller):
         self.live = live
         self.settings = settings
         self.usage = usage
-        self.inputs = AgentInputs(kube, live, secrets or SecretVersions(kube, self.secret_changed))
+        self.inputs = AgentInputs(kube, live, secrets or SecretVersions(watch_kube or kube, self.secret_changed))
         self.children = ChildApplier(kube, live)
         self._deps: dict[AgentKey, Dependencies] = {}
         #: (namespace, ConfigMap name) -> the agents that read it (every ConfigMap event asks).
         self._config_map_readers: dict[tuple[str, str], set[AgentKey]] = {}
 
     @classmethod
-    async def connect(cls, live: LiveState, settings: OperatorSettings, usage: TopicUsage) -> SupportAgentController:
-        """A controller on its own API client, with kopf's credentials (in-cluster, else ``$KUBECONFIG``)."""
-        return cls(KubeClient(login()), live, settings, usage=usage)
+    async def connect(
+        cls, live: LiveState, settings: OperatorSettings, usage: TopicUsage, watch_kube: KubeClient
+    ) -> SupportAgentController:
+        """A controller on its own API client, with kopf's credentials (in-cluster, else
+        ``$KUBECONFIG``); the Secrets' watches on ``watch_kube`` (a client without a
+        connection limit: a watch holds its connection for minutes)."""
+        return cls(KubeClient(login()), live, settings, usage=usage, watch_kube=watch_kube)
+
+    def healthy(self) -> tuple[bool, str]:
+        ok, why = super().healthy()
+        if not ok:
+            return ok, why
+        watches_ok, watches = self.live.healthy()
+        return watches_ok, f"{why}; {watches}" if watches_ok else watches
 
     async def stop(self) -> None:
         await super().stop()
@@ -176,6 +197,10 @@ class SupportAgentController(Controller):
         if (body.get("metadata") or {}).get("deletionTimestamp"):
             return  # going: garbage collection removes the children
         namespace, name = key
+        try:
+            await self.live.wait_listed(namespace)
+        except NotListedError as e:
+            raise RetryLater(str(e)) from e
         previous = parse_status(body.get("status"))
         generation = int(body["metadata"].get("generation") or 0)
         try:
