@@ -49,12 +49,6 @@ def register(sub: Any) -> None:
     )
     op.add_argument("--workers", type=int, default=defaults.workers, help="concurrent SupportAgent reconciles")
     op.add_argument(
-        "--object-workers",
-        type=int,
-        default=defaults.object_workers,
-        help="objects of one kind kopf handles at once (bounds memory under bursts)",
-    )
-    op.add_argument(
         "--watch-stall-seconds",
         type=float,
         default=defaults.watch_stall_seconds,
@@ -122,7 +116,6 @@ def _operator(args: argparse.Namespace) -> int:
         namespaces=tuple(args.namespace),
         resync_seconds=args.resync_seconds,
         workers=args.workers,
-        object_workers=args.object_workers,
         watch_stall_seconds=args.watch_stall_seconds,
         topic_prefix_rules=tuple(args.topic_prefix_rule),
     )

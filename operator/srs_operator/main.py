@@ -71,10 +71,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "srs-operator"
     settings.peering.name = PEERING_NAME
-    # kopf runs one worker per object with events; a burst (a thousand TicketTopics applied
-    # at once) would otherwise run a thousand at a time, and memory peaks with them. Idle
-    # workers leave after a second, so the limit costs no throughput.
-    settings.queueing.worker_limit = ours.object_workers
+    # kopf runs one worker per object with events, with no bound on how many (its default):
+    # on the first listing each worker waits, holding its place, until every listed object
+    # is indexed, so a bound below the objects of one listing left the rest waiting behind
+    # them (20 s, until kopf_patches' watchdog). The handlers only index and name a key, so
+    # a thousand workers at once cost little (a thousand TicketTopics at once: ~125 MB RSS).
+    # Idle workers leave after a second.
     settings.queueing.idle_timeout = 1.0
     memo[watching.LAG_MEMO_KEY] = HandlingLag(ours.watch_stall_seconds)
 

@@ -46,8 +46,6 @@ class OperatorSettings:
     resync_seconds: float = 300.0
     #: Concurrent SupportAgent reconciles.
     workers: int = 16
-    #: kopf workers per watched kind (objects handled at once; bounds memory under bursts).
-    object_workers: int = 150
     #: Liveness fails when a watched object waits longer than this for its handler.
     watch_stall_seconds: float = 120.0
     #: ``NAMESPACE_GLOB=PREFIX[,PREFIX]`` rules: which topic names each namespace may claim.
@@ -70,7 +68,6 @@ class OperatorSettings:
             peering=env.get("SRS_OPERATOR_STANDALONE", "").lower() not in ("1", "true", "yes"),
             resync_seconds=float(env.get("SRS_OPERATOR_RESYNC_SECONDS", "300")),
             workers=int(env.get("SRS_OPERATOR_WORKERS", "16")),
-            object_workers=int(env.get("SRS_OPERATOR_OBJECT_WORKERS", "150")),
             watch_stall_seconds=float(env.get("SRS_OPERATOR_WATCH_STALL_SECONDS", "120")),
             agent_otel_env=tuple(
                 sorted((k, v) for k, v in env.items() if k.startswith("OTEL_") and k != "OTEL_SERVICE_NAME")

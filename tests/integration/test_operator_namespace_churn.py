@@ -27,7 +27,14 @@ from kubernetes import client
 from tests.harness import TEST_NAMESPACE_LABEL, Infra, wait_for
 from tests.integration.operator_harness import Agents
 from tests.integration.operator_process import run_operator
-from tests.integration.tickettopic_support import TOPIC_OPERATOR_ENV, TicketTopics, delete_topic_if_present
+from tests.integration.tickettopic_support import (
+    GROUP,
+    PLURAL,
+    TOPIC_OPERATOR_ENV,
+    VERSION,
+    TicketTopics,
+    delete_topic_if_present,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +185,55 @@ def test_an_operator_started_amid_namespace_churn_reconciles_new_objects_within_
         delete_topic_if_present(kafka_admin, name)
     for round_, (topic_at, agent_at) in enumerate(timings):
         print(f"round {round_}: TicketTopic Ready after {topic_at:.1f}s, SupportAgent Accepted after {agent_at:.1f}s")
+
+
+#: More objects of one kind in one namespace than kopf once handled at a time (150).
+BACKLOG = 200
+
+
+def test_an_operator_started_beside_hundreds_of_objects_handles_them_without_waiting_on_itself(
+    infra: Infra,
+    api_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    srs_crds: None,
+    operator_kubeconfig: str,
+    kafka_admin: AdminClient,
+    tmp_path: Path,
+) -> None:
+    # kopf indexes every object of its first listing before any handler runs, and each
+    # object's worker waits for that, holding its place. With a bound on the workers
+    # (srs once set 150), a listing longer than the bound left the rest unindexed behind
+    # them: every handler waited until kopf_patches' watchdog released the stuck objects
+    # (20 s), at each start of an operator beside that many agents or topics.
+    prefix = f"srs-test-bl{uuid.uuid4().hex[:4]}-"
+    ns = f"{prefix}topics"
+    _create_namespace(core_v1, ns)
+    topics = TicketTopics(api_client)
+    names = [f"bl-{uuid.uuid4().hex[:8]}" for _ in range(BACKLOG)]
+    try:
+        for name in names:
+            topics.create(ns, name, {"partitions": 1})
+        log = tmp_path / "operator.log"
+        with run_operator(
+            operator_kubeconfig, infra.kafka_bootstrap, log, f"{prefix}*", env=TOPIC_OPERATOR_ENV
+        ) as operator:
+
+            def all_ready() -> bool:
+                items = topics.api.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+                return sum(
+                    any(
+                        c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in i.get("status", {}).get("conditions") or ()
+                    )
+                    for i in items
+                ) == len(names)
+
+            wait_for(f"{BACKLOG} TicketTopics Ready", all_ready, timeout=180, interval=1)
+            stuck = [line for line in operator.log.read_text().splitlines() if "index toggles" in line]
+            assert stuck == [], f"kopf waited on its own workers:\n{stuck}"
+    finally:
+        with contextlib.suppress(client.ApiException):
+            core_v1.delete_namespace(ns, propagation_policy="Background")
+        for future in kafka_admin.delete_topics(names).values():
+            with contextlib.suppress(Exception):
+                future.result(timeout=60)
