@@ -62,7 +62,9 @@ def decode_payload(record: InputRecord, max_bytes: int | None = None) -> object:
     except UnicodeDecodeError as e:
         raise PermanentError("invalid_json", f"the value is not UTF-8: byte {e.start}") from e
     try:
-        payload = json.loads(text, parse_constant=_not_json)
+        if text.startswith("\ufeff"):  # what json.loads refuses before decoding
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        payload = _DECODER.decode(text)
     except json.JSONDecodeError as e:
         raise PermanentError(
             "invalid_json", f"the value is not JSON: {e.msg} at line {e.lineno} column {e.colno}"
@@ -88,6 +90,10 @@ def _encodable(payload: object) -> bool:
 
 def _not_json(constant: str) -> object:
     raise ValueError(f"{constant} is not a JSON value")
+
+
+#: json.loads(text, parse_constant=_not_json) without building a decoder for every record.
+_DECODER: Final = json.JSONDecoder(parse_constant=_not_json)
 
 
 def validate_input(event_type: EventType, payload: object) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
+from itertools import compress, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -98,22 +99,49 @@ def max_bytes(event_type: EventType) -> int | None:
     return limit if isinstance(limit, int) else None
 
 
+_CONTAINERS: Final = (dict, list)
+#: How many levels :func:`depth` walks by recursion (quick for the few levels of an event)
+#: before it walks the rest level by level (any depth, no recursion limit to hit).
+_RECURSION_LEVELS: Final = 20
+
+
 def depth(value: object) -> int:
-    """How deeply ``value`` nests (a scalar is 0, ``{}`` or ``[]`` is 1); iterative, any depth."""
-    if not isinstance(value, dict | list):
+    """How deeply ``value`` nests (a scalar is 0, ``{}`` or ``[]`` is 1); any depth."""
+    return _depth(value, _RECURSION_LEVELS)
+
+
+def _depth(value: object, levels: int) -> int:
+    # It runs twice for every ticket: recursion, which only descends into containers (most
+    # of an event is strings and numbers), is the quickest walk of a shallow event.
+    if isinstance(value, dict):
+        children: Iterable[object] = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
         return 0
     deepest = 0
-    stack: list[tuple[dict[Any, object] | list[object], int]] = [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        # Only containers go on the stack: most of an event is strings and numbers.
-        stack.extend(
-            (child, level + 1)
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, dict | list)
-        )
-    return deepest
+    for child in children:
+        if isinstance(child, _CONTAINERS):
+            if not levels:
+                return _depth_by_levels(value)
+            below = _depth(child, levels - 1)
+            if below > deepest:
+                deepest = below
+    return deepest + 1
+
+
+def _depth_by_levels(value: object) -> int:
+    """:func:`depth` without recursion: level by level, only containers to the next one."""
+    level = 0
+    layer: list[Any] = [value] if isinstance(value, _CONTAINERS) else []
+    while layer:
+        level += 1
+        below: list[Any] = []
+        for node in layer:
+            children = node.values() if isinstance(node, dict) else node
+            below += compress(children, map(isinstance, children, repeat(_CONTAINERS)))
+        layer = below
+    return level
 
 
 def _max_depth(validator: Any, limit: int, instance: object, _schema: Any) -> Iterator[ValidationError]:

@@ -30,12 +30,13 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from agent_runtime.offline import features
-from agent_runtime.offline.naive_bayes import Counts, NaiveBayes, NaiveBayesSettings, softmax
+from agent_runtime.offline.naive_bayes import Counts, NaiveBayes, NaiveBayesSettings, PackedRows, lead, softmax
 from srs_contracts.agent_config import Priority, TicketType
 
 __all__ = ["ClassifierSettings", "Prediction", "TicketClassifier"]
@@ -103,11 +104,14 @@ class Assessment:
 SIGNALS: Final = ("log_odds", "margin", "words_agree", "known_words", "known_share")
 
 
-def confidence_signals(a: Assessment, temperature: float) -> tuple[float, ...]:
+def confidence_signals(a: Assessment, temperature: float, probs: Sequence[float] | None = None) -> tuple[float, ...]:
     """Why a prediction may be wrong, as numbers: how sure the model is (log-odds of its top
     type, margin over the runner-up), whether words alone point the same way as words plus
-    character n-grams (conflicting signals), and how much of the text it knows."""
-    probs = softmax(a.type_scores, temperature)
+    character n-grams (conflicting signals), and how much of the text it knows.
+
+    ``probs``: ``softmax(a.type_scores, temperature)``, when the caller has it already."""
+    if probs is None:
+        probs = softmax(a.type_scores, temperature)
     order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)
     top = probs[order[0]]
     second = probs[order[1]] if len(order) > 1 else 0.0
@@ -135,7 +139,9 @@ class ConfidenceModel:
     bias: float
 
     def probability(self, signals: Sequence[float]) -> float:
-        z = self.bias + math.fsum(w * x for w, x in zip(self.weights, signals, strict=True))
+        if len(signals) != len(self.weights):
+            raise ValueError(f"{len(signals)} signals for {len(self.weights)} weights")
+        z = self.bias + math.fsum(map(operator.mul, self.weights, signals))
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
     @classmethod
@@ -196,6 +202,14 @@ class TicketClassifier:
         self.confidence_model = confidence_model
         self._types = tuple(TicketType(label) for label in type_model.labels)
         self._priorities = tuple(Priority(label) for label in priority_model.labels)
+        #: Per type: is it the catch-all (which wins ties); every type equally likely; how often
+        #: each priority occurs (the fallbacks of :meth:`_distributions`).
+        self._is_other = tuple(t is TicketType.OTHER for t in self._types)
+        self._uniform = [1.0 / len(self._types)] * len(self._types)
+        self._priority_priors = priority_model.priors()
+        #: The labels' wire names (an enum's ``.value`` is a Python-level property: slow, per ticket).
+        self._type_names = tuple(t.value for t in self._types)
+        self._priority_names = tuple(p.value for p in self._priorities)
         self.settings = settings
         found = settings.feature_settings
         #: The features a person can read come from the analysis; the character n-grams are
@@ -207,13 +221,15 @@ class TicketClassifier:
         self._known_words = frozenset(
             f for f, n in type_model.counts.document_frequency.items() if n >= 2 and f.startswith(features.WORD_PREFIX)
         )
+        self._vocabulary = _Vocabulary(type_model, priority_model, self._known_words)
 
     def predict(self, subject: str, body: str) -> Prediction:
         """Classify one ticket. Never raises on odd text; empty text gets low confidence."""
         seen = self._see(subject, body)
         type_probs, priority_probs = self._distributions(seen.assessment)
         # Ties (only without any evidence) go to the catch-all type.
-        t = max(range(len(type_probs)), key=lambda i: (type_probs[i], self._types[i] is TicketType.OTHER))
+        is_other = self._is_other
+        t = max(range(len(type_probs)), key=lambda i: (type_probs[i], is_other[i]))
         p = max(range(len(priority_probs)), key=priority_probs.__getitem__)
         ticket_type, priority = self._types[t], self._priorities[p]
         return Prediction(
@@ -255,30 +271,26 @@ class TicketClassifier:
 
     def _see(self, subject: str, body: str) -> _Seen:
         analysis = features.analyse(subject, body, self._readable_settings)
-        readable = analysis.readable
-        content = [f for f in readable if f.startswith(features.WORD_PREFIX)]
-        known = len(self._known_words.intersection(content))
-        type_rows = self._type_model.ids(readable)
-        priority_rows = self._priority_model.ids(readable)
-        # Words, bigrams and style first; character n-grams added on top (each n-gram once).
-        words = self._type_model.scores(type_rows)
+        # Words, bigrams and style first (both models at once); character n-grams added on top
+        # (each n-gram once).
+        words, priority_scores, known, entries = self._vocabulary.see(analysis.readable)
         chars = self._type_model.scores(self._char_rows_in(analysis.stems), prior=False)
         assessment = Assessment(
             type_scores=[w + c for w, c in zip(words, chars, strict=True)],
             word_type_scores=words,
             # The priority model has no character n-grams (weight 0): the readable features are all it knows.
-            priority_scores=self._priority_model.scores(priority_rows),
+            priority_scores=priority_scores,
             known_words=known,
-            content_words=len(content),
+            content_words=analysis.content_words,
             evidence=1.0 - math.exp(-known / self.settings.evidence_scale),
         )
-        return _Seen(analysis, type_rows, priority_rows, assessment)
+        return _Seen(analysis, entries, assessment)
 
-    def _char_rows_in(self, stems: Sequence[str]) -> list[int]:
+    def _char_rows_in(self, stems: Sequence[str]) -> set[int]:
         """The type model's rows of the character n-grams of these words, each once."""
         if self._char_rows is None:
-            return []
-        return list(set(itertools.chain.from_iterable(map(self._char_rows, set(stems)))))
+            return set()
+        return set(itertools.chain.from_iterable(map(self._char_rows, set(stems))))
 
     def _char_rows_of(self, stem: str) -> tuple[int, ...]:
         return tuple(self._type_model.ids(features.char_ngrams(stem, self.settings.feature_settings.char_n)))
@@ -291,38 +303,120 @@ class TicketClassifier:
             # The confidence model says how likely the top type is right; the rest of the
             # mass is spread as the model spread it, so the distribution stays consistent.
             top = max(range(n), key=probs.__getitem__)
-            sure = self.confidence_model.probability(confidence_signals(a, s.type_temperature))
+            sure = self.confidence_model.probability(confidence_signals(a, s.type_temperature, probs))
             probs = _with_top(probs, top, sure)
-        type_probs = shrink(probs, a.evidence, [1.0 / n] * n)
+        type_probs = shrink(probs, a.evidence, self._uniform)
         # Without evidence the priority falls back to how often each priority occurs (mostly low).
-        priority_probs = shrink(
-            softmax(a.priority_scores, s.priority_temperature), a.evidence, self._priority_model.priors()
-        )
+        priority_probs = shrink(softmax(a.priority_scores, s.priority_temperature), a.evidence, self._priority_priors)
         return type_probs, priority_probs
 
     def _reasoning(self, seen: _Seen, t: int, p: int) -> str:
-        ticket_type, priority = self._types[t], self._priorities[p]
+        ticket_type, priority = self._type_names[t], self._priority_names[p]
         if seen.assessment.evidence < 0.5:
-            return "too little known vocabulary to classify reliably; best guess " + ticket_type.value
+            return "too little known vocabulary to classify reliably; best guess " + ticket_type
         surface = _surface_forms(seen.analysis.tokens, seen.analysis.stems)
         n = self.settings.reasoning_terms
         # Only readable features explain (character n-grams are evidence, not explanations).
-        type_terms = _readable(self._type_model.favouring(seen.type_rows, t), surface, n)
-        priority_terms = _readable(self._priority_model.favouring(seen.priority_rows, p), surface, n)
-        type_part = f"{ticket_type.value}: " + (", ".join(type_terms) or "no single decisive term")
-        priority_part = f"priority {priority.value}: " + (", ".join(priority_terms) or "no single decisive term")
+        type_terms = _readable(_Vocabulary.favouring(seen.entries, 0, t), surface, n)
+        priority_terms = _readable(_Vocabulary.favouring(seen.entries, 1, p), surface, n)
+        type_part = f"{ticket_type}: " + (", ".join(type_terms) or "no single decisive term")
+        priority_part = f"priority {priority}: " + (", ".join(priority_terms) or "no single decisive term")
         return f"{type_part}; {priority_part}"
 
 
 @dataclass(frozen=True, slots=True)
 class _Seen:
-    """One ticket as the models saw it: its readable analysis, the rows of its readable
-    features in each model, and the assessment made of them."""
+    """One ticket as the models saw it: its readable analysis, the vocabulary's entries of its
+    readable features, and the assessment made of them."""
 
     analysis: features.Analysis
-    type_rows: list[int]
-    priority_rows: list[int]
+    entries: list[_Entry]
     assessment: Assessment
+
+
+#: What the vocabulary knows of one feature: its packed row, then per model (type, priority)
+#: the label it favours over every other (-1: none, or it explains nothing, see
+#: :func:`_parts`) and its place among a reasoning's terms (minus its margin, its name, how it
+#: reads: strongest first, ties by name).
+_Entry = tuple[int, int, int, tuple[float, str, tuple[str, ...]], tuple[float, str, tuple[str, ...]]]
+_PACKED: Final = operator.itemgetter(0)
+_LABEL: Final = (operator.itemgetter(1), operator.itemgetter(2))
+_KEY: Final = (operator.itemgetter(3), operator.itemgetter(4))
+_NO_KEY: Final = (0.0, "", ())
+
+
+class _Vocabulary:
+    """The readable features (words, bigrams, style) of both models, looked up once per ticket
+    for both, and for the reasoning.
+
+    Each has one packed row (:class:`PackedRows`) with the type model's numbers and the
+    priority model's side by side (0 where a model does not use the feature), and a last
+    lane that is 1 for a known word: one sum per ticket gives the type scores of the
+    readable features, the priority scores, each exactly what that model's own
+    :meth:`NaiveBayes.scores` gives (the extra zeros change no exact sum), and how many
+    known words the ticket holds. Character n-grams are left out: they are looked up by
+    word, in the type model (see :meth:`TicketClassifier._char_rows_in`). What the reasoning
+    needs of a feature is in the same entry, so that a ticket's features are looked up in
+    one big table once.
+    """
+
+    def __init__(self, type_model: NaiveBayes, priority_model: NaiveBayes, known_words: Collection[str]) -> None:
+        names = tuple(
+            f
+            for f in dict.fromkeys([*type_model.features, *priority_model.features, *sorted(known_words)])
+            if not f.startswith(features.CHAR_PREFIX)
+        )
+        no_type, no_priority = (0.0,) * len(type_model.labels), (0.0,) * len(priority_model.labels)
+        type_rows = [type_model.row(f) or no_type for f in names]
+        priority_rows = [priority_model.row(f) or no_priority for f in names]
+        known = frozenset(known_words)
+        # A ticket's readable features are a set: each feature once, plus the prior.
+        packed = PackedRows(
+            [
+                *(
+                    t + p + (1.0 if f in known else 0.0,)
+                    for t, p, f in zip(type_rows, priority_rows, names, strict=True)
+                ),
+                (*type_model.log_priors, *priority_model.log_priors, 0.0),
+            ],
+            capacity=len(names) + 1,
+        )
+        self._packed = packed
+        self._prior = packed.rows[-1]
+        self._split = len(type_model.labels)
+        type_leads = map(_lead_of, type_rows, names)
+        priority_leads = map(_lead_of, priority_rows, names)
+        self._entries: dict[str, _Entry] = {
+            name: (row, t, p, t_key, p_key)
+            for name, row, (t, t_key), (p, p_key) in zip(
+                names, packed.rows[:-1], type_leads, priority_leads, strict=True
+            )
+        }
+
+    def see(self, readable: Iterable[str]) -> tuple[list[float], list[float], int, list[_Entry]]:
+        """The type model's scores of a ticket's readable features (each once: a set; prior
+        included), the priority model's, how many of them are known words, and their entries."""
+        entries = list(filter(None, map(self._entries.get, readable)))
+        # Each feature once: at most one packed row per feature, within the lanes' capacity.
+        sums = self._packed.unpack(sum(map(_PACKED, entries), self._prior))
+        return sums[: self._split], sums[self._split : -1], int(sums[-1]), entries
+
+    @staticmethod
+    def favouring(entries: Sequence[_Entry], model: int, label: int) -> list[tuple[str, ...]]:
+        """How the features of these entries that favour label number ``label`` of model
+        ``model`` (0: type, 1: priority) over its strongest other label read (:func:`_parts`),
+        strongest first (ties by name)."""
+        found = itertools.compress(entries, map(operator.eq, map(_LABEL[model], entries), itertools.repeat(label)))
+        return [parts for _, _, parts in sorted(map(_KEY[model], found))]
+
+
+def _lead_of(row: Sequence[float], name: str) -> tuple[int, tuple[float, str, tuple[str, ...]]]:
+    """The label a feature's row favours, for the reasoning, and its key there (see ``_Entry``)."""
+    label, margin = lead(row)
+    parts = _parts(name)
+    if label < 0 or parts is None:
+        return -1, _NO_KEY
+    return label, (-margin, name, parts)
 
 
 def _with_top(probs: Sequence[float], top: int, sure: float) -> list[float]:
@@ -354,6 +448,8 @@ _STYLE_WORDS = {
     "s:question": "asks a question",
 }
 
+_STYLE_TEXTS = frozenset(_STYLE_WORDS.values())
+
 
 def _surface_forms(tokens: Sequence[str], stems: Sequence[str]) -> dict[str, str]:
     """Stem → the word as the customer wrote it (its first occurrence), for readable reasons."""
@@ -361,15 +457,18 @@ def _surface_forms(tokens: Sequence[str], stems: Sequence[str]) -> dict[str, str
     return dict(zip(reversed(stems), reversed(tokens), strict=True))
 
 
-def _readable(favouring: Sequence[tuple[str, float]], surface: dict[str, str], limit: int) -> list[str]:
+def _readable(favouring: Iterable[tuple[str, ...]], surface: dict[str, str], limit: int) -> list[str]:
     terms: list[str] = []
-    for feature, _margin in favouring:
-        text = _describe(feature, surface)
-        if text is not None and not any(text in t or t in text for t in terms):
+    for parts in favouring:
+        text = " ".join(map(surface.get, parts, parts))
+        for t in terms:
+            if text in t or t in text:
+                break
+        else:
             terms.append(text)
             if len(terms) == limit:
                 break
-    return [t if t in _STYLE_WORDS.values() else f"'{t}'" for t in terms]
+    return [t if t in _STYLE_TEXTS else f"'{t}'" for t in terms]
 
 
 # Function words carry weight in the models but explain nothing to a reader.
@@ -378,20 +477,15 @@ _NOT_EXPLANATIONS = features.STOP_WORDS | frozenset(
 )
 
 
-def _describe(feature: str, surface: dict[str, str]) -> str | None:
-    words = _explaining_words(feature)
-    if words is None:
-        return _STYLE_WORDS.get(feature)
-    return " ".join(_SHAPES.get(w) or surface.get(w, w) for w in words)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _explaining_words(feature: str) -> tuple[str, ...] | None:
-    """The stems a word or bigram feature reads as; None for one that explains nothing."""
+def _parts(feature: str) -> tuple[str, ...] | None:
+    """How a feature reads, to be put in a reasoning: its words, each a stem to show as the
+    customer wrote it (the stem itself when the ticket has no such token) or a fixed text
+    (a shape's, a style's, which no stem equals); None for a feature that explains nothing."""
     if not feature.startswith((features.WORD_PREFIX, features.BIGRAM_PREFIX)):
-        return None
-    words = tuple(feature[2:].split(" "))
-    return None if any(w in _NOT_EXPLANATIONS for w in words) else words
+        style = _STYLE_WORDS.get(feature)
+        return None if style is None else (style,)
+    words = feature[2:].split(" ")
+    return None if any(w in _NOT_EXPLANATIONS for w in words) else tuple(_SHAPES.get(w, w) for w in words)
 
 
 _SHAPES = {

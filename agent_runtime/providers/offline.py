@@ -159,13 +159,19 @@ class OfflineProvider:
         classifier = self._loaded_classifier()
         async with self._metrics.observe("classify"):
             prediction = classifier.predict(ticket.subject, ticket.body)
-        ticket_type = parse_ticket_type(str(getattr(prediction.type, "value", prediction.type)))
+        # The shipped classifier answers with the enums themselves: no parsing needed for those.
+        ticket_type = (
+            prediction.type
+            if isinstance(prediction.type, TicketType)
+            else parse_ticket_type(str(getattr(prediction.type, "value", prediction.type)))
+        )
         confidence = parse_confidence(prediction.confidence)
         if ticket_type is None or confidence is None:
             self._metrics.error("invalid_output")
+        priority = prediction.priority if isinstance(prediction.priority, Priority) else Priority(prediction.priority)
         return TriageDecision(
             type=ticket_type,
-            priority=Priority(prediction.priority),
+            priority=priority,
             confidence=confidence if confidence is not None and ticket_type is not None else 0.0,
             reasoning=prediction.reasoning,
         )

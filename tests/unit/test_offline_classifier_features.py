@@ -64,10 +64,34 @@ def test_a_pattern_is_only_skipped_where_it_cannot_match() -> None:
         if features._EMAIL_RE.search(text):
             assert "@" in text, text
         if features._MONEY_RE.search(text):
-            assert features._DIGIT_RE.search(text) and features._CURRENCY_RE.search(text), text
+            assert features._DIGIT_RE.search(text) and features._mentions_currency(text), text
 
 
 def test_shouting_needs_two_words_in_capitals_that_are_not_acronyms() -> None:
     assert "s:shouting" in features.extract("URGENT", "PLEASE fix")
     assert "s:shouting" not in features.extract("GDPR and HIPAA", "SAML login")
     assert "s:shouting" not in features.extract("Urgent", "please fix")
+
+
+def test_the_ascii_token_pattern_finds_what_the_unicode_one_finds_on_ascii_text() -> None:
+    import random
+
+    rng = random.Random(11)
+    alphabet = "aZz09_'-. \n!?$B"
+    for _ in range(5_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert features._ASCII_TOKEN_RE.findall(text) == features._TOKEN_RE.findall(text), text
+    # Text that folding turns into ASCII with capitals (no lower-case form) is still ASCII text.
+    assert features.tokens("ℌello ℍ") == ["Hello", "H"]
+
+
+def test_the_currency_check_is_the_currency_pattern() -> None:
+    import random
+    import re
+
+    pattern = re.compile(r"[$€£¥₹]|usd|eur|gbp|chf|aud|cad|dollar|euro|pound|buck")
+    rng = random.Random(13)
+    alphabet = "$€£¥₹usdergbpchfacdolinbk 1"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert features._mentions_currency(text) == bool(pattern.search(text)), text
