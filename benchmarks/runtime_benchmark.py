@@ -54,10 +54,27 @@ from agent_runtime.records import Handler, InputRecord, OutputRecord
 from srs_contracts.agent_config import AgentConfig
 
 AGENT = "benchmark"
+TRIAGE_RUN = "engine + offline triage agent"
 
 
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Where an engine run's CPU went, µs per record: the handler (its own thread time), the
+    rest of the event loop's thread (the engine: dispatcher, transactions, producer calls,
+    delivery reports, metrics), and every other thread of the process (the consumer thread,
+    librdkafka's threads, the blocking transaction calls)."""
+
+    handler_us: float
+    engine_loop_us: float
+    other_threads_us: float
+
+    @property
+    def total_us(self) -> float:
+        return self.handler_us + self.engine_loop_us + self.other_threads_us
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,8 @@ class Result:
     #: Process CPU time (all threads) per record, start-up included: an efficiency figure
     #: that does not depend on what else the machine runs.
     cpu_us_per_message: float = float("nan")
+    #: Engine runs: where that CPU went, per record (see ``Stages``).
+    stages: Stages | None = None
 
     @property
     def rate(self) -> float:
@@ -253,22 +272,35 @@ class EchoHandler:
 
 
 class FirstCallClock:
-    """Wraps a handler and remembers when it was first called."""
+    """Wraps a handler: remembers when it was first called, and adds up the CPU time of the
+    event loop's thread spent inside it (a handler that suspends is charged for what ran
+    meanwhile; the handlers measured here do not suspend)."""
 
     def __init__(self, inner: Handler) -> None:
         self.inner = inner
         self.first: float | None = None
+        self.cpu_s = 0.0
 
     async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
         if self.first is None:
             self.first = time.perf_counter()
-        return await self.inner.handle(record)
+        started = time.thread_time()
+        try:
+            return await self.inner.handle(record)
+        finally:
+            self.cpu_s += time.thread_time() - started
 
 
 def produced(topics: Sequence[str]) -> float:
+    """Outputs acknowledged (committed, exactly-once) so far on ``topics``. Reads the one
+    counter family: the whole registry's collection, every 5 ms, cost the triage run ~5 % of
+    its event loop."""
+    wanted = set(topics)
     return sum(
-        metrics.REGISTRY.get_sample_value("srs_agent_produced_total", {"agent": AGENT, "topic": t}) or 0.0
-        for t in topics
+        sample.value
+        for family in metrics.PRODUCED.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels["agent"] == AGENT and sample.labels["topic"] in wanted
     )
 
 
@@ -279,6 +311,7 @@ def run_engine(
     engine = Engine(settings, clock)
     baseline = produced(output_topics)
     end = 0.0
+    process_cpu, loop_cpu = time.process_time(), time.thread_time()
 
     async def main() -> None:
         nonlocal end
@@ -292,8 +325,15 @@ def run_engine(
         await runner
 
     asyncio.run(main())
+    process_cpu, loop_cpu = time.process_time() - process_cpu, time.thread_time() - loop_cpu
     assert clock.first is not None
-    return Result(name, count, end - clock.first)
+    per_record = 1e6 / count
+    stages = Stages(
+        handler_us=clock.cpu_s * per_record,
+        engine_loop_us=(loop_cpu - clock.cpu_s) * per_record,
+        other_threads_us=(process_cpu - loop_cpu) * per_record,
+    )
+    return Result(name, count, end - clock.first, stages=stages)
 
 
 @dataclass(frozen=True)
@@ -478,7 +518,7 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
         progress(f"engine, offline triage agent, concurrency {args.engine_concurrency} …")
         settings = fresh(args.engine_concurrency)
         handler, outs = offline_triage_handler(settings, topics, partitions)
-        results.append(measured(lambda: run_engine("engine + offline triage agent", settings, handler, outs, count)))
+        results.append(measured(lambda: run_engine(TRIAGE_RUN, settings, handler, outs, count)))
         progress(f"  {results[-1].rate:,.0f} msg/s")
 
     paced: list[Latency] = []
@@ -521,6 +561,15 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
         print(f"{r.name:<52} {r.messages:>8} {r.seconds:>8.2f} {r.rate:>10,.0f} {r.cpu_us_per_message:>7.1f} "
               f"{r.rate / raw.rate:>7.2f} {r.rate / seed.rate:>7.1f}x")  # fmt: skip
     print()
+    print("where an engine run's CPU goes, µs per record (handler: its own time on the event loop; engine loop: the")
+    print("rest of the loop's thread; other threads: the consumer thread, librdkafka, blocking transaction calls)")
+    print(f"{'run':<52} {'handler':>8} {'engine loop':>12} {'other threads':>14} {'total':>7}")
+    for r in results:
+        if r.stages is not None:
+            st = r.stages
+            print(f"{r.name:<52} {st.handler_us:>8.1f} {st.engine_loop_us:>12.1f} {st.other_threads_us:>14.1f} "
+                  f"{st.total_us:>7.1f}")  # fmt: skip
+    print()
     print(f"{'simulated provider':<52} {'records':>8} {'seconds':>8} {'msg/s':>10} {'ideal':>7} {'ratio':>8}")
     print(f"{slow_seed.name:<52} {slow_seed.messages:>8} {slow_seed.seconds:>8.2f} {slow_seed.rate:>10,.1f} "
           f"{1 / latency_s:>7.0f} {slow_seed.rate * latency_s:>8.2f}")  # fmt: skip
@@ -536,13 +585,18 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
     print()
     eos_p99, alo_p99 = paced[0].p99_ms, paced[1].p99_ms
     checks = [
-        (f"engine ≥ 50% of raw loop: {engine.rate / raw.rate:.0%}", engine.rate >= 0.5 * raw.rate),
+        (f"engine ≥ 80% of raw loop: {engine.rate / raw.rate:.0%}", engine.rate >= 0.8 * raw.rate),
         (f"engine ≥ 20x seed-style loop: {engine.rate / seed.rate:.1f}x", engine.rate >= 20 * seed.rate),
         (f"exactly-once ≥ 0.8 x at-least-once throughput: {engine.rate / engine_alo.rate:.2f}",
          engine.rate >= 0.8 * engine_alo.rate),
         (f"exactly-once p99 ≤ at-least-once p99 + commit interval + 50 ms: {eos_p99:.0f} ≤ "
          f"{alo_p99:.0f} + {commit_interval_ms:.0f} + 50", eos_p99 <= alo_p99 + commit_interval_ms + 50),
     ]  # fmt: skip
+    for r in results:
+        if r.name == TRIAGE_RUN:
+            checks.append((f"offline triage ≥ 5,000 tickets/s: {r.rate:,.0f}", r.rate >= 5000))
+            checks.append((f"offline triage ≤ 200 µs CPU per ticket: {r.cpu_us_per_message:.0f}",
+                           r.cpu_us_per_message <= 200))  # fmt: skip
     for concurrency, r in latency_results:
         if concurrency == max(args.concurrency):
             ratio = r.rate / (concurrency / latency_s)
