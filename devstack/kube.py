@@ -36,6 +36,8 @@ CONTROLLERS = ",".join(
         "disruption-controller",
         # Quotas are enforced once this controller has counted a namespace's objects.
         "resourcequota-controller",
+        # Judges the HorizontalPodAutoscalers KEDA would make (the operator reports their word).
+        "horizontal-pod-autoscaler-controller",
     ]
 )
 

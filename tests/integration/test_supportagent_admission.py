@@ -79,6 +79,7 @@ def test_the_valid_examples_are_accepted(
         "fallbackModel": {**VALID_TRIAGE["model"], "confidenceThreshold": 0.7},
     }
     _create(api_client, plain_namespace, "cascade", cascade)
+    _create(api_client, plain_namespace, "autoscaled", CASES["valid"]["autoscaled"])
 
 
 @pytest.mark.parametrize("case", CASES["invalid"], ids=[c["id"] for c in CASES["invalid"]])

@@ -152,7 +152,20 @@ def test_an_agent_gets_its_children_and_becomes_ready(
 
     table = _table(api_client, ns)
     columns = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
-    assert columns == ["Name", "Role", "Specialty", "Provider", "Model", "Ready", "Status", "Applied", "Age"]
+    assert columns == [
+        "Name",
+        "Role",
+        "Specialty",
+        "Provider",
+        "Model",
+        "Ready",
+        "Status",
+        "Applied",
+        "Current",
+        "Desired",
+        "Scaling",
+        "Age",
+    ]
     row = table["rows"][0]["cells"]
     assert row[:7] == ["billing", "specialist", "billing", "anthropic", "claude-sonnet-4-5", "1/1", "RolloutComplete"]
 

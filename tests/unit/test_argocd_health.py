@@ -104,6 +104,12 @@ AGENT_REASONS: dict[AgentReason, str | None] = {
     AgentReason.SECRET_NOT_FOUND: "Degraded",
     AgentReason.SECRETS_NOT_READABLE: "Degraded",
     AgentReason.NOT_ACCEPTED: "Degraded",
+    AgentReason.AUTOSCALER_MISSING: "Degraded",  # KEDA is not installed: someone must act
+    # On the Autoscaling condition, which the script does not read: while KEDA cannot read
+    # the lag, its fallback holds the pods and the agent still works.
+    AgentReason.SCALING_ON_LAG: None,
+    AgentReason.MAX_REPLICAS_CAPPED: None,
+    AgentReason.SCALER_NOT_READY: None,
 }
 #: Where the agent's operator reports each False reason.
 AGENT_CONDITION = {

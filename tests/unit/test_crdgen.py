@@ -78,7 +78,20 @@ def test_supportagent_crd_has_names_scale_and_columns() -> None:
         },
     }
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Role", "Specialty", "Provider", "Model", "Ready", "Status", "Applied", "Input", "Age"]
+    assert columns == [
+        "Role",
+        "Specialty",
+        "Provider",
+        "Model",
+        "Ready",
+        "Status",
+        "Applied",
+        "Current",
+        "Desired",
+        "Scaling",
+        "Input",
+        "Age",
+    ]
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["properties"]["replicas"]["default"] == 1  # the scale subresource needs a value to read
     assert spec["properties"]["routes"]["x-kubernetes-validations"]

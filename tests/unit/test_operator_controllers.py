@@ -194,12 +194,18 @@ def test_a_deletion_waits_for_the_agents_that_use_the_topic_then_deletes_it() ->
 def test_topic_usage_answers_both_controllers_from_one_index_each() -> None:
     usage = TopicUsage(
         users={"ticket.events": ["support/triage", "other/triage"], "ticket.dlq": ["support/triage"]},
-        readiness_by_namespace={"support": [("ticket.events", False), ("ticket.events", True), ("ticket.dlq", False)]},
+        readiness_by_namespace={
+            "support": [("ticket.events", False, 3), ("ticket.events", True, 4), ("ticket.dlq", False, None)]
+        },
     )
     assert usage.users_of("ticket.events") == ["other/triage", "support/triage"]
     assert usage.agents_using("support", "ticket.events") == ["triage"]
     assert usage.readiness("support") == {"ticket.events": True, "ticket.dlq": False}
     assert usage.readiness("elsewhere") == {}
+    # The partitions of a topic count only from a Ready TicketTopic (a lag autoscaler's bound).
+    assert usage.partitions("support", "ticket.events") == 4
+    assert usage.partitions("support", "ticket.dlq") is None
+    assert usage.partitions("elsewhere", "ticket.events") is None
 
 
 def test_own_writes_stand_in_for_the_cache_until_it_shows_them_even_two_in_a_row() -> None:

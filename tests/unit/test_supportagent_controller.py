@@ -22,6 +22,7 @@ from srs_operator import metrics
 from srs_operator.clients.events import ObjectRef
 from srs_operator.clients.kube import ApiError, ResourceType
 from srs_operator.models.supportagent import SecretVersion
+from srs_operator.services.supportagent_watches import Autoscaler
 from srs_operator.services.supportagents import AgentKey, SupportAgentController
 from srs_operator.settings import OperatorSettings
 
@@ -34,6 +35,7 @@ KINDS = {
     "services": "Service",
     "serviceaccounts": "ServiceAccount",
     "supportagents": "SupportAgent",
+    "scaledobjects": "ScaledObject",
 }
 SPECIALIST: dict[str, Any] = {
     "role": "specialist",
@@ -53,6 +55,8 @@ class FakeCluster:
     versions: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     #: Kinds whose apply the API server refuses, and how.
     refuse: dict[str, ApiError] = field(default_factory=dict)
+    #: Whether KEDA's ScaledObject is served.
+    keda: bool = False
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
@@ -119,6 +123,12 @@ class FakeCluster:
 
     def pod_problems(self, namespace: str, name: str) -> list[str]:
         return []
+
+    def autoscaler(self, namespace: str, name: str) -> Autoscaler | None:
+        return None
+
+    def keda_served(self, namespace: str) -> bool:
+        return self.keda
 
     async def wait_listed(self, namespace: str) -> None:
         return None

@@ -2,7 +2,8 @@
 
 ``SupportAgent`` (parsed CR) + operator settings + what the cluster holds for it (the
 prompt text, digests of referenced Secrets) → the runtime config (``AgentConfig``) and
-the four children, in apply order: ServiceAccount, ConfigMap, Service, Deployment.
+the children, in apply order: ServiceAccount, ConfigMap, Service, Deployment, and a KEDA
+ScaledObject when the agent scales on consumer lag (``spec.autoscaling.maxReplicas``).
 
 Rules the builders keep:
 
@@ -13,7 +14,9 @@ Rules the builders keep:
   rotation rolls pods.
 - Every child has an owner reference to the agent and the ``app.kubernetes.io/*``
   labels; none carries the agent's own annotations.
-- ``replicas`` is left out of the Deployment when an autoscaler owns it.
+- ``replicas`` is left out of the Deployment when an autoscaler owns it (another one, or
+  KEDA through the ScaledObject); an agent that should scale on lag where KEDA is not
+  installed runs ``minReplicas`` pods (at least one), so tickets keep flowing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from typing import Any, Final
 from srs_contracts.agent_config import CONFIG_KEY, AgentConfig, KafkaConfig, Role, SpecialistConfig, TriageConfig
 from srs_operator.models.crd import API_VERSION
 from srs_operator.models.supportagent import (
+    DEFAULT_COOLDOWN_SECONDS,
+    DEFAULT_LAG_THRESHOLD,
+    DEFAULT_POLLING_SECONDS,
     SUPPORT_AGENT,
     ConfigMapKeySelector,
     ModelSpec,
@@ -114,7 +120,9 @@ def _metadata(agent: SupportAgent, name: str) -> dict[str, Any]:
 
 
 #: The kinds of an agent's children, in apply order.
-CHILD_KINDS: Final = ("ServiceAccount", "ConfigMap", "Service", "Deployment")
+CHILD_KINDS: Final = ("ServiceAccount", "ConfigMap", "Service", "Deployment", "ScaledObject")
+#: The children an agent has only in some configurations: removed when no longer desired.
+OPTIONAL_CHILD_KINDS: Final = ("ScaledObject",)
 #: ``spec.clusterIP`` of a headless Service.
 HEADLESS: Final = "None"
 
@@ -168,7 +176,7 @@ def render_config(agent: SupportAgent, settings: OperatorSettings, prompt_from_c
         "model": model,
         "kafka": _set(
             bootstrap_servers=settings.agent_kafka_bootstrap_servers,
-            group_id=f"srs.{agent.namespace}.{agent.name}",
+            group_id=consumer_group(agent),
             input_topic=spec.input_topic,
             dead_letter_topic=spec.dead_letter_topic,
             delivery=spec.delivery.value if spec.delivery is not None else None,
@@ -354,9 +362,12 @@ def _resources(agent: SupportAgent) -> dict[str, Any]:
     return out
 
 
-def build_deployment(agent: SupportAgent, settings: OperatorSettings, hash_: str) -> dict[str, Any]:
+def build_deployment(
+    agent: SupportAgent, settings: OperatorSettings, hash_: str, replicas: int | None = None
+) -> dict[str, Any]:
     """The agent's pods: ``srs agent --config``, probes on the runtime's HTTP port, and a
-    securityContext that passes the ``restricted`` Pod Security Standard."""
+    securityContext that passes the ``restricted`` Pod Security Standard. ``replicas``:
+    :func:`deployment_replicas` (None: an autoscaler sets them)."""
     pod_labels = labels(agent)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -436,13 +447,96 @@ def build_deployment(agent: SupportAgent, settings: OperatorSettings, hash_: str
             },
         },
     }
-    if agent.spec.autoscaling is None or not agent.spec.autoscaling.externally_managed:
-        spec = {"replicas": agent.spec.replicas} | spec
+    if replicas is not None:
+        spec = {"replicas": replicas} | spec
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(agent, child_name(agent.name, "Deployment")),
         "spec": spec,
+    }
+
+
+def deployment_replicas(agent: SupportAgent, keda: bool) -> int | None:
+    """The Deployment's ``replicas``: ``spec.replicas``; None when an autoscaler sets them
+    (``keda``: KEDA's ScaledObject is served, so the one the operator renders scales the
+    agent); ``minReplicas`` (at least 1) for an agent meant to scale on lag without KEDA."""
+    scaling = agent.spec.autoscaling
+    if scaling is None or not scaling.owns_replicas:
+        return agent.spec.replicas
+    if scaling.on_lag and not keda:
+        return max(1, scaling.min_replicas if scaling.min_replicas is not None else 1)
+    return None
+
+
+def max_replicas(agent: SupportAgent, partitions: int | None) -> int | None:
+    """``spec.autoscaling.maxReplicas`` capped at the input topic's ``partitions`` (when
+    known): a consumer beyond them would get no partition. None without lag scaling."""
+    scaling = agent.spec.autoscaling
+    if scaling is None or scaling.max_replicas is None:
+        return None
+    return min(scaling.max_replicas, partitions) if partitions else scaling.max_replicas
+
+
+def consumer_group(agent: SupportAgent) -> str:
+    """The Kafka consumer group of the agent's pods (the runtime config's ``group_id``)."""
+    return f"srs.{agent.namespace}.{agent.name}"
+
+
+#: The name of the lag trigger in the ScaledObject (and of KEDA's metric).
+LAG_TRIGGER: Final = "consumer-lag"
+#: Lag reads in a row that may fail before KEDA holds the fallback replica count.
+FALLBACK_FAILURES: Final = 3
+
+
+def build_scaled_object(agent: SupportAgent, bootstrap_servers: str, partitions: int | None) -> dict[str, Any]:
+    """KEDA's ScaledObject scaling the agent's Deployment on the lag of its consumer group on
+    its input topic. ``cooldownSeconds`` paces scale-down as well as the step to zero (the
+    HPA's stabilization window), so a burst's last pods are not removed mid-backlog; the HPA
+    KEDA creates is named like the agent. Lag read before the group's first commit counts
+    every retained ticket (``offsetResetPolicy: earliest``, as the agent reads); replicas
+    never exceed the partitions (:func:`max_replicas`, and KEDA's ``allowIdleConsumers``
+    off); when the lag cannot be read, KEDA holds ``minReplicas`` pods (at least one)."""
+    scaling = agent.spec.autoscaling
+    assert scaling is not None and scaling.max_replicas is not None
+    low = scaling.min_replicas if scaling.min_replicas is not None else 1
+    cooldown = scaling.cooldown_seconds if scaling.cooldown_seconds is not None else DEFAULT_COOLDOWN_SECONDS
+    lag = scaling.lag_threshold if scaling.lag_threshold is not None else DEFAULT_LAG_THRESHOLD
+    activation = scaling.activation_lag_threshold if scaling.activation_lag_threshold is not None else 0
+    high = max_replicas(agent, partitions) or 1
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _metadata(agent, child_name(agent.name, "ScaledObject")),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": agent.name},
+            "minReplicaCount": min(low, high),
+            "maxReplicaCount": high,
+            "pollingInterval": scaling.polling_seconds or DEFAULT_POLLING_SECONDS,
+            "cooldownPeriod": cooldown,
+            "fallback": {"failureThreshold": FALLBACK_FAILURES, "replicas": max(1, min(low, high))},
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "name": agent.name,
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": cooldown}},
+                }
+            },
+            "triggers": [
+                {
+                    "type": "kafka",
+                    "name": LAG_TRIGGER,
+                    "metadata": {
+                        "bootstrapServers": bootstrap_servers,
+                        "consumerGroup": consumer_group(agent),
+                        "topic": agent.spec.input_topic,
+                        "lagThreshold": str(lag),
+                        "activationLagThreshold": str(activation),
+                        "offsetResetPolicy": "earliest",
+                        "allowIdleConsumers": "false",
+                    },
+                }
+            ],
+        },
     }
 
 
@@ -462,19 +556,29 @@ def build_desired(
     prompt_from_config_map: str | None,
     secrets: Mapping[str, SecretVersion | None],
     offline_model: str | None = None,
+    *,
+    keda: bool = False,
+    partitions: int | None = None,
 ) -> DesiredState:
     """The config and the children of ``agent``, given what the cluster holds for it
-    (``offline_model``: a digest of the trained model ``spec.model.offline.modelRef`` names)."""
+    (``offline_model``: a digest of the trained model ``spec.model.offline.modelRef`` names;
+    ``keda``: KEDA's ScaledObject is served; ``partitions``: of the input topic, when known)."""
     config = render_config(agent, settings, prompt_from_config_map)
     refs = tuple(referenced_secrets(agent.spec))
     config_yaml = config.to_yaml()
     hash_ = config_hash(config_yaml, refs, secrets, offline_model)
-    children = (
+    # KEDA reads the lag at the address the operator renders for the agents: without one
+    # (agents find Kafka through their own environment) no ScaledObject can be made.
+    bootstrap = settings.agent_kafka_bootstrap_servers if keda else None
+    children: tuple[dict[str, Any], ...] = (
         build_service_account(agent),
         build_config_map(agent, config_yaml),
         build_service(agent),
-        build_deployment(agent, settings, hash_),
+        build_deployment(agent, settings, hash_, deployment_replicas(agent, bootstrap is not None)),
     )
+    scaling = agent.spec.autoscaling
+    if bootstrap is not None and scaling is not None and scaling.on_lag:
+        children += (build_scaled_object(agent, bootstrap, partitions),)
     return DesiredState(config=config, config_hash=hash_, children=children, secret_refs=refs)
 
 

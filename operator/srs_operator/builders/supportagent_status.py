@@ -14,17 +14,30 @@ Conditions:
   ReplicaSet that cannot create pods (e.g. Pod Security admission) is named with the
   kubelet's or the controller's own reason (``PodsFailing``), instead of waiting out the
   progress deadline with a bare "0 of 1 available".
+- ``Autoscaling`` (only for an agent that scales on lag, ``spec.autoscaling.maxReplicas``):
+  whether KEDA scales it (``ScalingOnLag``; ``MaxReplicasCapped`` when the input topic has
+  fewer partitions than maxReplicas), or why not (``AutoscalerMissing``: KEDA is not
+  installed, which also makes ``Ready`` False; ``ScalerNotReady``: KEDA's own reason).
+  ``status.autoscaling`` carries the bound in force and the HPA's last word on the
+  replica count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from srs_contracts.agent_config import ModelConfig
+from srs_operator.builders.supportagent import consumer_group, deployment_replicas, max_replicas
 from srs_operator.models.conditions import Condition, ConditionStatus, set_condition
-from srs_operator.models.supportagent import ConditionType, Reason, SupportAgentStatus
+from srs_operator.models.supportagent import (
+    AutoscalingStatus,
+    ConditionType,
+    Reason,
+    SupportAgent,
+    SupportAgentStatus,
+)
 
 #: Container waiting reasons that mean "this will not start by itself soon".
 FAILING_WAITING_REASONS = frozenset(
@@ -153,6 +166,113 @@ def topics_verdict(topics: Iterable[str], ready: Mapping[str, bool]) -> Verdict:
     return Verdict.false(Reason.TOPICS_NOT_READY, "; ".join(parts))
 
 
+class AutoscalerView(Protocol):
+    """What the status reads of the HorizontalPodAutoscaler KEDA made for an agent."""
+
+    @property
+    def last_scale_time(self) -> str | None: ...
+
+    @property
+    def conditions(self) -> tuple[tuple[str, str, str, str], ...]: ...
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """How an agent that scales on lag stands: its ``Autoscaling`` condition, its
+    ``status.autoscaling``, and whether the autoscaler is missing (``Ready`` is then False)."""
+
+    verdict: Verdict
+    status: AutoscalingStatus
+    missing: bool = False
+
+
+#: What to install when KEDA is missing.
+INSTALL_KEDA = (
+    "install KEDA (e.g. `helm install keda kedacore/keda --namespace keda --create-namespace`; "
+    "`srs kind up` installs it)"
+)
+
+
+def scaling_of(
+    agent: SupportAgent,
+    *,
+    keda: bool,
+    bootstrap_servers: str | None,
+    partitions: int | None,
+    scaled_object: Mapping[str, Any] | None,
+    autoscaler: AutoscalerView | None,
+) -> Scaling | None:
+    """How the agent scales on lag; None when it does not (no ``spec.autoscaling.maxReplicas``).
+    ``keda``: KEDA's ScaledObject is served; ``partitions``: of the input topic, when known."""
+    spec = agent.spec.autoscaling
+    high = max_replicas(agent, partitions)
+    if spec is None or spec.max_replicas is None or high is None:
+        return None
+    if not keda or not bootstrap_servers:
+        running = deployment_replicas(agent, False)
+        why = (
+            "the cluster does not serve KEDA's ScaledObject (keda.sh/v1alpha1): " + INSTALL_KEDA
+            if not keda
+            else "KEDA reads the lag at the Kafka address the operator gives the agents, and it has none: set "
+            "SRS_AGENT_KAFKA_BOOTSTRAP_SERVERS (the chart's kafka.bootstrapServers)"
+        )
+        verdict = Verdict.false(
+            Reason.AUTOSCALER_MISSING,
+            f"spec.autoscaling.maxReplicas asks KEDA to scale the agent on lag, but {why}, or remove "
+            f"spec.autoscaling.maxReplicas; meanwhile {running} pod(s) run",
+        )
+        return Scaling(verdict, AutoscalingStatus(max_replicas=high), missing=True)
+    so_conditions = _conditions(scaled_object)
+    so_ready = so_conditions.get("Ready")
+    low = min(spec.min_replicas if spec.min_replicas is not None else 1, high)
+    target = f"the lag of consumer group {consumer_group(agent)} on topic {agent.spec.input_topic}"
+    if so_ready is not None and so_ready[0] == "False":
+        verdict = Verdict.false(Reason.SCALER_NOT_READY, f"KEDA: {so_ready[1]}: {so_ready[2]}".rstrip(": "))
+    elif partitions is not None and spec.max_replicas > high:
+        verdict = Verdict.true(
+            Reason.MAX_REPLICAS_CAPPED,
+            f"KEDA scales between {low} and {high} pods on {target}: spec.autoscaling.maxReplicas "
+            f"{spec.max_replicas} is above the topic's {partitions} partitions, and a pod beyond them would get "
+            "no partition (add partitions to its TicketTopic to go higher)",
+        )
+    else:
+        verdict = Verdict.true(Reason.SCALING_ON_LAG, f"KEDA scales between {low} and {high} pods on {target}")
+    reason, message, when = _last_scaling(so_conditions, autoscaler)
+    return Scaling(verdict, AutoscalingStatus(max_replicas=high, reason=reason, message=message, last_scale_time=when))
+
+
+def _conditions(obj: Mapping[str, Any] | None) -> dict[str, tuple[str, str, str]]:
+    """type → (status, reason, message) of an object's status conditions."""
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or ()
+    return {
+        str(c.get("type")): (str(c.get("status")), str(c.get("reason") or ""), str(c.get("message") or ""))
+        for c in conditions
+        if isinstance(c, Mapping)
+    }
+
+
+def _last_scaling(
+    so_conditions: Mapping[str, tuple[str, str, str]], autoscaler: AutoscalerView | None
+) -> tuple[str | None, str | None, str | None]:
+    """The autoscaler's last word on the replica count: (reason, message, last scale time).
+    KEDA holding the fallback count first, then the HPA's limits, its last rescale, scaling
+    paused at zero, and KEDA's trigger activity while there is no HPA yet."""
+    fallback = so_conditions.get("Fallback")
+    when = autoscaler.last_scale_time if autoscaler is not None else None
+    if fallback is not None and fallback[0] == "True":
+        return "Fallback", fallback[2][:1024] or "KEDA cannot read the lag: holding the fallback replicas", when
+    if autoscaler is not None:
+        hpa = {c[0]: c[1:] for c in autoscaler.conditions}
+        able, active, limited = hpa.get("AbleToScale"), hpa.get("ScalingActive"), hpa.get("ScalingLimited")
+        for found, wanted in ((active, "False"), (limited, "True"), (able, None)):
+            if found is not None and (wanted is None or found[0] == wanted) and found[1]:
+                return found[1][:128], found[2][:1024], when
+    active = so_conditions.get("Active")
+    if active is not None and active[1]:
+        return active[1][:128], active[2][:1024], when
+    return None, None, when
+
+
 def build_status(
     previous: SupportAgentStatus,
     generation: int,
@@ -164,9 +284,11 @@ def build_status(
     selector: str,
     model: ModelConfig | None = None,
     secrets_forbidden: str | None = None,
+    scaling: Scaling | None = None,
 ) -> SupportAgentStatus:
     """The status to report; conditions keep their transition time when unchanged.
-    ``secrets_forbidden`` says why the operator cannot see the Secrets the agent references."""
+    ``secrets_forbidden`` says why the operator cannot see the Secrets the agent references;
+    ``scaling``: how an agent that scales on lag stands (None: it does not)."""
     if accepted.status is not ConditionStatus.TRUE:
         ready = Verdict.false(Reason.NOT_ACCEPTED, f"the spec was not applied: {accepted.message}")
     elif secrets_forbidden:
@@ -176,24 +298,31 @@ def build_status(
             Reason.SECRET_NOT_FOUND,
             "pods cannot start without " + ", ".join(missing_secrets) + " (create it in the agent's namespace)",
         )
+    elif scaling is not None and scaling.missing:
+        ready = scaling.verdict
     else:
         ready = rollout.verdict
-    conditions: list[Condition] = list(previous.conditions)
+    conditions: list[Condition] = [c for c in previous.conditions if scaling or c.type != ConditionType.AUTOSCALING]
     for type_, verdict in (
         (ConditionType.ACCEPTED, accepted),
         (ConditionType.TOPICS_READY, topics),
         (ConditionType.READY, ready),
     ):
         conditions = set_condition(conditions, type_, verdict.status, verdict.reason, verdict.message, generation)
+    if scaling is not None:
+        v = scaling.verdict
+        conditions = set_condition(conditions, ConditionType.AUTOSCALING, v.status, v.reason, v.message, generation)
     return SupportAgentStatus(
         observed_generation=generation,
         conditions=conditions,
         replicas=rollout.replicas,
+        desired_replicas=rollout.desired,
         ready_replicas=rollout.ready_replicas,
         ready=f"{rollout.ready_replicas}/{rollout.desired}",
         selector=selector,
         provider=model.provider.value if model is not None else None,
         model=model.name if model is not None else None,
+        autoscaling=scaling.status if scaling is not None else None,
     )
 
 

@@ -57,6 +57,11 @@ class Kind(Generic[T]):
     #: What the cache keeps of an object (it owns the object: a fresh decode, never shared).
     transform: Callable[[dict[str, Any]], T]
     on_change: OnChange[T]
+    #: A kind only some clusters serve (a CRD such as KEDA's ScaledObject): where listing it
+    #: answers 404 the informer counts it as listed with no objects, and looks again every
+    #: ``WatchTimings.absent_seconds``; ``on_presence(namespace, served)`` when that changes.
+    optional: bool = False
+    on_presence: Callable[[str | None, bool], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class WatchTimings:
     watch_seconds: int = 300
     #: A watch that delivers nothing (not even a bookmark) for this long is dropped and resumed.
     silence_seconds: float = 360.0
+    #: How often an optional kind that is not served is looked for again.
+    absent_seconds: float = 30.0
 
 
 DEFAULT_TIMINGS: Final = WatchTimings()
@@ -83,6 +90,8 @@ class Informer(Generic[T]):
         self.listed = asyncio.Event()
         #: Why the last list or watch failed (None once one succeeds): what a waiting reconcile reports.
         self.error: str | None = None
+        #: An optional kind the API server does not serve (see :attr:`Kind.optional`).
+        self.absent = False
         self._version = ""
         self._task: asyncio.Task[None] | None = None
 
@@ -125,6 +134,11 @@ class Informer(Generic[T]):
                 if e.status == 410:  # the version is too old: list again
                     self._version = ""
                     continue
+                if e.status == 404 and self.kind.optional:
+                    self._version = ""
+                    self._not_served()
+                    await asyncio.sleep(self._timings.absent_seconds)
+                    continue
                 error: Exception = e
             except (aiohttp.ClientError, TimeoutError, ValueError) as e:
                 error = e
@@ -152,11 +166,34 @@ class Informer(Generic[T]):
         self._version = str((page.get("metadata") or {}).get("resourceVersion") or "")
         self.error = None
         self.listed.set()
+        if self.absent:
+            self.absent = False
+            log.info("%s are served now", self.where)
+            if self.kind.on_presence is not None:
+                self.kind.on_presence(self.namespace, True)
         on_change = self.kind.on_change
         for key in before.keys() | found.keys():
             old, new = before.get(key), found.get(key)
             if old != new:
                 on_change(key[0], key[1], old, new)
+
+    def _not_served(self) -> None:
+        """The kind is not served (its CRD is not installed): no objects, and say so once."""
+        before, self.objects = self.objects, {}
+        self.error = None
+        first = not self.listed.is_set()
+        self.listed.set()
+        for key, old in before.items():
+            self.kind.on_change(key[0], key[1], old, None)
+        if not self.absent:
+            self.absent = True
+            log.info(
+                "%s are not served (is the CRD installed?); looking again every %.0fs",
+                self.where,
+                self._timings.absent_seconds,
+            )
+            if not first and self.kind.on_presence is not None:
+                self.kind.on_presence(self.namespace, False)
 
     async def _watch(self) -> None:
         params = {
@@ -233,6 +270,12 @@ class InformerSet:
     def get(self, kind: str, namespace: str, name: str) -> Any:
         informer = self.informer(kind, namespace)
         return None if informer is None else informer.get(namespace, name)
+
+    def served(self, kind: str, namespace: str) -> bool:
+        """Whether the API server serves ``kind`` (always, but for an optional kind found
+        missing at the last listing)."""
+        informer = self.informer(kind, namespace)
+        return informer is None or not informer.absent
 
     async def wait_listed(self, namespace: str, timeout: float) -> None:
         """Until every kind of ``namespace`` has been listed once; :class:`NotListedError` after

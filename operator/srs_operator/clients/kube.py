@@ -102,6 +102,9 @@ SERVICEACCOUNTS: Final = ResourceType("v1", "serviceaccounts")
 SECRETS: Final = ResourceType("v1", "secrets")
 PODS: Final = ResourceType("v1", "pods")
 EVENTS: Final = ResourceType("v1", "events")
+#: KEDA's: served only where KEDA is installed.
+SCALEDOBJECTS: Final = ResourceType("keda.sh/v1alpha1", "scaledobjects")
+HORIZONTALPODAUTOSCALERS: Final = ResourceType("autoscaling/v2", "horizontalpodautoscalers")
 SUPPORTAGENTS: Final = ResourceType(API_VERSION, SUPPORT_AGENT.plural)
 TICKETTOPICS: Final = ResourceType(API_VERSION, TICKET_TOPIC.plural)
 CLUSTER_PEERINGS: Final = ResourceType("kopf.dev/v1", "clusterkopfpeerings", namespaced=False)
@@ -112,6 +115,7 @@ BY_KIND: Final[Mapping[str, ResourceType]] = {
     "ConfigMap": CONFIGMAPS,
     "Service": SERVICES,
     "ServiceAccount": SERVICEACCOUNTS,
+    "ScaledObject": SCALEDOBJECTS,
 }
 
 

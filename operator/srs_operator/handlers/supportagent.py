@@ -22,7 +22,7 @@ from srs_operator.handlers import topic_usage, watching
 from srs_operator.models.crd import GROUP, VERSION
 from srs_operator.models.supportagent import SUPPORT_AGENT
 from srs_operator.models.tickettopic import TICKET_TOPIC
-from srs_operator.services.supportagent_watches import ChildWatches
+from srs_operator.services.supportagent_watches import Autoscaler, ChildWatches
 from srs_operator.services.supportagents import AgentKey, SupportAgentController
 from srs_operator.services.written import snapshot
 from srs_operator.settings import SETTINGS_MEMO_KEY, OperatorSettings
@@ -54,6 +54,12 @@ class KopfLiveState:
     def pod_problems(self, namespace: str, name: str) -> list[str]:
         return self._watches.pod_problems(namespace, name)
 
+    def autoscaler(self, namespace: str, name: str) -> Autoscaler | None:
+        return self._watches.autoscaler(namespace, name)
+
+    def keda_served(self, namespace: str) -> bool:
+        return self._watches.keda_served(namespace)
+
     async def wait_listed(self, namespace: str) -> None:
         await self._watches.wait_listed(namespace)
 
@@ -84,7 +90,7 @@ async def start_supportagent_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     watches = ChildWatches.connect()
     live = KopfLiveState(kwargs["srs_agents"], watches)
     controller = await SupportAgentController.connect(live, settings, topic_usage.topic_usage(kwargs), watches.kube)
-    watches.bind(controller.changed, controller.config_map_changed)
+    watches.bind(controller.changed, controller.config_map_changed, controller.autoscaler_served)
     unsubscribe = kopf_patches.on_namespaces_watched(watches.follow)
     memo[_WATCHES_MEMO_KEY] = (watches, unsubscribe)
     watching.start(memo, controller)

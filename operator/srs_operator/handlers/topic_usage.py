@@ -45,10 +45,11 @@ def managed_topic(name: str, body: kopf.Body) -> str:
 @kopf.index(GROUP, VERSION, TICKET_TOPIC.plural, id=READINESS_INDEX)
 def srs_topic_readiness(
     namespace: str | None, name: str, body: kopf.Body, status: kopf.Status, **_: Any
-) -> dict[Any, tuple[str, bool]]:
-    """Namespace → (the Kafka topic a TicketTopic manages, whether it is Ready)."""
+) -> dict[Any, tuple[str, bool, int | None]]:
+    """Namespace → (the Kafka topic a TicketTopic manages, whether it is Ready, its partitions)."""
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
-    return {namespace: (managed_topic(name, body), ready)}
+    partitions = status.get("partitions")
+    return {namespace: (managed_topic(name, body), ready, partitions if isinstance(partitions, int) else None)}
 
 
 def topic_usage(indexes: dict[str, Any]) -> TopicUsage:

@@ -313,14 +313,99 @@ class GuardrailsSpec(ResourceModel):
     )
 
 
+#: Defaults of spec.autoscaling: KEDA's own (and the HPA's scale-down stabilization window).
+DEFAULT_LAG_THRESHOLD: Final = 10
+DEFAULT_COOLDOWN_SECONDS: Final = 300
+DEFAULT_POLLING_SECONDS: Final = 30
+
+
 class AutoscalingSpec(ResourceModel):
-    """Who owns the replica count."""
+    """Who owns the replica count: the operator (``spec.replicas``), KEDA on the input's
+    consumer lag (``maxReplicas`` set: the operator renders a ScaledObject), or another
+    autoscaler (``externallyManaged``)."""
+
+    model_config = ResourceModel.model_config | {
+        "json_schema_extra": validations(
+            Rule(
+                "!(has(self.externallyManaged) && self.externallyManaged) || !has(self.maxReplicas)",
+                "spec.autoscaling: either externallyManaged (another autoscaler owns the replicas) or maxReplicas "
+                "(the operator scales with KEDA on consumer lag), not both",
+                field_path=".externallyManaged",
+                reason="FieldValueForbidden",
+            ),
+            Rule(
+                "has(self.maxReplicas) || !(has(self.minReplicas) || has(self.lagThreshold) || "
+                "has(self.activationLagThreshold) || has(self.cooldownSeconds) || has(self.pollingSeconds))",
+                "spec.autoscaling.maxReplicas is required to scale on consumer lag (minReplicas, lagThreshold, "
+                "activationLagThreshold, cooldownSeconds and pollingSeconds tune it)",
+                field_path=".maxReplicas",
+                reason="FieldValueRequired",
+            ),
+            Rule(
+                "!has(self.maxReplicas) || !has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
+                "spec.autoscaling.minReplicas must not be above maxReplicas",
+                field_path=".minReplicas",
+            ),
+        )
+    }
 
     externally_managed: bool = Field(
         False,
         description="An autoscaler (HPA, KEDA) scales the agent's Deployment directly: the operator never writes "
         "the Deployment's replicas. Autoscalers that target this SupportAgent's scale subresource need no flag.",
     )
+    min_replicas: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="Fewest pods when scaling on lag; 0 scales to zero while the input topic has nothing to read "
+        "(the first new ticket brings one pod back). Defaults to 1.",
+    )
+    max_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Most pods when scaling on lag. Setting it makes the operator render a KEDA ScaledObject on the "
+        "agent's consumer group and input topic (KEDA must be installed). Capped at the input topic's partitions: "
+        "a consumer beyond them would get no partition.",
+    )
+    lag_threshold: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="Tickets waiting per pod that the scaler aims for: pods = ceil(lag / lagThreshold). "
+        f"Defaults to {DEFAULT_LAG_THRESHOLD}.",
+    )
+    activation_lag_threshold: int | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description="Lag above which an agent scaled to zero starts again (minReplicas 0). Defaults to 0: the first "
+        "ticket.",
+    )
+    cooldown_seconds: int | None = Field(
+        None,
+        ge=0,
+        le=86_400,
+        description="How long the lag must stay low before pods are removed (scale-down stabilization, and the "
+        f"wait before scaling to zero). Defaults to {DEFAULT_COOLDOWN_SECONDS}.",
+    )
+    polling_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=3600,
+        description=f"How often the lag is read. Defaults to {DEFAULT_POLLING_SECONDS}.",
+    )
+
+    @property
+    def on_lag(self) -> bool:
+        """Whether the operator scales the agent with KEDA (``maxReplicas`` set)."""
+        return self.max_replicas is not None
+
+    @property
+    def owns_replicas(self) -> bool:
+        """Whether something other than the operator sets the Deployment's replicas."""
+        return self.externally_managed or self.on_lag
 
 
 class SupportAgentSpec(ResourceModel):
@@ -447,7 +532,9 @@ class SupportAgentSpec(ResourceModel):
         "transactions). at-least-once: outputs are written at once, a crash may repeat some; for a broker "
         "without transactions.",
     )
-    replicas: int = Field(1, ge=0, le=1000, description="Pods of this agent (scale subresource).")
+    replicas: int = Field(
+        1, ge=0, le=1000, description="Pods of this agent (scale subresource); unused while spec.autoscaling owns them."
+    )
     image: str | None = Field(
         None, max_length=1024, description="Agent image. Defaults to the operator's SRS_AGENT_IMAGE setting."
     )
@@ -460,7 +547,11 @@ class SupportAgentSpec(ResourceModel):
     )
     enrichment: EnrichmentSpec | None = Field(None, description="Customer lookup in DynamoDB (role triage).")
     guardrails: GuardrailsSpec | None = Field(None, description="Checks on drafted responses (role specialist).")
-    autoscaling: AutoscalingSpec | None = Field(None, description="Set when an autoscaler owns the replica count.")
+    autoscaling: AutoscalingSpec | None = Field(
+        None,
+        description="Scale with the queue (maxReplicas: KEDA on the consumer lag of the input topic), or leave the "
+        "replica count to another autoscaler (externallyManaged). spec.replicas is then not used.",
+    )
     service_account_annotations: dict[str, Annotated[str, Field(max_length=1024)]] | None = Field(
         None,
         max_length=16,
@@ -474,6 +565,8 @@ class ConditionType(StrEnum):
     ACCEPTED = "Accepted"
     TOPICS_READY = "TopicsReady"
     READY = "Ready"
+    #: Only for agents that scale on lag (spec.autoscaling.maxReplicas).
+    AUTOSCALING = "Autoscaling"
 
 
 class Reason(StrEnum):
@@ -494,6 +587,23 @@ class Reason(StrEnum):
     SECRETS_NOT_READABLE = "SecretsNotReadable"
     NOT_ACCEPTED = "NotAccepted"
     PODS_FAILING = "PodsFailing"
+    AUTOSCALER_MISSING = "AutoscalerMissing"
+    SCALING_ON_LAG = "ScalingOnLag"
+    MAX_REPLICAS_CAPPED = "MaxReplicasCapped"
+    SCALER_NOT_READY = "ScalerNotReady"
+
+
+class AutoscalingStatus(ResourceModel):
+    """What the autoscaler (KEDA and the HPA it drives) last said about the agent."""
+
+    max_replicas: int | None = Field(
+        None, ge=0, description="The upper bound in force: spec.autoscaling.maxReplicas capped at the partitions."
+    )
+    reason: str | None = Field(
+        None, max_length=128, description="Why the replica count is what it is, e.g. SucceededRescale, TooManyReplicas."
+    )
+    message: str | None = Field(None, max_length=1024, description="The autoscaler's own words.")
+    last_scale_time: str | None = Field(None, max_length=64, description="When the replica count last changed.")
 
 
 class SupportAgentStatus(ResourceModel):
@@ -504,15 +614,19 @@ class SupportAgentStatus(ResourceModel):
         default_factory=list,
         max_length=16,
         description="Accepted (spec valid, children applied), TopicsReady (every topic has a Ready TicketTopic), "
-        "Ready (the current rollout is complete).",
+        "Ready (the current rollout is complete), Autoscaling (KEDA scales the agent on lag, when asked to).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    replicas: int = Field(0, ge=0, description="Pods of the agent's Deployment.")
+    replicas: int = Field(0, ge=0, description="Pods of the agent's Deployment (current).")
+    desired_replicas: int | None = Field(
+        None, ge=0, description="Pods the Deployment asks for: spec.replicas, or what the autoscaler last decided."
+    )
     ready_replicas: int = Field(0, ge=0, description="Pods that are ready.")
     ready: str | None = Field(None, max_length=32, description="readyReplicas/desired, e.g. 2/3.")
     selector: str | None = Field(None, max_length=1024, description="Label selector of the pods (scale subresource).")
     provider: str | None = Field(None, max_length=64, description="The LLM provider the pods use (defaults applied).")
     model: str | None = Field(None, max_length=256, description="The model the pods use (defaults applied).")
+    autoscaling: AutoscalingStatus | None = Field(None, description="Scaling on consumer lag (spec.autoscaling).")
 
 
 @dataclass(frozen=True)
@@ -567,6 +681,13 @@ SUPPORT_AGENT: Final = CustomResourceKind(
             "Applied",
             '.status.conditions[?(@.type=="Accepted")].reason',
             description="Applied, or why the spec could not be (e.g. ApplyFailed: the API server refused a child)",
+        ),
+        PrinterColumn("Current", ".status.replicas", type="integer", description="Pods of the Deployment"),
+        PrinterColumn(
+            "Desired", ".status.desiredReplicas", type="integer", description="Pods asked for (spec or autoscaler)"
+        ),
+        PrinterColumn(
+            "Scaling", ".status.autoscaling.reason", description="The autoscaler's last reason (spec.autoscaling)"
         ),
         PrinterColumn("Input", ".spec.inputTopic", description="Input topic", priority=1),
         PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),

@@ -235,3 +235,15 @@ class Controller(abc.ABC):
         task = asyncio.create_task(self.events.post(ref, type_, reason, message))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def merge_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns ``before`` into ``after``: ``after`` with
+    ``null`` for every key ``before`` has and ``after`` has not, at any depth (a merge patch
+    leaves a key it does not name as it was)."""
+    out: dict[str, Any] = {}
+    for k, v in after.items():
+        old = before.get(k)
+        out[k] = merge_patch(old, v) if isinstance(v, Mapping) and isinstance(old, Mapping) else v
+    out.update({k: None for k in before.keys() - after.keys()})
+    return out

@@ -3,7 +3,9 @@
 Each child is server-side applied (field manager ``srs-operator``, force) only when
 :func:`~srs_operator.services.drift.needs_apply` says so: it is missing, its desired
 manifest changed, or someone edited a field the operator owns. What the pods use first
-(ServiceAccount, ConfigMap, Service, in parallel), then the Deployment. A name taken by an
+(ServiceAccount, ConfigMap, Service, in parallel), then the Deployment, then what scales it
+(a KEDA ScaledObject). An optional child no longer desired (the ScaledObject of an agent
+that stopped scaling on lag) is deleted. A name taken by an
 object the agent does not own is a :class:`NameConflictError`, never a takeover. The
 responses stand in for the watch caches until the watches show them
 (:class:`~srs_operator.services.written.WrittenObjects`).
@@ -20,12 +22,13 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from srs_operator import metrics
 from srs_operator.builders.supportagent import (
     CHILD_KINDS,
     CONFIG_HASH_ANNOTATION,
+    OPTIONAL_CHILD_KINDS,
     DesiredState,
     child_name,
     manifest_digest,
@@ -37,6 +40,8 @@ from srs_operator.services.written import WrittenObjects, resource_version
 
 #: (kind, namespace, name) of a child.
 ChildKey = tuple[str, str, str]
+#: A child to apply: its manifest, the live object, why.
+_Planned = tuple[dict[str, Any], Mapping[str, Any] | None, ApplyCause]
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +95,7 @@ class ChildApplier:
         """Apply what differs; raises :class:`NameConflictError` or the API's error (its
         ``subject`` names the child the API server refused)."""
         result = AppliedChildren(deployment=self.child("Deployment", agent.namespace, agent.name))
-        plan: list[tuple[dict[str, Any], Mapping[str, Any] | None, ApplyCause]] = []
+        plan: list[_Planned] = []
         for manifest in desired.children:
             key = (manifest["kind"], agent.namespace, manifest["metadata"]["name"])
             live = self.child(*key)
@@ -139,9 +144,30 @@ class ChildApplier:
                 result.deployment = obj
                 result.rolled = cause is ApplyCause.UPDATE and _template_hash(live) != desired.config_hash
 
-        await asyncio.gather(*(apply(*p) for p in plan if p[0]["kind"] != "Deployment"))
-        await asyncio.gather(*(apply(*p) for p in plan if p[0]["kind"] == "Deployment"))
+        for phase in _phases(plan):
+            await asyncio.gather(*(apply(*p) for p in phase))
+        await self._remove_undesired(agent, desired)
         return result
+
+    async def _remove_undesired(self, agent: SupportAgent, desired: DesiredState) -> None:
+        """Delete the agent's optional children that ``desired`` no longer has."""
+        wanted = {m["kind"] for m in desired.children}
+        for kind in OPTIONAL_CHILD_KINDS:
+            if kind in wanted:
+                continue
+            key = (kind, agent.namespace, child_name(agent.name, kind))
+            live = self.child(*key)
+            if live is None or not _owned_by(live, agent):
+                continue
+            try:
+                await self._kube.delete(BY_KIND[kind], agent.namespace, key[2], uid=live["metadata"]["uid"])
+            except ApiError as e:
+                e.subject = f"{kind} {key[2]}"
+                metrics.CHILD_APPLY_FAILURES.labels(kind, str(e.status)).inc()
+                raise
+            log.info("deleted %s %s/%s: the spec no longer asks for it", kind, agent.namespace, key[2])
+            self._written.forget(key)
+            self._matched.pop(key, None)
 
     async def _existing(self, manifest: Mapping[str, Any], agent: SupportAgent) -> dict[str, Any] | None:
         """The live object named like ``manifest`` if it exists and is the agent's; a conflict if it is not."""
@@ -151,13 +177,28 @@ class ChildApplier:
         obj = await self._kube.get(BY_KIND[kind], agent.namespace, name)
         if obj is None:
             return None
-        owners = (obj.get("metadata") or {}).get("ownerReferences") or []
-        if not any(o.get("uid") == agent.uid for o in owners):
+        if not _owned_by(obj, agent):
             raise NameConflictError(
                 f"a {kind} named {name} already exists and is not owned by this SupportAgent: "
                 "rename the agent or remove that object"
             )
         return obj
+
+
+#: Kinds applied after the others, in this order: the Deployment (its pods use the rest),
+#: then what scales it (KEDA checks the workload it targets).
+_LATER: Final = ("Deployment", "ScaledObject")
+
+
+def _phases(plan: list[_Planned]) -> list[list[_Planned]]:
+    """``plan`` in apply phases: everything else together, then each of :data:`_LATER`."""
+    first = [p for p in plan if p[0]["kind"] not in _LATER]
+    return [first, *([p for p in plan if p[0]["kind"] == kind] for kind in _LATER)]
+
+
+def _owned_by(obj: Mapping[str, Any], agent: SupportAgent) -> bool:
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(o.get("uid") == agent.uid for o in owners)
 
 
 def _immutable_field_differs(manifest: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:

@@ -46,13 +46,17 @@ def applies(name: str, causes: Mapping[str, ApplyCause], rolled: bool) -> list[A
 
 def condition_change(before: Condition | None, cond: Condition) -> Announcement | None:
     """An Event for a transition a person would want to hear about: a rollout that completed,
-    anything that went wrong, topics that became (un)ready after the first report."""
+    anything that went wrong, topics that became (un)ready and autoscaling that started or
+    changed after the first report."""
+    later = cond.type in (ConditionType.TOPICS_READY, ConditionType.AUTOSCALING)
     if cond.status is ConditionStatus.TRUE:
-        if cond.type == ConditionType.READY or (cond.type == ConditionType.TOPICS_READY and before is not None):
+        if cond.type == ConditionType.READY or (later and before is not None):
             return Announcement("Normal", cond.reason, cond.message)
         return None
     if cond.reason in (Reason.ROLLING_OUT, Reason.NOT_ACCEPTED):
         return None  # progress, or already announced through Accepted
+    if cond.type == ConditionType.AUTOSCALING and cond.reason == Reason.AUTOSCALER_MISSING:
+        return None  # announced through Ready
     if cond.type != ConditionType.TOPICS_READY or (before is not None and before.status is ConditionStatus.TRUE):
         return Announcement("Warning", cond.reason, cond.message)
     return None

@@ -4,9 +4,13 @@ problems and every ConfigMap's version, kept by the operator's own informers.
 Children (Deployment, Service, ServiceAccount; ConfigMaps too) and pods are listed and
 watched only when labelled ``app.kubernetes.io/managed-by=srs-operator`` (the API server
 filters), ConfigMaps all of them (prompts live in the user's ConfigMaps; only their
-version is kept, the body only of the agents' own). Each change names the agent to look
-at again: a child's owner, the agent whose pod's problem changed (not every pod status
-update: only a new, changed or cleared problem), every reader of a ConfigMap.
+version is kept, the body only of the agents' own). KEDA's ScaledObjects where KEDA is
+installed (an optional kind: where it is not, there are none, and the agents that want
+one are told when it appears), and the HorizontalPodAutoscalers KEDA makes of them (they
+carry the ScaledObject's labels; only what the status reports is kept). Each change names
+the agent to look at again: a child's owner, the agent whose pod's problem changed (not
+every pod status update: only a new, changed or cleared problem), every reader of a
+ConfigMap.
 
 The namespaces are the ones kopf watches for the agents (``follow``, fed by
 ``kopf_patches.on_namespaces_watched``); a reconcile waits for its namespace's first
@@ -21,7 +25,17 @@ from typing import Any, Final
 
 from srs_operator.builders.supportagent_status import pod_problem
 from srs_operator.clients.informers import DEFAULT_TIMINGS, InformerSet, Kind, WatchTimings
-from srs_operator.clients.kube import CONFIGMAPS, DEPLOYMENTS, PODS, SERVICEACCOUNTS, SERVICES, KubeClient, login
+from srs_operator.clients.kube import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    HORIZONTALPODAUTOSCALERS,
+    PODS,
+    SCALEDOBJECTS,
+    SERVICEACCOUNTS,
+    SERVICES,
+    KubeClient,
+    login,
+)
 from srs_operator.models.crd import GROUP
 from srs_operator.models.supportagent import SUPPORT_AGENT
 from srs_operator.settings import MANAGED_BY
@@ -47,10 +61,47 @@ class _Pod:
     problem: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Autoscaler:
+    """What the status reports of the HorizontalPodAutoscaler KEDA drives an agent with."""
+
+    agent: str | None
+    desired: int | None
+    current: int | None
+    last_scale_time: str | None
+    #: (type, status, reason, message) of each of its conditions.
+    conditions: tuple[tuple[str, str, str, str], ...]
+
+
 def _lean(obj: dict[str, Any]) -> dict[str, Any]:
     """The object without ``managedFields`` (large, never read)."""
     obj.get("metadata", {}).pop("managedFields", None)
     return obj
+
+
+def _scaled_object(obj: dict[str, Any]) -> dict[str, Any]:
+    """A ScaledObject without what KEDA rewrites at every poll (when its trigger was last
+    active, its read failures): the kept value changes only when something the agent's
+    status or apply reads does."""
+    status = _lean(obj).get("status") or {}
+    status.pop("lastActiveTime", None)
+    status.pop("health", None)
+    return obj
+
+
+def _autoscaler(obj: dict[str, Any]) -> Autoscaler:
+    status = obj.get("status") or {}
+    agent = ((obj.get("metadata") or {}).get("labels") or {}).get(_INSTANCE)
+    return Autoscaler(
+        agent=None if agent is None else str(agent),
+        desired=status.get("desiredReplicas"),
+        current=status.get("currentReplicas"),
+        last_scale_time=status.get("lastScaleTime"),
+        conditions=tuple(
+            (str(c.get("type")), str(c.get("status")), str(c.get("reason") or ""), str(c.get("message") or ""))
+            for c in status.get("conditions") or ()
+        ),
+    )
 
 
 def _config_map(obj: dict[str, Any]) -> _ConfigMap:
@@ -78,6 +129,10 @@ def _ignore(namespace: str, name: str) -> None:
     """Until :meth:`ChildWatches.bind`."""
 
 
+def _ignore_scope(namespace: str | None) -> None:
+    """Until :meth:`ChildWatches.bind`."""
+
+
 class ChildWatches:
     """The agents' children, pods and ConfigMaps as informers show them."""
 
@@ -87,6 +142,7 @@ class ChildWatches:
         self.kube = kube
         self._agent_changed: Notify = _ignore
         self._config_map_changed: Notify = _ignore
+        self._kind_served: Callable[[str | None], None] = _ignore_scope
         #: (namespace, agent) → pod name → its problem (None: none).
         self._pods: dict[tuple[str, str], dict[str, str | None]] = {}
         owned = self._owned_changed
@@ -98,13 +154,27 @@ class ChildWatches:
                 "ServiceAccount": Kind(SERVICEACCOUNTS, MANAGED_SELECTOR, _lean, owned),
                 "ConfigMap": Kind(CONFIGMAPS, None, _config_map, self._config_map_event),
                 "Pod": Kind(PODS, MANAGED_SELECTOR, _pod, self._pod_event),
+                "ScaledObject": Kind(
+                    SCALEDOBJECTS, MANAGED_SELECTOR, _scaled_object, owned, optional=True, on_presence=self._presence
+                ),
+                "HorizontalPodAutoscaler": Kind(
+                    HORIZONTALPODAUTOSCALERS, MANAGED_SELECTOR, _autoscaler, self._autoscaler_event
+                ),
             },
             timings,
         )
 
-    def bind(self, agent_changed: Notify, config_map_changed: Notify) -> None:
-        """Whom to tell: ``agent_changed(namespace, agent)``, ``config_map_changed(namespace, name)``."""
+    def bind(
+        self,
+        agent_changed: Notify,
+        config_map_changed: Notify,
+        autoscaler_changed: Callable[[str | None], None] = _ignore_scope,
+    ) -> None:
+        """Whom to tell: ``agent_changed(namespace, agent)``, ``config_map_changed(namespace, name)``,
+        ``autoscaler_changed(namespace)`` when KEDA's ScaledObjects start or stop being served
+        there (``None``: in the cluster)."""
         self._agent_changed, self._config_map_changed = agent_changed, config_map_changed
+        self._kind_served = autoscaler_changed
 
     def follow(self, namespaces: Collection[str | None]) -> None:
         """Watch these namespaces (``None``: the cluster), and only these."""
@@ -119,6 +189,15 @@ class ChildWatches:
         if isinstance(found, _ConfigMap):
             return found.owned
         return found  # type: ignore[no-any-return]
+
+    def autoscaler(self, namespace: str, name: str) -> Autoscaler | None:
+        """The HorizontalPodAutoscaler KEDA made for the agent (named like it), if any."""
+        found = self.informers.get("HorizontalPodAutoscaler", namespace, name)
+        return found if isinstance(found, Autoscaler) else None
+
+    def keda_served(self, namespace: str) -> bool:
+        """Whether KEDA's ScaledObject kind is served (KEDA is installed)."""
+        return self.informers.served("ScaledObject", namespace)
 
     def config_map_version(self, namespace: str, name: str) -> str | None:
         found = self.informers.get("ConfigMap", namespace, name)
@@ -155,6 +234,13 @@ class ChildWatches:
         agent = owner(new if new is not None else old)
         if agent is not None:
             self._agent_changed(namespace, agent)
+
+    def _autoscaler_event(self, namespace: str, name: str, old: Autoscaler | None, new: Autoscaler | None) -> None:
+        for agent in {a.agent for a in (old, new) if a is not None and a.agent is not None}:
+            self._agent_changed(namespace, agent)
+
+    def _presence(self, namespace: str | None, served: bool) -> None:
+        self._kind_served(namespace)
 
     def _config_map_event(self, namespace: str, name: str, old: _ConfigMap | None, new: _ConfigMap | None) -> None:
         if (old.version if old else None) != (new.version if new else None):

@@ -24,12 +24,13 @@ from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
 
-from srs_operator.builders.supportagent import agent_topics, build_desired, selector_string
+from srs_operator.builders.supportagent import DesiredState, agent_topics, build_desired, selector_string
 from srs_operator.builders.supportagent_status import (
     Verdict,
     build_status,
     parse_status,
     rollout_of,
+    scaling_of,
     status_document,
     topics_verdict,
     transitions,
@@ -41,9 +42,10 @@ from srs_operator.clients.secrets import SecretVersions
 from srs_operator.models.conditions import ConditionStatus
 from srs_operator.models.supportagent import SUPPORT_AGENT, ConditionType, Reason, SupportAgent, SupportAgentStatus
 from srs_operator.services import supportagent_events
-from srs_operator.services.controller import Controller, ObjectKey
+from srs_operator.services.controller import Controller, ObjectKey, merge_patch
 from srs_operator.services.supportagent_children import ChildApplier, NameConflictError
 from srs_operator.services.supportagent_inputs import AgentInputs, Dependencies, SecretVersionSource
+from srs_operator.services.supportagent_watches import Autoscaler
 from srs_operator.services.topic_usage import EMPTY, TopicUsage
 from srs_operator.services.workqueue import RetryLater
 from srs_operator.settings import OperatorSettings
@@ -66,6 +68,12 @@ class LiveState(Protocol):
 
     def pod_problems(self, namespace: str, name: str) -> Sequence[str]:
         """Why the agent's pods cannot start (see ``pod_problem``); empty when they can."""
+
+    def autoscaler(self, namespace: str, name: str) -> Autoscaler | None:
+        """The HorizontalPodAutoscaler KEDA drives the agent with, if any."""
+
+    def keda_served(self, namespace: str) -> bool:
+        """Whether KEDA's ScaledObject kind is served (KEDA is installed)."""
 
     async def wait_listed(self, namespace: str) -> None:
         """Return once the namespace's children are known (listed once); raise
@@ -185,6 +193,16 @@ class SupportAgentController(Controller):
             for name in deps.config_maps:
                 self._config_map_readers.setdefault((key[0], name), set()).add(key)
 
+    def autoscaler_served(self, namespace: str | None) -> None:
+        """KEDA's ScaledObjects started or stopped being served in ``namespace`` (None: the
+        cluster): the agents that scale on lag there look again."""
+        for key in list(self.live.agent_keys()):
+            if namespace is not None and key[0] != namespace:
+                continue
+            body = self.live.agent(*key) or {}
+            if ((body.get("spec") or {}).get("autoscaling") or {}).get("maxReplicas") is not None:
+                self.queue.add(key)
+
     def topic_changed(self, namespace: str, topic: str) -> None:
         """A TicketTopic for ``topic`` changed: the agents in its namespace that use it look again."""
         for name in self.usage.agents_using(namespace, topic):
@@ -216,7 +234,11 @@ class SupportAgentController(Controller):
 
         inputs = await self.inputs.of(agent)
         self._set_dependencies(key, inputs.dependencies)
-        desired = build_desired(agent, self.settings, inputs.prompt, inputs.secrets, inputs.model_digest)
+        keda = self.live.keda_served(namespace)
+        partitions = self.usage.partitions(namespace, agent.spec.input_topic)
+        desired = build_desired(
+            agent, self.settings, inputs.prompt, inputs.secrets, inputs.model_digest, keda=keda, partitions=partitions
+        )
         # Only existence is known (metadata): a missing key shows as pods that cannot start.
         missing = (
             []
@@ -246,9 +268,7 @@ class SupportAgentController(Controller):
                 accepted = Verdict.false(Reason.APPLY_FAILED, _refusal(e))
             else:
                 deployment = applied.deployment
-                accepted = Verdict.true(
-                    Reason.APPLIED, "ServiceAccount, ConfigMap, Service and Deployment match the spec"
-                )
+                accepted = Verdict.true(Reason.APPLIED, _applied_message(desired))
                 for note in supportagent_events.applies(name, applied.causes, applied.rolled):
                     self.event(body, note.type, note.reason, note.message)
 
@@ -262,6 +282,14 @@ class SupportAgentController(Controller):
             selector=selector_string(agent),
             model=desired.config.model,
             secrets_forbidden=inputs.secrets_forbidden,
+            scaling=scaling_of(
+                agent,
+                keda=keda,
+                bootstrap_servers=self.settings.agent_kafka_bootstrap_servers,
+                partitions=partitions,
+                scaled_object=self.children.child("ScaledObject", namespace, name),
+                autoscaler=self.live.autoscaler(namespace, name),
+            ),
         )
         await self._report(key, body, previous, status)
         if failure is not None:
@@ -273,14 +301,21 @@ class SupportAgentController(Controller):
         """Write the status when it differs, and announce its transitions."""
         ready = next((c for c in status.conditions if c.type == ConditionType.READY), None)
         self.report_ready(key, ready is not None and ready.status is ConditionStatus.TRUE)
-        document = status_document(status)
-        if document == status_document(previous):
+        document, live = status_document(status), status_document(previous)
+        if document == live:
             return
-        if await self.write_status(key, body, document):
+        # What the new status no longer has (the autoscaling of an agent that stopped scaling
+        # on lag) is removed, not left behind by the merge patch.
+        if await self.write_status(key, body, merge_patch(live, document)):
             for before, cond in transitions(previous, status):
                 note = supportagent_events.condition_change(before, cond)
                 if note is not None:
                     self.event(body, note.type, note.reason, note.message)
+
+
+def _applied_message(desired: DesiredState) -> str:
+    kinds = [m["kind"] for m in desired.children]
+    return f"{', '.join(kinds[:-1])} and {kinds[-1]} match the spec"
 
 
 def _refusal(error: ApiError) -> str:

@@ -9,8 +9,9 @@ three from two watch-fed indexes, each computed once per object change
 
 - *users*: Kafka topic → the agents (``namespace/name``) that read or write it, from
   :func:`~srs_operator.builders.supportagent.agent_topics`;
-- *readiness*: namespace → (Kafka topic, Ready) of every TicketTopic there, the topic being
-  the one the TicketTopic manages (``status.topicName`` once recorded).
+- *readiness*: namespace → (Kafka topic, Ready, partitions) of every TicketTopic there, the
+  topic being the one the TicketTopic manages (``status.topicName`` once recorded), the
+  partitions what its status reports (None until known).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class TopicUsage:
     """Read-only views over the two indexes (kopf indexes in production, dicts in tests)."""
 
     users: Mapping[str, Collection[AgentRef]]
-    readiness_by_namespace: Mapping[Any, Collection[tuple[str, bool]]]
+    readiness_by_namespace: Mapping[Any, Collection[tuple[str, bool, int | None]]]
 
     def users_of(self, topic: str) -> list[AgentRef]:
         """The agents (any namespace) that read or write Kafka topic ``topic``, sorted."""
@@ -46,9 +47,17 @@ class TopicUsage:
     def readiness(self, namespace: str) -> dict[str, bool]:
         """Kafka topic → whether some TicketTopic in ``namespace`` for it is Ready."""
         ready: dict[str, bool] = {}
-        for topic, is_ready in self.readiness_by_namespace.get(namespace, ()):
+        for topic, is_ready, _ in self.readiness_by_namespace.get(namespace, ()):
             ready[topic] = ready.get(topic, False) or is_ready
         return ready
+
+    def partitions(self, namespace: str, topic: str) -> int | None:
+        """The partitions of Kafka topic ``topic`` as a Ready TicketTopic in ``namespace``
+        reports them; None when none does."""
+        found = [
+            n for t, is_ready, n in self.readiness_by_namespace.get(namespace, ()) if t == topic and is_ready and n
+        ]
+        return max(found) if found else None
 
 
 #: No agents, no topics (tests, and the moment before kopf hands over its indexes).
