@@ -255,3 +255,43 @@ def test_an_agent_hears_of_its_pods_only_when_their_problems_change() -> None:
         await watches.stop()
 
     asyncio.run(main())
+
+
+def test_an_optional_kind_that_is_not_served_counts_as_listed_empty_until_it_appears() -> None:
+    async def main() -> None:
+        changes: list[Change] = []
+        presence: list[tuple[str | None, bool]] = []
+        not_found = ApiError(404, "NotFound", "the server could not find the requested resource")
+        api = FakeApi(not_found, not_found, page("5", obj("billing", "4")))
+        kind = Kind(
+            CONFIGMAPS,
+            None,
+            lambda o: o["metadata"]["resourceVersion"],
+            lambda ns, name, old, new: changes.append((ns, name, old, new)),
+            optional=True,
+            on_presence=lambda ns, served: presence.append((ns, served)),
+        )
+        informers = InformerSet(api, {"ScaledObject": kind}, WatchTimings(absent_seconds=0.01))  # type: ignore[arg-type]
+        informers.follow(["team-a"])
+        # A reconcile is not held up by a kind the cluster does not serve.
+        await informers.wait_listed("team-a", timeout=2)
+        assert not informers.served("ScaledObject", "team-a")
+        # Installed later (its CRD): found at the next look, and the watchers are told.
+        await until(lambda: presence == [("team-a", True)])
+        assert informers.served("ScaledObject", "team-a")
+        assert changes == [("team-a", "billing", None, "4")]
+        await informers.stop()
+
+    asyncio.run(main())
+
+
+def test_a_kind_that_is_not_optional_is_not_taken_for_missing_on_a_404() -> None:
+    async def main() -> None:
+        api = FakeApi(ApiError(404, "NotFound", "no such resource"), page("5"))
+        informers = InformerSet(api, {"ConfigMap": recording([])}, WatchTimings(absent_seconds=0.01))  # type: ignore[arg-type]
+        informers.follow(["team-a"])
+        with pytest.raises(NotListedError, match="no such resource"):
+            await informers.wait_listed("team-a", timeout=0.3)
+        await informers.stop()
+
+    asyncio.run(main())
