@@ -1,6 +1,6 @@
 """Build, ahead of time, everything the local stack, the tests and the kind cluster would
 otherwise build on first use: the Kafka jars, the control plane, Prometheus and Jaeger,
-llama-server and its model, Argo CD, the Docker engine with kind's binaries and images.
+llama-server and its model, Argo CD, KEDA, the Docker engine with kind's binaries and images.
 
 Each part is built under its cache lock (devstack/locks.py), so ``srs dev build`` can run
 beside ``make test``: CI starts it in the background at idle CPU priority, where it fills
@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from devstack import argocd, docker_engine, images, kafka, kind, kube, llm, observability, settings
+from devstack import argocd, docker_engine, images, kafka, keda, kind, kube, llm, observability, settings
 from devstack.settings import Paths
 
 Progress = Callable[[str], None]
@@ -45,6 +45,10 @@ def _stack(paths: Paths, progress: Progress) -> None:
     kube.ensure_binaries(paths, progress)
 
 
+def _keda(paths: Paths, progress: Progress) -> None:
+    keda.ensure_binaries(paths, progress)
+
+
 def _kind(paths: Paths, progress: Progress) -> None:
     kind.build(paths, settings.kind_state() / "logs", llm=True)
 
@@ -58,6 +62,7 @@ PARTS: dict[str, Callable[[Paths, Progress], None]] = {
     "llm": _llm,
     "argocd": _argocd,
     "stack": _stack,
+    "keda": _keda,
     "kind": _kind,
 }
 

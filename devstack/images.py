@@ -75,6 +75,13 @@ NODE_IMAGE = f"srs-kind-node:{settings.KUBERNETES_VERSION}"
 KAFKA_IMAGE = f"srs-kafka:{settings.KAFKA_VERSION}"
 LLM_SERVER_IMAGE = f"srs-llm-server:{settings.LLAMA_CPP_PYTHON_VERSION}"
 LLM_MODEL_IMAGE = f"srs-llm-model:{settings.LLM_MODEL_PACKAGE}-{settings.LLM_MODEL_VERSION}"
+#: KEDA's binaries (devstack/keda.py) -> their images, named as upstream's (keda,
+#: keda-metrics-apiserver, keda-admission-webhooks).
+KEDA_IMAGES = {
+    "keda": f"srs-keda:{settings.KEDA_VERSION}",
+    "keda-adapter": f"srs-keda-metrics-apiserver:{settings.KEDA_VERSION}",
+    "keda-admission-webhooks": f"srs-keda-admission-webhooks:{settings.KEDA_VERSION}",
+}
 
 
 def _host_apt_sources() -> list[str]:
@@ -130,12 +137,14 @@ def source_digest(*roots: Path, extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
+def source_label(tag: str) -> str:
+    """The digest ``tag`` was built from (its ``SOURCE_LABEL``), "" when it has none."""
+    return docker("image", "inspect", "--format", f'{{{{index .Config.Labels "{SOURCE_LABEL}"}}}}', tag).strip()
+
+
 def image_is_current(tag: str, digest: str) -> bool:
     """True when ``tag`` exists and was built from ``digest``."""
-    if not image_exists(tag):
-        return False
-    label = docker("image", "inspect", "--format", f'{{{{index .Config.Labels "{SOURCE_LABEL}"}}}}', tag).strip()
-    return label == digest
+    return image_exists(tag) and source_label(tag) == digest
 
 
 def ensure_rootfs_all(tags: Sequence[str], progress: Progress) -> None:
@@ -277,6 +286,29 @@ def build_llm_images(server: Path, model: Path, chat_template: Path, progress: P
             _build(ctx, tag, f"LLM_BASE={LLM_BASE}", dockerfile=dockerfile, digest=digest)
         built.append(tag)
     return built[0], built[1]
+
+
+def build_keda_images(bins: Path, progress: Progress) -> dict[str, str]:
+    """KEDA's three images (binary name -> image), each one static binary of ``bins`` on the
+    layout of upstream's distroless base (``containers/keda``). Keyed by the recipe, the base
+    and the binaries' cache folder, whose name carries KEDA's version, toolchain and recipe."""
+    recipe = CONTAINERS / "keda"
+    for binary, tag in KEDA_IMAGES.items():
+        digest = source_digest(recipe, extra=f"{PYTHON_BASE}:{bins.name}/{binary}")
+        if image_is_current(tag, digest):
+            continue
+        ensure_rootfs(PYTHON_BASE, progress)
+        progress(f"building image {tag}")
+        with tempfile.TemporaryDirectory(prefix="srs-keda-image.") as tmp:
+            ctx = Path(tmp)
+            for name in ("Dockerfile", "passwd", "group"):
+                shutil.copy2(recipe / name, ctx / name)
+            try:  # a hard link where the cache and /tmp share a file system: up to 176 MB
+                (ctx / binary).hardlink_to(bins / binary)
+            except OSError:
+                shutil.copy2(bins / binary, ctx / binary)
+            _build(ctx, tag, f"CERTS_BASE={PYTHON_BASE}", f"BINARY={binary}", digest=digest)
+    return dict(KEDA_IMAGES)
 
 
 # --- the kind node image ---------------------------------------------------------------

@@ -56,6 +56,11 @@ KAFKA_RECIPE = ("kafka/pom.xml",)
 #: built from the Go module proxy by scripts/build-jaeger.sh.
 JAEGER_VERSION = "v1.75.0"
 JAEGER_RECIPE = ("scripts/build-jaeger.sh", "scripts/go-build.sh")
+#: KEDA (operator, metrics API server, admission webhooks) for the kind cluster, built from
+#: the Go module proxy by scripts/build-keda.sh with the Go toolchain its go.mod asks for.
+KEDA_VERSION = "v2.21.1"
+KEDA_GO_TOOLCHAIN = "go1.27.4"
+KEDA_RECIPE = ("scripts/build-keda.sh", "scripts/go-build.sh")
 #: The local model server's build script (devstack/llm.py keys its cache by it, the sdist and the CPU).
 LLAMA_SERVER_RECIPE = ("scripts/build-llama-server.sh",)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import gobuild, kind, settings
+from devstack import gobuild, keda, kind, settings
 from devstack.images import CONTAINERS
 
 pytestmark = pytest.mark.unit
@@ -57,16 +57,20 @@ def test_cached_builds_are_named_by_their_recipe(tmp_path: Path) -> None:
     assert settings.kind_bins(paths).name.endswith(settings.recipe_digest(*settings.KIND_BINS_RECIPE))
     assert paths.kafka_libs.parent.name.endswith(settings.recipe_digest(*settings.KAFKA_RECIPE))
     assert paths.tofu_bin.parent.name.endswith(settings.recipe_digest(*settings.TOFU_RECIPE))
+    assert keda.binary_dir(paths).name.endswith(settings.recipe_digest(*settings.KEDA_RECIPE))
     # Every Go build script is part of the recipe of what it builds.
     recipes = {
         *settings.GO_BINS_RECIPE, *settings.KIND_BINS_RECIPE, *settings.TOFU_RECIPE, *settings.ARGOCD_RECIPE,
-        *settings.JAEGER_RECIPE, *settings.LLAMA_SERVER_RECIPE,
+        *settings.JAEGER_RECIPE, *settings.LLAMA_SERVER_RECIPE, *settings.KEDA_RECIPE,
     }  # fmt: skip
     assert {f"scripts/{p.name}" for p in (ROOT / "devstack" / "scripts").glob("*.sh")} <= recipes
 
 
 def test_versions_are_written_only_in_settings() -> None:
-    versions = [settings.KAFKA_VERSION, settings.LOG4J_VERSION, settings.KUBERNETES_VERSION, settings.KIND_VERSION]
+    versions = [
+        settings.KAFKA_VERSION, settings.LOG4J_VERSION, settings.KUBERNETES_VERSION, settings.KIND_VERSION,
+        settings.KEDA_VERSION,
+    ]  # fmt: skip
     for path in (
         ROOT / "devstack" / "kafka" / "pom.xml",
         ROOT / ".github" / "workflows" / "ci.yml",
