@@ -63,7 +63,7 @@ def register(sub: Any) -> None:
         "--part",
         dest="parts",
         action="append",
-        choices=["docker", "observability", "llm", "argocd", "stack", "kind"],
+        choices=["docker", "observability", "llm", "argocd", "stack", "keda", "kind"],
         help="with build: only this part (repeatable; default: all of them)",
     )
     dev.add_argument(
