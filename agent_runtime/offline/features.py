@@ -51,6 +51,10 @@ _TOKEN_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 # The same on ASCII text, where [^\W_] is [A-Za-z0-9]: a plain range is quicker to match than
 # a Unicode category.
 _ASCII_TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)?")
+#: ASCII text cut into runs of token characters ([A-Za-z0-9']) by a translation and a split,
+#: which is three times quicker than the pattern on a ticket's text: a run without an
+#: apostrophe is one token, the pattern splits the others (see :func:`_ascii_tokens`).
+_ASCII_SEPARATORS: Final = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "'")})
 # What every match of _MONEY_RE holds: a digit, and a currency sign or name.
 _DIGIT_RE = re.compile(r"\d")
 _CURRENCY_MARKS: Final = tuple("$ € £ ¥ ₹ usd eur gbp chf aud cad dollar euro pound buck".split())  # noqa: SIM905
@@ -177,8 +181,23 @@ def tokens(text: str) -> list[str]:
     if _DIGIT_RE.search(folded) and _mentions_currency(folded):
         folded = _MONEY_RE.sub(" qqmoneyqq ", folded)
     folded = folded.replace("’", "'")
-    found = (_ASCII_TOKEN_RE if folded.isascii() else _TOKEN_RE).findall(folded)
+    found = _ascii_tokens(folded) if folded.isascii() else _TOKEN_RE.findall(folded)
     return list(itertools.chain.from_iterable(map(_normalised, found)))
+
+
+def _ascii_tokens(text: str) -> list[str]:
+    """``_ASCII_TOKEN_RE.findall(text)`` of an ASCII text: no match spans a character
+    outside [A-Za-z0-9'], so the pattern is needed only inside runs holding an apostrophe."""
+    runs = text.translate(_ASCII_SEPARATORS).split()
+    if "'" not in text:
+        return runs
+    found: list[str] = []
+    for run in runs:
+        if "'" in run:
+            found += _ASCII_TOKEN_RE.findall(run)
+        else:
+            found.append(run)
+    return found
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -85,6 +85,19 @@ def test_the_ascii_token_pattern_finds_what_the_unicode_one_finds_on_ascii_text(
     assert features.tokens("ℌello ℍ") == ["Hello", "H"]
 
 
+def test_ascii_tokens_by_translation_are_the_ascii_token_pattern() -> None:
+    import random
+    import string
+
+    rng = random.Random(17)
+    # Every ASCII character (controls and whitespace such as \x1f, which str.split() splits
+    # on too), letters, apostrophes and spaces more often than the rest.
+    alphabet = [chr(c) for c in range(128)] + list(string.ascii_lowercase) + ["'"] * 8 + [" "] * 10
+    for _ in range(50_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert features._ascii_tokens(text) == features._ASCII_TOKEN_RE.findall(text), text
+
+
 def test_the_currency_check_is_the_currency_pattern() -> None:
     import random
     import re
