@@ -46,7 +46,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from agent_runtime import metrics
+from agent_runtime import logs, metrics
 from agent_runtime.app import tune_gc
 from agent_runtime.engine import Engine, EngineSettings
 from agent_runtime.engine.offsets import OffsetTracker
@@ -449,10 +449,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="length of each latency run (default 20: a p99 of 10,000 records; 6 s runs gave 186 and 507 ms)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file (JSON)")
+    parser.add_argument("--log-level", default="INFO", help="the agents' log level (default INFO, as srs agent)")
     args = parser.parse_args(argv)
     if not args.bootstrap_servers:
         parser.error("set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers")
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Logs as `srs agent` writes them (JSON lines at --log-level: at INFO, one line per triaged
+    # ticket), into /dev/null; warnings and errors on stderr too.
+    logs.configure(AGENT, args.log_level, open(os.devnull, "w"))  # noqa: SIM115 - open for the whole run
+    shown = logging.StreamHandler(sys.stderr)
+    shown.setLevel(logging.WARNING)
+    logging.getLogger().addHandler(shown)
     # The collector settings `srs agent` runs with (they apply to the baselines too).
     tune_gc()
 
@@ -518,6 +524,7 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
         progress(f"engine, offline triage agent, concurrency {args.engine_concurrency} …")
         settings = fresh(args.engine_concurrency)
         handler, outs = offline_triage_handler(settings, topics, partitions)
+        tune_gc()  # as `srs agent` does once its handler is built: the model is frozen out of collections
         results.append(measured(lambda: run_engine(TRIAGE_RUN, settings, handler, outs, count)))
         progress(f"  {results[-1].rate:,.0f} msg/s")
 

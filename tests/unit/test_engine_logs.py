@@ -20,12 +20,15 @@ def lines() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
+    # configure() also switches off what JSON lines do not use (the caller's file and line, thread, process).
+    flags = (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
     logs.configure("billing", "DEBUG", stream)
     try:
         yield stream
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+        logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = flags
 
 
 def written(stream: io.StringIO) -> list[dict[str, object]]:
