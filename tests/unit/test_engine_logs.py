@@ -86,3 +86,19 @@ def test_exceptions_name_their_type(lines: io.StringIO) -> None:
     (line,) = written(lines)
     assert line["exception"] == "TimeoutError"
     assert "Traceback" in str(line["traceback"])
+
+
+def test_extras_json_cannot_hold_are_written_as_text_and_odd_strings_still_make_a_line(lines: io.StringIO) -> None:
+    import dataclasses
+    import datetime
+
+    @dataclasses.dataclass
+    class Where:
+        partition: int
+
+    moment = datetime.datetime(2026, 12, 6, 16, 45, tzinfo=datetime.UTC)
+    log = logging.getLogger("srs.test")
+    log.warning("odd", extra={"at": moment, "where": Where(3), "big": 2**70, "half": "\ud800", "customer": "Zoë"})
+    (line,) = written(lines)
+    assert (line["at"], line["where"]) == (str(moment), str(Where(3)))
+    assert (line["big"], line["half"], line["customer"]) == (2**70, "\ud800", "Zoë")
