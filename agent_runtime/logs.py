@@ -69,7 +69,11 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             line["exception"] = record.exc_info[0].__name__
             line["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _ENCODER.encode(line)
+
+
+#: What ``json.dumps(line, default=str)`` writes, without building an encoder for every line.
+_ENCODER: Final = json.JSONEncoder(default=str)
 
 
 def configure(agent: str, level: str | int = "INFO", stream: IO[str] | None = None) -> None:
