@@ -105,13 +105,13 @@ BASE_IMAGE ?=
 image: install ## build the srs image (wheels built on the host; BASE_IMAGE=python:3.11-slim where a registry is at hand)
 	$(SRS) image $(if $(BASE_IMAGE),--base $(BASE_IMAGE))
 
-kind-up: install ## a kind cluster with Kafka and the operator (Helm), every image built here (LLM=local: a model server too)
-	$(SRS) kind up $(if $(filter local,$(LLM)),--llm)
+kind-up: install ## a kind cluster with Kafka, KEDA and the operator (Helm), every image built here (LLM=local: a model server too; KEDA=no: no KEDA)
+	$(SRS) kind up $(if $(filter local,$(LLM)),--llm) $(if $(filter no,$(KEDA)),--no-keda)
 
 kind-down: ## remove the kind cluster, its containers and network
 	@if [ -x $(SRS) ]; then $(SRS) kind down; fi
 
-kind-status: install ## node, Kafka and operator readiness on the kind cluster
+kind-status: install ## node, Kafka, KEDA and operator readiness on the kind cluster
 	$(SRS) kind status
 
 test-kind: install ## the suite only a real kubelet can prove, on the kind cluster (with the in-cluster model server)

@@ -1,8 +1,9 @@
 """The cluster path: a kind cluster whose node, images and Kafka are all built here.
 
 ``up`` builds what is missing (Docker engine, kind and the Kubernetes node binaries, the
-node image, the srs and Kafka images), creates the cluster, runs Kafka in it (reachable
+node image, the srs, Kafka and KEDA images), creates the cluster, runs Kafka in it (reachable
 from pods as ``kafka-bootstrap.kafka.svc:9092`` and from the host on a loopback port),
+installs KEDA from its own manifests (``devstack/keda.py``; ``with_keda=False`` skips it),
 loads the srs image, installs the operator with the project's Helm chart and writes
 ``.kind/env``. Everything runs on loopback or on the Docker network the cluster creates.
 ``down`` removes the cluster, its containers and that network.
@@ -21,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from devstack import docker_engine, images, kafka, kube, locks, settings
+import yaml
+
+from devstack import docker_engine, images, kafka, keda, kube, locks, settings
 from devstack.gobuild import build_go_binary
 from devstack.processes import free_port, wait_until
 from devstack.settings import Paths, default_paths
@@ -69,6 +72,8 @@ class KindState:
     loaded: dict[str, str] = field(default_factory=dict)
     #: The model server's base URL for pods (``up(llm=True)``), None without one.
     llm_base_url: str | None = None
+    #: True once KEDA is installed (``up`` without ``with_keda=False``).
+    keda_installed: bool = False
 
     @classmethod
     def load(cls, state_dir: Path) -> KindState | None:
@@ -206,9 +211,7 @@ def _deploy_kafka(env: dict[str, str], kubeconfig: Path, host_port: int) -> None
 def _install_operator(env: dict[str, str], kubeconfig: Path, image: str) -> None:
     repository, tag = image.rsplit(":", 1)
     # The image's source digest on the pod template: a rebuilt image (same tag) rolls the operator.
-    digest = docker_engine.docker(
-        "image", "inspect", "--format", f'{{{{index .Config.Labels "{images.SOURCE_LABEL}"}}}}', image
-    ).strip()
+    digest = images.source_label(image)
     chart = images.PROJECT_ROOT / "charts" / "srs-operator"
     subprocess.run(
         [
@@ -223,6 +226,40 @@ def _install_operator(env: dict[str, str], kubeconfig: Path, image: str) -> None
         ],
         env=env, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def _apply_keda(env: dict[str, str], kubeconfig: Path, keda_images: dict[str, str]) -> None:
+    """Apply upstream's manifests with the images built here; :func:`_wait_for_keda` waits."""
+    rendered = _kubectl(env, kubeconfig, "kustomize", str(keda.module_dir() / "config" / "default"))
+    digests = {image: images.source_label(image) for image in keda_images.values()}
+    docs = keda.manifests((d for d in yaml.safe_load_all(rendered) if d), keda_images, digests)
+    # Server-side: the CRDs are too large for the last-applied annotation of a client-side apply,
+    # and the caBundle fields the operator writes stay the operator's.
+    _kubectl(
+        env, kubeconfig, "apply", "--server-side", "--field-manager=srs-kind", "--force-conflicts", "-f", "-",
+        stdin=yaml.safe_dump_all(docs, sort_keys=False),
+    )  # fmt: skip
+
+
+def _wait_for_keda(env: dict[str, str], kubeconfig: Path) -> None:
+    """Until KEDA's three Deployments are Available, the APIService answers and every admission
+    webhook carries the CA: the metrics server and the webhooks start once the operator has
+    written its certificates (Secret ``kedaorg-certs``), the APIService turns Available once
+    the CA is in it and the server answers. The webhooks fail open (upstream's
+    ``failurePolicy: Ignore``), so without their CA an invalid ScaledObject would be admitted."""
+    for deployment in keda.DEPLOYMENTS:
+        _kubectl(
+            env, kubeconfig, "-n", keda.NAMESPACE, "rollout", "status", f"deployment/{deployment}", "--timeout=240s"
+        )
+    _kubectl(env, kubeconfig, "wait", "--for=condition=Available", f"apiservice/{keda.API_SERVICE}", "--timeout=120s")
+
+    def webhooks_have_the_ca() -> bool:
+        config = json.loads(
+            _kubectl(env, kubeconfig, "get", f"validatingwebhookconfiguration/{keda.WEBHOOKS}", "-o", "json")
+        )
+        return all(w["clientConfig"].get("caBundle") for w in config["webhooks"])
+
+    wait_until(f"the CA in ValidatingWebhookConfiguration {keda.WEBHOOKS}", webhooks_have_the_ca, timeout=60)
 
 
 def _deploy_llm(env: dict[str, str], kubeconfig: Path, server_image: str, model_image: str) -> None:
@@ -251,27 +288,30 @@ class Built:
     srs_image: str
     #: The model server's two images (server, model), when it is wanted.
     llm_images: tuple[str, ...]
+    #: KEDA's images (binary name -> image), when it is wanted.
+    keda_images: dict[str, str]
 
     @property
     def images(self) -> tuple[str, ...]:
         """Every image a cluster node loads."""
-        return (self.kafka_image, self.srs_image, *self.llm_images)
+        return (self.kafka_image, self.srs_image, *self.llm_images, *self.keda_images.values())
 
 
-def build(paths: Paths, logs: Path, *, llm: bool) -> Built:
+def build(paths: Paths, logs: Path, *, llm: bool, with_keda: bool = True) -> Built:
     """Build every binary and image the cluster needs that is missing: the Docker engine
     first, then (one process at a time across srs processes) the images."""
     docker_engine.ensure_engine(paths.cache, logs, _say)
     with locks.exclusive(locks.MACHINE_LOCKS, "srs-kind-images", "the kind images", _say):
-        return _build_images(paths, llm=llm)
+        return _build_images(paths, llm=llm, with_keda=with_keda)
 
 
-def _build_images(paths: Paths, *, llm: bool) -> Built:
+def _build_images(paths: Paths, *, llm: bool, with_keda: bool) -> Built:
     # The Debian bases first, side by side (network and dpkg bound), then the Go builds.
     bases = [images.PYTHON_BASE] if not os.environ.get("BASE_IMAGE") else []
     bases += [images.JRE_BASE] if not os.environ.get("SRS_JRE_BASE") else []
     bases += [images.NFT_BASE, images.NODE_BASE] if not os.environ.get("SRS_KIND_NODE_IMAGE") else []
     bases += [images.LLM_BASE] if llm else []
+    bases += [images.PYTHON_BASE] if with_keda and images.PYTHON_BASE not in bases else []  # KEDA's CA bundle
     images.ensure_rootfs_all(bases, _say)
     control_plane_bins = kube.ensure_binaries(paths, _say)
     # SRS_KIND_NODE_IMAGE: a ready-made node image (e.g. kind's own, where a registry is at
@@ -294,19 +334,25 @@ def _build_images(paths: Paths, *, llm: bool) -> Built:
         llm_images = images.build_llm_images(
             local_llm.ensure_server(paths, _say), local_llm.ensure_model(paths, _say), local_llm.CHAT_TEMPLATE, _say
         )
-    return Built(control_plane_bins, node_bins, node_image, bool(upstream_node), kafka_image, image, llm_images)
+    keda_images = images.build_keda_images(keda.ensure_binaries(paths, _say), _say) if with_keda else {}
+    return Built(
+        control_plane_bins, node_bins, node_image, bool(upstream_node), kafka_image, image, llm_images, keda_images
+    )
 
 
-def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool = False) -> KindState:
-    """Build what is missing, create the cluster and install Kafka and the operator; with
-    ``llm``, also a real model server (llama.cpp's, Gemma 3 270M) in ``srs-llm``. Idempotent:
-    a later ``up`` without ``llm`` leaves a running model server alone."""
+def up(
+    paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool = False, with_keda: bool = True
+) -> KindState:
+    """Build what is missing, create the cluster and install Kafka, KEDA (unless ``with_keda``
+    is False) and the operator; with ``llm``, also a real model server (llama.cpp's, Gemma 3
+    270M) in ``srs-llm``. Idempotent: a later ``up`` without ``llm`` (or with ``with_keda``
+    False) leaves a running model server (or KEDA) alone."""
     paths = paths or default_paths()
     state_dir = state_dir or settings.kind_state()
     t0 = time.monotonic()
     logs = state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    built = build(paths, logs, llm=llm)
+    built = build(paths, logs, llm=llm, with_keda=with_keda)
     _say(f"images ready ({time.monotonic() - t0:.0f}s)")
     node_bins, control_plane_bins, image = built.node_bins, built.control_plane_bins, built.srs_image
 
@@ -315,10 +361,12 @@ def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool =
     previous = KindState.load(state_dir)
     loaded: dict[str, str] = {}
     llm_base_url: str | None = None
+    keda_installed = False
     if cluster_exists(env) and previous is not None:
         host_port = previous.kafka_host_port
         loaded = dict(previous.loaded)
         llm_base_url = previous.llm_base_url  # a model server deployed before keeps running
+        keda_installed = previous.keda_installed  # so does KEDA
         _say(f"cluster {CLUSTER} exists; bringing it up to date")
     else:
         if cluster_exists(env):
@@ -347,8 +395,18 @@ def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool =
     # One node, one DNS server: the second replica kubeadm makes holds 100m of the node's
     # 2 CPUs of requests, which the agents (and the model server) need more.
     _kubectl(env, kubeconfig, "-n", "kube-system", "scale", "deployment/coredns", "--replicas=1")
+    t_keda = time.monotonic()
+    if built.keda_images:
+        # Applied first, waited for after Kafka: the two start side by side. Before the
+        # operator, which finds KEDA's CRDs served when it starts.
+        _say(f"installing KEDA {settings.KEDA_VERSION} in namespace {keda.NAMESPACE} (upstream's manifests)")
+        _apply_keda(env, kubeconfig, built.keda_images)
     _say("starting Kafka in the cluster")
     _deploy_kafka(env, kubeconfig, host_port)
+    if built.keda_images:
+        _wait_for_keda(env, kubeconfig)
+        keda_installed = True
+        _say(f"KEDA ready: operator, metrics API server, admission webhooks ({time.monotonic() - t_keda:.0f}s)")
     _say(f"installing the operator with Helm (release {OPERATOR_RELEASE} in {OPERATOR_NAMESPACE})")
     _install_operator(env, kubeconfig, image)
     if built.llm_images:
@@ -365,6 +423,7 @@ def up(paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool =
         bin_dirs=[str(node_bins), str(control_plane_bins)],
         loaded=loaded,
         llm_base_url=llm_base_url,
+        keda_installed=keda_installed,
     )
     (state_dir / "state.json").write_text(json.dumps(asdict(state), indent=2))
     (state_dir / "env").write_text(
@@ -395,6 +454,21 @@ def down(paths: Paths | None = None, state_dir: Path | None = None) -> None:
     for leftover in ("state.json", "env", "kubeconfig", "cluster.yaml"):
         (state_dir / leftover).unlink(missing_ok=True)
     _say("down")
+
+
+def _keda_ready(env: dict[str, str], kubeconfig: Path) -> bool:
+    """KEDA's three Deployments Available and its external metrics APIService Available."""
+
+    def available(obj: dict[str, Any]) -> bool:
+        return any(c["type"] == "Available" and c["status"] == "True" for c in obj["status"].get("conditions", []))
+
+    names = [f"deployment/{d}" for d in keda.DEPLOYMENTS]
+    try:
+        deployments = json.loads(_kubectl(env, kubeconfig, "-n", keda.NAMESPACE, "get", *names, "-o", "json"))["items"]
+        api_service = json.loads(_kubectl(env, kubeconfig, "get", f"apiservice/{keda.API_SERVICE}", "-o", "json"))
+    except RuntimeError:  # deleted by hand: not ready
+        return False
+    return len(deployments) == len(names) and all(available(d) for d in [*deployments, api_service])
 
 
 def status(paths: Paths | None = None, state_dir: Path | None = None, out: TextIO | None = None) -> bool:
@@ -428,11 +502,15 @@ def status(paths: Paths | None = None, state_dir: Path | None = None, out: TextI
         if state.llm_base_url:
             obj = json.loads(_kubectl(env, kubeconfig, "-n", LLM_NAMESPACE, "get", "deployment/llm", "-o", "json"))
             checks.append(("llm", obj["status"].get("readyReplicas", 0) >= 1))
+        if state.keda_installed:
+            checks.append(("keda", _keda_ready(env, kubeconfig)))
     except RuntimeError as e:
         print(f"kind cluster {CLUSTER}: API not answering ({e})", file=out)
         return False
     for what, ok in checks:
         print(f"{what:<10} {'ready' if ok else 'NOT READY'}", file=out)
+    if state.keda_installed:
+        print(f"keda: {settings.KEDA_VERSION} in namespace {keda.NAMESPACE} ({', '.join(keda.DEPLOYMENTS)})", file=out)
     print(f"\nKUBECONFIG={state.kubeconfig}\nKAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}", file=out)
     print(f"image: {state.image}\nenv file: {state_dir / 'env'}", file=out)
     if state.llm_base_url:

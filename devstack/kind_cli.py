@@ -1,6 +1,7 @@
 """Create a kind cluster whose node image, control-plane images, Kafka image and srs image are
 all built on this machine (Go module proxy, Debian packages, Maven Central, PyPI), run Kafka
-in it, install the operator with the Helm chart and write .kind/env (KUBECONFIG,
+and KEDA (built from its Go module, upstream's manifests; --no-keda skips it) in it, install
+the operator with the Helm chart and write .kind/env (KUBECONFIG,
 KAFKA_BOOTSTRAP_SERVERS, kind/kubectl/helm on PATH). Installs Debian's docker.io and starts
 dockerd when no Docker engine answers (as root). The first `up` builds for ~20-30 min on 2
 cores; later runs reuse the caches ($SRS_CACHE_DIR, Docker's image store)."""
@@ -38,7 +39,7 @@ def _kind(args: argparse.Namespace) -> int:
                 return 2
             print(kind.ensure_tools(default_paths(), parts))
         elif args.action == "up":
-            kind.up(llm=args.llm)
+            kind.up(llm=args.llm, with_keda=not args.no_keda)
         elif args.action == "down":
             kind.down()
         else:
@@ -74,7 +75,7 @@ def register(sub: Any) -> None:
         "action",
         choices=["up", "down", "status", "tools"],
         help="up: create or update (idempotent); down: remove the cluster, its containers and network; "
-        "status: node, Kafka and operator readiness; tools [PART...]: build the Go tools (kind, node, "
+        "status: node, Kafka, KEDA and operator readiness; tools [PART...]: build the Go tools (kind, node, "
         "coredns, actionlint, own) and print the folder that holds them",
     )
     kind.add_argument("parts", nargs="*", help=argparse.SUPPRESS)
@@ -82,6 +83,11 @@ def register(sub: Any) -> None:
         "--llm", action="store_true",
         help="with up: also run a real model server in the cluster (llama.cpp's server with Gemma 3 270M, namespace "
         "srs-llm, http://llm.srs-llm.svc:8080/v1 from pods; the binary and model of `srs llm up`, cached)",
+    )  # fmt: skip
+    kind.add_argument(
+        "--no-keda", action="store_true",
+        help="with up: do not install KEDA (operator, metrics API server, admission webhooks in namespace keda, "
+        "built from its Go module on first use, ~13 CPU-min); an installed KEDA is left alone",
     )  # fmt: skip
     kind.set_defaults(func=_kind)
 
