@@ -9,6 +9,7 @@ priority: dockerd started from it would run every kind node at idle priority.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import build, locks, observability
+from devstack import build, cli, locks, observability
 from devstack.settings import Paths
 
 pytestmark = pytest.mark.unit
@@ -113,3 +114,10 @@ def test_a_part_that_fails_does_not_stop_the_others(tmp_path: Path, monkeypatch:
         build.build(Paths(cache=tmp_path, state=tmp_path), ["docker", "llm", "kind"], said.append)
     assert ran == ["llm"]
     assert "docker: failed: no Docker engine answers" in said
+
+
+def test_every_part_can_be_asked_for_by_name_on_the_command_line() -> None:
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["dev", "build", *(arg for part in build.PARTS for arg in ("--part", part))])
+    assert args.parts == list(build.PARTS)
