@@ -69,7 +69,7 @@ def run(
     log_level: str = "INFO",
 ) -> int:
     """Run the agent until SIGTERM/SIGINT; the process's exit code."""
-    logs.configure(config.name, log_level)
+    logs.configure(config.name, log_level, writer_thread=True)
     traces.configure(config.name, env)
     settings = EngineSettings.from_agent_config(config, env, shutdown_grace_s=grace_period_s)
     return asyncio.run(serve(config, settings, handler_factory or load_handler_factory()))

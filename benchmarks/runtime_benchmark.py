@@ -454,9 +454,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.bootstrap_servers:
         parser.error("set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers")
     # Logs as `srs agent` writes them (JSON lines at --log-level: at INFO, one line per triaged
-    # ticket), into /dev/null, line-buffered like stderr (one write per line); warnings and
+    # ticket, by a writer thread), into /dev/null, line-buffered like stderr; warnings and
     # errors on stderr too.
-    logs.configure(AGENT, args.log_level, open(os.devnull, "w", buffering=1))  # noqa: SIM115 - open for the whole run
+    devnull = open(os.devnull, "w", buffering=1)  # noqa: SIM115 - open for the whole run
+    logs.configure(AGENT, args.log_level, devnull, writer_thread=True)
     shown = logging.StreamHandler(sys.stderr)
     shown.setLevel(logging.WARNING)
     logging.getLogger().addHandler(shown)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,24 +16,28 @@ from agent_runtime import logs
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture
-def lines() -> Iterator[io.StringIO]:
+@pytest.fixture(params=[False, True], ids=["stream-handler", "writer-thread"])
+def lines(request: pytest.FixtureRequest) -> Iterator[io.StringIO]:
     stream = io.StringIO()
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     # configure() also switches off what JSON lines do not use (the caller's file and line, thread, process).
     flags = (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
-    logs.configure("billing", "DEBUG", stream)
+    logs.configure("billing", "DEBUG", stream, writer_thread=request.param)
     try:
         yield stream
     finally:
+        for handler in root.handlers:
+            handler.close()
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = flags
 
 
 def written(stream: io.StringIO) -> list[dict[str, object]]:
-    """This test's lines (asyncio logs its own at debug level)."""
+    """This test's lines (asyncio logs its own at debug level), once every handler wrote what it holds."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     return [line for line in lines if line["logger"] == "srs.test"]
 
@@ -102,3 +107,58 @@ def test_extras_json_cannot_hold_are_written_as_text_and_odd_strings_still_make_
     (line,) = written(lines)
     assert (line["at"], line["where"]) == (str(moment), str(Where(3)))
     assert (line["big"], line["half"], line["customer"]) == (2**70, "\ud800", "Zoë")
+
+
+def test_the_writer_thread_keeps_the_order_and_a_warning_is_written_when_the_call_returns() -> None:
+    stream = io.StringIO()
+    writer = logs.LineWriter(stream)
+    log = logging.getLogger("srs.test.writer")
+    log.addHandler(writer)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    try:
+        for n in range(2000):
+            log.info("line %d", n)
+        log.warning("the last")  # no flush: a warning is written before the call returns
+        assert stream.getvalue().splitlines() == [*(f"line {n}" for n in range(2000)), "the last"]
+    finally:
+        log.removeHandler(writer)
+        log.propagate = True
+        log.setLevel(logging.NOTSET)
+        writer.close()
+
+
+def test_an_info_line_is_written_by_the_writer_thread_without_a_flush() -> None:
+    stream = io.StringIO()
+    writer = logs.LineWriter(stream)
+    try:
+        writer.handle(logging.makeLogRecord({"msg": "triaged", "levelno": logging.INFO}))
+        deadline = time.monotonic() + 10
+        while stream.getvalue() != "triaged\n":
+            assert time.monotonic() < deadline, "the writer thread never wrote the line"
+            time.sleep(0.001)
+    finally:
+        writer.close()
+
+
+def test_close_writes_what_is_queued_and_a_line_after_it_is_still_written() -> None:
+    stream = io.StringIO()
+    writer = logs.LineWriter(stream)
+    for n in range(100):
+        writer.handle(logging.makeLogRecord({"msg": f"line {n}", "levelno": logging.INFO}))
+    writer.close()  # what logging.shutdown() does at exit
+    writer.handle(logging.makeLogRecord({"msg": "late", "levelno": logging.INFO}))
+    assert stream.getvalue().splitlines() == [*(f"line {n}" for n in range(100)), "late"]
+
+
+def test_a_stream_that_fails_never_raises_into_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(io.StringIO):
+        def write(self, _text: str) -> int:
+            raise OSError("disk full")
+
+    monkeypatch.setattr(logging, "raiseExceptions", False)
+    writer = logs.LineWriter(Broken())
+    try:
+        writer.handle(logging.makeLogRecord({"msg": "lost", "levelno": logging.ERROR}))  # flushes: no raise
+    finally:
+        writer.close()
