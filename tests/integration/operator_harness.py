@@ -17,6 +17,7 @@ The fixtures (``tests/integration/conftest.py``):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,19 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
         if c["type"] == type_:
             return dict(c)
     return {}
+
+
+def agents_table(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    """``kubectl get supportagents`` as the server renders it (a Table: the printer columns)."""
+    method, url, headers, body, _ = api_client.param_serialize(
+        "GET",
+        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/supportagents",
+        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+        auth_settings=["BearerToken"],
+    )
+    response = api_client.call_api(method, url, header_params=headers, body=body)
+    response.read()
+    return dict(json.loads(response.data))
 
 
 class Agents:

@@ -12,7 +12,6 @@ really judges it.
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +23,7 @@ from kubernetes import client
 
 from devstack import keda
 from tests.harness import wait_for
-from tests.integration.operator_harness import GROUP, VERSION, Agents, condition
+from tests.integration.operator_harness import GROUP, VERSION, Agents, agents_table, condition
 
 pytestmark = pytest.mark.integration
 
@@ -208,7 +207,7 @@ def test_the_scaled_object_follows_the_spec_the_partitions_and_the_hpa(
 
         wait_for("the agent's status to report the HPA's reason", reports_the_hpa, timeout=90)
 
-        table = _table(api_client, ns)
+        table = agents_table(api_client, ns)
         columns = [c["name"] for c in table["columnDefinitions"]]
         [row] = [r["cells"] for r in table["rows"]]
         assert row[columns.index("Scaling")] == reported["reason"]
@@ -225,16 +224,3 @@ def test_the_scaled_object_follows_the_spec_the_partitions_and_the_hpa(
         for fut in kafka_admin.delete_topics([topic]).values():
             with contextlib.suppress(Exception):
                 fut.result(timeout=30)
-
-
-def _table(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
-    """``kubectl get supportagents`` as the server renders it (Table)."""
-    method, url, headers, body, _ = api_client.param_serialize(
-        "GET",
-        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/supportagents",
-        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
-        auth_settings=["BearerToken"],
-    )
-    response = api_client.call_api(method, url, header_params=headers, body=body)
-    response.read()
-    return dict(json.loads(response.data))

@@ -20,7 +20,15 @@ from kubernetes import client
 
 from srs_contracts.agent_config import CONFIG_KEY, AgentConfig
 from tests.harness import TEST_NAMESPACE_LABEL, first_change, wait_for
-from tests.integration.operator_harness import GROUP, NAMESPACE_PREFIX, VERSION, Agents, OperatorIdentity, condition
+from tests.integration.operator_harness import (
+    GROUP,
+    NAMESPACE_PREFIX,
+    VERSION,
+    Agents,
+    OperatorIdentity,
+    agents_table,
+    condition,
+)
 from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -98,19 +106,6 @@ def _drift_reverts(core_v1: client.CoreV1Api, namespace: str) -> int:
     return sum(e.count or 1 for e in _events(core_v1, namespace, "billing") if e.reason == "DriftReverted")
 
 
-def _table(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
-    """``kubectl get supportagents`` as the server renders it (Table)."""
-    method, url, headers, body, _ = api_client.param_serialize(
-        "GET",
-        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/supportagents",
-        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
-        auth_settings=["BearerToken"],
-    )
-    response = api_client.call_api(method, url, header_params=headers, body=body)
-    response.read()
-    return dict(json.loads(response.data))
-
-
 def test_an_agent_gets_its_children_and_becomes_ready(
     api_client: client.ApiClient,
     core_v1: client.CoreV1Api,
@@ -150,7 +145,7 @@ def test_an_agent_gets_its_children_and_becomes_ready(
     assert API_KEY not in json.dumps(agent)  # nor in the status
     assert [p.name for p in service.spec.ports] == ["http"]
 
-    table = _table(api_client, ns)
+    table = agents_table(api_client, ns)
     columns = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
     assert columns == [
         "Name",

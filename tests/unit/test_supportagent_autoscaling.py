@@ -182,8 +182,6 @@ def test_a_bound_above_the_partitions_is_reported_with_the_reason() -> None:
 def test_the_last_scaling_reason_is_the_hpas_and_keda_fallback_comes_first() -> None:
     hpa = Autoscaler(
         agent=NAME,
-        desired=3,
-        current=2,
         last_scale_time="2026-12-06T10:00:00Z",
         conditions=(
             ("AbleToScale", "True", "SucceededRescale", "the HPA controller was able to update the target scale to 3"),
@@ -203,7 +201,7 @@ def test_the_last_scaling_reason_is_the_hpas_and_keda_fallback_comes_first() -> 
     )
     assert _condition(status, ConditionType.AUTOSCALING)[1] == Reason.SCALING_ON_LAG
 
-    limited = Autoscaler(NAME, 4, 4, None, (("ScalingLimited", "True", "TooManyReplicas", "more than the maximum"),))
+    limited = Autoscaler(NAME, None, (("ScalingLimited", "True", "TooManyReplicas", "more than the maximum"),))
     assert _status(_agent(), scaled_object=scaled, autoscaler=limited, **common).autoscaling.reason == "TooManyReplicas"  # type: ignore[union-attr]
 
     failing = copy.deepcopy(scaled)

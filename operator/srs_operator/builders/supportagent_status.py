@@ -205,7 +205,7 @@ def scaling_of(
     """How the agent scales on lag; None when it does not (no ``spec.autoscaling.maxReplicas``).
     ``keda``: KEDA's ScaledObject is served; ``partitions``: of the input topic, when known."""
     spec = agent.spec.autoscaling
-    high = max_replicas(agent, partitions)
+    high = max_replicas(agent, partitions)  # None without spec.autoscaling.maxReplicas
     if spec is None or spec.max_replicas is None or high is None:
         return None
     if not keda or not bootstrap_servers:

@@ -63,11 +63,11 @@ class _Pod:
 
 @dataclass(frozen=True, slots=True)
 class Autoscaler:
-    """What the status reports of the HorizontalPodAutoscaler KEDA drives an agent with."""
+    """What the agent's status reports of the HorizontalPodAutoscaler KEDA drives it with
+    (its replica counts come from the Deployment: kept here, they would only wake the agent
+    at every HPA status update)."""
 
     agent: str | None
-    desired: int | None
-    current: int | None
     last_scale_time: str | None
     #: (type, status, reason, message) of each of its conditions.
     conditions: tuple[tuple[str, str, str, str], ...]
@@ -94,8 +94,6 @@ def _autoscaler(obj: dict[str, Any]) -> Autoscaler:
     agent = ((obj.get("metadata") or {}).get("labels") or {}).get(_INSTANCE)
     return Autoscaler(
         agent=None if agent is None else str(agent),
-        desired=status.get("desiredReplicas"),
-        current=status.get("currentReplicas"),
         last_scale_time=status.get("lastScaleTime"),
         conditions=tuple(
             (str(c.get("type")), str(c.get("status")), str(c.get("reason") or ""), str(c.get("message") or ""))
