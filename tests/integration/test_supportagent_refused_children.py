@@ -17,8 +17,7 @@ import pytest
 from kubernetes import client
 
 from tests.harness import wait_for
-from tests.integration.operator_harness import Agents, condition
-from tests.integration.test_supportagent_operator import _table
+from tests.integration.operator_harness import Agents, agents_table, condition
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +45,7 @@ def _refused_then_recovers(
     assert message.startswith(f"{what}: the API server refused it") and because in message, message
     assert condition(agent, "Ready")["status"] == "False"
     # `kubectl get sagent` says it too: the Applied column.
-    table = _table(agents.api.api_client, namespace)
+    table = agents_table(agents.api.api_client, namespace)
     names = [c["name"] for c in table["columnDefinitions"]]
     [row] = [r["cells"] for r in table["rows"] if r["cells"][0] == "billing"]
     assert row[names.index("Applied")] == "ApplyFailed"
