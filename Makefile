@@ -33,8 +33,9 @@ lock: ## re-resolve requirements-dev.lock and requirements.lock from pyproject.t
 	# The runtime lock holds the dev lock's versions (the image and the venv run the same code).
 	$(BIN)/pip-compile $(LOCK_FLAGS) --constraint requirements-dev.lock -o requirements.lock pyproject.toml
 
-up: install ## start the local stack (Kafka + Kubernetes control plane); first run builds it
-	$(SRS) dev up
+BROKERS ?=
+up: install ## start the local stack (Kafka + Kubernetes control plane); first run builds it (BROKERS=3: three Kafka brokers)
+	$(SRS) dev up $(if $(BROKERS),--brokers $(BROKERS))
 
 down: ## stop the local stack (and the local model server)
 	@if [ -x $(SRS) ]; then $(SRS) llm down; $(SRS) dev down; fi
@@ -69,7 +70,8 @@ crds: install ## regenerate crds/ from the pydantic models, and the chart's copi
 	$(SRS) crds --write charts/srs-operator/crds
 	$(BIN)/python -c 'import yaml; docs = list(yaml.safe_load_all(open("operator/deploy/rbac.yaml"))); \
 	  roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}; \
-	  files = {"srs-operator": "clusterrole-rules.yaml", "srs-operator-secrets": "secrets-clusterrole-rules.yaml"}; \
+	  files = {"srs-operator": "clusterrole-rules.yaml", "srs-operator-secrets": "secrets-clusterrole-rules.yaml", \
+	    "srs-operator-kafka-credentials": "kafka-credentials-clusterrole-rules.yaml"}; \
 	  [open("charts/srs-operator/files/" + f, "w").write("# Generated from operator/deploy/rbac.yaml by make crds; do not edit.\n" \
 	    + yaml.safe_dump(roles[n]["rules"], sort_keys=False)) for n, f in files.items()]'
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from srs_operator.settings import OperatorSettings
+from srs_operator.settings import SECURITY_PROTOCOLS, OperatorSettings
 
 
 def register(sub: Any) -> None:
@@ -20,7 +21,8 @@ def register(sub: Any) -> None:
         "operator",
         help="run the operator (SupportAgent and TicketTopic controllers) against $KUBECONFIG",
         description="Run the kopf operator that reconciles SupportAgents and TicketTopics. Credentials: the "
-        "in-cluster ServiceAccount, else $KUBECONFIG. Kafka: $KAFKA_BOOTSTRAP_SERVERS (+ KAFKA_* settings).",
+        "in-cluster ServiceAccount, else $KUBECONFIG. Kafka: $KAFKA_BOOTSTRAP_SERVERS (+ KAFKA_* settings: the "
+        "operator's own identity, which manages topics and, with --kafka-manage-users, the agents' users and ACLs).",
     )
     op.add_argument("--agent-image", default=defaults.agent_image, help="default agent image (env SRS_AGENT_IMAGE)")
     op.add_argument(
@@ -28,6 +30,42 @@ def register(sub: Any) -> None:
         default=defaults.agent_kafka_bootstrap_servers,
         help="bootstrap servers written into every agent's config (env SRS_AGENT_KAFKA_BOOTSTRAP_SERVERS, "
         "else KAFKA_BOOTSTRAP_SERVERS)",
+    )
+    kafka = defaults.agent_kafka
+    op.add_argument(
+        "--agent-kafka-security-protocol",
+        choices=SECURITY_PROTOCOLS,
+        default=kafka.security_protocol,
+        help="how agents connect to Kafka (env SRS_AGENT_KAFKA_SECURITY_PROTOCOL; default PLAINTEXT): their pods "
+        "get KAFKA_SECURITY_PROTOCOL",
+    )
+    op.add_argument(
+        "--agent-kafka-sasl-mechanism",
+        default=kafka.sasl_mechanism,
+        metavar="MECHANISM",
+        help="the agents' SASL mechanism with SASL_SSL/SASL_PLAINTEXT (env SRS_AGENT_KAFKA_SASL_MECHANISM; "
+        "default SCRAM-SHA-512)",
+    )
+    op.add_argument(
+        "--agent-kafka-ca-file",
+        default=kafka.ca_file,
+        metavar="PEM",
+        help="CA of the brokers' certificates, given to every agent (env SRS_AGENT_KAFKA_CA_FILE; default: the "
+        "system's trust store)",
+    )
+    op.add_argument(
+        "--kafka-manage-users",
+        action=argparse.BooleanOptionalAction,
+        default=kafka.manage_users,
+        help="create a SCRAM user (Secret <agent>-kafka) and least-privilege ACLs for each SupportAgent (env "
+        "SRS_KAFKA_MANAGE_USERS; default: on exactly when the agents authenticate with SCRAM)",
+    )
+    op.add_argument(
+        "--kafka-acl-idempotent-write",
+        action="store_true",
+        default=kafka.idempotent_write_acl,
+        help="also grant IDEMPOTENT_WRITE on the cluster to each agent (only brokers before Kafka 3.0 need it; env "
+        "SRS_KAFKA_ACL_IDEMPOTENT_WRITE)",
     )
     op.add_argument("--metrics-port", type=int, default=defaults.metrics_port, help="Prometheus /metrics port")
     op.add_argument(
@@ -106,7 +144,23 @@ def _operator(args: argparse.Namespace) -> int:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     from srs_operator import main
 
-    settings = OperatorSettings(
+    defaults = OperatorSettings.from_env()
+    try:
+        agent_kafka = dataclasses.replace(
+            defaults.agent_kafka,
+            security_protocol=args.agent_kafka_security_protocol,
+            sasl_mechanism=args.agent_kafka_sasl_mechanism.upper(),
+            ca_file=args.agent_kafka_ca_file or None,
+            manage_users=args.kafka_manage_users,
+            idempotent_write_acl=args.kafka_acl_idempotent_write,
+        ).loaded()
+    except ValueError as e:
+        print(f"srs operator: {e}", file=sys.stderr)
+        return 2
+    # Everything else keeps what the environment says (the agents' OTEL_* settings, say).
+    settings = dataclasses.replace(
+        defaults,
+        agent_kafka=agent_kafka,
         agent_image=args.agent_image,
         agent_kafka_bootstrap_servers=args.agent_kafka_bootstrap_servers or None,
         metrics_port=args.metrics_port,

@@ -110,6 +110,12 @@ AGENT_REASONS: dict[AgentReason, str | None] = {
     AgentReason.SCALING_ON_LAG: None,
     AgentReason.MAX_REPLICAS_CAPPED: None,
     AgentReason.SCALER_NOT_READY: None,
+    # Kafka access (when the operator manages the agents' Kafka users).
+    AgentReason.ACCESS_GRANTED: None,
+    AgentReason.CREDENTIALS_FROM_SECRET: None,
+    AgentReason.TOPICS_NOT_ALLOWED: "Degraded",  # a topic outside the namespace's prefix rules: rename it
+    AgentReason.KAFKA_UNAVAILABLE: "Degraded",  # no child changes until the agent's access is sure
+    AgentReason.KAFKA_REFUSED: "Degraded",
 }
 #: Where the agent's operator reports each False reason.
 AGENT_CONDITION = {
@@ -119,6 +125,8 @@ AGENT_CONDITION = {
     AgentReason.OFFLINE_MODEL_NOT_FOUND: "Accepted",
     AgentReason.NAME_CONFLICT: "Accepted",
     AgentReason.APPLY_FAILED: "Accepted",
+    AgentReason.KAFKA_UNAVAILABLE: "Accepted",
+    AgentReason.KAFKA_REFUSED: "Accepted",
 }
 TOPIC_REASONS: dict[TopicReason, str | None] = {
     TopicReason.IN_SYNC: None,

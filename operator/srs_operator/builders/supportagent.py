@@ -14,6 +14,10 @@ Rules the builders keep:
   rotation rolls pods.
 - Every child has an owner reference to the agent and the ``app.kubernetes.io/*``
   labels; none carries the agent's own annotations.
+- Kafka credentials reach the pods only as ``secretKeyRef`` env in the runtime's ``KAFKA_*``
+  convention (``KAFKA_SASL_USERNAME`` → ``sasl.username``); the brokers' CA (public) goes into
+  the agent's ConfigMap beside its config. KEDA reads the lag with the same credentials
+  (a TriggerAuthentication named like the agent).
 - ``replicas`` is left out of the Deployment when an autoscaler owns it (another one, or
   KEDA through the ScaledObject); an agent that should scale on lag where KEDA is not
   installed runs ``minReplicas`` pods (at least one), so tickets keep flowing.
@@ -54,6 +58,21 @@ CONFIG_PATH: Final = f"{CONFIG_DIR}/{CONFIG_KEY}"
 #: Where ``spec.model.offline.modelRef`` is mounted (a directory holding ``model.json.gz``).
 OFFLINE_MODEL_DIR: Final = "/etc/srs-offline-model"
 OFFLINE_MODEL_FILE: Final = "model.json.gz"
+#: The brokers' CA in the agent's ConfigMap (mounted beside the config) when the agents use TLS.
+KAFKA_CA_KEY: Final = "kafka-ca.crt"
+KAFKA_CA_PATH: Final = f"{CONFIG_DIR}/{KAFKA_CA_KEY}"
+#: Keys of the Secret ``<agent>-kafka`` the operator makes when it manages Kafka users.
+USERNAME_KEY: Final = "username"
+PASSWORD_KEY: Final = "password"  # noqa: S105 - a key name
+#: The same Secret's copy of the brokers' CA (KEDA reads a CA only from a Secret).
+SECRET_CA_KEY: Final = "ca.crt"  # noqa: S105 - a key name
+#: KEDA's name of each SASL mechanism (its Kafka scaler's ``sasl`` parameter).
+KEDA_SASL: Final[Mapping[str, str]] = {
+    "SCRAM-SHA-512": "scram_sha512",
+    "SCRAM-SHA-256": "scram_sha256",
+    "PLAIN": "plaintext",
+    "OAUTHBEARER": "oauthbearer",
+}
 HTTP_PORT: Final = 8080
 #: The uid of the image's ``srs`` user (Dockerfile); pods run as it.
 RUN_AS_UID: Final = 10001
@@ -71,6 +90,19 @@ class SecretKeyRef:
 
     name: str
     key: str
+
+
+@dataclass(frozen=True)
+class KafkaCredentials:
+    """Where the agent's SASL username and password come from."""
+
+    secret: str
+    password_key: str
+    #: The Secret's key holding the username, or None when ``username`` names it.
+    username_key: str | None = USERNAME_KEY
+    username: str | None = None
+    #: The operator made the Secret (``<agent>-kafka``): it also holds the CA for KEDA.
+    managed: bool = False
 
 
 # -- identity -----------------------------------------------------------------------------
@@ -120,9 +152,9 @@ def _metadata(agent: SupportAgent, name: str) -> dict[str, Any]:
 
 
 #: The kinds of an agent's children, in apply order.
-CHILD_KINDS: Final = ("ServiceAccount", "ConfigMap", "Service", "Deployment", "ScaledObject")
+CHILD_KINDS: Final = ("ServiceAccount", "ConfigMap", "Service", "TriggerAuthentication", "Deployment", "ScaledObject")
 #: The children an agent has only in some configurations: removed when no longer desired.
-OPTIONAL_CHILD_KINDS: Final = ("ScaledObject",)
+OPTIONAL_CHILD_KINDS: Final = ("TriggerAuthentication", "ScaledObject")
 #: ``spec.clusterIP`` of a headless Service.
 HEADLESS: Final = "None"
 
@@ -241,6 +273,44 @@ def agent_topics(agent: SupportAgent) -> frozenset[str]:
     return frozenset(topics)
 
 
+def credentials_secret_name(agent_name: str) -> str:
+    """The Secret holding the Kafka user the operator made for the agent."""
+    return f"{agent_name}-kafka"
+
+
+def kafka_credentials(agent: SupportAgent, settings: OperatorSettings) -> KafkaCredentials | None:
+    """The agent's Kafka credentials: its own Secret (``spec.kafka.credentialsSecret``), else the
+    one the operator makes when it manages Kafka users, else none."""
+    own = agent.spec.kafka.credentials_secret if agent.spec.kafka is not None else None
+    if own is not None:
+        return KafkaCredentials(
+            secret=own.name,
+            password_key=own.password_key_or_default,
+            username_key=None if own.username else own.username_key or USERNAME_KEY,
+            username=own.username,
+        )
+    if settings.agent_kafka.users_managed:
+        return KafkaCredentials(credentials_secret_name(agent.name), PASSWORD_KEY, managed=True)
+    return None
+
+
+def all_secret_refs(agent: SupportAgent, settings: OperatorSettings) -> list[SecretKeyRef]:
+    """Every Secret key the pods read: :func:`referenced_secrets` and the Kafka credentials."""
+    refs = set(referenced_secrets(agent.spec))
+    creds = kafka_credentials(agent, settings)
+    if creds is not None:
+        refs.add(SecretKeyRef(creds.secret, creds.password_key))
+        if creds.username_key is not None:
+            refs.add(SecretKeyRef(creds.secret, creds.username_key))
+    return sorted(refs, key=lambda r: (r.name, r.key))
+
+
+def kafka_ca(settings: OperatorSettings) -> str | None:
+    """The CA the agents verify the brokers with (None: not TLS, or the system's trust store)."""
+    kafka = settings.agent_kafka
+    return kafka.ca_pem if kafka.tls else None
+
+
 def referenced_secrets(spec: SupportAgentSpec) -> list[SecretKeyRef]:
     """Secret keys the pods read (API key, env), in a stable order."""
     refs: set[SecretKeyRef] = set()
@@ -260,13 +330,16 @@ def config_hash(
     refs: Iterable[SecretKeyRef],
     secrets: Mapping[str, SecretVersion | None],
     offline_model: str | None = None,
+    kafka_ca_pem: str | None = None,
 ) -> str:
-    """Digest of what the pods were started with: the config text, the version (uid and
+    """Digest of what the pods were started with: the config text (and the brokers' CA beside it), the version (uid and
     ``resourceVersion``) of each referenced Secret (``missing`` while absent, so its arrival
     rolls the pods) and the digest of the trained offline model they mount (a new model
     rolls them). Any write to a referenced Secret — a key rotation — changes its version;
     no value goes in, so the annotation cannot be used to test guesses of a key offline."""
     h = hashlib.sha256(config_yaml.encode())
+    if kafka_ca_pem is not None:
+        h.update(f"\0kafka-ca\0{kafka_ca_pem}".encode())
     if offline_model is not None:
         h.update(f"\0offline-model\0{offline_model}".encode())
     for ref in refs:
@@ -292,14 +365,17 @@ def build_service_account(agent: SupportAgent) -> dict[str, Any]:
     }
 
 
-def build_config_map(agent: SupportAgent, config_yaml: str) -> dict[str, Any]:
+def build_config_map(agent: SupportAgent, config_yaml: str, kafka_ca_pem: str | None = None) -> dict[str, Any]:
     """The rendered runtime config, ``AgentConfig.to_yaml()`` (no secrets: the API key is
-    only an env var's name)."""
+    only an env var's name), and the brokers' CA when the agents use TLS (a CA is public)."""
+    data = {CONFIG_KEY: config_yaml}
+    if kafka_ca_pem is not None:
+        data[KAFKA_CA_KEY] = kafka_ca_pem
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(agent, config_map_name(agent)),
-        "data": {CONFIG_KEY: config_yaml},
+        "data": data,
     }
 
 
@@ -344,9 +420,33 @@ def _env(agent: SupportAgent, settings: OperatorSettings) -> list[dict[str, Any]
             # The API server does not store an empty value (omitempty): ``{"name": X}`` is how
             # it keeps ``value: ""``, so that is what the live object is compared against.
             env.append({"name": var.name})
-    # The operator's OpenTelemetry settings, unless the agent's own env sets them.
+    # The operator's Kafka connection and OpenTelemetry settings, unless the agent's own env sets them.
     named = {var["name"] for var in env}
+    env += [var for var in _kafka_env(agent, settings) if var["name"] not in named]
     env += [{"name": name, "value": value} for name, value in settings.agent_otel_env if value and name not in named]
+    return env
+
+
+def _kafka_env(agent: SupportAgent, settings: OperatorSettings) -> list[dict[str, Any]]:
+    """How the pod connects to Kafka, in the runtime's ``KAFKA_*`` convention: the protocol,
+    the SASL mechanism and credentials (``secretKeyRef`` only), the CA's path."""
+    kafka = settings.agent_kafka
+    env: list[dict[str, Any]] = []
+    if kafka.security_protocol != "PLAINTEXT":
+        env.append({"name": "KAFKA_SECURITY_PROTOCOL", "value": kafka.security_protocol})
+    if kafka.sasl:
+        env.append({"name": "KAFKA_SASL_MECHANISM", "value": kafka.sasl_mechanism})
+    creds = kafka_credentials(agent, settings)
+    if creds is not None:
+        if creds.username is not None:
+            env.append({"name": "KAFKA_SASL_USERNAME", "value": creds.username})
+        else:
+            ref = {"name": creds.secret, "key": creds.username_key}
+            env.append({"name": "KAFKA_SASL_USERNAME", "valueFrom": {"secretKeyRef": ref}})
+        ref = {"name": creds.secret, "key": creds.password_key}
+        env.append({"name": "KAFKA_SASL_PASSWORD", "valueFrom": {"secretKeyRef": ref}})
+    if kafka_ca(settings) is not None:
+        env.append({"name": "KAFKA_SSL_CA_LOCATION", "value": KAFKA_CA_PATH})
     return env
 
 
@@ -489,14 +589,18 @@ LAG_TRIGGER: Final = "consumer-lag"
 FALLBACK_FAILURES: Final = 3
 
 
-def build_scaled_object(agent: SupportAgent, bootstrap_servers: str, partitions: int | None) -> dict[str, Any]:
+def build_scaled_object(
+    agent: SupportAgent, bootstrap_servers: str, partitions: int | None, settings: OperatorSettings | None = None
+) -> dict[str, Any]:
     """KEDA's ScaledObject scaling the agent's Deployment on the lag of its consumer group on
     its input topic. ``cooldownSeconds`` paces scale-down as well as the step to zero (the
     HPA's stabilization window), so a burst's last pods are not removed mid-backlog; the HPA
     KEDA creates is named like the agent. Lag read before the group's first commit counts
     every retained ticket (``offsetResetPolicy: earliest``, as the agent reads); replicas
     never exceed the partitions (:func:`max_replicas`, and KEDA's ``allowIdleConsumers``
-    off); when the lag cannot be read, KEDA holds ``minReplicas`` pods (at least one)."""
+    off); when the lag cannot be read, KEDA holds ``minReplicas`` pods (at least one). With
+    SASL or TLS (``settings``) the trigger says so and authenticates through
+    :func:`build_trigger_authentication` (the agent's own credentials)."""
     scaling = agent.spec.autoscaling
     assert scaling is not None and scaling.max_replicas is not None
     low = scaling.min_replicas if scaling.min_replicas is not None else 1
@@ -504,6 +608,26 @@ def build_scaled_object(agent: SupportAgent, bootstrap_servers: str, partitions:
     lag = scaling.lag_threshold if scaling.lag_threshold is not None else DEFAULT_LAG_THRESHOLD
     activation = scaling.activation_lag_threshold if scaling.activation_lag_threshold is not None else 0
     high = max_replicas(agent, partitions) or 1
+    trigger: dict[str, Any] = {
+        "type": "kafka",
+        "name": LAG_TRIGGER,
+        "metadata": {
+            "bootstrapServers": bootstrap_servers,
+            "consumerGroup": consumer_group(agent),
+            "topic": agent.spec.input_topic,
+            "lagThreshold": str(lag),
+            "activationLagThreshold": str(activation),
+            "offsetResetPolicy": "earliest",
+            "allowIdleConsumers": "false",
+        },
+    }
+    kafka = settings.agent_kafka if settings is not None else None
+    if kafka is not None and kafka.sasl:
+        trigger["metadata"]["sasl"] = KEDA_SASL.get(kafka.sasl_mechanism, kafka.sasl_mechanism.lower())
+    if kafka is not None and kafka.tls:
+        trigger["metadata"]["tls"] = "enable"
+    if settings is not None and build_trigger_authentication(agent, settings) is not None:
+        trigger["authenticationRef"] = {"name": child_name(agent.name, "TriggerAuthentication")}
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -521,22 +645,32 @@ def build_scaled_object(agent: SupportAgent, bootstrap_servers: str, partitions:
                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": cooldown}},
                 }
             },
-            "triggers": [
-                {
-                    "type": "kafka",
-                    "name": LAG_TRIGGER,
-                    "metadata": {
-                        "bootstrapServers": bootstrap_servers,
-                        "consumerGroup": consumer_group(agent),
-                        "topic": agent.spec.input_topic,
-                        "lagThreshold": str(lag),
-                        "activationLagThreshold": str(activation),
-                        "offsetResetPolicy": "earliest",
-                        "allowIdleConsumers": "false",
-                    },
-                }
-            ],
+            "triggers": [trigger],
         },
+    }
+
+
+def build_trigger_authentication(agent: SupportAgent, settings: OperatorSettings) -> dict[str, Any] | None:
+    """KEDA's credentials for reading the agent's lag: the agent's own SASL username and password
+    (and, in the Secret the operator made, the brokers' CA). None when the agents do not
+    authenticate with SASL or have no credentials."""
+    creds = kafka_credentials(agent, settings)
+    if creds is None or not settings.agent_kafka.sasl:
+        return None
+    refs = [{"parameter": "password", "name": creds.secret, "key": creds.password_key}]
+    spec: dict[str, Any] = {}
+    if creds.username_key is not None:
+        refs.insert(0, {"parameter": "username", "name": creds.secret, "key": creds.username_key})
+    else:  # a literal username (spec.kafka.credentialsSecret.username): KEDA reads the container's variable
+        spec["env"] = [{"parameter": "username", "name": "KAFKA_SASL_USERNAME", "containerName": CONTAINER_NAME}]
+    if creds.managed and kafka_ca(settings) is not None:
+        refs.append({"parameter": "ca", "name": creds.secret, "key": SECRET_CA_KEY})
+    spec["secretTargetRef"] = refs
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": _metadata(agent, child_name(agent.name, "TriggerAuthentication")),
+        "spec": spec,
     }
 
 
@@ -564,21 +698,25 @@ def build_desired(
     (``offline_model``: a digest of the trained model ``spec.model.offline.modelRef`` names;
     ``keda``: KEDA's ScaledObject is served; ``partitions``: of the input topic, when known)."""
     config = render_config(agent, settings, prompt_from_config_map)
-    refs = tuple(referenced_secrets(agent.spec))
+    refs = tuple(all_secret_refs(agent, settings))
     config_yaml = config.to_yaml()
-    hash_ = config_hash(config_yaml, refs, secrets, offline_model)
+    ca = kafka_ca(settings)
+    hash_ = config_hash(config_yaml, refs, secrets, offline_model, ca)
     # KEDA reads the lag at the address the operator renders for the agents: without one
     # (agents find Kafka through their own environment) no ScaledObject can be made.
     bootstrap = settings.agent_kafka_bootstrap_servers if keda else None
     children: tuple[dict[str, Any], ...] = (
         build_service_account(agent),
-        build_config_map(agent, config_yaml),
+        build_config_map(agent, config_yaml, ca),
         build_service(agent),
         build_deployment(agent, settings, hash_, deployment_replicas(agent, bootstrap is not None)),
     )
     scaling = agent.spec.autoscaling
     if bootstrap is not None and scaling is not None and scaling.on_lag:
-        children += (build_scaled_object(agent, bootstrap, partitions),)
+        auth = build_trigger_authentication(agent, settings)
+        if auth is not None:
+            children = (*children[:3], auth, *children[3:])
+        children += (build_scaled_object(agent, bootstrap, partitions, settings),)
     return DesiredState(config=config, config_hash=hash_, children=children, secret_refs=refs)
 
 

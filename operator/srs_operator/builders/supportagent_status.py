@@ -20,6 +20,11 @@ Conditions:
   installed, which also makes ``Ready`` False; ``ScalerNotReady``: KEDA's own reason).
   ``status.autoscaling`` carries the bound in force and the HPA's last word on the
   replica count.
+- ``KafkaAccessReady`` (only when the operator manages Kafka users, or the agent brings its
+  own with ``spec.kafka.credentialsSecret``): the agent's Kafka user and exactly the ACLs its
+  spec needs exist (``AccessGranted``), or why not (``TopicsNotAllowed``: a topic outside the
+  namespace's prefix rules; ``KafkaUnavailable``; ``KafkaRefused``). ``Ready`` is False while
+  it is: pods without their rights would only fill the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -285,10 +290,12 @@ def build_status(
     model: ModelConfig | None = None,
     secrets_forbidden: str | None = None,
     scaling: Scaling | None = None,
+    kafka_access: Verdict | None = None,
 ) -> SupportAgentStatus:
     """The status to report; conditions keep their transition time when unchanged.
     ``secrets_forbidden`` says why the operator cannot see the Secrets the agent references;
-    ``scaling``: how an agent that scales on lag stands (None: it does not)."""
+    ``scaling``: how an agent that scales on lag stands (None: it does not); ``kafka_access``:
+    the agent's Kafka user and ACLs (None: the operator does not manage them)."""
     if accepted.status is not ConditionStatus.TRUE:
         ready = Verdict.false(Reason.NOT_ACCEPTED, f"the spec was not applied: {accepted.message}")
     elif secrets_forbidden:
@@ -298,11 +305,18 @@ def build_status(
             Reason.SECRET_NOT_FOUND,
             "pods cannot start without " + ", ".join(missing_secrets) + " (create it in the agent's namespace)",
         )
+    elif kafka_access is not None and kafka_access.status is not ConditionStatus.TRUE:
+        ready = kafka_access
     elif scaling is not None and scaling.missing:
         ready = scaling.verdict
     else:
         ready = rollout.verdict
-    conditions: list[Condition] = [c for c in previous.conditions if scaling or c.type != ConditionType.AUTOSCALING]
+    conditions: list[Condition] = [
+        c
+        for c in previous.conditions
+        if (scaling or c.type != ConditionType.AUTOSCALING)
+        and (kafka_access or c.type != ConditionType.KAFKA_ACCESS_READY)
+    ]
     for type_, verdict in (
         (ConditionType.ACCEPTED, accepted),
         (ConditionType.TOPICS_READY, topics),
@@ -312,6 +326,11 @@ def build_status(
     if scaling is not None:
         v = scaling.verdict
         conditions = set_condition(conditions, ConditionType.AUTOSCALING, v.status, v.reason, v.message, generation)
+    if kafka_access is not None:
+        v = kafka_access
+        conditions = set_condition(
+            conditions, ConditionType.KAFKA_ACCESS_READY, v.status, v.reason, v.message, generation
+        )
     return SupportAgentStatus(
         observed_generation=generation,
         conditions=conditions,

@@ -127,11 +127,16 @@ def topic_id_text(topic_id: Uuid | None) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def is_transient(err: KafkaError) -> bool:
+    """Whether the error means "Kafka cannot be reached or is not ready", not "Kafka said no"."""
+    return err.code() in _TRANSIENT_CODES or bool(err.retriable())
+
+
 def _error(exc: BaseException, action: str, topic: str) -> Exception:
     """Translate a client exception into :class:`KafkaUnavailable` or :class:`KafkaAdminError`."""
     err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
     if isinstance(err, KafkaError):
-        if err.code() in _TRANSIENT_CODES or err.retriable():
+        if is_transient(err):
             return KafkaUnavailable(f"cannot {action} topic {topic}: {err.str()}")
         return KafkaAdminError(err.name(), err.str())
     if isinstance(exc, Exception):

@@ -5,7 +5,8 @@ A small asyncio client on aiohttp with raw JSON in and out: no generated models 
 small), the same credentials kopf uses (:func:`login`: in-cluster ServiceAccount, else
 ``$KUBECONFIG``), re-login once on 401. Every request is counted in the operator's
 metrics, writes separately, so "steady state makes no writes" can be checked from
-outside. Request bodies are never logged (a Secret would never be sent anyway).
+outside. Request bodies are never logged (the one Secret the operator writes, an agent's Kafka
+credentials, is written with ``accept=METADATA``: its values do not come back either).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ PODS: Final = ResourceType("v1", "pods")
 EVENTS: Final = ResourceType("v1", "events")
 #: KEDA's: served only where KEDA is installed.
 SCALEDOBJECTS: Final = ResourceType("keda.sh/v1alpha1", "scaledobjects")
+TRIGGERAUTHENTICATIONS: Final = ResourceType("keda.sh/v1alpha1", "triggerauthentications")
 HORIZONTALPODAUTOSCALERS: Final = ResourceType("autoscaling/v2", "horizontalpodautoscalers")
 SUPPORTAGENTS: Final = ResourceType(API_VERSION, SUPPORT_AGENT.plural)
 TICKETTOPICS: Final = ResourceType(API_VERSION, TICKET_TOPIC.plural)
@@ -116,7 +118,12 @@ BY_KIND: Final[Mapping[str, ResourceType]] = {
     "Service": SERVICES,
     "ServiceAccount": SERVICEACCOUNTS,
     "ScaledObject": SCALEDOBJECTS,
+    "TriggerAuthentication": TRIGGERAUTHENTICATIONS,
+    "Secret": SECRETS,
 }
+#: Ask for an object's metadata only (``PartialObjectMetadata``): what a write of a Secret
+#: returns, so that its values never come back to the operator.
+METADATA: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class KubeClient:
@@ -251,7 +258,13 @@ class KubeClient:
         return await self.request("POST", rtype.path(namespace), body=obj, resource=rtype.plural)
 
     async def merge_patch(
-        self, rtype: ResourceType, namespace: str | None, name: str, patch: Mapping[str, Any]
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         """JSON merge patch of the object itself (not its status); returns the live object. A
         ``metadata.resourceVersion`` in ``patch`` makes it conditional (409 when it moved)."""
@@ -260,11 +273,15 @@ class KubeClient:
             rtype.path(namespace, name),
             body=patch,
             content_type=MERGE_PATCH_CONTENT_TYPE,
+            accept=accept,
             resource=rtype.plural,
         )
 
-    async def apply(self, obj: Mapping[str, Any], *, force: bool = True) -> dict[str, Any]:
-        """Server-side apply ``obj`` as the operator's field manager; returns the live object."""
+    async def apply(
+        self, obj: Mapping[str, Any], *, force: bool = True, accept: str = "application/json"
+    ) -> dict[str, Any]:
+        """Server-side apply ``obj`` as the operator's field manager; returns the live object
+        (only its metadata with ``accept=METADATA``)."""
         rtype = BY_KIND[obj["kind"]]
         meta = obj["metadata"]
         return await self.request(
@@ -273,6 +290,7 @@ class KubeClient:
             body=obj,
             params={"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"},
             content_type=APPLY_CONTENT_TYPE,
+            accept=accept,
             resource=rtype.plural,
         )
 

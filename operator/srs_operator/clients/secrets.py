@@ -21,13 +21,14 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 
 from srs_contracts.backoff import Backoff
 from srs_operator.clients.kube import SECRETS, ApiError, KubeClient
-from srs_operator.models.supportagent import SecretVersion
+from srs_operator.models.crd import GROUP
+from srs_operator.models.supportagent import SUPPORT_AGENT, SecretVersion
 
 log = logging.getLogger(__name__)
 
@@ -188,5 +189,25 @@ class SecretVersions:
             self._on_change(namespace, name)
 
 
-def _version(meta: Mapping[str, object]) -> SecretVersion:
-    return SecretVersion(uid=str(meta.get("uid", "")), resource_version=str(meta.get("resourceVersion", "")))
+def _version(meta: Mapping[str, Any]) -> SecretVersion:
+    annotations = meta.get("annotations") or {}
+    owner = next(
+        (
+            str(ref.get("uid"))
+            for ref in meta.get("ownerReferences") or ()
+            if ref.get("kind") == SUPPORT_AGENT.kind and ref.get("controller")
+        ),
+        None,
+    )
+    return SecretVersion(
+        uid=str(meta.get("uid", "")),
+        resource_version=str(meta.get("resourceVersion", "")),
+        # Only the operator's own notes: other annotations may be large (kubectl's last-applied copy).
+        annotations=tuple(sorted((k, str(v)) for k, v in annotations.items() if k.startswith(f"{GROUP}/"))),
+        owner_uid=owner,
+    )
+
+
+def version_of(meta: Mapping[str, Any]) -> SecretVersion:
+    """A Secret's :class:`SecretVersion` from its metadata (e.g. a write's ``PartialObjectMetadata``)."""
+    return _version(meta)

@@ -7,11 +7,13 @@ informers (:class:`~srs_operator.services.supportagent_watches.ChildWatches`, in
 namespaces kopf watches). Event handlers and informers only tell
 :class:`~srs_operator.services.supportagents.SupportAgentController` *which* agent may be
 affected; it reconciles on its own queue. No handler here writes to the API, so kopf keeps
-no state on the objects (no finalizer, no annotations).
+no state on the objects (no kopf finalizer, no annotations; the controller's own finalizer,
+when it manages Kafka users, is its business).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -89,7 +91,13 @@ async def start_supportagent_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     settings: OperatorSettings = memo.get(SETTINGS_MEMO_KEY) or OperatorSettings.from_env()
     watches = ChildWatches.connect()
     live = KopfLiveState(kwargs["srs_agents"], watches)
-    controller = await SupportAgentController.connect(live, settings, topic_usage.topic_usage(kwargs), watches.kube)
+    try:
+        controller = await SupportAgentController.connect(
+            live, settings, topic_usage.topic_usage(kwargs), watches.kube, os.environ
+        )
+    except ValueError as e:  # user management on, but no usable Kafka settings
+        await watches.close()
+        raise kopf.PermanentError(f"cannot start the SupportAgent controller: {e}") from e
     watches.bind(controller.changed, controller.config_map_changed, controller.autoscaler_served)
     unsubscribe = kopf_patches.on_namespaces_watched(watches.follow)
     memo[_WATCHES_MEMO_KEY] = (watches, unsubscribe)

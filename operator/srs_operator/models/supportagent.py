@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Annotated, Any, Final
 
@@ -408,6 +408,62 @@ class AutoscalingSpec(ResourceModel):
         return self.externally_managed or self.on_lag
 
 
+class KafkaCredentialsSecret(ResourceModel):
+    """A Secret in the agent's namespace holding the SASL credentials the agent connects with."""
+
+    model_config = ResourceModel.model_config | {
+        "json_schema_extra": validations(
+            Rule(
+                "!(has(self.username) && has(self.usernameKey))",
+                "spec.kafka.credentialsSecret: set either username (the name itself, e.g. a Strimzi KafkaUser's "
+                "name) or usernameKey (the Secret's key holding it), not both",
+                field_path=".username",
+                reason="FieldValueForbidden",
+            ),
+        )
+    }
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
+    username_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key holding the SASL username. Defaults to username (unless spec.kafka.credentialsSecret."
+        "username names the user).",
+    )
+    password_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key holding the SASL password. Defaults to password (a Strimzi KafkaUser's Secret has it).",
+    )
+    username: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="The SASL username itself, for Secrets that hold only the password (Strimzi's KafkaUser "
+        "Secret: the user is named like the KafkaUser).",
+    )
+
+    @property
+    def password_key_or_default(self) -> str:
+        return self.password_key or "password"
+
+
+class KafkaSpec(ResourceModel):
+    """How the agent authenticates to Kafka, when not with the identity the operator makes for it."""
+
+    credentials_secret: KafkaCredentialsSecret | None = Field(
+        None,
+        description="Bring your own Kafka identity (MSK SCRAM, a Strimzi KafkaUser, a user made by your platform): "
+        "the pods get its username and password as KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD, and the operator "
+        "manages neither this user nor its ACLs. Unset: with the operator's Kafka user management on, the "
+        "operator creates a user for the agent (Secret <agent>-kafka) and the ACLs its topics need.",
+    )
+
+
 class SupportAgentSpec(ResourceModel):
     """Desired state of a SupportAgent."""
 
@@ -557,6 +613,9 @@ class SupportAgentSpec(ResourceModel):
         max_length=16,
         description="Annotations of the agent's ServiceAccount, e.g. eks.amazonaws.com/role-arn for IRSA.",
     )
+    kafka: KafkaSpec | None = Field(
+        None, description="The agent's Kafka identity (docs/kafka-security.md). Unset: the operator's default."
+    )
 
 
 class ConditionType(StrEnum):
@@ -567,6 +626,8 @@ class ConditionType(StrEnum):
     READY = "Ready"
     #: Only for agents that scale on lag (spec.autoscaling.maxReplicas).
     AUTOSCALING = "Autoscaling"
+    #: Only when the operator manages Kafka users, or the agent brings its own (spec.kafka).
+    KAFKA_ACCESS_READY = "KafkaAccessReady"
 
 
 class Reason(StrEnum):
@@ -591,6 +652,11 @@ class Reason(StrEnum):
     SCALING_ON_LAG = "ScalingOnLag"
     MAX_REPLICAS_CAPPED = "MaxReplicasCapped"
     SCALER_NOT_READY = "ScalerNotReady"
+    ACCESS_GRANTED = "AccessGranted"
+    CREDENTIALS_FROM_SECRET = "CredentialsFromSecret"  # noqa: S105 - a reason, not a secret
+    TOPICS_NOT_ALLOWED = "TopicsNotAllowed"
+    KAFKA_UNAVAILABLE = "KafkaUnavailable"
+    KAFKA_REFUSED = "KafkaRefused"
 
 
 class AutoscalingStatus(ResourceModel):
@@ -614,7 +680,8 @@ class SupportAgentStatus(ResourceModel):
         default_factory=list,
         max_length=16,
         description="Accepted (spec valid, children applied), TopicsReady (every topic has a Ready TicketTopic), "
-        "Ready (the current rollout is complete), Autoscaling (KEDA scales the agent on lag, when asked to).",
+        "Ready (the current rollout is complete), Autoscaling (KEDA scales the agent on lag, when asked to), "
+        "KafkaAccessReady (the agent's Kafka user and ACLs, when the operator manages them).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     replicas: int = Field(0, ge=0, description="Pods of the agent's Deployment (current).")
@@ -638,6 +705,8 @@ class SupportAgent:
     uid: str
     generation: int
     spec: SupportAgentSpec
+    #: The agent's own annotations (e.g. ``srs.dev/rotate-kafka-credentials``).
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> SupportAgent:
@@ -649,6 +718,7 @@ class SupportAgent:
             uid=meta["uid"],
             generation=int(meta.get("generation") or 0),
             spec=SupportAgentSpec.model_validate(dict(body.get("spec") or {})),
+            annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
         )
 
 
@@ -659,6 +729,13 @@ class SecretVersion:
 
     uid: str
     resource_version: str
+    #: The Secret's ``srs.dev/*`` annotations (the operator's own notes on a Secret it made).
+    annotations: tuple[tuple[str, str], ...] = ()
+    #: The SupportAgent that owns it (uid of a ``SupportAgent`` owner reference), if any.
+    owner_uid: str | None = None
+
+    def annotation(self, name: str) -> str | None:
+        return dict(self.annotations).get(name)
 
 
 SUPPORT_AGENT: Final = CustomResourceKind(

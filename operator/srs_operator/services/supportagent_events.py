@@ -48,7 +48,7 @@ def condition_change(before: Condition | None, cond: Condition) -> Announcement 
     """An Event for a transition a person would want to hear about: a rollout that completed,
     anything that went wrong, topics that became (un)ready and autoscaling that started or
     changed after the first report."""
-    later = cond.type in (ConditionType.TOPICS_READY, ConditionType.AUTOSCALING)
+    later = cond.type in (ConditionType.TOPICS_READY, ConditionType.AUTOSCALING, ConditionType.KAFKA_ACCESS_READY)
     if cond.status is ConditionStatus.TRUE:
         if cond.type == ConditionType.READY or (later and before is not None):
             return Announcement("Normal", cond.reason, cond.message)
@@ -57,6 +57,8 @@ def condition_change(before: Condition | None, cond: Condition) -> Announcement 
         return None  # progress, or already announced through Accepted
     if cond.type == ConditionType.AUTOSCALING and cond.reason == Reason.AUTOSCALER_MISSING:
         return None  # announced through Ready
+    if cond.type == ConditionType.KAFKA_ACCESS_READY:
+        return None  # announced through Ready, which says the same
     if cond.type != ConditionType.TOPICS_READY or (before is not None and before.status is ConditionStatus.TRUE):
         return Announcement("Warning", cond.reason, cond.message)
     return None

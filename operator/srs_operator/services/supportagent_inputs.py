@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from srs_operator.builders.supportagent import offline_model_ref, referenced_secrets
+from srs_operator.builders.supportagent import all_secret_refs, offline_model_ref
 from srs_operator.builders.supportagent_status import Verdict
 from srs_operator.clients.kube import CONFIGMAPS, KubeClient
 from srs_operator.clients.secrets import SecretsForbidden
 from srs_operator.models.supportagent import Reason, SecretVersion, SupportAgent
 from srs_operator.services.written import resource_version
+from srs_operator.settings import OperatorSettings
 
 
 class ConfigMapVersions(Protocol):
@@ -64,8 +65,15 @@ _ConfigMapData = tuple[str | None, Mapping[str, str], Mapping[str, str]]
 class AgentInputs:
     """Reads the inputs of agents, fetching a ConfigMap again only when its version moved."""
 
-    def __init__(self, kube: KubeClient, versions: ConfigMapVersions, secrets: SecretVersionSource) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        versions: ConfigMapVersions,
+        secrets: SecretVersionSource,
+        settings: OperatorSettings | None = None,
+    ) -> None:
         self._kube = kube
+        self._settings = settings or OperatorSettings()
         self._versions = versions
         self.secrets = secrets
         self._config_maps: dict[tuple[str, str], _ConfigMapData] = {}
@@ -93,7 +101,7 @@ class AgentInputs:
                     f"spec.model.offline.modelRef: ConfigMap {model_ref.name} with key {model_ref.key} not found "
                     "(create it from srs train's output: kubectl create configmap NAME --from-file=model.json.gz)",
                 )
-        refs = referenced_secrets(agent.spec)
+        refs = all_secret_refs(agent, self._settings)
         secrets: dict[str, SecretVersion | None] = {r.name: None for r in refs}
         forbidden: str | None = None
         if refs:

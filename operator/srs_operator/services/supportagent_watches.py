@@ -33,6 +33,7 @@ from srs_operator.clients.kube import (
     SCALEDOBJECTS,
     SERVICEACCOUNTS,
     SERVICES,
+    TRIGGERAUTHENTICATIONS,
     KubeClient,
     login,
 )
@@ -155,6 +156,8 @@ class ChildWatches:
                 "ScaledObject": Kind(
                     SCALEDOBJECTS, MANAGED_SELECTOR, _scaled_object, owned, optional=True, on_presence=self._presence
                 ),
+                # KEDA's too: the credentials its lag trigger reads with, when the agents use SASL.
+                "TriggerAuthentication": Kind(TRIGGERAUTHENTICATIONS, MANAGED_SELECTOR, _lean, owned, optional=True),
                 "HorizontalPodAutoscaler": Kind(
                     HORIZONTALPODAUTOSCALERS, MANAGED_SELECTOR, _autoscaler, self._autoscaler_event
                 ),

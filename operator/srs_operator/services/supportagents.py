@@ -8,9 +8,14 @@ topics are Ready), and:
 
 1. gathers the inputs besides the spec (:mod:`.supportagent_inputs`: prompt, trained
    model, Secret versions);
-2. builds the desired children and status with the pure builders;
-3. applies only the children that differ (:mod:`.supportagent_children`);
-4. writes the status only when it differs, and announces transitions
+2. when the operator manages Kafka users, makes the agent's Kafka user and every ACL its
+   spec needs exist (:mod:`.supportagent_kafka_access`) — before any child changes, so a
+   topic the agent is about to use is already granted; it then holds the finalizer
+   ``srs.dev/finalizer`` on the agent, to remove the user and its ACLs with it;
+3. builds the desired children and status with the pure builders;
+4. applies only the children that differ (:mod:`.supportagent_children`), and revokes the
+   ACLs the spec dropped once the rollout that stopped using them is complete;
+5. writes the status only when it differs, and announces transitions
    (:mod:`.supportagent_events`).
 
 Which agents to reconcile comes from the handlers (watch events of agents, children,
@@ -19,12 +24,23 @@ Secrets, ConfigMaps, TicketTopics) and from the periodic re-check.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
 
-from srs_operator.builders.supportagent import DesiredState, agent_topics, build_desired, selector_string
+from srs_contracts.timestamps import parse_rfc3339
+from srs_operator.builders.kafka_access import external_verdict
+from srs_operator.builders.supportagent import (
+    DesiredState,
+    agent_topics,
+    build_desired,
+    credentials_secret_name,
+    kafka_credentials,
+    selector_string,
+)
 from srs_operator.builders.supportagent_status import (
     Verdict,
     build_status,
@@ -37,6 +53,7 @@ from srs_operator.builders.supportagent_status import (
 )
 from srs_operator.clients.events import EventRecorder
 from srs_operator.clients.informers import NotListedError
+from srs_operator.clients.kafka_admin import KafkaAdminError, KafkaUnavailable
 from srs_operator.clients.kube import SUPPORTAGENTS, ApiError, KubeClient, login
 from srs_operator.clients.secrets import SecretVersions
 from srs_operator.models.conditions import ConditionStatus
@@ -45,10 +62,13 @@ from srs_operator.services import supportagent_events
 from srs_operator.services.controller import Controller, ObjectKey, merge_patch
 from srs_operator.services.supportagent_children import ChildApplier, NameConflictError
 from srs_operator.services.supportagent_inputs import AgentInputs, Dependencies, SecretVersionSource
+from srs_operator.services.supportagent_kafka_access import Granted, KafkaAccess
 from srs_operator.services.supportagent_watches import Autoscaler
 from srs_operator.services.topic_usage import EMPTY, TopicUsage
 from srs_operator.services.workqueue import RetryLater
-from srs_operator.settings import OperatorSettings
+from srs_operator.settings import FINALIZER, OperatorSettings
+
+log = logging.getLogger(__name__)
 
 KIND: Final = SUPPORT_AGENT.kind
 AgentKey = ObjectKey  # (namespace, name)
@@ -120,6 +140,7 @@ class SupportAgentController(Controller):
         secrets: SecretVersionSource | None = None,
         usage: TopicUsage = EMPTY,
         watch_kube: KubeClient | None = None,
+        access: KafkaAccess | None = None,
     ) -> None:
         super().__init__(
             kube, _Agents(live), workers=settings.workers, resync_seconds=settings.resync_seconds, events=events
@@ -127,7 +148,11 @@ class SupportAgentController(Controller):
         self.live = live
         self.settings = settings
         self.usage = usage
-        self.inputs = AgentInputs(kube, live, secrets or SecretVersions(watch_kube or kube, self.secret_changed))
+        self.inputs = AgentInputs(
+            kube, live, secrets or SecretVersions(watch_kube or kube, self.secret_changed), settings
+        )
+        #: The agents' Kafka users and ACLs (None: the operator does not manage them).
+        self.access = access
         self.children = ChildApplier(kube, live)
         self._deps: dict[AgentKey, Dependencies] = {}
         #: (namespace, ConfigMap name) -> the agents that read it (every ConfigMap event asks).
@@ -135,12 +160,22 @@ class SupportAgentController(Controller):
 
     @classmethod
     async def connect(
-        cls, live: LiveState, settings: OperatorSettings, usage: TopicUsage, watch_kube: KubeClient
+        cls,
+        live: LiveState,
+        settings: OperatorSettings,
+        usage: TopicUsage,
+        watch_kube: KubeClient,
+        env: Mapping[str, str] | None = None,
     ) -> SupportAgentController:
         """A controller on its own API client, with kopf's credentials (in-cluster, else
         ``$KUBECONFIG``); the Secrets' watches on ``watch_kube`` (a client without a
-        connection limit: a watch holds its connection for minutes)."""
-        return cls(KubeClient(login()), live, settings, usage=usage, watch_kube=watch_kube)
+        connection limit: a watch holds its connection for minutes). When the operator
+        manages Kafka users, a Kafka admin client of its own (``KAFKA_*`` in ``env``)."""
+        kube = KubeClient(login())
+        access = None
+        if settings.agent_kafka.users_managed:
+            access = await KafkaAccess.connect(kube, settings, env or {})
+        return cls(kube, live, settings, usage=usage, watch_kube=watch_kube, access=access)
 
     def healthy(self) -> tuple[bool, str]:
         ok, why = super().healthy()
@@ -154,6 +189,11 @@ class SupportAgentController(Controller):
         if isinstance(self.inputs.secrets, SecretVersions):
             await self.inputs.secrets.stop()
 
+    async def close(self) -> None:
+        await super().close()
+        if self.access is not None:
+            await self.access.close()
+
     # -- what to reconcile (called by the handlers) -----------------------------------------
 
     def changed(self, namespace: str, name: str, *, urgent: bool = False) -> None:
@@ -164,6 +204,8 @@ class SupportAgentController(Controller):
         super().forget(key)
         self._set_dependencies(key, None)
         self.children.forget(*key)
+        if self.access is not None:
+            self.access.forget(key)
 
     def namespace_unwatched(self, namespace: str) -> None:
         super().namespace_unwatched(namespace)
@@ -212,8 +254,22 @@ class SupportAgentController(Controller):
 
     async def reconcile_object(self, key: AgentKey, body: Mapping[str, Any]) -> None:
         """Make the cluster match the agent ``key``; no writes when it already does."""
-        if (body.get("metadata") or {}).get("deletionTimestamp"):
-            return  # going: garbage collection removes the children
+        meta = body.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or ())
+        held = FINALIZER in finalizers
+        if meta.get("deletionTimestamp"):
+            # Going: garbage collection removes the children; the finalizer waits for Kafka.
+            if held:
+                if self.access is not None:
+                    await self._remove_access(key, body)
+                await self.patch_metadata(key, body, {"finalizers": [f for f in finalizers if f != FINALIZER]})
+            return
+        # The finalizer exactly while the operator manages Kafka users: it removes the agent's
+        # user and ACLs with it (no Kafka user, nothing to hold the agent for).
+        if (self.access is not None) != held:
+            kept = [f for f in finalizers if f != FINALIZER]
+            await self.patch_metadata(key, body, {"finalizers": [*kept, FINALIZER] if not held else kept})
+            body = self.current(key) or body
         namespace, name = key
         try:
             await self.live.wait_listed(namespace)
@@ -234,21 +290,52 @@ class SupportAgentController(Controller):
 
         inputs = await self.inputs.of(agent)
         self._set_dependencies(key, inputs.dependencies)
+        secrets = dict(inputs.secrets)
+        access: Verdict | None = None
+        granted: Granted | None = None
+        failure: ApiError | None = None
+        #: The agent's Kafka access could not be made sure of: no child may change yet.
+        access_pending = False
+        creds = kafka_credentials(agent, self.settings)
+        if creds is not None and not creds.managed:
+            access = external_verdict(creds.secret)
+        elif creds is not None and self.access is not None:
+            if inputs.secrets_forbidden:
+                access = Verdict.false(Reason.SECRETS_NOT_READABLE, inputs.secrets_forbidden)
+                access_pending = True
+            else:
+                try:
+                    granted = await self.access.grant(agent, secrets.get(creds.secret))
+                except ApiError as e:  # the Secret could not be written
+                    if e.namespace_gone or e.namespace_terminating:
+                        return
+                    e.subject = f"Secret {credentials_secret_name(name)}"
+                    failure = e
+                    access = Verdict.false(Reason.APPLY_FAILED, _refusal(e))
+                    access_pending = True
+                else:
+                    access = granted.verdict
+                    access_pending = granted.failed
+                    secrets[creds.secret] = granted.secret
+                    if granted.issued is not None:
+                        self.event(body, "Normal", "KafkaCredentialsIssued", f"a new Kafka password: {granted.issued}")
         keda = self.live.keda_served(namespace)
         partitions = self.usage.partitions(namespace, agent.spec.input_topic)
         desired = build_desired(
-            agent, self.settings, inputs.prompt, inputs.secrets, inputs.model_digest, keda=keda, partitions=partitions
+            agent, self.settings, inputs.prompt, secrets, inputs.model_digest, keda=keda, partitions=partitions
         )
         # Only existence is known (metadata): a missing key shows as pods that cannot start.
         missing = (
             []
             if inputs.secrets_forbidden
-            else [f"Secret {r.name}" for r in desired.secret_refs if inputs.secrets.get(r.name) is None]
+            else [f"Secret {n}" for n in dict.fromkeys(r.name for r in desired.secret_refs) if secrets.get(n) is None]
         )
 
         deployment = self.children.child("Deployment", namespace, name)
         accepted = inputs.refused
-        failure: ApiError | None = None
+        if accepted is None and access is not None and access_pending:
+            # Not one child changes before the agent may use what the new spec names.
+            accepted = Verdict.false(access.reason, f"waiting for the agent's Kafka access: {access.message}")
         if accepted is None:
             try:
                 applied = await self.children.apply(agent, desired)
@@ -272,12 +359,19 @@ class SupportAgentController(Controller):
                 for note in supportagent_events.applies(name, applied.causes, applied.rolled):
                     self.event(body, note.type, note.reason, note.message)
 
+        rollout = rollout_of(deployment, agent.spec.replicas, self.live.pod_problems(namespace, name))
+        if granted is not None and granted.stale and self.access is not None:
+            if rollout.verdict.status is ConditionStatus.TRUE and accepted.status is ConditionStatus.TRUE:
+                await self._revoke(agent, granted)
+            else:
+                # An old pod may still use them: the Deployment's progress brings the agent back.
+                log.debug("%s/%s: revoking %d stale ACLs after the rollout", namespace, name, len(granted.stale))
         status = build_status(
             previous,
             generation,
             accepted=accepted,
             topics=topics_verdict(agent_topics(agent), self.usage.readiness(namespace)),
-            rollout=rollout_of(deployment, agent.spec.replicas, self.live.pod_problems(namespace, name)),
+            rollout=rollout,
             missing_secrets=missing,
             selector=selector_string(agent),
             model=desired.config.model,
@@ -290,10 +384,40 @@ class SupportAgentController(Controller):
                 scaled_object=self.children.child("ScaledObject", namespace, name),
                 autoscaler=self.live.autoscaler(namespace, name),
             ),
+            kafka_access=access,
         )
         await self._report(key, body, previous, status)
         if failure is not None:
             raise failure  # retried with backoff; the condition says why meanwhile
+        if granted is not None and granted.failed:
+            raise RetryLater(access.message if access is not None else "Kafka access")
+
+    async def _revoke(self, agent: SupportAgent, granted: Granted) -> None:
+        assert self.access is not None
+        try:
+            await self.access.revoke(agent, granted.stale)
+        except (KafkaUnavailable, KafkaAdminError) as e:
+            # Harmless meanwhile (the agent no longer uses them); the next re-check tries again.
+            log.warning("SupportAgent %s/%s: cannot revoke ACLs it no longer needs: %s", agent.namespace, agent.name, e)
+
+    async def _remove_access(self, key: AgentKey, body: Mapping[str, Any]) -> None:
+        """Remove the agent's Kafka user and ACLs; an unreachable Kafka is waited for at most
+        ``delete_timeout`` after the deletion began, then the agent is released (Warning Event)."""
+        assert self.access is not None
+        try:
+            await self.access.remove(*key)
+        except (KafkaUnavailable, KafkaAdminError) as e:
+            waited = _seconds_since((body.get("metadata") or {}).get("deletionTimestamp"))
+            limit = self.settings.agent_kafka.delete_timeout
+            if waited < limit:
+                raise RetryLater(f"removing the agent's Kafka user and ACLs: {e}", at_most=limit - waited) from e
+            self.event(
+                body,
+                "Warning",
+                "KafkaAccessNotRemoved",
+                f"released after {waited:.0f}s without removing Kafka user srs.{key[0]}.{key[1]} and its ACLs "
+                f"({e}): remove them by hand (docs/kafka-security.md)",
+            )
 
     async def _report(
         self, key: AgentKey, body: Mapping[str, Any], previous: SupportAgentStatus, status: SupportAgentStatus
@@ -316,6 +440,12 @@ class SupportAgentController(Controller):
 def _applied_message(desired: DesiredState) -> str:
     kinds = [m["kind"] for m in desired.children]
     return f"{', '.join(kinds[:-1])} and {kinds[-1]} match the spec"
+
+
+def _seconds_since(timestamp: str | None) -> float:
+    if not timestamp:
+        return 0.0
+    return max(0.0, (dt.datetime.now(dt.UTC) - parse_rfc3339(timestamp)).total_seconds())
 
 
 def _refusal(error: ApiError) -> str:
