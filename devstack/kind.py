@@ -74,6 +74,9 @@ class KindState:
     llm_base_url: str | None = None
     #: True once KEDA is installed (``up`` without ``with_keda=False``).
     keda_installed: bool = False
+    #: The Docker id of the cluster's node container: tells this cluster from one of the
+    #: same name made since (by another checkout, or after a `kind delete`).
+    node_id: str | None = None
 
     @classmethod
     def load(cls, state_dir: Path) -> KindState | None:
@@ -145,6 +148,22 @@ def _env_with_bins(*bins: Path) -> dict[str, str]:
 def cluster_exists(env: dict[str, str]) -> bool:
     done = subprocess.run(["kind", "get", "clusters"], env=env, capture_output=True, text=True)
     return CLUSTER in done.stdout.split()
+
+
+def _node_id() -> str | None:
+    """The Docker id of the cluster's node container, None when there is none."""
+    found = docker_engine.docker("inspect", "--format", "{{.Id}}", f"{CLUSTER}-control-plane", check=False).strip()
+    return found or None
+
+
+def _published_kafka_port() -> int | None:
+    """The host port the node container publishes Kafka's node port on (None: not published)."""
+    out = docker_engine.docker("port", f"{CLUSTER}-control-plane", f"{KAFKA_NODE_PORT}/tcp", check=False)
+    for line in out.splitlines():
+        host, _, port = line.strip().rpartition(":")
+        if host == "127.0.0.1" and port.isdigit():
+            return int(port)
+    return None
 
 
 def cluster_config(node_image: str, kafka_host_port: int, local_node: bool = True) -> str:
@@ -362,12 +381,19 @@ def up(
     loaded: dict[str, str] = {}
     llm_base_url: str | None = None
     keda_installed = False
-    if cluster_exists(env) and previous is not None:
+    node_id = _node_id() if cluster_exists(env) else None
+    adopted_port = _published_kafka_port() if node_id is not None else None
+    if node_id is not None and previous is not None and previous.node_id == node_id:
         host_port = previous.kafka_host_port
         loaded = dict(previous.loaded)
         llm_base_url = previous.llm_base_url  # a model server deployed before keeps running
         keda_installed = previous.keda_installed  # so does KEDA
         _say(f"cluster {CLUSTER} exists; bringing it up to date")
+    elif node_id is not None and adopted_port is not None:
+        # A cluster this folder's state does not describe (another checkout made it, or it
+        # was recreated since): its own published port, every image loaded again.
+        host_port = adopted_port
+        _say(f"cluster {CLUSTER} exists but was not made from this folder; adopting it and bringing it up to date")
     else:
         if cluster_exists(env):
             subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], env=env, check=True, capture_output=True)
@@ -379,6 +405,7 @@ def up(
             ["kind", "create", "cluster", "--config", str(config), "--kubeconfig", str(kubeconfig), "--wait", "120s"],
             env=env, check=True,
         )  # fmt: skip
+        node_id = _node_id()
     subprocess.run(
         ["kind", "export", "kubeconfig", "--name", CLUSTER, "--kubeconfig", str(kubeconfig)],
         env=env, check=True, capture_output=True,
@@ -424,6 +451,7 @@ def up(
         loaded=loaded,
         llm_base_url=llm_base_url,
         keda_installed=keda_installed,
+        node_id=node_id,
     )
     (state_dir / "state.json").write_text(json.dumps(asdict(state), indent=2))
     (state_dir / "env").write_text(
