@@ -66,6 +66,38 @@ def test_chart_grants_exactly_the_operators_least_privilege_rules() -> None:
     )
 
 
+def test_chart_binds_the_kafka_credentials_role_only_where_the_operator_manages_kafka_users() -> None:
+    reference = {
+        d["metadata"]["name"]: d
+        for d in yaml.safe_load_all((ROOT / "operator/deploy/rbac.yaml").read_text())
+        if d["kind"] == "ClusterRole"
+    }
+    docs = _render(
+        "--set", "watchNamespaces={support}", "--set", "kafka.manageUsers=true",
+        "--set", "kafka.agents.securityProtocol=SASL_SSL", "--set", "kafka.agents.ca.secret=kafka-ca",
+    )  # fmt: skip
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    assert roles["srs-kafka-credentials"]["rules"] == reference["srs-operator-kafka-credentials"]["rules"]
+    bindings = [(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in docs if b["kind"] == "RoleBinding"]
+    assert bindings == [("support", "srs-secrets"), ("support", "srs-kafka-credentials")]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["SRS_AGENT_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["SRS_KAFKA_MANAGE_USERS"] == "true"
+    assert env["SRS_AGENT_KAFKA_CA_FILE"] == "/etc/srs-kafka-ca/ca.crt"
+    assert env["SRS_KAFKA_CREDENTIALS_ROLE"] == "srs-kafka-credentials"
+    assert pod["volumes"] == [
+        {"name": "kafka-ca", "secret": {"secretName": "kafka-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}
+    ]
+    # By default the operator decides from the protocol, and nothing may write Secrets.
+    default = _render("--set", "watchNamespaces={support}")
+    assert [b["roleRef"]["name"] for b in default if b["kind"] == "RoleBinding"] == ["srs-secrets"]
+    (deployment,) = [d for d in default if d["kind"] == "Deployment"]
+    names = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "SRS_KAFKA_MANAGE_USERS" not in names and "SRS_AGENT_KAFKA_CA_FILE" not in names
+
+
 def test_chart_ships_the_generated_crds() -> None:
     for generated in sorted((ROOT / "crds").glob("*.yaml")):
         assert (CHART / "crds" / generated.name).read_text() == generated.read_text(), generated.name

@@ -107,11 +107,14 @@ class Cluster(FakeCluster):
     """The API server with Secrets and merge patches (metadata only back for Secrets, as asked)."""
 
     secret_writes: list[str] = field(default_factory=list)
+    #: Metadata of every Secret version written (a lagging watch may still show an older one).
+    secret_versions: list[dict[str, Any]] = field(default_factory=list)
 
     async def apply(self, obj: Mapping[str, Any], *, force: bool = True, accept: str = "") -> dict[str, Any]:
         written = await super().apply(obj, force=force)
         if obj["kind"] == "Secret":
             self.secret_writes.append(obj["metadata"]["annotations"][access.STATE_ANNOTATION])
+            self.secret_versions.append(copy.deepcopy(written["metadata"]))
             return {"metadata": written["metadata"]}
         return written
 
@@ -239,6 +242,31 @@ def test_an_unchanged_agent_costs_no_kafka_request_and_no_write() -> None:
     run(ctl)
     assert sorted(kafka.calls) == ["describe_acls", "describe_user_scram_credentials"]
     assert len(cluster.writes) == writes
+
+
+class LaggingSecrets:
+    """A Secrets watch that has not yet seen the operator's last writes."""
+
+    def __init__(self, shown: Mapping[str, SecretVersion]) -> None:
+        self.shown = shown
+
+    async def of(self, namespace: str) -> Mapping[str, SecretVersion]:
+        return self.shown
+
+
+@pytest.mark.parametrize("shown", ["nothing", "pending"])
+def test_a_watch_that_lags_behind_the_operators_own_writes_issues_no_second_password(shown: str) -> None:
+    cluster, kafka, _, ctl, clock = setup()
+    run(ctl)
+    password = cluster.password()
+    template = copy.deepcopy(cluster.objects[("Deployment", NS, NAME)]["spec"]["template"])
+    pending = {f"{NAME}-kafka": version_of(cluster.secret_versions[0])}
+    ctl.inputs.secrets = LaggingSecrets(pending if shown == "pending" else {})
+    clock.now += SETTINGS.resync_seconds  # Kafka is asked again, too
+    run(ctl)
+    assert cluster.password() == password and kafka.passwords[USER] == password
+    assert cluster.secret_writes == [access.PENDING, access.ISSUED]
+    assert cluster.objects[("Deployment", NS, NAME)]["spec"]["template"] == template, "no roll back and forth"
 
 
 def test_a_route_added_is_granted_before_the_config_map_names_it() -> None:

@@ -53,6 +53,20 @@ def grant_command(namespace: str, env: Mapping[str, str] | None = None) -> str:
     return f"kubectl create rolebinding {role} -n {namespace} --clusterrole={role} --serviceaccount={home}:{account}"
 
 
+#: The ClusterRole that lets the operator write agents' Kafka credentials in a namespace.
+CREDENTIALS_ROLE: Final = "srs-operator-kafka-credentials"
+
+
+def credentials_grant_command(namespace: str, env: Mapping[str, str] | None = None) -> str:
+    """The kubectl command that lets this operator write the agents' Kafka credentials
+    Secrets in ``namespace`` (the chart passes the role's name in ``SRS_KAFKA_CREDENTIALS_ROLE``)."""
+    env = os.environ if env is None else env
+    role = env.get("SRS_KAFKA_CREDENTIALS_ROLE") or CREDENTIALS_ROLE
+    home = env.get("SRS_OPERATOR_NAMESPACE") or "srs-system"
+    account = env.get("SRS_OPERATOR_SERVICE_ACCOUNT") or "srs-operator"
+    return f"kubectl create rolebinding {role} -n {namespace} --clusterrole={role} --serviceaccount={home}:{account}"
+
+
 class SecretsForbidden(Exception):
     """The operator may not read Secrets (metadata) in this namespace."""
 

@@ -109,6 +109,10 @@ class KafkaAccess:
         self._rules = tuple(rules)
         self._clock = clock
         self._verified: dict[AgentKey, _Verified] = {}
+        #: The credentials Secret as the operator last wrote it, and the versions its writes
+        #: replaced: until the Secrets' watch shows it, a reconcile must not take the older
+        #: (pending, or missing) Secret for the truth and issue yet another password.
+        self._written: dict[AgentKey, tuple[frozenset[str | None], SecretVersion]] = {}
 
     @classmethod
     async def connect(cls, kube: KubeClient, settings: OperatorSettings, env: Mapping[str, str]) -> KafkaAccess:
@@ -124,6 +128,17 @@ class KafkaAccess:
 
     def forget(self, key: AgentKey) -> None:
         self._verified.pop(key, None)
+        self._written.pop(key, None)
+
+    def _current(self, key: AgentKey, seen: SecretVersion | None) -> SecretVersion | None:
+        """The Secret as it now is: the operator's last write while the watch lags behind it."""
+        written = self._written.get(key)
+        if written is None:
+            return seen
+        if (seen.resource_version if seen is not None else None) in written[0]:
+            return written[1]
+        del self._written[key]
+        return seen
 
     def plan(self, agent: SupportAgent) -> AccessPlan:
         return plan_access(agent, self._rules, idempotent_write=self._settings.agent_kafka.idempotent_write_acl)
@@ -133,6 +148,7 @@ class KafkaAccess:
     async def grant(self, agent: SupportAgent, secret: SecretVersion | None) -> Granted:
         """Make the agent's user and every ACL its spec needs exist (stale ones are returned)."""
         key = (agent.namespace, agent.name)
+        secret = self._current(key, secret)
         conflict = secret_conflict(agent, secret)
         if conflict is not None:
             return Granted(Verdict.false(Reason.NAME_CONFLICT, conflict), failed=True, secret=secret)
@@ -157,7 +173,9 @@ class KafkaAccess:
             reason = password_reason(agent, secret, user, mechanism)
             if reason is not None:
                 log.info("issuing a new Kafka password for SupportAgent %s/%s: %s", *key, reason)
-                secret = await self._issue(agent, plan.username)
+                before = secret.resource_version if secret is not None else None
+                replaced, secret = await self._issue(agent, plan.username)
+                self._written[key] = (frozenset({before, *replaced}), secret)
             diff = diff_acls(plan.acls, actual)
             if diff.create:
                 await self.admin.create_acls(principal(plan.username), diff.create)
@@ -176,8 +194,9 @@ class KafkaAccess:
             self._verified[key] = _Verified(plan.acls, secret.resource_version, self._clock())
         return Granted(access_verdict(plan), secret=secret, stale=diff.delete, issued=reason)
 
-    async def _issue(self, agent: SupportAgent, username: str) -> SecretVersion:
-        """A new password: in the Secret (pending), in Kafka, then the Secret marked issued."""
+    async def _issue(self, agent: SupportAgent, username: str) -> tuple[frozenset[str | None], SecretVersion]:
+        """A new password: in the Secret (pending), in Kafka, then the Secret marked issued.
+        Returns the versions written on the way (the pending one) and the Secret as it now is."""
         password = secrets.token_urlsafe(PASSWORD_BYTES)
         manifest = build_credentials_secret(
             agent,
@@ -186,14 +205,16 @@ class KafkaAccess:
             ca_pem=kafka_ca(self._settings),
             state=PENDING,
         )
-        await self._kube.apply(manifest, accept=METADATA)
+        pending = await self._kube.apply(manifest, accept=METADATA)
         await self.admin.set_password(username, password, self._settings.agent_kafka.sasl_mechanism, SCRAM_ITERATIONS)
         del password, manifest
         patch = {"metadata": {"annotations": {STATE_ANNOTATION: ISSUED}}}
         written = await self._kube.merge_patch(
             SECRETS, agent.namespace, credentials_secret_name(agent.name), patch, accept=METADATA
         )
-        return version_of(written.get("metadata") or {})
+        return frozenset({version_of(pending.get("metadata") or {}).resource_version}), version_of(
+            written.get("metadata") or {}
+        )
 
     # -- revoke and remove ---------------------------------------------------------------
 
@@ -211,7 +232,7 @@ class KafkaAccess:
 
     async def remove(self, namespace: str, name: str) -> None:
         """Every ACL of the agent's principal, and its SCRAM user (none left is fine)."""
-        self._verified.pop((namespace, name), None)
+        self.forget((namespace, name))
         username = username_for(namespace, name)
         await self.admin.delete_all_acls(principal(username))
         await self.admin.delete_user(username, self._settings.agent_kafka.sasl_mechanism)

@@ -55,7 +55,7 @@ from srs_operator.clients.events import EventRecorder
 from srs_operator.clients.informers import NotListedError
 from srs_operator.clients.kafka_admin import KafkaAdminError, KafkaUnavailable
 from srs_operator.clients.kube import SUPPORTAGENTS, ApiError, KubeClient, login
-from srs_operator.clients.secrets import SecretVersions
+from srs_operator.clients.secrets import SecretVersions, credentials_grant_command
 from srs_operator.models.conditions import ConditionStatus
 from srs_operator.models.supportagent import SUPPORT_AGENT, ConditionType, Reason, SupportAgent, SupportAgentStatus
 from srs_operator.services import supportagent_events
@@ -311,7 +311,10 @@ class SupportAgentController(Controller):
                         return
                     e.subject = f"Secret {credentials_secret_name(name)}"
                     failure = e
-                    access = Verdict.false(Reason.APPLY_FAILED, _refusal(e))
+                    message = _refusal(e)
+                    if e.status == 403:
+                        message += f"; let the operator write it with `{credentials_grant_command(namespace)}`"
+                    access = Verdict.false(Reason.APPLY_FAILED, message)
                     access_pending = True
                 else:
                     access = granted.verdict
