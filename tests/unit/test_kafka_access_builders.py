@@ -311,3 +311,46 @@ def test_settings_come_from_the_environment() -> None:
     assert AgentKafkaSettings.from_env({}).manage_users is None
     with pytest.raises(ValueError, match="expected true or false"):
         AgentKafkaSettings.from_env({"SRS_KAFKA_MANAGE_USERS": "maybe"})
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def _settings_from(argv: list[str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> OperatorSettings:
+    from srs import cli as srs_cli
+    from srs_operator import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    seen: list[OperatorSettings] = []
+    monkeypatch.setattr(main, "run", lambda settings: seen.append(settings) or 0)
+    monkeypatch.setattr("srs_operator.cli._limit_malloc_arenas", lambda: None)
+    assert srs_cli.main(["operator", *argv]) == 0
+    return seen[0]
+
+
+def test_the_flags_reach_the_settings_and_the_ca_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pem = tmp_path / "ca.pem"
+    pem.write_text(CA)
+    settings = _settings_from(
+        ["--agent-kafka-security-protocol", "SASL_SSL", "--agent-kafka-ca-file", str(pem), "--no-kafka-manage-users"],
+        monkeypatch,
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"},
+    )
+    assert settings.agent_kafka.security_protocol == "SASL_SSL"
+    assert settings.agent_kafka.ca_pem == CA
+    assert not settings.agent_kafka.users_managed
+    # What only the environment sets is kept (the agents' OTEL_* settings were dropped before).
+    assert ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318") in settings.agent_otel_env
+    on = _settings_from(["--agent-kafka-security-protocol", "SASL_SSL"], monkeypatch, {})
+    assert on.agent_kafka.users_managed
+
+
+def test_settings_that_cannot_work_stop_the_operator_with_what_to_change(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from srs import cli as srs_cli
+
+    monkeypatch.setattr("srs_operator.cli._limit_malloc_arenas", lambda: None)
+    assert srs_cli.main(["operator", "--kafka-manage-users"]) == 2
+    assert "managing Kafka users needs agents that authenticate with SCRAM" in capsys.readouterr().err
