@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 PartitionId = tuple[str, int]
 #: (topic, partition, next offset to read)
 PartitionOffset = tuple[str, int, int]
+#: How often a consumer that keeps getting records still looks whether its position passed
+#: offsets it never delivered (transaction markers) on its other partitions.
+POSITION_CHECK_S = 1.0
 
 
 class ConsumerListener(Protocol):
@@ -49,6 +52,11 @@ class ConsumerListener(Protocol):
     released: int
 
     def records_arrived(self, records: list[InputRecord]) -> None: ...
+
+    def positions_advanced(self, positions: dict[PartitionId, int]) -> None:
+        """The consumer stands past offsets it never delivered (transaction markers, aborted
+        records) after the last record it handed over of each partition."""
+        ...
 
     def partitions_assigned(self, partitions: list[PartitionId], ledgers: dict[PartitionId, CrashLedger]) -> None:
         """New partitions, with the crash ledger of each one's committed offset (when there is one)."""
@@ -123,6 +131,10 @@ class InputConsumer:
         self._requests: queue.SimpleQueue[tuple[str, list[Any]]] = queue.SimpleQueue()
         #: Partitions paused on request (the thread polls faster meanwhile, to resume promptly).
         self._paused: set[tuple[str, int]] = set()
+        #: Per partition, the offset after the last record handed over (or the position last
+        #: reported past it): what ``_report_skipped`` compares the consumer's position with.
+        self._delivered: dict[PartitionId, int] = {}
+        self._positions_checked = 0.0
         # Reading committed offsets waits while a crashed member's transaction is open
         # (read_committed asks for stable offsets): up to the transaction timeout.
         self._committed_timeout_s = 30.0
@@ -177,15 +189,40 @@ class InputConsumer:
                 for message in messages:
                     error = message.error()
                     if error is None:
-                        records.append(_to_record(message))
+                        record = _to_record(message)
+                        records.append(record)
+                        self._delivered[(record.topic, record.partition)] = record.offset + 1
                     else:
                         self._on_consume_error(error)
                 if records:
                     self._handed_over += len(records)
                     self._call_on_loop(self.listener.records_arrived, records)
+                if not messages or last_consume - self._positions_checked >= POSITION_CHECK_S:
+                    self._report_skipped()
         except Exception as e:
             log.exception("consumer thread failed")
             self._call_on_loop(self.listener.fail, f"consumer failed: {type(e).__name__}")
+
+    def _report_skipped(self) -> None:
+        """Tell the loop where the consumer stands past what it delivered: a transactional
+        topic's markers come after its records, and only the position shows them passed.
+        Called when a poll found nothing (and at least every ``POSITION_CHECK_S``): after the
+        records it handed over, in the loop's order, so none below a position is unknown there."""
+        self._positions_checked = time.monotonic()
+        if not self._delivered:
+            return
+        try:
+            positions = self._consumer.position([TopicPartition(t, p) for t, p in self._delivered])
+        except KafkaException as e:
+            log.debug("reading the consumer's positions failed", extra={"error": str(e)})
+            return
+        advanced = {}
+        for tp in positions:
+            key = (tp.topic, tp.partition)
+            if tp.error is None and tp.offset > self._delivered.get(key, tp.offset):
+                advanced[key] = self._delivered[key] = tp.offset
+        if advanced:
+            self._call_on_loop(self.listener.positions_advanced, advanced)
 
     def _on_consume_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -307,7 +344,7 @@ class InputConsumer:
         # Store requests still queued hold older offsets: apply them before the final ones.
         self._apply_requests()
         self.commit(offsets)
-        self._clear_pause(partitions)
+        self._partitions_gone(partitions)
 
     def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
         if self._closing or not partitions:
@@ -321,11 +358,14 @@ class InputConsumer:
             self._run_on_loop(self.listener.partitions_lost(_partition_ids(partitions)), 30)
         except Exception as e:  # noqa: BLE001 - the work was not committed; it is redone elsewhere
             log.error("abandoning lost partitions failed", extra={"error": type(e).__name__})
-        self._clear_pause(partitions)
+        self._partitions_gone(partitions)
 
-    def _clear_pause(self, partitions: list[Any]) -> None:
-        # A paused partition would stay paused should it come back to this consumer.
+    def _partitions_gone(self, partitions: list[Any]) -> None:
+        # A paused partition would stay paused should it come back to this consumer, and its
+        # delivered offsets describe the old ownership.
         self._paused.difference_update((tp.topic, tp.partition) for tp in partitions)
+        for tp in partitions:
+            self._delivered.pop((tp.topic, tp.partition), None)
         try:
             self._consumer.resume(partitions)
         except KafkaException as e:

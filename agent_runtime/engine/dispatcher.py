@@ -280,6 +280,15 @@ class Dispatcher:
         for partition in touched:
             self._apply_backpressure(partition)
 
+    def positions_advanced(self, positions: dict[PartitionId, int]) -> None:
+        """The consumer passed offsets that are not records (transaction markers): once the
+        records before them are done, the commit position moves past them too."""
+        for partition_id, position in positions.items():
+            partition = self._partitions.get(partition_id)
+            if partition is None or partition.closing or not partition.tracker.skip_to(position):
+                continue
+            self._position_moved(partition)
+
     def fail(self, reason: str) -> None:
         self._on_fatal(reason)
 
@@ -546,13 +555,8 @@ class Dispatcher:
         lane = work.lane
         partition = lane.partition
         lane.queue.popleft()
-        moved = partition.tracker.complete(work.record.offset)
-        if moved and self._committer is None and self._partitions.get(partition.id) is partition:
-            self._dirty.add(partition)
-            if not self._store_scheduled:
-                # Coalesce: one store request per loop iteration, not one per record.
-                self._store_scheduled = True
-                asyncio.get_running_loop().call_soon(self._store_dirty)
+        if partition.tracker.complete(work.record.offset) and self._committer is None:
+            self._position_moved(partition)
         if partition.paused:
             self._relieve(partition)
         if lane.queue and not partition.closing:
@@ -561,6 +565,19 @@ class Dispatcher:
             lane.scheduled = False
             if not lane.queue and partition.lanes.get(lane.key) is lane:
                 del partition.lanes[lane.key]
+
+    def _position_moved(self, partition: Partition) -> None:
+        """``partition``'s commit position moved: stored for the next commit (at-least-once),
+        or staged into the open transaction (exactly-once)."""
+        if self._committer is not None:
+            self._committer.advance(partition)
+            return
+        if self._partitions.get(partition.id) is partition:
+            self._dirty.add(partition)
+            if not self._store_scheduled:
+                # Coalesce: one store request per loop iteration, not one per record.
+                self._store_scheduled = True
+                asyncio.get_running_loop().call_soon(self._store_dirty)
 
     def _finish(self, work: Work) -> None:
         """``work`` is done for good (its outputs are in Kafka, committed where exactly-once)."""

@@ -4,6 +4,13 @@ Inputs of one partition finish out of order (different keys run concurrently), b
 Kafka commit means "everything before this offset is done". ``OffsetTracker`` remembers
 the offsets in consumption order and only moves the commit position past an offset once
 it and every offset before it are done.
+
+Offsets the consumer never delivers — transaction markers, records of aborted
+transactions — sit between and after the records of a transactionally written topic. A
+position just past the last record would leave the marker behind it uncommitted forever:
+a lag of one per partition that never drains (an autoscaler on lag never scales to zero,
+a lag alert never clears). ``skip_to`` moves the position past them once the consumer
+says it did.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ class OffsetTracker:
         self._completed: set[int] = set()
         self._committable: int | None = None
         self._last_tracked: int | None = None
+        #: Where the consumer stands past the last tracked offset (``skip_to``), applied
+        #: once everything tracked is done.
+        self._skip: int | None = None
 
     @property
     def committable(self) -> int | None:
@@ -42,6 +52,8 @@ class OffsetTracker:
         if self._last_tracked is not None and offset <= self._last_tracked:
             raise ValueError(f"offset {offset} tracked after {self._last_tracked}: offsets must increase")
         self._last_tracked = offset
+        if self._skip is not None and offset >= self._skip:
+            self._skip = None
         self._outstanding.append(offset)
         self._outstanding_set.add(offset)
 
@@ -59,4 +71,24 @@ class OffsetTracker:
             self._completed.discard(done)
             self._committable = done + 1
             moved = True
+        if not self._outstanding and self._skip is not None:
+            moved = self._skip_now() or moved
         return moved
+
+    def skip_to(self, position: int) -> bool:
+        """The consumer's position is ``position`` though it delivered nothing at or after the
+        last tracked offset + 1: the offsets in between are not records (transaction markers,
+        aborted records). The commit position moves there once every tracked offset is done;
+        True when it moved now. Ignored before anything was tracked (the position is then
+        where this owner started)."""
+        if self._last_tracked is None or position <= self._last_tracked + 1:
+            return False
+        self._skip = position
+        return not self._outstanding and self._skip_now()
+
+    def _skip_now(self) -> bool:
+        skip, self._skip = self._skip, None
+        if skip is None or (self._committable is not None and skip <= self._committable):
+            return False
+        self._committable = skip
+        return True
