@@ -180,22 +180,25 @@ class AgentHandler:
         outcomes = ("routed", "human") if config.role is Role.TRIAGE else ("resolved", "human")
         self._outcomes = {o: metrics.TICKETS.labels(config.name, o) for o in outcomes}
         self._ages = {o: metrics.TICKET_AGE.labels(config.name, o) for o in outcomes if o != "routed"}
+        self._input_event_type = EventType.TICKET_CREATED if config.role is Role.TRIAGE else EventType.TICKET_TRIAGED
+        #: The input schema's ``x-max-bytes`` (looked up once, not per record).
+        self._input_max_bytes = events.max_bytes(self._input_event_type)
 
     @property
     def input_event_type(self) -> EventType:
-        return EventType.TICKET_CREATED if self._config.role is Role.TRIAGE else EventType.TICKET_TRIAGED
+        return self._input_event_type
 
     async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
-        event_type = self.input_event_type
+        event_type = self._input_event_type
         if traces.active():
             return await self._handle_traced(record, event_type)
-        payload = validate_input(event_type, decode_payload(record, events.max_bytes(event_type)))
+        payload = validate_input(event_type, decode_payload(record, self._input_max_bytes))
         return await self._handle_valid(record, payload)
 
     async def _handle_traced(self, record: InputRecord, event_type: EventType) -> Sequence[OutputRecord]:
         """:meth:`handle` inside a ``process`` span, each output with its ``create`` span's context."""
         try:
-            payload = validate_input(event_type, decode_payload(record, events.max_bytes(event_type)))
+            payload = validate_input(event_type, decode_payload(record, self._input_max_bytes))
         except PermanentError as e:
             with self._span(record, None) as span:
                 traces.failed(span, e, e.error_class)

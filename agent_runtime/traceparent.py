@@ -25,6 +25,12 @@ TRACEPARENT = "traceparent"
 _TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
+#: What a header of exactly ``version-trace-span-flags`` holds besides its three dashes.
+_HEX_DIGITS = b"0123456789abcdef"
+#: The length of such a header (55 bytes).
+_EXACT_LENGTH = 2 + 1 + 32 + 1 + 16 + 1 + 2
+#: ``TraceContext(...)`` without the named tuple's Python-level ``__new__`` (once or twice per record).
+_new_context = tuple.__new__
 
 _SPAN_RANDOM = random.Random()
 
@@ -43,13 +49,25 @@ class TraceContext(NamedTuple):
 
     def child(self) -> TraceContext:
         """The same trace with a new span (this process's work on the record)."""
-        return TraceContext(self.trace_id, new_span_id(), self.flags)
+        return _new_context(TraceContext, (self.trace_id, new_span_id(), self.flags))
 
 
 def parse_traceparent(value: bytes | str | None) -> TraceContext | None:
     """The trace context in a ``traceparent`` value, or None when absent or invalid."""
     if value is None:
         return None
+    if (
+        type(value) is bytes
+        and len(value) == _EXACT_LENGTH
+        and value[2] == value[35] == value[52] == 0x2D  # "-"
+        and value.translate(None, _HEX_DIGITS) == b"---"
+    ):
+        # The usual header, exactly (no whitespace, nothing after the flags): what the pattern
+        # below matches in it, without decoding and matching the whole value (every record).
+        trace_id, span_id = value[3:35].decode(), value[36:52].decode()
+        if value[:2] == b"ff" or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+            return None
+        return _new_context(TraceContext, (trace_id, span_id, value[53:].decode()))
     text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
     match = _TRACEPARENT_RE.match(text.strip())
     if match is None:
@@ -69,7 +87,8 @@ def derived_trace(topic: str, partition: int, offset: int) -> TraceContext:
 
 def new_span_id() -> str:
     # Span ids need uniqueness, not secrecy: the fast PRNG saves a syscall per record.
-    return f"{_SPAN_RANDOM.getrandbits(64) or 1:016x}"
+    span_id = _SPAN_RANDOM.randbytes(8).hex()
+    return span_id if span_id != _ZERO_SPAN else "0" * 15 + "1"
 
 
 def current_trace_id() -> str | None:

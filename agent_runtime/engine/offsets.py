@@ -59,6 +59,16 @@ class OffsetTracker:
 
     def complete(self, offset: int) -> bool:
         """Mark ``offset`` done; return True when the commit position moved."""
+        outstanding = self._outstanding
+        if not self._completed and outstanding and outstanding[0] == offset:
+            # The oldest offset, nothing completed after it: records finishing in order (the
+            # usual case, once per record) move the position by one.
+            outstanding.popleft()
+            self._outstanding_set.discard(offset)
+            self._committable = offset + 1
+            if not outstanding and self._skip is not None:
+                self._skip_now()  # markers after the last record (see skip_to)
+            return True
         if offset in self._completed or offset not in self._outstanding_set:
             raise ValueError(f"offset {offset} is not outstanding")
         self._completed.add(offset)

@@ -135,7 +135,7 @@ class TransactionalCommitter:
         owned: Callable[[], Iterable[Partition]],
         group_metadata: Callable[[], object | None],
         committed_offsets: Callable[[list[PartitionId], float], concurrent.futures.Future[dict[PartitionId, int]]],
-        committed: Callable[[Work], None],
+        committed: Callable[[list[Work]], None],
         redo: Callable[[Work, Exception], None],
         on_fatal: Callable[[str], None],
     ) -> None:
@@ -255,9 +255,10 @@ class TransactionalCommitter:
                 return True
             self._open = _Round()
         self._in_open[partition] = None
+        uncommitted, held = partition.uncommitted, State.HELD  # (an enum member's lookup is slow in 3.11)
         for offset in range(start, position):
-            work = partition.uncommitted.get(offset)
-            if work is not None and work.state is State.HELD and not self._produce(self._open, work):
+            work = uncommitted.get(offset)
+            if work is not None and work.state is held and not self._produce(self._open, work):
                 partition.staged = offset
                 return False
         partition.staged = position
@@ -394,9 +395,8 @@ class TransactionalCommitter:
                     per_topic[output.topic] += 1
         self.held -= len(done)
         self._sink.count_committed(dict(per_topic))
-        for work in done:
-            if work.state is State.HELD:
-                self._committed(work)
+        held = State.HELD
+        self._committed([work for work in done if work.state is held])
 
     async def _settled(self, outputs: _Round) -> bool:
         """Wait until every output of ``outputs`` is answered; False if the producer ended

@@ -93,3 +93,29 @@ def test_random_completion_order_never_commits_an_unfinished_offset() -> None:
             assert offsets[0] not in done
     assert tracker.committable == offsets[-1] + 1
     assert tracker.pending == 0
+
+
+def test_interleaved_tracking_and_completion_agrees_with_the_plain_definition() -> None:
+    # In-order completions take a quick path; mixed with out-of-order ones and new offsets
+    # arriving meanwhile, every answer must still be the definition's.
+    rng = random.Random(21)
+    tracker = OffsetTracker()
+    tracked: list[int] = []
+    done: set[int] = set()
+    next_offset = 0
+    for _ in range(5000):
+        open_offsets = [o for o in tracked if o not in done]
+        if not open_offsets or rng.random() < 0.4:
+            next_offset += rng.choice((1, 1, 1, 2, 5))  # gaps: compaction, transaction markers
+            tracker.track(next_offset)
+            tracked.append(next_offset)
+            continue
+        offset = open_offsets[0] if rng.random() < 0.7 else rng.choice(open_offsets)
+        before = tracker.committable
+        moved = tracker.complete(offset)
+        done.add(offset)
+        prefix = next((i for i, o in enumerate(tracked) if o not in done), len(tracked))
+        expected = tracked[prefix - 1] + 1 if prefix else None
+        assert tracker.committable == (expected if expected is not None else before)
+        assert moved == (tracker.committable != before)
+        assert tracker.pending == len(tracked) - len(done)
