@@ -126,6 +126,32 @@ def stop(record: ProcessRecord, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def stop_all(records: Sequence[ProcessRecord], timeout: float = 15.0) -> None:
+    """Like :func:`stop` for several processes at once: SIGTERM every group, then wait for all
+    of them (a Kafka quorum stopped one broker at a time would lose its majority midway, and
+    the last brokers would wait for a controller that is gone)."""
+    for record in records:
+        if record.is_alive():
+            _signal_group(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for record in records:
+        while record.is_alive() and time.monotonic() < deadline:
+            _reap(record.pid)
+            time.sleep(0.1)
+    for record in records:
+        kill(record)
+
+
+def kill(record: ProcessRecord) -> None:
+    """SIGKILL the process group (a crash, an OOM kill) and wait until the process is gone."""
+    if not record.is_alive():
+        return
+    _signal_group(record.pid, signal.SIGKILL)
+    while record.is_alive():
+        _reap(record.pid)
+        time.sleep(0.05)
+
+
 def terminate(proc: subprocess.Popen[Any], timeout: float) -> None:
     """SIGTERM a child started with ``subprocess.Popen``, wait up to ``timeout`` seconds for
     it to exit, and SIGKILL it if it does not."""

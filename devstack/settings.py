@@ -111,6 +111,11 @@ class Paths:
         return self.state / "kubeconfig-user"
 
     @property
+    def kafka_auth(self) -> Path:
+        """Kafka's CA, TLS key store, admin password and client properties (devstack.kafka_auth)."""
+        return self.state / "kafka-auth"
+
+    @property
     def env_file(self) -> Path:
         return self.state / "env"
 

@@ -1,8 +1,9 @@
 """``srs dev up | down | status | reset``: the local stack's lifecycle.
 
-State lives in ``.devstack/`` (``SRS_DEVSTACK_DIR``): ``state.json`` records the ports
-and the exact processes started, ``env`` exports ``KUBECONFIG`` and
-``KAFKA_BOOTSTRAP_SERVERS``, ``logs/`` holds every process's output.
+State lives in ``.devstack/`` (``SRS_DEVSTACK_DIR``): ``state.json`` records the ports,
+the number of Kafka brokers and the exact processes started, ``env`` exports
+``KUBECONFIG``, ``KAFKA_BOOTSTRAP_SERVERS`` and the SASL_SSL listeners' settings
+(:mod:`devstack.kafka_auth`), ``logs/`` holds every process's output.
 
 The stack restarts in place: ``up`` starts only the components that are not running,
 on the ports recorded in ``state.json`` and on their existing data (etcd's, Kafka's,
@@ -23,14 +24,21 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TextIO
 
-from devstack import kafka, kube, llm, observability, settings
+from devstack import kafka, kafka_auth, kcat, kube, llm, observability, processes, settings
+from devstack.kafka_auth import KafkaAuth
 from devstack.processes import ProcessRecord, free_port, spawn, stop
 from devstack.settings import Paths, default_paths
 
-#: Every process of the stack itself, in start order.
-COMPONENTS = ("kafka", *kube.COMPONENTS)
 #: What ``srs dev reset`` deletes (logs are kept).
-DATA = ("kafka", "etcd", "pki", "pods", "kubeconfig", "kubeconfig-user", "env", "state.json", "observability")
+DATA = (
+    *dict.fromkeys(name for count in kafka.BROKER_COUNTS for name in kafka.broker_names(count)),
+    "kafka-auth", "bin", "etcd", "pki", "pods", "kubeconfig", "kubeconfig-user", "env", "state.json", "observability",
+)  # fmt: skip
+
+
+def components(brokers: int) -> tuple[str, ...]:
+    """Every process of the stack itself, in start order: the brokers, then the control plane."""
+    return (*kafka.broker_names(brokers), *kube.COMPONENTS)
 
 
 class PrerequisiteMissing(RuntimeError):
@@ -49,6 +57,10 @@ class StackState:
     processes: list[ProcessRecord]
     #: Processes attached to the running stack later (the demo's operator, pod runner).
     attached: list[ProcessRecord] = field(default_factory=list)
+    #: Every broker's SASL_SSL listener; empty in a stack from before they existed.
+    kafka_sasl_bootstrap: str = ""
+    #: How many Kafka brokers the stack has (chosen by its first ``up``, kept afterwards).
+    kafka_brokers: int = 1
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -66,6 +78,8 @@ class StackState:
             ports=dict(data["ports"]),
             processes=[ProcessRecord.from_json(p) for p in data["processes"]],
             attached=[ProcessRecord.from_json(p) for p in data.get("attached", [])],
+            kafka_sasl_bootstrap=data.get("kafka_sasl_bootstrap", ""),
+            kafka_brokers=int(data.get("kafka_brokers", 1)),
         )
 
     def dead(self) -> list[ProcessRecord]:
@@ -77,6 +91,12 @@ class StackState:
 
     def kube_ports(self) -> kube.Ports:
         return kube.Ports(**{k: self.ports[k] for k in asdict(kube.Ports(0, 0, 0, 0, 0, 0))})
+
+    def brokers(self) -> list[kafka.Broker]:
+        return kafka.brokers(self.kafka_brokers, self.ports)
+
+    def process(self, name: str) -> ProcessRecord:
+        return next(p for p in self.processes if p.name == name)
 
 
 def _say(msg: str) -> None:
@@ -102,12 +122,15 @@ def check_prerequisites(paths: Paths) -> None:
         raise PrerequisiteMissing("missing prerequisite: " + "; ".join(missing))
 
 
-def up(paths: Paths | None = None) -> StackState:
+def up(paths: Paths | None = None, brokers: int | None = None) -> StackState:
     """Start the stack, or only its components that are not running (same ports, same
-    data). Idempotent; never deletes data."""
+    data). Idempotent; never deletes data. ``brokers``: how many Kafka brokers a new stack
+    gets (default 1); an existing stack keeps its count, and a different one is an error."""
     paths = paths or default_paths()
     state = load_state(paths)
-    if state is not None and not state.dead() and len(state.processes) == len(COMPONENTS):
+    count = _broker_count(state, brokers)
+    names = components(count)
+    if state is not None and not state.dead() and len(state.processes) == len(names) and state.kafka_sasl_bootstrap:
         state = _restart_attached(paths, state)
         _say(f"already running (kafka {state.kafka_bootstrap}, kubeconfig {state.kubeconfig})")
         return state
@@ -123,33 +146,48 @@ def up(paths: Paths | None = None) -> StackState:
             etcd=free_port(), etcd_peer=free_port(), apiserver=free_port(),
             controller_manager=free_port(), scheduler=free_port(), kwok=free_port(),
         )  # fmt: skip
-        all_ports = {**asdict(ports), "kafka": free_port(), "kafka_controller": free_port()}
+        all_ports: dict[str, int] = dict(asdict(ports))
         alive: dict[str, ProcessRecord] = {}
     else:
         ports, all_ports = state.kube_ports(), dict(state.ports)
         alive = {p.name: p for p in state.processes if p.is_alive()}
-    bootstrap = f"127.0.0.1:{all_ports['kafka']}"
-    missing = [name for name in COMPONENTS if name not in alive]
+        if not state.kafka_sasl_bootstrap:
+            _upgrade_kafka(alive)
+    for name in kafka.broker_names(count):
+        for key in kafka.port_keys(name):
+            all_ports.setdefault(key, free_port())
+    members = kafka.brokers(count, all_ports)
+    bootstrap = kafka.bootstrap_servers(members)
+    missing = [name for name in names if name not in alive]
     if alive:
         _say(f"restarting {', '.join(missing)} in place (same ports, same data); {', '.join(alive)} kept running")
     else:
         _say(f"starting {', '.join(missing)}")
     _check_ports_free(missing, all_ports)
 
+    auth, new_password = kafka_auth.ensure(paths.kafka_auth)
+    # A password made now for storage formatted before it: the cluster must be told.
+    tell_cluster = new_password and any(kafka.is_formatted(paths, b) for b in members)
     started: list[ProcessRecord] = []
     try:
         admin = kube.prepare(paths, ports)
+        kafka.format_storage(paths, libs, [b for b in members if b.name in missing], members, auth)
         for name in missing:
-            if name == "kafka":
-                record = kafka.start(paths, libs, all_ports["kafka"], all_ports["kafka_controller"])
+            broker = next((b for b in members if b.name == name), None)
+            if broker is not None:
+                record = kafka.start(paths, libs, broker, members, auth)
             else:
                 record = kube.start_one(name, paths, bins, ports)
             started.append(record)
             alive[name] = record
-        records = [alive[name] for name in COMPONENTS]
+        records = [alive[name] for name in names]
         kube.wait_ready(paths, ports, admin, records)
         _say(f"control plane ready ({time.monotonic() - t0:.1f}s), fake node {settings.NODE_NAME} Ready")
-        kafka.wait_ready(bootstrap, alive["kafka"])
+        kafka.wait_ready(bootstrap, {b.node_id: alive[b.name] for b in members})
+        if any(b.name in missing for b in members) and kafka_auth.admin_upsert(bootstrap, auth, force=tell_cluster):
+            _say(f"gave the admin principal {kafka_auth.ADMIN_USER} its SCRAM credential (a stack formatted before it)")
+        kafka_auth.write_client_config(auth, kafka.sasl_bootstrap_servers(members))
+        kcat.write_wrapper(paths)
         _say(f"kafka ready at {bootstrap} ({time.monotonic() - t0:.1f}s)")
     except BaseException:
         for record in reversed(started):
@@ -164,12 +202,87 @@ def up(paths: Paths | None = None) -> StackState:
         ports=all_ports,
         processes=records,
         attached=state.attached if state is not None else [],
+        kafka_sasl_bootstrap=kafka.sasl_bootstrap_servers(members),
+        kafka_brokers=count,
     )
     _write_state(paths, state)
     write_env(paths, state)
     state = _restart_attached(paths, state)
     _say(f"up in {time.monotonic() - t0:.1f}s; run: source {paths.env_file}")
     return state
+
+
+def _broker_count(state: StackState | None, requested: int | None) -> int:
+    """The stack's number of brokers: what a new stack is asked for (1 by default), what an
+    existing one has; asking an existing stack for another count is an error saying what to do."""
+    if requested is not None and requested not in kafka.BROKER_COUNTS:
+        raise ValueError(f"--brokers must be one of {', '.join(map(str, kafka.BROKER_COUNTS))}, not {requested}")
+    if state is None:
+        return requested or 1
+    if requested is not None and requested != state.kafka_brokers:
+        raise RuntimeError(
+            f"this stack has {state.kafka_brokers} Kafka broker(s) and keeps them (their data is the cluster's); "
+            f"for {requested}: `srs dev reset && srs dev up --brokers {requested}` (reset deletes the stack's data: "
+            "topics, Kubernetes objects, credentials), or `srs dev up` without --brokers to keep this one"
+        )
+    return state.kafka_brokers
+
+
+def _upgrade_kafka(alive: dict[str, ProcessRecord]) -> None:
+    """A stack from before the SASL_SSL listener: its running broker restarts with the listener
+    on its own data (the admin principal is given its credential once it answers)."""
+    if "kafka" in alive:
+        _say(
+            "kafka runs without its SASL_SSL listener (a stack from before it): "
+            "restarting it with the listener, on the same data"
+        )
+        stop(alive.pop("kafka"))
+
+
+def _running_state(paths: Paths | None) -> tuple[Paths, StackState]:
+    paths = paths or default_paths()
+    state = load_state(paths)
+    if state is None or not state.running():
+        raise RuntimeError("the local stack is not running; start it with `srs dev up`")
+    return paths, state
+
+
+def _broker(state: StackState, node_id: int) -> kafka.Broker:
+    for broker in state.brokers():
+        if broker.node_id == node_id:
+            return broker
+    ids = ", ".join(str(b.node_id) for b in state.brokers())
+    raise RuntimeError(f"the local stack has no Kafka broker {node_id} (its brokers: {ids})")
+
+
+def stop_broker(node_id: int, *, kill: bool = False, paths: Paths | None = None) -> ProcessRecord:
+    """Stop one broker of the running stack and leave the others running. By default as an
+    orderly shutdown (SIGTERM: its partitions' leadership moves first); with ``kill`` as a
+    crash (SIGKILL of its process group, like deleting its pod with no grace period).
+    :func:`start_broker` (or ``srs dev up``) starts it again. Returns the stopped process."""
+    paths, state = _running_state(paths)
+    record = state.process(_broker(state, node_id).name)
+    if kill:
+        processes.kill(record)
+    else:
+        stop(record, timeout=60)  # an orderly shutdown waits for the controller
+    return record
+
+
+def start_broker(node_id: int, *, paths: Paths | None = None, timeout: float = 90) -> ProcessRecord:
+    """Start one stopped broker again, on its ports and data, and wait until it is back in the
+    cluster's metadata; a running one is left alone. Returns its process."""
+    paths, state = _running_state(paths)
+    broker = _broker(state, node_id)
+    record = state.process(broker.name)
+    if not record.is_alive():
+        _check_ports_free([broker.name], state.ports)
+        auth, _ = kafka_auth.ensure(paths.kafka_auth)
+        record = kafka.start(paths, kafka.ensure_jars(paths, _say), broker, state.brokers(), auth)
+        state = replace(state, processes=[record if p.name == broker.name else p for p in state.processes])
+        _write_state(paths, state)
+    kafka.wait_ready(state.kafka_bootstrap, {node_id: record}, timeout)
+    return record
 
 
 def write_env(paths: Paths, state: StackState | None = None) -> None:
@@ -182,8 +295,14 @@ def write_env(paths: Paths, state: StackState | None = None) -> None:
         "# Written by `srs dev up`; source it to talk to the local stack.\n"
         f"export KUBECONFIG={paths.kubeconfig}\n"
         f"export KAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}\n"
-        f"export SRS_USER_KUBECONFIG={paths.user_kubeconfig}\n"
-        f'export PATH="{state.bin_dir}:$PATH"\n'
+        + (
+            kafka_auth.env_lines(KafkaAuth(paths.kafka_auth), state.kafka_sasl_bootstrap)
+            if state.kafka_sasl_bootstrap
+            else ""
+        )
+        + f"export SRS_USER_KUBECONFIG={paths.user_kubeconfig}\n"
+        # kcat first: Debian's on a librdkafka that logs in to Kafka 4 (devstack/kcat.py).
+        f'export PATH="{kcat.bin_dir(paths)}:{state.bin_dir}:$PATH"\n'
         + observability.env_exports(paths, [r.name for r in state.attached])
         # `srs llm up`'s server, when it runs (its line survives a restart of the stack).
         + llm.env_lines(paths)
@@ -192,8 +311,8 @@ def write_env(paths: Paths, state: StackState | None = None) -> None:
 
 def _check_ports_free(names: list[str], ports: dict[str, int]) -> None:
     """A component restarts on its recorded ports; say so clearly when one is taken."""
-    wanted = {
-        "kafka": ("kafka", "kafka_controller"),
+    wanted: dict[str, tuple[str, ...]] = {
+        **{name: kafka.port_keys(name) for count in kafka.BROKER_COUNTS for name in kafka.broker_names(count)},
         "etcd": ("etcd", "etcd_peer"),
         "kube-apiserver": ("apiserver",),
         "kube-controller-manager": ("controller_manager",),
@@ -250,10 +369,14 @@ def down(paths: Paths | None = None, quiet: bool = False) -> None:
         if not quiet:
             _say("not running")
         return
+    brokers = {b.name for b in state.brokers()}
     for record in [*reversed(state.attached), *reversed(state.processes)]:
         if record.is_alive() and not quiet:
             _say(f"stopping {record.name} (pid {record.pid})")
-        stop(record)
+        if record.name not in brokers:
+            stop(record)
+    # Every broker at once: stopped one by one, the last ones would wait for a quorum that is gone.
+    processes.stop_all([p for p in state.processes if p.name in brokers])
     # Attached processes are the caller's to start again (``srs demo``), not ``up``'s.
     _write_state(paths, replace(state, attached=[]))
     if not quiet:
@@ -283,7 +406,10 @@ def status(paths: Paths | None = None, out: TextIO | None = None) -> bool:
         print("local stack: not running (start it with `srs dev up`)", file=out)
         return False
     endpoints = {
-        "kafka": state.kafka_bootstrap,
+        **{
+            b.name: f"{b.bootstrap}" + (f" (SASL_SSL {b.sasl_bootstrap})" if b.sasl_port else "")
+            for b in state.brokers()
+        },
         "etcd": f"http://127.0.0.1:{state.ports['etcd']}",
         "kube-apiserver": f"https://127.0.0.1:{state.ports['apiserver']}",
         "kube-controller-manager": f"https://127.0.0.1:{state.ports['controller_manager']}",
@@ -301,6 +427,10 @@ def status(paths: Paths | None = None, out: TextIO | None = None) -> bool:
     for p in state.attached:
         print(f"{p.name:<24} {'running' if p.is_alive() else 'STOPPED':<8} pid {p.pid:<8} {p.log}", file=out)
     print(f"\nKUBECONFIG={state.kubeconfig}\nKAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}", file=out)
+    if state.kafka_sasl_bootstrap:
+        auth = KafkaAuth(paths.kafka_auth)
+        print(f"SRS_KAFKA_SASL_BOOTSTRAP_SERVERS={state.kafka_sasl_bootstrap}", file=out)
+        print(f"KAFKA_CLIENT_CONFIG={auth.client_config} (admin {kafka_auth.ADMIN_USER} over SASL_SSL)", file=out)
     print(f"non-admin kubeconfig: {state.user_kubeconfig}\nenv file: {paths.env_file}", file=out)
     return healthy
 

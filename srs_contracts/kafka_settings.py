@@ -18,9 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-#: Environment variables with the ``KAFKA_`` prefix that belong to Kafka's own JVM tools.
+#: Environment variables with the ``KAFKA_`` prefix that belong to Kafka's own JVM tools, or
+#: name a file of settings for people's tools (``KAFKA_CLIENT_CONFIG``, which the local
+#: stack's ``.devstack/env`` exports for ``kcat -F``).
 _NOT_CLIENT_SETTINGS: Final = frozenset(
     {
+        "KAFKA_CLIENT_CONFIG",
         "KAFKA_HEAP_OPTS",
         "KAFKA_OPTS",
         "KAFKA_JVM_PERFORMANCE_OPTS",

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from devstack import kafka, kube, stack
+from devstack.kafka_auth import KafkaAuth
 from devstack.settings import Paths
 
 pytestmark = pytest.mark.unit
@@ -30,9 +31,10 @@ def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_broker_listens_on_loopback_and_never_auto_creates_topics(tmp_path: Path) -> None:
-    props = kafka.server_properties(tmp_path, 19092, 19093)
+    broker = kafka.Broker(1, "kafka", 19092, 19094, 19093)
+    props = kafka.server_properties(broker, [broker], tmp_path, KafkaAuth(tmp_path / "auth"))
     assert "auto.create.topics.enable=false" in props
-    assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in props
+    assert "listeners=PLAINTEXT://127.0.0.1:19092,SASL_SSL://127.0.0.1:19094,CONTROLLER://127.0.0.1:19093" in props
     assert "controller.quorum.voters=1@127.0.0.1:19093" in props
 
 
