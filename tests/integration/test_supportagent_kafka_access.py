@@ -366,9 +366,10 @@ def test_a_route_added_is_writable_before_the_config_map_names_it(
     samples: list[tuple[bool, bool]] = []
 
     def routed() -> bool:
-        # The ACLs first, then the ConfigMap: a sample that sees the route must see the grant.
-        granted = f"WRITE TOPIC {account} (LITERAL)" in _acls(admin, principal)
+        # The ConfigMap first, then the ACLs: once the ConfigMap names the route, a later look
+        # at the ACLs must find the grant (the other order would race the operator itself).
         config = core_v1.read_namespaced_config_map("triage-config", team.namespace).data["agent.yaml"]
+        granted = f"WRITE TOPIC {account} (LITERAL)" in _acls(admin, principal)
         samples.append((account in config, granted))
         return account in config
 
