@@ -3,7 +3,10 @@ or three brokers, and what ``.devstack/env`` tells clients."""
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +219,27 @@ def test_the_kcat_wrapper_runs_debians_kcat_on_the_wheels_librdkafka(
 def test_no_kcat_no_wrapper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert kcat.write_wrapper(Paths(cache=tmp_path, state=tmp_path / "state")) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["status", "extra"], "srs dev status takes no arguments (extra)"),
+        (["broker", "restart", "1"], "usage: srs dev broker {stop,kill,start} ID"),
+        (["broker", "kill"], "usage: srs dev broker {stop,kill,start} ID"),
+    ],
+)
+def test_the_broker_command_line_says_how_it_is_used(argv: list[str], message: str, tmp_path: Path) -> None:
+    env = {**os.environ, "SRS_DEVSTACK_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "srs.cli", "dev", *argv], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_only_one_or_three_brokers_are_offered(tmp_path: Path) -> None:
+    env = {**os.environ, "SRS_DEVSTACK_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "srs.cli", "dev", "up", "--brokers", "2"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "invalid choice: 2 (choose from 1, 3)" in done.stderr, done.stderr
