@@ -80,11 +80,13 @@ def credentials_role(api_client: client.ApiClient, operator_identity: OperatorId
 @pytest.fixture(scope="module")
 def access_operator(
     infra: Infra,
+    api_client: client.ApiClient,
     srs_crds: None,
     operator_kubeconfig: str,
     sasl: SaslListener,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
+    core_v1 = client.CoreV1Api(api_client)
     log = tmp_path_factory.mktemp("access-operator") / "operator.log"
     args = [
         "--resync-seconds", "2",
@@ -97,6 +99,20 @@ def access_operator(
     with run_operator(
         operator_kubeconfig, infra.kafka_bootstrap, log, f"{NAMESPACE_PREFIX}*", args=args, env=env
     ) as op:
+        # A session that stopped amid a namespace's deletion left agents on the finalizer; kopf
+        # never watches a namespace that is already terminating, so the operator's sweep must
+        # release them (that is what a restarted operator does too).
+        wait_for(
+            f"earlier {NAMESPACE_PREFIX}* namespaces to be deleted",
+            lambda: (
+                not [
+                    n
+                    for n in core_v1.list_namespace().items
+                    if n.metadata.name.startswith(NAMESPACE_PREFIX) and n.status.phase == "Terminating"
+                ]
+            ),
+            timeout=120,
+        )
         yield op
         print(f"operator log ({log}):\n{op.log_tail(120)}")
 
@@ -146,10 +162,27 @@ def team_factory(
         def make() -> Team:
             name = stack.enter_context(fresh_namespace(core_v1, NAMESPACE_PREFIX))
             _grant(api_client, operator_identity, credentials_role, name)
+            stack.callback(_delete_agents, api_client, name)  # before the namespace goes
             return Team(name, Agents(api_client, name))
 
         yield make
         access_operator.assert_alive()
+
+
+def _delete_agents(api_client: client.ApiClient, namespace: str) -> None:
+    """Delete the namespace's agents and wait until the operator released them (their Kafka
+    users removed), so that the module's operator does not stop amid their deletion."""
+    custom = client.CustomObjectsApi(api_client)
+
+    def remaining() -> list[Any]:
+        return list(custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "supportagents")["items"])
+
+    for agent in remaining():
+        with contextlib.suppress(client.ApiException):
+            custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, "supportagents", agent["metadata"]["name"]
+            )
+    wait_for(f"the agents of {namespace} to be released", lambda: not remaining(), timeout=60)
 
 
 def _create_topics(admin: AdminClient, *names: str) -> None:
@@ -276,6 +309,32 @@ def _user_exists(admin: AdminClient, username: str) -> bool:
 
 
 # -- the tests ----------------------------------------------------------------------------
+
+
+def test_a_steady_agent_costs_no_write_in_kubernetes_or_kafka(
+    team_factory: Any, access_operator: OperatorProcess, admin: AdminClient
+) -> None:
+    # First in the module: no other test's namespace is being torn down meanwhile.
+    team = team_factory()
+    team.agents.create("billing", _specialist(team))
+    _wait_access(team, "billing")
+    team.agents.wait_ready("billing")
+    kafka_writes = ("create_acls", "delete_acls", "alter_user_scram_credentials")
+
+    def writes() -> tuple[float, ...]:
+        kube = access_operator.metric("srs_operator_api_writes_total")
+        return (
+            kube,
+            *(access_operator.metric("srs_operator_kafka_admin_calls_total", operation=op) for op in kafka_writes),
+        )
+
+    time.sleep(3)  # the last status and Event writes of the rollout settle
+    before = writes()
+    describes = access_operator.metric("srs_operator_kafka_admin_calls_total", operation="describe_acls")
+    time.sleep(8)  # four re-checks at --resync-seconds 2; Kafka is asked again after half of one
+    assert writes() == before, "a steady agent was written to"
+    later = access_operator.metric("srs_operator_kafka_admin_calls_total", operation="describe_acls")
+    assert later > describes, "the periodic re-check still looks at Kafka (drift made there is found)"
 
 
 def test_an_agents_secret_reads_its_input_and_writes_its_outputs_over_sasl_ssl(

@@ -396,3 +396,32 @@ def _ago(seconds: float) -> str:
     import datetime as dt
 
     return (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_an_agent_being_deleted_where_kopf_does_not_watch_is_released_by_the_sweep() -> None:
+    cluster, kafka, _, ctl, _ = setup()
+    run(ctl)
+    body = agent_body(cluster)
+    body["metadata"]["deletionTimestamp"] = "2026-12-06T21:00:00Z"
+    hidden = copy.deepcopy(body)
+    del cluster.objects[("SupportAgent", NS, NAME)]  # kopf never watches a namespace that is already terminating
+
+    async def list_agents(rtype: ResourceType, namespace: str | None, **_: Any) -> dict[str, Any]:
+        return {"items": [hidden]}
+
+    async def patched(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        hidden["metadata"]["finalizers"] = []
+        return hidden
+
+    cluster.list = list_agents  # type: ignore[attr-defined]
+    cluster.merge_patch = patched  # type: ignore[method-assign]
+
+    async def go() -> int:
+        try:
+            return await ctl.sweep_deleted()
+        finally:
+            await ctl.stop()
+
+    assert asyncio.run(go()) == 1
+    assert USER not in kafka.passwords and PRINCIPAL not in kafka.acls
+    assert hidden["metadata"]["finalizers"] == []

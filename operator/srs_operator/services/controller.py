@@ -127,6 +127,10 @@ class Controller(abc.ABC):
         self._vanished.add(key)
         self.forget(key)
 
+    def is_vanished(self, key: ObjectKey) -> bool:
+        """Whether ``key`` is forgotten until an event shows it again (see :meth:`vanish`)."""
+        return key in self._vanished
+
     def namespace_unwatched(self, namespace: str) -> None:
         """kopf stopped watching ``namespace``: its objects stay in kopf's indexes, but must never
         be reconciled again, nor retried, until an event shows one again."""
