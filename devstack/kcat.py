@@ -55,15 +55,19 @@ def write_wrapper(paths: Paths) -> Path | None:
     else:
         libdir = folder / "lib"
         libdir.mkdir(exist_ok=True)
-        link = libdir / "librdkafka.so.1"
-        link.unlink(missing_ok=True)
-        link.symlink_to(library)
+        # Replaced atomically: several srs processes may write it at once (test sessions' `up`).
+        staging = libdir / f".librdkafka.so.1.{os.getpid()}"
+        staging.unlink(missing_ok=True)
+        staging.symlink_to(library)
+        staging.replace(libdir / "librdkafka.so.1")
         body = f'LD_LIBRARY_PATH="{libdir}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" exec {real} "$@"\n'
-    wrapper.write_text(
+    staging = folder / f".kcat.{os.getpid()}"
+    staging.write_text(
         "#!/bin/sh\n# Written by `srs dev up`: Debian's kcat on the librdkafka of the confluent-kafka wheel,\n"
         "# which logs in to Kafka 4 with SCRAM (devstack/kcat.py says why).\n" + body
     )
-    wrapper.chmod(0o755)
+    staging.chmod(0o755)
+    staging.replace(wrapper)
     return wrapper
 
 

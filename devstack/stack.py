@@ -132,6 +132,9 @@ def up(paths: Paths | None = None, brokers: int | None = None) -> StackState:
     names = components(count)
     if state is not None and not state.dead() and len(state.processes) == len(names) and state.kafka_sasl_bootstrap:
         state = _restart_attached(paths, state)
+        # The env file and kcat wrapper follow this version of srs even when nothing restarts.
+        write_env(paths, state)
+        kcat.write_wrapper(paths)
         _say(f"already running (kafka {state.kafka_bootstrap}, kubeconfig {state.kubeconfig})")
         return state
 
@@ -291,7 +294,9 @@ def write_env(paths: Paths, state: StackState | None = None) -> None:
     state = state or load_state(paths)
     if state is None:
         return
-    paths.env_file.write_text(
+    # Replaced atomically: a shell may source it while another srs process writes it.
+    staging = paths.env_file.with_name(f".env.{os.getpid()}")
+    staging.write_text(
         "# Written by `srs dev up`; source it to talk to the local stack.\n"
         f"export KUBECONFIG={paths.kubeconfig}\n"
         f"export KAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}\n"
@@ -307,6 +312,7 @@ def write_env(paths: Paths, state: StackState | None = None) -> None:
         # `srs llm up`'s server, when it runs (its line survives a restart of the stack).
         + llm.env_lines(paths)
     )
+    staging.replace(paths.env_file)
 
 
 def _check_ports_free(names: list[str], ports: dict[str, int]) -> None:
