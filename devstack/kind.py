@@ -224,7 +224,28 @@ def _deploy_kafka(env: dict[str, str], kubeconfig: Path, host_port: int) -> None
         return bool(admin.list_topics(timeout=3).brokers)
 
     # From the host, through kind's port mapping and the NodePort: the path host clients take.
-    wait_until(f"Kafka on 127.0.0.1:{host_port}", answers, timeout=90)
+    try:
+        wait_until(f"Kafka on 127.0.0.1:{host_port}", answers, timeout=90)
+    except TimeoutError as e:
+        raise TimeoutError(f"{e}\n{_kafka_diagnosis(env, kubeconfig)}") from None
+
+
+def _kafka_diagnosis(env: dict[str, str], kubeconfig: Path) -> str:
+    """What a person needs when Kafka in the cluster does not answer from the host: the
+    pod's state, the Service's ports, the node's port mapping and the broker's last lines."""
+    parts = []
+    for what, argv in (
+        ("pods", ["-n", "kafka", "get", "pods", "-o", "wide"]),
+        ("services", ["-n", "kafka", "get", "services"]),
+        ("broker log", ["-n", "kafka", "logs", "kafka-0", "--tail=20"]),
+    ):
+        try:
+            parts.append(f"{what}:\n{_kubectl(env, kubeconfig, *argv).rstrip()}")
+        except RuntimeError as e:
+            parts.append(f"{what}: {e}")
+    mapping = docker_engine.docker("port", f"{CLUSTER}-control-plane", check=False).strip()
+    parts.append(f"node port mappings:\n{mapping or '(none)'}")
+    return "\n".join(parts)
 
 
 def _install_operator(env: dict[str, str], kubeconfig: Path, image: str) -> None:
