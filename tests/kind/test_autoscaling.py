@@ -30,6 +30,8 @@ from tests.harness import wait_for
 from tests.kind.conftest import Cluster
 
 PARTITIONS = 4
+pytestmark = pytest.mark.kind
+
 TICKETS = 2000
 #: The scale-down test's backlog: at ~90 tickets/s per pod it outlasts the pods' start and
 #: the HPA's next sync after maxReplicas is lowered.
