@@ -19,7 +19,6 @@ Passwords go to Kafka and nowhere else: no log line, no error message carries on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -42,8 +41,13 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from srs_contracts.kafka_logging import librdkafka_logger
-from srs_operator.clients.kafka_admin import KafkaAdminError, KafkaAdminSettings, KafkaUnavailable, is_transient
+from srs_operator.clients.kafka_admin import (
+    KafkaAdminError,
+    KafkaAdminSettings,
+    KafkaUnavailable,
+    PolledAdmin,
+    is_transient,
+)
 from srs_operator.clients.kafka_batching import BatchLimits, BatchStats, Coalescer
 from srs_operator.models.kafkaaccess import AclEntry, Operation, Pattern, Resource, ScramUser
 
@@ -130,26 +134,15 @@ def _error(exc: BaseException, action: str) -> Exception:
     return RuntimeError(str(exc))
 
 
-class AccessAdmin:
+class AccessAdmin(PolledAdmin):
     """Batched, asyncio-friendly SCRAM user and ACL administration on one ``AdminClient``."""
+
+    _poller_name = "kafka-access-poller"
 
     def __init__(
         self, settings: KafkaAdminSettings, *, client_factory: Callable[[dict[str, Any]], AdminClient] = AdminClient
     ) -> None:
-        self.settings = settings
-        config: dict[str, Any] = {
-            "client.id": "srs-operator-access",
-            "reconnect.backoff.ms": 500,
-            "reconnect.backoff.max.ms": 10_000,
-            **settings.client_config,
-            "logger": librdkafka_logger(f"{__name__}.librdkafka"),
-        }
-        try:
-            self._admin = client_factory(config)
-        except KafkaException as e:
-            err = _kafka_error(e)
-            raise ValueError(f"invalid Kafka client settings (KAFKA_* environment): {err.str() if err else e}") from e
-        self._poller: asyncio.Task[None] | None = None
+        super().__init__(settings, "srs-operator-access", __name__, client_factory)
         limits = BatchLimits(settings.batch_window, settings.max_batch)
         self._describe_acls = Coalescer("describe_acls", self._issue_describe_acls, str, limits, dedupe=True)
         self._create_acls = Coalescer("create_acls", self._issue_create_acls, _binding_key, limits, dedupe=True)
@@ -160,23 +153,6 @@ class AccessAdmin:
         self._alter_users = Coalescer(
             "alter_user_scram_credentials", self._issue_alter_users, _alteration_user, limits, dedupe=False
         )
-
-    async def start(self) -> None:
-        if self._poller is None:
-            self._poller = asyncio.create_task(self._poll_forever(), name="kafka-access-poller")
-
-    async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
-        self._admin.poll(0)
-
-    async def _poll_forever(self) -> None:
-        while True:
-            self._admin.poll(0)
-            await asyncio.sleep(1.0)
 
     @property
     def stats(self) -> dict[str, BatchStats]:

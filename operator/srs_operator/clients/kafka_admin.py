@@ -149,20 +149,27 @@ def _error_code(exc: BaseException) -> int | None:
     return err.code() if isinstance(err, KafkaError) else None
 
 
-class TopicAdmin:
-    """Batched, asyncio-friendly topic administration on one ``AdminClient``."""
+class PolledAdmin:
+    """An AdminClient whose librdkafka log and error callbacks are served by a task of its
+    own (they arrive through ``poll``): ``start`` it, ``close`` it."""
+
+    _poller_name = "kafka-admin-poller"
 
     def __init__(
-        self, settings: KafkaAdminSettings, *, client_factory: Callable[[dict[str, Any]], AdminClient] = AdminClient
+        self,
+        settings: KafkaAdminSettings,
+        client_id: str,
+        logger: str,
+        client_factory: Callable[[dict[str, Any]], AdminClient],
     ) -> None:
         self.settings = settings
         config: dict[str, Any] = {
-            "client.id": "srs-operator",
+            "client.id": client_id,
             # Without a broker, librdkafka reconnects quickly; back off instead of spinning.
             "reconnect.backoff.ms": 500,
             "reconnect.backoff.max.ms": 10_000,
             **settings.client_config,
-            "logger": librdkafka_logger(f"{__name__}.librdkafka"),
+            "logger": librdkafka_logger(f"{logger}.librdkafka"),
         }
         try:
             self._admin = client_factory(config)
@@ -171,21 +178,10 @@ class TopicAdmin:
             detail = err.str() if isinstance(err, KafkaError) else str(err)
             raise ValueError(f"invalid Kafka client settings (KAFKA_* environment): {detail}") from e
         self._poller: asyncio.Task[None] | None = None
-        limits = BatchLimits(settings.batch_window, settings.max_batch)
-        # Describes of a topic already waiting share its result; changes go in the next batch.
-        self._describe_topics = Coalescer("describe_topics", self._issue_describe_topics, str, limits, dedupe=True)
-        self._describe_configs = Coalescer("describe_configs", self._issue_describe_configs, str, limits, dedupe=True)
-        self._create = Coalescer("create_topics", self._issue_create, _topic_of, limits, dedupe=False)
-        self._partitions = Coalescer("create_partitions", self._issue_partitions, _topic_of, limits, dedupe=False)
-        self._alter = Coalescer("incremental_alter_configs", self._issue_alter, _name_of, limits, dedupe=False)
-        self._delete = Coalescer("delete_topics", self._issue_delete, str, limits, dedupe=True)
-
-    # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start serving librdkafka's log and error callbacks (they arrive through ``poll``)."""
         if self._poller is None:
-            self._poller = asyncio.create_task(self._poll_forever(), name="kafka-admin-poller")
+            self._poller = asyncio.create_task(self._poll_forever(), name=self._poller_name)
 
     async def close(self) -> None:
         if self._poller is not None:
@@ -199,6 +195,25 @@ class TopicAdmin:
         while True:
             self._admin.poll(0)
             await asyncio.sleep(1.0)
+
+
+class TopicAdmin(PolledAdmin):
+    """Batched, asyncio-friendly topic administration on one ``AdminClient``."""
+
+    def __init__(
+        self, settings: KafkaAdminSettings, *, client_factory: Callable[[dict[str, Any]], AdminClient] = AdminClient
+    ) -> None:
+        super().__init__(settings, "srs-operator", __name__, client_factory)
+        limits = BatchLimits(settings.batch_window, settings.max_batch)
+        # Describes of a topic already waiting share its result; changes go in the next batch.
+        self._describe_topics = Coalescer("describe_topics", self._issue_describe_topics, str, limits, dedupe=True)
+        self._describe_configs = Coalescer("describe_configs", self._issue_describe_configs, str, limits, dedupe=True)
+        self._create = Coalescer("create_topics", self._issue_create, _topic_of, limits, dedupe=False)
+        self._partitions = Coalescer("create_partitions", self._issue_partitions, _topic_of, limits, dedupe=False)
+        self._alter = Coalescer("incremental_alter_configs", self._issue_alter, _name_of, limits, dedupe=False)
+        self._delete = Coalescer("delete_topics", self._issue_delete, str, limits, dedupe=True)
+
+    # -- lifecycle -----------------------------------------------------------------
 
     @property
     def stats(self) -> dict[str, BatchStats]:
