@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -65,11 +66,64 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_RESERVED_PORTS = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+_LOWEST_PORT = 10000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A TCP port on 127.0.0.1 that nothing uses right now, for a server started later.
+
+    The port is chosen outside the kernel's ephemeral range. A port from inside it (what
+    binding port 0 returns) can become the source port of any outgoing connection in the
+    time between choosing it and the server binding it, and the server then dies with
+    "Address already in use": a broker of a three-broker stack did in CI, while the brokers
+    already running connected to each other. Ports this process handed out before are not
+    handed out again."""
+    candidates = _ports_outside_ephemeral_range()
+    for _ in range(500 if candidates else 0):
+        port = random.choice(candidates)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # no room outside: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ports_outside_ephemeral_range() -> list[int]:
+    try:
+        low, high = (int(v) for v in _EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    reserved = _reserved_ports()
+    ports = [*range(_LOWEST_PORT, max(low, _LOWEST_PORT)), *range(high + 1, 65536)]
+    return [p for p in ports if p not in reserved]
+
+
+def _reserved_ports() -> set[int]:
+    """The ports in ``ip_local_reserved_ports`` ("8080,9000-9100")."""
+    try:
+        text = _RESERVED_PORTS.read_text().strip()
+    except OSError:
+        return set()
+    reserved: set[int] = set()
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        reserved.update(range(int(first), int(last or first) + 1))
+    return reserved
+
+
+def _bindable(port: int) -> bool:
+    """Nothing holds ``port`` on 127.0.0.1, not even a connection in TIME_WAIT (the bind is
+    made without SO_REUSEADDR, so it is stricter than the server's will be)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def spawn(
