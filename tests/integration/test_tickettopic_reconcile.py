@@ -10,15 +10,17 @@ from __future__ import annotations
 import concurrent.futures
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 from kubernetes import client
 
-from tests.harness import first_change, wait_for
+from tests.harness import Infra, first_change, fresh_namespace, wait_for
 from tests.integration.operator_harness import GROUP, VERSION
-from tests.integration.operator_process import OperatorProcess
+from tests.integration.operator_process import OperatorProcess, run_operator
 from tests.integration.tickettopic_support import (
+    TOPIC_OPERATOR_ENV,
     TicketTopics,
     delete_topic_if_present,
     describe_topic,
@@ -371,3 +373,51 @@ def test_ticket_topics_applied_together_share_kafka_admin_requests(
     topics = topic_operator.metric("srs_operator_kafka_admin_topics_total", operation="create_topics") - topics_before
     assert topics == 40
     assert calls <= 10, f"{calls:.0f} CreateTopics requests for 40 topics: hardly batched"
+
+
+def test_a_namespace_deleted_while_no_operator_watched_it_is_not_left_stuck_on_its_topic(
+    infra: Infra,
+    srs_crds: None,
+    operator_kubeconfig: str,
+    core_v1: client.CoreV1Api,
+    tt: TicketTopics,
+    kafka_admin: AdminClient,
+    topic_names: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    """An operator that (re)starts while a namespace is being deleted never watches it (kopf does
+    not start watching a terminating namespace): its sweep still deletes the topic of a
+    ``deletionPolicy: Delete`` TicketTopic there and releases the finalizer, so the namespace goes."""
+    prefix = "srs-test-ttsweep-"
+    name = topic_names("tt-sweep")
+    with fresh_namespace(core_v1, prefix) as namespace:
+        with run_operator(
+            operator_kubeconfig, infra.kafka_bootstrap, tmp_path / "before.log", f"{prefix}*", env=TOPIC_OPERATOR_ENV
+        ):
+            tt.create(namespace, name, {"deletionPolicy": "Delete"})
+            tt.wait_condition(namespace, name, "True", "InSync")
+        # No operator runs: the namespace's deletion waits on the TicketTopic's finalizer.
+        core_v1.delete_namespace(namespace)
+        wait_for(
+            "the namespace to wait on the TicketTopic",
+            lambda: core_v1.read_namespace(namespace).status.phase == "Terminating" and tt.exists(namespace, name),
+            timeout=30,
+        )
+        assert describe_topic(kafka_admin, name) is not None
+
+        with run_operator(
+            operator_kubeconfig, infra.kafka_bootstrap, tmp_path / "after.log", f"{prefix}*", env=TOPIC_OPERATOR_ENV
+        ) as op:
+
+            def namespace_gone() -> bool:
+                try:
+                    core_v1.read_namespace(namespace)
+                except client.ApiException as e:
+                    return e.status == 404
+                return False
+
+            try:
+                wait_for(f"namespace {namespace} to be deleted", namespace_gone, timeout=90)
+            except AssertionError as e:
+                raise AssertionError(f"{e}\noperator log:\n{op.log_tail(80)}") from None
+        assert describe_topic(kafka_admin, name) is None

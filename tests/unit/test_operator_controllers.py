@@ -191,6 +191,50 @@ def test_a_deletion_waits_for_the_agents_that_use_the_topic_then_deletes_it() ->
     assert (NS, "orders") not in rig.api.objects  # the finalizer was released
 
 
+def test_a_topic_being_deleted_in_a_terminating_namespace_kopf_does_not_watch_is_released_by_the_sweep() -> None:
+    # kopf never starts watching a namespace that is already terminating: an operator started
+    # then must still delete the topic and release the finalizer, or the namespace stays stuck.
+    rig = Rig()
+    rig.api.put(body("orders", {"deletionPolicy": "Delete"}))
+    rig.reconcile("orders")
+    obj = rig.api.objects[(NS, "orders")]
+    rig.api.put({**obj, "metadata": {**obj["metadata"], "deletionTimestamp": "2026-12-01T00:00:00Z"}})
+    listed: list[str | None] = []
+
+    async def list_(rtype: ResourceType, namespace: str | None, **_: Any) -> dict[str, Any]:
+        listed.append(namespace if rtype.plural != "namespaces" else "namespaces")
+        if rtype.plural == "namespaces":
+            return {"items": [
+                {"metadata": {"name": NS, "deletionTimestamp": "2026-12-01T00:00:00Z"}},
+                {"metadata": {"name": "team-b"}},  # not being deleted: kopf watches it, never listed here
+                {"metadata": {"name": "kube-system", "deletionTimestamp": "2026-12-01T00:00:00Z"}},  # not ours
+            ]}  # fmt: skip
+        return {"items": [o for (ns, _), o in rig.api.objects.items() if ns == namespace]}
+
+    async def sweep() -> int:
+        controller = TicketTopicController(
+            rig.api,  # type: ignore[arg-type]
+            rig.admin,  # type: ignore[arg-type]
+            {},  # type: ignore[arg-type] # kopf's cache does not show the namespace's objects
+            rig.claims(),
+            TopicUsage(rig.users, {}),
+            TopicSettings(),
+            workers=1,
+            events=rig.events,  # type: ignore[arg-type]
+            namespaces=["team-*"],
+        )
+        try:
+            return await controller.sweep_deleted()
+        finally:
+            await controller.stop()
+
+    rig.api.list = list_  # type: ignore[attr-defined]
+    assert asyncio.run(sweep()) == 1
+    assert listed == ["namespaces", NS]
+    assert "orders" not in rig.admin.topics
+    assert (NS, "orders") not in rig.api.objects  # the finalizer was released
+
+
 def test_topic_usage_answers_both_controllers_from_one_index_each() -> None:
     usage = TopicUsage(
         users={"ticket.events": ["support/triage", "other/triage"], "ticket.dlq": ["support/triage"]},

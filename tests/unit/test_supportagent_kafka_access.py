@@ -407,6 +407,9 @@ def test_an_agent_being_deleted_where_kopf_does_not_watch_is_released_by_the_swe
     del cluster.objects[("SupportAgent", NS, NAME)]  # kopf never watches a namespace that is already terminating
 
     async def list_agents(rtype: ResourceType, namespace: str | None, **_: Any) -> dict[str, Any]:
+        if rtype.plural == "namespaces":  # the namespace is being deleted
+            return {"items": [{"metadata": {"name": NS, "deletionTimestamp": "2026-12-06T21:00:00Z"}}]}
+        assert namespace == NS
         return {"items": [hidden]}
 
     async def patched(*args: Any, **kwargs: Any) -> dict[str, Any]:

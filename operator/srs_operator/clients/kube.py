@@ -103,6 +103,7 @@ SERVICEACCOUNTS: Final = ResourceType("v1", "serviceaccounts")
 SECRETS: Final = ResourceType("v1", "secrets")
 PODS: Final = ResourceType("v1", "pods")
 EVENTS: Final = ResourceType("v1", "events")
+NAMESPACES: Final = ResourceType("v1", "namespaces", namespaced=False)
 #: KEDA's: served only where KEDA is installed.
 SCALEDOBJECTS: Final = ResourceType("keda.sh/v1alpha1", "scaledobjects")
 TRIGGERAUTHENTICATIONS: Final = ResourceType("keda.sh/v1alpha1", "triggerauthentications")

@@ -85,6 +85,7 @@ async def start_tickettopic_controller(memo: kopf.Memo, **kwargs: Any) -> None:
             kwargs["srs_topic_claims"],
             topic_usage.topic_usage(kwargs),
             workers=TOPIC_WORKERS,
+            namespaces=operator_settings.namespaces if operator_settings is not None else (),
         )
     except ValueError as e:  # e.g. no KAFKA_BOOTSTRAP_SERVERS: nothing to manage topics with
         raise kopf.PermanentError(f"cannot start the TicketTopic controller: {e}") from e

@@ -20,7 +20,9 @@ reconciles it on its own :class:`~srs_operator.services.workqueue.WorkQueue`. Ev
 - **one start/stop protocol**: :meth:`Controller.start` in kopf's ``on.startup``,
   :meth:`Controller.close` in ``on.cleanup``, :meth:`Controller.healthy` in a liveness probe;
 - **namespaces that go away**: :meth:`Controller.namespace_unwatched` forgets their objects
-  although kopf's indexes still list them.
+  although kopf's indexes still list them, and a kind whose objects hold a finalizer
+  (:attr:`Controller.finalizer`) has it released in namespaces being deleted that kopf does
+  not watch (:meth:`Controller.sweep_deleted`, every :data:`SWEEP_SECONDS`).
 
 A subclass says what its objects are (:attr:`Controller.kind`, :attr:`Controller.resource`),
 where the cache is (:class:`ObjectCache`) and how to reconcile one
@@ -34,14 +36,15 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Final, Protocol
 
 from srs_operator import metrics
+from srs_operator.builders.namespace_patterns import matches
 from srs_operator.clients.events import EventRecorder, EventType, ObjectRef
-from srs_operator.clients.kube import ApiError, KubeClient, ResourceType
+from srs_operator.clients.kube import NAMESPACES, ApiError, KubeClient, ResourceType
 from srs_operator.models.crd import API_VERSION
-from srs_operator.services.workqueue import WorkQueue
+from srs_operator.services.workqueue import RetryLater, WorkQueue
 from srs_operator.services.written import WrittenObjects
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ log = logging.getLogger(__name__)
 ObjectKey = tuple[str, str]
 
 _RESYNC_JITTER = 0.1
+#: How often namespaces being deleted are looked at for objects that still hold the finalizer.
+SWEEP_SECONDS: Final = 30.0
 
 
 class ObjectCache(Protocol):
@@ -67,6 +72,9 @@ class Controller(abc.ABC):
     kind: ClassVar[str]
     #: Its REST resource (status patches, metadata patches).
     resource: ClassVar[ResourceType]
+    #: The finalizer its objects may hold (None: they never hold one); the reconcile of an
+    #: object being deleted releases it.
+    finalizer: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -79,9 +87,12 @@ class Controller(abc.ABC):
         max_backoff: float = 300.0,
         backoff_jitter: float = 0.0,
         events: EventRecorder | None = None,
+        namespaces: Sequence[str] = (),
     ) -> None:
         self.kube = kube
         self.objects = objects
+        #: The operator's namespace patterns (``--namespace``; empty: every namespace).
+        self.namespaces = tuple(namespaces)
         self.resync_seconds = resync_seconds
         self.events = events or EventRecorder(kube)
         self.queue: WorkQueue[ObjectKey] = WorkQueue(
@@ -97,6 +108,7 @@ class Controller(abc.ABC):
         self._vanished: set[ObjectKey] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._resync: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     # -- what to reconcile (called by the handlers) -----------------------------------------
 
@@ -143,14 +155,17 @@ class Controller(abc.ABC):
         """Start the workers and the periodic re-check (``on.startup``)."""
         self.queue.start()
         self._resync = asyncio.create_task(self._resync_forever(), name=f"{self.kind}-resync")
+        if self.finalizer is not None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name=f"{self.kind}-finalizer-sweep")
 
     async def stop(self) -> None:
-        """Stop the re-check and the workers; let Events being posted finish."""
-        if self._resync is not None:
-            self._resync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._resync
-            self._resync = None
+        """Stop the re-check, the sweep and the workers; let Events being posted finish."""
+        for task in (self._resync, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._resync = self._sweeper = None
         await self.queue.stop()
         await asyncio.gather(*self._background, return_exceptions=True)
 
@@ -160,9 +175,11 @@ class Controller(abc.ABC):
         await self.kube.close()
 
     def healthy(self) -> tuple[bool, str]:
-        """Whether the workers and the periodic re-check still run (for the liveness probe)."""
+        """Whether the workers, the periodic re-check and the sweep still run (for the liveness probe)."""
         if self._resync is not None and self._resync.done():
             return False, f"the {self.kind} re-check loop has stopped"
+        if self._sweeper is not None and self._sweeper.done():
+            return False, f"the {self.kind} finalizer sweep has stopped"
         return self.queue.healthy()
 
     def resync(self) -> int:
@@ -178,6 +195,49 @@ class Controller(abc.ABC):
             jitter = 1 + random.uniform(-_RESYNC_JITTER, _RESYNC_JITTER)
             await asyncio.sleep(self.resync_seconds * jitter)
             self.resync()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep_deleted()
+            except Exception as e:  # noqa: BLE001 - the next sweep tries again
+                log.warning("looking for %ss being deleted in terminating namespaces failed: %s", self.kind, e)
+            await asyncio.sleep(SWEEP_SECONDS)
+
+    async def sweep_deleted(self) -> int:
+        """Finish the deletion of objects that hold :attr:`finalizer` in namespaces being
+        deleted that kopf does not watch: kopf never starts watching a namespace that is
+        already terminating, so an operator restarted (or a replica taking over) while a
+        namespace was being deleted would leave it stuck on the finalizer forever. Reads one
+        list of namespaces, and the kind only in those being deleted. Returns how many
+        objects' reconciles finished (their finalizer released)."""
+        released = 0
+        for ns in (await self.kube.list(NAMESPACES, None)).get("items") or ():
+            ns_meta = ns.get("metadata") or {}
+            namespace = ns_meta.get("name")
+            if not namespace or not ns_meta.get("deletionTimestamp"):
+                continue
+            if self.namespaces and not any(matches(namespace, p) for p in self.namespaces):
+                continue
+            for item in (await self.kube.list(self.resource, namespace)).get("items") or ():
+                meta = item.get("metadata") or {}
+                name = meta.get("name")
+                if (
+                    not name
+                    or not meta.get("deletionTimestamp")
+                    or self.finalizer not in (meta.get("finalizers") or ())
+                ):
+                    continue
+                key = (namespace, name)
+                if self.objects.get(key) is not None and not self.is_vanished(key):
+                    continue  # watched: the queue deals with it
+                try:
+                    await self.reconcile_object(key, item)
+                except (RetryLater, ApiError) as e:
+                    log.info("%s %s/%s is being deleted and waits: %s", self.kind, namespace, name, e)
+                else:
+                    released += 1
+        return released
 
     # -- reconcile ----------------------------------------------------------------------
 

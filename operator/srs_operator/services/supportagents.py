@@ -24,8 +24,6 @@ Secrets, ConfigMaps, TicketTopics) and from the periodic re-check.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,7 +33,6 @@ from pydantic import ValidationError
 
 from srs_contracts.timestamps import parse_rfc3339
 from srs_operator.builders.kafka_access import external_verdict
-from srs_operator.builders.namespace_patterns import matches
 from srs_operator.builders.supportagent import (
     DesiredState,
     agent_topics,
@@ -74,8 +71,6 @@ from srs_operator.settings import FINALIZER, OperatorSettings
 log = logging.getLogger(__name__)
 
 KIND: Final = SUPPORT_AGENT.kind
-#: How often agents being deleted in namespaces kopf does not watch are looked for.
-SWEEP_SECONDS: Final = 30.0
 AgentKey = ObjectKey  # (namespace, name)
 
 
@@ -135,6 +130,7 @@ class SupportAgentController(Controller):
 
     kind = KIND
     resource = SUPPORTAGENTS
+    finalizer = FINALIZER
 
     def __init__(
         self,
@@ -148,7 +144,12 @@ class SupportAgentController(Controller):
         access: KafkaAccess | None = None,
     ) -> None:
         super().__init__(
-            kube, _Agents(live), workers=settings.workers, resync_seconds=settings.resync_seconds, events=events
+            kube,
+            _Agents(live),
+            workers=settings.workers,
+            resync_seconds=settings.resync_seconds,
+            events=events,
+            namespaces=settings.namespaces,
         )
         self.live = live
         self.settings = settings
@@ -158,7 +159,6 @@ class SupportAgentController(Controller):
         )
         #: The agents' Kafka users and ACLs (None: the operator does not manage them).
         self.access = access
-        self._sweeper: asyncio.Task[None] | None = None
         self.children = ChildApplier(kube, live)
         self._deps: dict[AgentKey, Dependencies] = {}
         #: (namespace, ConfigMap name) -> the agents that read it (every ConfigMap event asks).
@@ -190,55 +190,10 @@ class SupportAgentController(Controller):
         watches_ok, watches = self.live.healthy()
         return watches_ok, f"{why}; {watches}" if watches_ok else watches
 
-    def start(self) -> None:
-        super().start()
-        if self.access is not None:
-            self._sweeper = asyncio.create_task(self._sweep_forever(), name=f"{self.kind}-finalizer-sweep")
-
     async def stop(self) -> None:
-        sweeper, self._sweeper = self._sweeper, None
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
         await super().stop()
         if isinstance(self.inputs.secrets, SecretVersions):
             await self.inputs.secrets.stop()
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep_deleted()
-            except Exception as e:  # noqa: BLE001 - the next sweep tries again
-                log.warning("looking for SupportAgents being deleted failed: %s", e)
-            await asyncio.sleep(SWEEP_SECONDS)
-
-    async def sweep_deleted(self) -> int:
-        """Finish the deletion of agents that hold the finalizer in namespaces kopf does not
-        watch: kopf never starts watching a namespace that is already terminating, so an
-        operator restarted (or a replica taking over) while a namespace was being deleted would
-        leave that namespace stuck on the finalizer. Returns how many were released."""
-        doc = await self.kube.list(SUPPORTAGENTS, None)
-        released = 0
-        for item in doc.get("items") or ():
-            meta = item.get("metadata") or {}
-            namespace, name = meta.get("namespace"), meta.get("name")
-            if not namespace or not name or not meta.get("deletionTimestamp"):
-                continue
-            if FINALIZER not in (meta.get("finalizers") or ()):
-                continue
-            if self.settings.namespaces and not any(matches(namespace, p) for p in self.settings.namespaces):
-                continue
-            key = (namespace, name)
-            if self.objects.get(key) is not None and not self.is_vanished(key):
-                continue  # watched: the queue deals with it
-            try:
-                await self.reconcile_object(key, item)
-            except (RetryLater, ApiError) as e:
-                log.info("SupportAgent %s/%s is being deleted; its Kafka user waits: %s", namespace, name, e)
-            else:
-                released += 1
-        return released
 
     async def close(self) -> None:
         await super().close()

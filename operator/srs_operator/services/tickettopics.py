@@ -20,7 +20,7 @@ specified costs no write.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -47,6 +47,7 @@ class TicketTopicController(Controller):
 
     kind = KIND
     resource = TICKETTOPICS
+    finalizer = FINALIZER
 
     def __init__(
         self,
@@ -59,6 +60,7 @@ class TicketTopicController(Controller):
         *,
         workers: int,
         events: EventRecorder | None = None,
+        namespaces: Sequence[str] = (),
     ) -> None:
         super().__init__(
             kube,
@@ -69,6 +71,7 @@ class TicketTopicController(Controller):
             max_backoff=settings.retry_max,
             backoff_jitter=0.2,  # topics failing together (Kafka down) do not retry in lockstep
             events=events,
+            namespaces=namespaces,
         )
         self.admin = admin
         self.settings = settings
@@ -86,12 +89,13 @@ class TicketTopicController(Controller):
         usage: TopicUsage,
         *,
         workers: int,
+        namespaces: Sequence[str] = (),
     ) -> TicketTopicController:
         """A controller on its own Kafka admin client (``KAFKA_*`` in ``env``) and API client;
         ``ValueError`` when the Kafka settings are unusable (e.g. no bootstrap servers)."""
         admin = TopicAdmin(KafkaAdminSettings.from_env(env))
         await admin.start()
-        return cls(KubeClient(login()), admin, objects, claims, usage, settings, workers=workers)
+        return cls(KubeClient(login()), admin, objects, claims, usage, settings, workers=workers, namespaces=namespaces)
 
     async def close(self) -> None:
         await super().close()
