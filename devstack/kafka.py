@@ -17,7 +17,7 @@ from pathlib import Path
 
 from devstack import kafka_auth, locks, pki, settings
 from devstack.kafka_auth import KafkaAuth
-from devstack.processes import ProcessRecord, spawn, tail
+from devstack.processes import ProcessRecord, port_user, spawn, tail
 from devstack.settings import Paths
 
 POM = Path(__file__).parent / "kafka" / "pom.xml"
@@ -288,9 +288,21 @@ def start(paths: Paths, libs: Path, broker: Broker, quorum: Sequence[Broker], au
     return spawn(broker.name, argv, log)
 
 
-def wait_ready(bootstrap: str, members: Mapping[int, ProcessRecord], timeout: float = 90) -> None:
+def _taken(broker: Broker | None, log_tail: str) -> str:
+    """After "Address already in use": which of the broker's ports something else holds now, and what."""
+    if broker is None or "Address already in use" not in log_tail:
+        return ""
+    ports = {"PLAINTEXT": broker.port, "SASL_SSL": broker.sasl_port, "controller": broker.controller_port}
+    held = [f"{what} {port} ({who})" for what, port in ports.items() if port and (who := port_user(port))]
+    return f"\n{broker.name}'s ports in use by another process now: " + ("; ".join(held) or "none")
+
+
+def wait_ready(
+    bootstrap: str, members: Mapping[int, ProcessRecord], timeout: float = 90, brokers: Sequence[Broker] = ()
+) -> None:
     """Poll until every broker of ``members`` (node id → its process) is in the cluster's
-    metadata (an AdminClient describe), failing early with the log of one that exited."""
+    metadata (an AdminClient describe), failing early with the log of one that exited (and,
+    when it could not bind, which of its ``brokers`` ports are taken, by what)."""
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000, "log_level": 0})
@@ -298,7 +310,10 @@ def wait_ready(bootstrap: str, members: Mapping[int, ProcessRecord], timeout: fl
     while True:
         for record in members.values():
             if not record.is_alive():
-                raise RuntimeError(f"{record.name} exited during startup; last log lines:\n{tail(record.log)}")
+                last = tail(record.log)
+                broker = next((b for b in brokers if b.name == record.name), None)
+                taken = _taken(broker, last)
+                raise RuntimeError(f"{record.name} exited during startup; last log lines:\n{last}{taken}")
         try:
             if set(members) <= set(admin.list_topics(timeout=2).brokers):
                 return

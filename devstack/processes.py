@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -124,6 +125,19 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def port_user(port: int) -> str:
+    """What holds ``port`` on 127.0.0.1 ("" when nothing does): the process listening on it or
+    the connection using it as its source port, as ``ss`` shows them (when it is installed)."""
+    if _bindable(port):
+        return ""
+    ss = shutil.which("ss")
+    if ss is None:
+        return "in use"
+    done = subprocess.run([ss, "-Htanp", f"sport = :{port}"], capture_output=True, text=True, check=False)
+    lines = [" ".join(line.split()) for line in done.stdout.splitlines() if line.strip()]
+    return " | ".join(lines[:3]) or "in use (TIME_WAIT or another address)"
 
 
 def spawn(

@@ -186,7 +186,7 @@ def up(paths: Paths | None = None, brokers: int | None = None) -> StackState:
         records = [alive[name] for name in names]
         kube.wait_ready(paths, ports, admin, records)
         _say(f"control plane ready ({time.monotonic() - t0:.1f}s), fake node {settings.NODE_NAME} Ready")
-        kafka.wait_ready(bootstrap, {b.node_id: alive[b.name] for b in members})
+        kafka.wait_ready(bootstrap, {b.node_id: alive[b.name] for b in members}, brokers=members)
         if any(b.name in missing for b in members) and kafka_auth.admin_upsert(bootstrap, auth, force=tell_cluster):
             _say(f"gave the admin principal {kafka_auth.ADMIN_USER} its SCRAM credential (a stack formatted before it)")
         kafka_auth.write_client_config(auth, kafka.sasl_bootstrap_servers(members))
@@ -284,7 +284,7 @@ def start_broker(node_id: int, *, paths: Paths | None = None, timeout: float = 9
         record = kafka.start(paths, kafka.ensure_jars(paths, _say), broker, state.brokers(), auth)
         state = replace(state, processes=[record if p.name == broker.name else p for p in state.processes])
         _write_state(paths, state)
-    kafka.wait_ready(state.kafka_bootstrap, {node_id: record}, timeout)
+    kafka.wait_ready(state.kafka_bootstrap, {node_id: record}, timeout, brokers=[broker])
     return record
 
 

@@ -44,3 +44,19 @@ def test_reserved_ports_are_parsed_from_the_kernel_list(tmp_path: Path, monkeypa
     monkeypatch.setattr(processes, "_RESERVED_PORTS", listing)
     assert processes._reserved_ports() == {10001, 10005, 10006, 10007}
     assert not {10001, 10005, 10006, 10007} & set(processes._ports_outside_ephemeral_range())
+
+
+def test_a_broker_that_could_not_bind_names_the_port_and_what_holds_it() -> None:
+    from devstack import kafka
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", processes.free_port()))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        assert processes.port_user(busy)  # something holds it (ss's line, or "in use")
+        broker = kafka.Broker(2, "kafka-2", processes.free_port(), busy, processes.free_port())
+        said = kafka._taken(broker, "java.net.BindException: Address already in use")
+        assert said.startswith("\nkafka-2's ports in use by another process now: SASL_SSL ")
+        assert str(busy) in said and "PLAINTEXT" not in said
+        assert kafka._taken(broker, "some other failure") == ""
+    assert processes.port_user(busy) == ""
