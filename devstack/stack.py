@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TextIO
 
-from devstack import kafka, kafka_auth, kcat, kube, llm, observability, processes, settings
+from devstack import kafka, kafka_auth, kcat, kube, llm, locks, observability, processes, settings
 from devstack.kafka_auth import KafkaAuth
 from devstack.processes import ProcessRecord, free_port, spawn, stop
 from devstack.settings import Paths, default_paths
@@ -125,8 +125,15 @@ def check_prerequisites(paths: Paths) -> None:
 def up(paths: Paths | None = None, brokers: int | None = None) -> StackState:
     """Start the stack, or only its components that are not running (same ports, same
     data). Idempotent; never deletes data. ``brokers``: how many Kafka brokers a new stack
-    gets (default 1); an existing stack keeps its count, and a different one is an error."""
+    gets (default 1); an existing stack keeps its count, and a different one is an error.
+    One ``up`` at a time per stack: test sessions and terminals run it at once, and two that
+    both found a component dead would both start it on the same ports."""
     paths = paths or default_paths()
+    with locks.exclusive(paths.state, "up", "the local stack", _say):
+        return _up(paths, brokers)
+
+
+def _up(paths: Paths, brokers: int | None) -> StackState:
     state = load_state(paths)
     count = _broker_count(state, brokers)
     names = components(count)
@@ -370,6 +377,11 @@ def down(paths: Paths | None = None, quiet: bool = False) -> None:
     """Stop exactly the processes ``up`` (and ``attach``) started; keep data, ports and logs,
     so the next ``up`` resumes where this one stopped. Idempotent."""
     paths = paths or default_paths()
+    with locks.exclusive(paths.state, "up", "the local stack", _say):
+        _down(paths, quiet)
+
+
+def _down(paths: Paths, quiet: bool) -> None:
     state = load_state(paths)
     if state is None or not (state.running() or any(p.is_alive() for p in state.attached)):
         if not quiet:
@@ -393,13 +405,14 @@ def reset(paths: Paths | None = None) -> None:
     """Stop everything and delete the stack's data (etcd, Kafka, PKI, kubeconfigs, pod files);
     logs are kept. The next ``up`` starts an empty stack on new ports."""
     paths = paths or default_paths()
-    down(paths, quiet=True)
-    for name in DATA:
-        target = paths.state / name
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        else:
-            target.unlink(missing_ok=True)
+    with locks.exclusive(paths.state, "up", "the local stack", _say):
+        _down(paths, quiet=True)
+        for name in DATA:
+            target = paths.state / name
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
     _say(f"reset: deleted the stack's data in {paths.state} (logs kept)")
 
 

@@ -121,3 +121,20 @@ def test_every_part_can_be_asked_for_by_name_on_the_command_line() -> None:
     cli.register(parser.add_subparsers())
     args = parser.parse_args(["dev", "build", *(arg for part in build.PARTS for arg in ("--part", part))])
     assert args.parts == list(build.PARTS)
+
+
+def test_one_stack_up_at_a_time(tmp_path: Path) -> None:
+    """``up``, ``down`` and ``reset`` of one stack wait for each other (two ``up`` that both
+    found a component dead would both start it on its ports)."""
+
+    from devstack import stack
+
+    paths = Paths(cache=tmp_path / "cache", state=tmp_path / "state")
+    said: list[str] = []
+    with locks.exclusive(paths.state, "up", "the local stack", said.append):
+        done = threading.Event()
+        other = threading.Thread(target=lambda: (stack.down(paths, quiet=True), done.set()))
+        other.start()
+        assert not done.wait(1.0), "down ran while another process held the stack"
+    other.join(10)
+    assert done.is_set()
