@@ -2,15 +2,17 @@
 
 ``up`` builds what is missing (Docker engine, kind and the Kubernetes node binaries, the
 node image, the srs, Kafka and KEDA images), creates the cluster, runs Kafka in it (reachable
-from pods as ``kafka-bootstrap.kafka.svc:9092`` and from the host on a loopback port),
-installs KEDA from its own manifests (``devstack/keda.py``; ``with_keda=False`` skips it),
-loads the srs image, installs the operator with the project's Helm chart and writes
-``.kind/env``. Everything runs on loopback or on the Docker network the cluster creates.
+from pods as ``kafka-bootstrap.kafka.svc:9092`` and from the host on a loopback port per
+broker; one plaintext broker by default, or three with TLS and SCRAM:
+:mod:`devstack.kind_kafka`), installs KEDA from its own manifests (``devstack/keda.py``;
+``with_keda=False`` skips it), loads the srs image, installs the operator with the project's
+Helm chart and writes ``.kind/env``. Everything runs on loopback or on the Docker network the cluster creates.
 ``down`` removes the cluster, its containers and that network.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -18,13 +20,13 @@ import string
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from devstack import docker_engine, images, kafka, keda, kube, locks, settings
+from devstack import docker_engine, images, kafka, kcat, keda, kind_kafka, kube, locks, settings
 from devstack.gobuild import build_go_binary
 from devstack.processes import free_port, wait_until
 from devstack.settings import Paths, default_paths
@@ -33,10 +35,13 @@ CLUSTER = settings.KIND_CLUSTER
 #: kind's Docker network for this cluster (KIND_EXPERIMENTAL_DOCKER_NETWORK): its own,
 #: so that `down` can remove it without touching anyone else's "kind" network.
 NETWORK = f"{CLUSTER}-kind"
-KAFKA_NODE_PORT = 30092
+KAFKA_NODE_PORT = kind_kafka.FIRST_NODE_PORT
 OPERATOR_RELEASE = "srs-operator"
 OPERATOR_NAMESPACE = "srs-system"
-KAFKA_BOOTSTRAP_IN_CLUSTER = "kafka-bootstrap.kafka.svc:9092"
+KAFKA_BOOTSTRAP_IN_CLUSTER = kind_kafka.BOOTSTRAP_IN_CLUSTER
+#: The namespace of the example flow (the kind suite's and the demo's): with TLS and SCRAM the
+#: operator may write agents' Kafka credential Secrets there (other namespaces: a RoleBinding).
+FLOW_NAMESPACES = ("default",)
 #: The model server of ``up(llm=True)``: its OpenAI-compatible API, as pods reach it.
 LLM_NAMESPACE = "srs-llm"
 LLM_BASE_URL_IN_CLUSTER = f"http://llm.{LLM_NAMESPACE}.svc:8080/v1"
@@ -77,6 +82,19 @@ class KindState:
     #: The Docker id of the cluster's node container: tells this cluster from one of the
     #: same name made since (by another checkout, or after a `kind delete`).
     node_id: str | None = None
+    #: How many Kafka brokers run (1: plaintext; 3: TLS and SCRAM, devstack.kind_kafka).
+    kafka_brokers: int = 1
+    #: The loopback ports kind maps to the brokers' node ports (reserved for three).
+    kafka_host_ports: list[int] = field(default_factory=list)
+    #: The librdkafka properties file of the host's Kafka client (KAFKA_CLIENT_CONFIG).
+    kafka_client_config: str | None = None
+
+    def kafka_settings(self) -> dict[str, str]:
+        """librdkafka settings of a host client: the admin over SASL_SSL with three brokers,
+        plain bootstrap servers with one."""
+        if self.kafka_client_config:
+            return kind_kafka.client_settings(Path(self.kafka_client_config))
+        return {"bootstrap.servers": self.kafka_bootstrap}
 
     @classmethod
     def load(cls, state_dir: Path) -> KindState | None:
@@ -156,17 +174,24 @@ def _node_id() -> str | None:
     return found or None
 
 
-def _published_kafka_port() -> int | None:
-    """The host port the node container publishes Kafka's node port on (None: not published)."""
-    out = docker_engine.docker("port", f"{CLUSTER}-control-plane", f"{KAFKA_NODE_PORT}/tcp", check=False)
-    for line in out.splitlines():
-        host, _, port = line.strip().rpartition(":")
-        if host == "127.0.0.1" and port.isdigit():
-            return int(port)
-    return None
+def _published_kafka_ports() -> list[int]:
+    """The host ports the node container publishes the brokers' node ports on, in broker
+    order, as far as they go (empty: none published)."""
+    published = []
+    for node_port in kind_kafka.node_ports(max(kind_kafka.BROKER_COUNTS)):
+        out = docker_engine.docker("port", f"{CLUSTER}-control-plane", f"{node_port}/tcp", check=False)
+        found = [
+            int(port)
+            for host, _, port in (line.strip().rpartition(":") for line in out.splitlines())
+            if host == "127.0.0.1" and port.isdigit()
+        ]
+        if not found:
+            break
+        published.append(found[0])
+    return published
 
 
-def cluster_config(node_image: str, kafka_host_port: int, local_node: bool = True) -> str:
+def cluster_config(node_image: str, kafka_host_ports: list[int], local_node: bool = True) -> str:
     """kind's cluster config; for the node image built here, kubeadm is pointed at its preloaded
     images and kube-proxy runs in nftables mode (its image carries only `nft`)."""
     config = f"""\
@@ -180,9 +205,12 @@ nodes:
   - role: control-plane
     image: {node_image}
     extraPortMappings:
-      # Kafka's EXTERNAL listener, for clients on the host.
-      - {{containerPort: {KAFKA_NODE_PORT}, hostPort: {kafka_host_port}, listenAddress: 127.0.0.1}}
-"""
+      # The brokers' EXTERNAL listeners, for clients on the host (one port per broker, for
+      # the largest count: kind fixes the mappings when it creates the cluster).
+""" + "".join(
+        f"      - {{containerPort: {node_port}, hostPort: {host_port}, listenAddress: 127.0.0.1}}\n"
+        for node_port, host_port in zip(kind_kafka.node_ports(len(kafka_host_ports)), kafka_host_ports, strict=True)
+    )
     if not local_node:
         return config
     return (
@@ -211,21 +239,24 @@ def _kubectl(env: dict[str, str], kubeconfig: Path, *args: str, stdin: str | Non
     return done.stdout
 
 
-def _deploy_kafka(env: dict[str, str], kubeconfig: Path, host_port: int) -> None:
-    manifest = string.Template((images.CONTAINERS / "kafka" / "kafka.yaml").read_text()).substitute(
-        IMAGE=images.KAFKA_IMAGE, NODE_PORT=KAFKA_NODE_PORT, EXTERNAL_ADVERTISED=f"127.0.0.1:{host_port}"
-    )
+def _deploy_kafka(
+    env: dict[str, str], kubeconfig: Path, brokers: int, host_ports: list[int], client: dict[str, str]
+) -> None:
+    """Apply Kafka's manifest and wait until every broker is in the metadata a host client
+    (``client``: its settings) gets through kind's port mappings."""
+    manifest = kind_kafka.manifest(brokers, host_ports, images.source_label(images.KAFKA_IMAGE))
     _kubectl(env, kubeconfig, "apply", "-f", "-", stdin=manifest)
-    _kubectl(env, kubeconfig, "-n", "kafka", "rollout", "status", "statefulset/kafka", "--timeout=180s")
+    _kubectl(env, kubeconfig, "-n", "kafka", "rollout", "status", "statefulset/kafka", "--timeout=240s")
     from confluent_kafka.admin import AdminClient
 
     def answers() -> bool:
-        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{host_port}", "log_level": 0})
-        return bool(admin.list_topics(timeout=3).brokers)
+        admin = AdminClient({**client, "log_level": 0})
+        return len(admin.list_topics(timeout=3).brokers) == brokers
 
     # From the host, through kind's port mapping and the NodePort: the path host clients take.
+    bootstrap = client["bootstrap.servers"]
     try:
-        wait_until(f"Kafka on 127.0.0.1:{host_port}", answers, timeout=90)
+        wait_until(f"{brokers} Kafka broker(s) on {bootstrap}", answers, timeout=120)
     except TimeoutError as e:
         raise TimeoutError(f"{e}\n{_kafka_diagnosis(env, kubeconfig)}") from None
 
@@ -238,6 +269,7 @@ def _kafka_diagnosis(env: dict[str, str], kubeconfig: Path) -> str:
         ("pods", ["-n", "kafka", "get", "pods", "-o", "wide"]),
         ("services", ["-n", "kafka", "get", "services"]),
         ("broker log", ["-n", "kafka", "logs", "kafka-0", "--tail=20"]),
+        ("another broker's log", ["-n", "kafka", "logs", "kafka-1", "--tail=10"]),
     ):
         try:
             parts.append(f"{what}:\n{_kubectl(env, kubeconfig, *argv).rstrip()}")
@@ -248,7 +280,7 @@ def _kafka_diagnosis(env: dict[str, str], kubeconfig: Path) -> str:
     return "\n".join(parts)
 
 
-def _install_operator(env: dict[str, str], kubeconfig: Path, image: str) -> None:
+def _install_operator(env: dict[str, str], kubeconfig: Path, image: str, kafka_values: list[str]) -> None:
     repository, tag = image.rsplit(":", 1)
     # The image's source digest on the pod template: a rebuilt image (same tag) rolls the operator.
     digest = images.source_label(image)
@@ -259,7 +291,7 @@ def _install_operator(env: dict[str, str], kubeconfig: Path, image: str) -> None
             "--kubeconfig", str(kubeconfig), "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
             "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
             "--set", "image.pullPolicy=Never",
-            "--set", f"kafka.bootstrapServers={KAFKA_BOOTSTRAP_IN_CLUSTER}",
+            *kafka_values,
             "--set", "replicaCount=1",
             "--set-string", f"podAnnotations.srs\\.dev/image-digest={digest or 'none'}",
             "--wait", "--timeout", "180s",
@@ -381,12 +413,21 @@ def _build_images(paths: Paths, *, llm: bool, with_keda: bool) -> Built:
 
 
 def up(
-    paths: Paths | None = None, state_dir: Path | None = None, *, llm: bool = False, with_keda: bool = True
+    paths: Paths | None = None,
+    state_dir: Path | None = None,
+    *,
+    llm: bool = False,
+    with_keda: bool = True,
+    brokers: int | None = None,
 ) -> KindState:
     """Build what is missing, create the cluster and install Kafka, KEDA (unless ``with_keda``
     is False) and the operator; with ``llm``, also a real model server (llama.cpp's, Gemma 3
     270M) in ``srs-llm``. Idempotent: a later ``up`` without ``llm`` (or with ``with_keda``
-    False) leaves a running model server (or KEDA) alone."""
+    False) leaves a running model server (or KEDA) alone. ``brokers``: how many Kafka brokers
+    a new cluster gets (default one, plaintext; three: TLS and SCRAM); a cluster keeps its count."""
+    if brokers is not None and brokers not in kind_kafka.BROKER_COUNTS:
+        counts = ", ".join(map(str, kind_kafka.BROKER_COUNTS))
+        raise ValueError(f"--brokers must be one of {counts}, not {brokers}")
     paths = paths or default_paths()
     state_dir = state_dir or settings.kind_state()
     t0 = time.monotonic()
@@ -403,34 +444,36 @@ def up(
     llm_base_url: str | None = None
     keda_installed = False
     node_id = _node_id() if cluster_exists(env) else None
-    adopted_port = _published_kafka_port() if node_id is not None else None
+    adopted_ports = _published_kafka_ports() if node_id is not None else []
+    existing_brokers: int | None = None
     if node_id is not None and previous is not None and previous.node_id == node_id:
-        host_port = previous.kafka_host_port
+        host_ports = previous.kafka_host_ports or [previous.kafka_host_port]
+        existing_brokers = previous.kafka_brokers
         loaded = dict(previous.loaded)
         llm_base_url = previous.llm_base_url  # a model server deployed before keeps running
         keda_installed = previous.keda_installed  # so does KEDA
         _say(f"cluster {CLUSTER} exists; bringing it up to date")
-    elif node_id is not None and adopted_port is not None:
+    elif node_id is not None and adopted_ports:
         # A cluster this folder's state does not describe (another checkout made it, or it
-        # was recreated since): its own published port, every image loaded again.
-        host_port = adopted_port
+        # was recreated since): its own published ports, every image loaded again.
+        host_ports = adopted_ports
+        _export_kubeconfig(env, kubeconfig)
+        existing_brokers = kind_kafka.deployed_brokers(functools.partial(_kubectl, env, kubeconfig))
         _say(f"cluster {CLUSTER} exists but was not made from this folder; adopting it and bringing it up to date")
     else:
         if cluster_exists(env):
             subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], env=env, check=True, capture_output=True)
-        host_port = free_port()
+        host_ports = _free_ports(max(kind_kafka.BROKER_COUNTS))
         config = state_dir / "cluster.yaml"
-        config.write_text(cluster_config(built.node_image, host_port, local_node=not built.upstream_node))
+        config.write_text(cluster_config(built.node_image, host_ports, local_node=not built.upstream_node))
         _say(f"creating kind cluster {CLUSTER} (node image {built.node_image})")
         subprocess.run(
             ["kind", "create", "cluster", "--config", str(config), "--kubeconfig", str(kubeconfig), "--wait", "120s"],
             env=env, check=True,
         )  # fmt: skip
         node_id = _node_id()
-    subprocess.run(
-        ["kind", "export", "kubeconfig", "--name", CLUSTER, "--kubeconfig", str(kubeconfig)],
-        env=env, check=True, capture_output=True,
-    )  # fmt: skip
+    _export_kubeconfig(env, kubeconfig)
+    count = _broker_count(existing_brokers, brokers, len(host_ports))
     for name in built.images:
         image_id = docker_engine.docker("image", "inspect", "--format", "{{.Id}}", name).strip()
         if loaded.get(name) == image_id:
@@ -449,14 +492,25 @@ def up(
         # operator, which finds KEDA's CRDs served when it starts.
         _say(f"installing KEDA {settings.KEDA_VERSION} in namespace {keda.NAMESPACE} (upstream's manifests)")
         _apply_keda(env, kubeconfig, built.keda_images)
-    _say("starting Kafka in the cluster")
-    _deploy_kafka(env, kubeconfig, host_port)
+
+    def kubectl(*args: str, stdin: str | None = None) -> str:
+        return _kubectl(env, kubeconfig, *args, stdin=stdin)
+
+    secure = kind_kafka.secure(count)
+    auth = kind_kafka.ensure_auth(kubectl, state_dir) if secure else None
+    bootstrap = kind_kafka.host_bootstrap(host_ports, count)
+    client_config = kind_kafka.write_client_config(kind_kafka.auth_folder(state_dir), bootstrap, auth)
+    what = "with TLS and SCRAM-SHA-512, ACLs enforced" if secure else "plaintext"
+    _say(f"starting Kafka in the cluster: {count} broker(s), {what}")
+    _deploy_kafka(env, kubeconfig, count, host_ports, kind_kafka.client_settings(client_config))
     if built.keda_images:
         _wait_for_keda(env, kubeconfig)
         keda_installed = True
         _say(f"KEDA ready: operator, metrics API server, admission webhooks ({time.monotonic() - t_keda:.0f}s)")
     _say(f"installing the operator with Helm (release {OPERATOR_RELEASE} in {OPERATOR_NAMESPACE})")
-    _install_operator(env, kubeconfig, image)
+    if auth is not None:
+        kind_kafka.apply_operator_secrets(kubectl, OPERATOR_NAMESPACE, auth)
+    _install_operator(env, kubeconfig, image, kind_kafka.helm_values(auth, FLOW_NAMESPACES))
     if built.llm_images:
         _say(f"starting the model server in {LLM_NAMESPACE} ({settings.LLM_MODEL_ALIAS}, {LLM_PARALLEL} slots)")
         _deploy_llm(env, kubeconfig, *built.llm_images)
@@ -465,27 +519,78 @@ def up(
     state = KindState(
         cluster=CLUSTER,
         kubeconfig=str(kubeconfig),
-        kafka_bootstrap=f"127.0.0.1:{host_port}",
-        kafka_host_port=host_port,
+        kafka_bootstrap=bootstrap,
+        kafka_host_port=host_ports[0],
         image=image,
         bin_dirs=[str(node_bins), str(control_plane_bins)],
         loaded=loaded,
         llm_base_url=llm_base_url,
         keda_installed=keda_installed,
         node_id=node_id,
+        kafka_brokers=count,
+        kafka_host_ports=host_ports,
+        kafka_client_config=str(client_config),
     )
+    # kcat as the local stack has it: Debian's on a librdkafka that logs in with SCRAM.
+    kcat_dir = kcat.bin_dir(replace(paths, state=state_dir))
+    kcat.write_wrapper(replace(paths, state=state_dir))
     (state_dir / "state.json").write_text(json.dumps(asdict(state), indent=2))
     (state_dir / "env").write_text(
         "# Written by `srs kind up`; source it to talk to the kind cluster.\n"
         f"export KUBECONFIG={kubeconfig}\n"
         f"export KAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}\n"
-        f"export KIND_EXPERIMENTAL_DOCKER_NETWORK={NETWORK}\n"
-        f'export PATH="{node_bins}:{control_plane_bins}:$PATH"\n'
+        # The host's Kafka client settings (with three brokers: the admin over SASL_SSL), for
+        # clients srs did not write: kcat -F "$KAFKA_CLIENT_CONFIG" -L
+        f"export KAFKA_CLIENT_CONFIG={client_config}\n"
+        + (f"export SRS_KAFKA_CA_FILE={auth.ca_file}\n" if auth is not None else "")
+        + f"export KIND_EXPERIMENTAL_DOCKER_NETWORK={NETWORK}\n"
+        f'export PATH="{kcat_dir}:{node_bins}:{control_plane_bins}:$PATH"\n'
         # The model server's URL as pods reach it (baseURL of an agent's model).
-        + (f"export SRS_LLM_BASE_URL_IN_CLUSTER={llm_base_url}\n" if llm_base_url else "")
+         + (f"export SRS_LLM_BASE_URL_IN_CLUSTER={llm_base_url}\n" if llm_base_url else "")
     )
     _say(f"up in {time.monotonic() - t0:.0f}s; run: source {state_dir / 'env'}")
     return state
+
+
+def _export_kubeconfig(env: dict[str, str], kubeconfig: Path) -> None:
+    subprocess.run(
+        ["kind", "export", "kubeconfig", "--name", CLUSTER, "--kubeconfig", str(kubeconfig)],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def _free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+class BrokerCountError(RuntimeError):
+    """The broker count asked for is not one this cluster can have: `srs kind down` first."""
+
+
+def _broker_count(existing: int | None, requested: int | None, mapped_ports: int) -> int:
+    """The cluster's number of brokers: what it runs (kept), else what was asked for (one by
+    default), within the host ports the cluster was created with."""
+    if existing is not None:
+        if requested is not None and requested != existing:
+            raise BrokerCountError(
+                f"the kind cluster {CLUSTER} runs {existing} Kafka broker(s) and keeps them (the topics are theirs); "
+                f"for {requested}: `srs kind down && srs kind up --brokers {requested}`, or `srs kind up` without "
+                "--brokers to keep this one"
+            )
+        return existing
+    count = requested or kind_kafka.DEFAULT_BROKERS
+    if count > mapped_ports:
+        raise BrokerCountError(
+            f"the kind cluster {CLUSTER} was created with {mapped_ports} Kafka host port(s) (by an srs before "
+            f"--brokers), too few for {count} brokers: `srs kind down && srs kind up --brokers {count}`, or "
+            "`srs kind up --brokers 1`"
+        )
+    return count
 
 
 def down(paths: Paths | None = None, state_dir: Path | None = None) -> None:
@@ -502,6 +607,7 @@ def down(paths: Paths | None = None, state_dir: Path | None = None) -> None:
             docker_engine.docker("network", "rm", NETWORK)
     for leftover in ("state.json", "env", "kubeconfig", "cluster.yaml"):
         (state_dir / leftover).unlink(missing_ok=True)
+    shutil.rmtree(kind_kafka.auth_folder(state_dir), ignore_errors=True)
     _say("down")
 
 
@@ -542,12 +648,12 @@ def status(paths: Paths | None = None, state_dir: Path | None = None, out: TextI
             for n in nodes
         )
         checks.append(("node", node_ready))
-        for what, ns, kind_name in (
-            ("kafka", "kafka", "statefulset/kafka"),
-            ("operator", OPERATOR_NAMESPACE, f"deployment/{OPERATOR_RELEASE}"),
+        for what, ns, kind_name, wanted in (
+            ("kafka", "kafka", "statefulset/kafka", state.kafka_brokers),
+            ("operator", OPERATOR_NAMESPACE, f"deployment/{OPERATOR_RELEASE}", 1),
         ):
             obj = json.loads(_kubectl(env, kubeconfig, "-n", ns, "get", kind_name, "-o", "json"))
-            checks.append((what, obj["status"].get("readyReplicas", 0) >= 1))
+            checks.append((what, obj["status"].get("readyReplicas", 0) >= wanted))
         if state.llm_base_url:
             obj = json.loads(_kubectl(env, kubeconfig, "-n", LLM_NAMESPACE, "get", "deployment/llm", "-o", "json"))
             checks.append(("llm", obj["status"].get("readyReplicas", 0) >= 1))
@@ -560,7 +666,11 @@ def status(paths: Paths | None = None, state_dir: Path | None = None, out: TextI
         print(f"{what:<10} {'ready' if ok else 'NOT READY'}", file=out)
     if state.keda_installed:
         print(f"keda: {settings.KEDA_VERSION} in namespace {keda.NAMESPACE} ({', '.join(keda.DEPLOYMENTS)})", file=out)
+    security = "TLS + SCRAM, ACLs" if kind_kafka.secure(state.kafka_brokers) else "plaintext"
+    print(f"kafka: {state.kafka_brokers} broker(s), {security}", file=out)
     print(f"\nKUBECONFIG={state.kubeconfig}\nKAFKA_BOOTSTRAP_SERVERS={state.kafka_bootstrap}", file=out)
+    if state.kafka_client_config:
+        print(f"KAFKA_CLIENT_CONFIG={state.kafka_client_config}", file=out)
     print(f"image: {state.image}\nenv file: {state_dir / 'env'}", file=out)
     if state.llm_base_url:
         print(f"model server (from pods): {state.llm_base_url}", file=out)

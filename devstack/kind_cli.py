@@ -1,8 +1,9 @@
 """Create a kind cluster whose node image, control-plane images, Kafka image and srs image are
 all built on this machine (Go module proxy, Debian packages, Maven Central, PyPI), run Kafka
-and KEDA (built from its Go module, upstream's manifests; --no-keda skips it) in it, install
-the operator with the Helm chart and write .kind/env (KUBECONFIG,
-KAFKA_BOOTSTRAP_SERVERS, kind/kubectl/helm on PATH). Installs Debian's docker.io and starts
+(one plaintext broker; --brokers 3: three with TLS and SCRAM) and KEDA
+(built from its Go module, upstream's manifests; --no-keda skips it) in it, install the
+operator with the Helm chart and write .kind/env (KUBECONFIG, KAFKA_BOOTSTRAP_SERVERS,
+KAFKA_CLIENT_CONFIG, kind/kubectl/helm/kcat on PATH). Installs Debian's docker.io and starts
 dockerd when no Docker engine answers (as root). The first `up` builds for ~20-30 min on 2
 cores; later runs reuse the caches ($SRS_CACHE_DIR, Docker's image store)."""
 
@@ -16,11 +17,13 @@ from typing import Any
 
 
 def _reporting(prog: str, work: Callable[[], int]) -> int:
-    """Run ``work``: a missing Docker engine exits 2, a failed build or tool step 1."""
-    from devstack import docker_engine
+    """Run ``work``: a missing Docker engine or a broker count the cluster cannot have exits 2,
+    a failed build or tool step 1."""
+    from devstack import docker_engine, kind
     from devstack.reporting import run_reporting
 
-    return run_reporting(prog, work, {docker_engine.EngineUnavailable: 2, subprocess.CalledProcessError: 1})
+    codes = {docker_engine.EngineUnavailable: 2, kind.BrokerCountError: 2, subprocess.CalledProcessError: 1}
+    return run_reporting(prog, work, codes)
 
 
 def _kind(args: argparse.Namespace) -> int:
@@ -39,7 +42,7 @@ def _kind(args: argparse.Namespace) -> int:
                 return 2
             print(kind.ensure_tools(default_paths(), parts))
         elif args.action == "up":
-            kind.up(llm=args.llm, with_keda=not args.no_keda)
+            kind.up(llm=args.llm, with_keda=not args.no_keda, brokers=args.brokers)
         elif args.action == "down":
             kind.down()
         else:
@@ -88,6 +91,12 @@ def register(sub: Any) -> None:
         "--no-keda", action="store_true",
         help="with up: do not install KEDA (operator, metrics API server, admission webhooks in namespace keda, "
         "built from its Go module on first use, ~13 CPU-min); an installed KEDA is left alone",
+    )  # fmt: skip
+    kind.add_argument(
+        "--brokers", type=int, choices=[1, 3], default=None,
+        help="with up: how many Kafka brokers a new cluster gets (default 1: one plaintext broker; 3: a KRaft quorum "
+        "of three, replication 3 and min.insync.replicas 2, TLS and SASL/SCRAM with ACLs on every client listener, the "
+        "operator managing each agent's user); a cluster keeps its count (`srs kind down` first to change it)",
     )  # fmt: skip
     kind.set_defaults(func=_kind)
 

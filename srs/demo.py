@@ -57,6 +57,8 @@ class Target:
     kubeconfig: str
     kafka_bootstrap: str
     bin_dir: str
+    #: More librdkafka settings of the host's client (the kind cluster's SASL_SSL listeners).
+    kafka_client: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -159,16 +161,18 @@ def run_flow(state: Target, tickets: int, timeout: float, quiet: bool = False) -
     from srs.flow import FlowReader, describe
 
     topics = [*TRIAGED_TOPICS, HUMAN_TOPIC, RESOLVED_TOPIC, DLQ_TOPIC]
-    reader = FlowReader(state.kafka_bootstrap, topics)
+    reader = FlowReader(state.kafka_bootstrap, topics, client=state.kafka_client)
     samples = publish.sample_tickets()
     chosen = [samples[i % len(samples)] for i in range(tickets)]
     say(f"publishing {len(chosen)} sample tickets and 1 malformed message to {INPUT_TOPIC}")
-    sent = publish.publish(state.kafka_bootstrap, INPUT_TOPIC, chosen, progress=False)
+    sent = publish.publish(state.kafka_bootstrap, INPUT_TOPIC, chosen, progress=False, client=state.kafka_client)
     created_at = {e["ticket_id"]: _parse_time(e["created_at"]) for e in sent}
     poison_key = "T-malformed-0001"
     # acks=all (librdkafka's default, said here as srs publish says it): on three brokers the
     # poison message is on two replicas at least before the demo counts it as sent.
-    producer = Producer({"bootstrap.servers": state.kafka_bootstrap, "acks": "all", "log_level": 3})
+    producer = Producer(
+        {**state.kafka_client, "bootstrap.servers": state.kafka_bootstrap, "acks": "all", "log_level": 3}
+    )
     producer.produce(INPUT_TOPIC, key=poison_key.encode(), value=b'{"event_type": "ticket.created", "subject": ')
     producer.flush(10)
 
@@ -280,7 +284,7 @@ def run(
 
         say("bringing the kind cluster up (first run builds every image locally: ~20-30 min)")
         ks = kind.up()
-        state = Target(ks.kubeconfig, ks.kafka_bootstrap, ks.bin_dirs[-1])
+        state = Target(ks.kubeconfig, ks.kafka_bootstrap, ks.bin_dirs[-1], ks.kafka_settings())
     else:
         say("bringing the local stack up (first run builds Kubernetes from source: ~6-10 min)")
         st = stack.up()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,10 +115,17 @@ class FlowReader:
     that produces right afterwards (the demo) cannot miss its own results.
     """
 
-    def __init__(self, bootstrap: str, topics: Sequence[str], from_beginning: bool = False) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        from_beginning: bool = False,
+        client: Mapping[str, str] | None = None,
+    ) -> None:
         self.topics = list(topics)
         self.consumer = Consumer(
             {
+                **(client or {}),  # more librdkafka settings: a SASL_SSL listener's
                 "bootstrap.servers": bootstrap,
                 "group.id": f"srs-flow-reader-{uuid.uuid4().hex[:8]}",
                 # What a customer would see: never an output of a transaction that was aborted.

@@ -16,7 +16,7 @@ import os
 import secrets
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -67,14 +67,18 @@ def publish(
     topic: str,
     tickets: Sequence[dict[str, Any]],
     progress: bool = True,
+    client: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Validate and send every ticket; return the events sent. Raises when any delivery failed."""
+    """Validate and send every ticket; return the events sent. Raises when any delivery failed.
+    ``client``: more librdkafka settings (a SASL_SSL listener's, as ``KAFKA_CLIENT_CONFIG`` holds)."""
     from confluent_kafka import Producer
 
     # Connected before the tickets are stamped, so set-up does not count as their latency.
     # Not idempotent: its producer-id handshake holds the first sends for up to ~1 s, and a
     # rare retry duplicate carries the same event_id, which consumers drop.
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "log_level": 3})
+    producer = Producer(
+        {**(client or {}), "bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "log_level": 3}
+    )
     producer.list_topics(topic, timeout=10)
     run_id = secrets.token_hex(3)
     built = [to_event(t, run_id, n) for n, t in enumerate(tickets, 1)]

@@ -11,11 +11,13 @@ pytestmark = pytest.mark.unit
 
 
 def test_kubeadm_is_pointed_at_the_images_preloaded_in_the_node() -> None:
-    config = yaml.safe_load(kind.cluster_config(images.NODE_IMAGE, 40000))
+    config = yaml.safe_load(kind.cluster_config(images.NODE_IMAGE, [40000, 40001, 40002]))
     node = config["nodes"][0]
     assert node["image"] == images.NODE_IMAGE
+    # One host port per broker, reserved for three when the cluster is created.
     assert node["extraPortMappings"] == [
-        {"containerPort": kind.KAFKA_NODE_PORT, "hostPort": 40000, "listenAddress": "127.0.0.1"}
+        {"containerPort": kind.KAFKA_NODE_PORT + n, "hostPort": 40000 + n, "listenAddress": "127.0.0.1"}
+        for n in range(3)
     ]
     assert config["networking"]["apiServerAddress"] == "127.0.0.1"
     patch = yaml.safe_load(config["kubeadmConfigPatches"][0])
@@ -36,6 +38,6 @@ def test_kubeadm_is_pointed_at_the_images_preloaded_in_the_node() -> None:
 
 
 def test_a_ready_made_node_image_gets_kinds_defaults() -> None:
-    config = yaml.safe_load(kind.cluster_config("kindest/node:v1.34.0", 40000, local_node=False))
+    config = yaml.safe_load(kind.cluster_config("kindest/node:v1.34.0", [40000], local_node=False))
     assert "kubeadmConfigPatches" not in config
     assert config["networking"]["kubeProxyMode"] == "iptables"
