@@ -74,6 +74,19 @@ def fresh_namespace(core_v1: client.CoreV1Api, prefix: str) -> Iterator[str]:
             core_v1.delete_namespace(name, propagation_policy="Background")
 
 
+def wait_for_terminating_namespaces(core_v1: client.CoreV1Api, prefix: str, timeout: float = 120) -> None:
+    """Until no namespace named ``<prefix>…`` is still being deleted (an earlier session's)."""
+
+    def none_left() -> bool:
+        return not [
+            n
+            for n in core_v1.list_namespace().items
+            if n.metadata.name.startswith(prefix) and n.status.phase == "Terminating"
+        ]
+
+    wait_for(f"earlier {prefix}* namespaces to be deleted", none_left, timeout=timeout)
+
+
 def first_change(
     list_fn: Callable[..., Any], *args: Any, resource_version: str, seconds: int, **kwargs: Any
 ) -> dict[str, Any] | None:

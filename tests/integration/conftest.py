@@ -24,7 +24,14 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.harness import TEST_NAMESPACE_LABEL, Infra, fresh_namespace, kubeconfig_for_token, wait_for
+from tests.harness import (
+    TEST_NAMESPACE_LABEL,
+    Infra,
+    fresh_namespace,
+    kubeconfig_for_token,
+    wait_for,
+    wait_for_terminating_namespaces,
+)
 from tests.integration.operator_harness import NAMESPACE_PREFIX, Agents, OperatorIdentity
 from tests.integration.operator_process import ROOT, OperatorProcess, run_operator
 from tests.integration.tickettopic_support import TOPIC_OPERATOR_ENV, TicketTopics
@@ -119,17 +126,7 @@ def srs_operator(
     """``srs operator`` as a subprocess, under the least-privilege ServiceAccount."""
     # kopf stalls (until its watch times out) when a watched namespace vanishes during its
     # initial listing: start once earlier sessions' namespaces are gone.
-    wait_for(
-        f"earlier {NAMESPACE_PREFIX}* namespaces to be deleted",
-        lambda: (
-            not [
-                n
-                for n in core_v1.list_namespace().items
-                if n.metadata.name.startswith(NAMESPACE_PREFIX) and n.status.phase == "Terminating"
-            ]
-        ),
-        timeout=120,
-    )
+    wait_for_terminating_namespaces(core_v1, NAMESPACE_PREFIX)
     log = tmp_path_factory.mktemp("operator-log") / "operator.log"
     with run_operator(
         operator_kubeconfig,

@@ -34,7 +34,7 @@ from confluent_kafka.admin import (
 )
 from kubernetes import client
 
-from tests.harness import Infra, fresh_namespace, wait_for
+from tests.harness import Infra, fresh_namespace, wait_for, wait_for_terminating_namespaces
 from tests.integration.operator_harness import GROUP, VERSION, Agents, OperatorIdentity, condition
 from tests.integration.operator_process import ROOT, OperatorProcess, run_operator
 
@@ -102,17 +102,7 @@ def access_operator(
         # A session that stopped amid a namespace's deletion left agents on the finalizer; kopf
         # never watches a namespace that is already terminating, so the operator's sweep must
         # release them (that is what a restarted operator does too).
-        wait_for(
-            f"earlier {NAMESPACE_PREFIX}* namespaces to be deleted",
-            lambda: (
-                not [
-                    n
-                    for n in core_v1.list_namespace().items
-                    if n.metadata.name.startswith(NAMESPACE_PREFIX) and n.status.phase == "Terminating"
-                ]
-            ),
-            timeout=120,
-        )
+        wait_for_terminating_namespaces(core_v1, NAMESPACE_PREFIX)
         yield op
         print(f"operator log ({log}):\n{op.log_tail(120)}")
 
