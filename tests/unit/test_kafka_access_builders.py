@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,11 @@ def test_the_credentials_secret_is_owned_by_the_agent_and_holds_username_passwor
     secret = access.build_credentials_secret(agent, PASSWORD, rotation="r1", ca_pem=CA, state=access.PENDING)
     assert secret["metadata"]["name"] == "triage-kafka"
     assert secret["metadata"]["ownerReferences"] == [build.owner_reference(agent)]
-    assert secret["metadata"]["annotations"] == {access.STATE_ANNOTATION: "pending", access.ROTATION_ANNOTATION: "r1"}
+    assert secret["metadata"]["annotations"] == {
+        access.STATE_ANNOTATION: "pending",
+        access.ROTATION_ANNOTATION: "r1",
+        access.CA_ANNOTATION: hashlib.sha256(CA.encode()).hexdigest(),
+    }
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert data == {"username": "srs.support.triage", "password": PASSWORD, "ca.crt": CA}
     assert "argocd.argoproj.io/tracking-id" not in secret["metadata"]["annotations"], "never the agent's annotations"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -128,6 +129,11 @@ class Cluster(FakeCluster):
         if "finalizers" in meta:
             obj["metadata"]["finalizers"] = meta["finalizers"]
         obj["metadata"].setdefault("annotations", {}).update(meta.get("annotations") or {})
+        for key, value in (patch.get("data") or {}).items():
+            if value is None:
+                obj.get("data", {}).pop(key, None)
+            else:
+                obj.setdefault("data", {})[key] = value
         if kind == "Secret":
             self.secret_writes.append(obj["metadata"]["annotations"][access.STATE_ANNOTATION])
         written = self.put(obj)
@@ -171,16 +177,22 @@ def setup(
         "spec": spec or SPECIALIST,
     }
     cluster.put(body)
-    manager = KafkaAccess(cluster, _AccessAdmin(kafka), SETTINGS, clock=clock)  # type: ignore[arg-type]
-    ctl = SupportAgentController(
+    return cluster, kafka, events, operator(cluster, kafka, events, clock), clock
+
+
+def operator(
+    cluster: Cluster, kafka: FakeKafka, events: FakeEvents, clock: Clock, settings: OperatorSettings = SETTINGS
+) -> SupportAgentController:
+    """A (fresh) operator's SupportAgent controller over this cluster and Kafka."""
+    manager = KafkaAccess(cluster, _AccessAdmin(kafka), settings, clock=clock)  # type: ignore[arg-type]
+    return SupportAgentController(
         cluster,  # type: ignore[arg-type]
         cluster,
-        SETTINGS,
+        settings,
         events=events,  # type: ignore[arg-type]
         secrets=ClusterSecrets(cluster),
         access=manager,
     )
-    return cluster, kafka, events, ctl, clock
 
 
 def run(ctl: SupportAgentController) -> None:
@@ -328,6 +340,31 @@ def test_a_rotation_issues_a_new_password_once_and_rolls_the_pods() -> None:
     assert rolled["metadata"]["annotations"] != template["metadata"]["annotations"], "config hash moved"
     run(ctl)
     assert cluster.password() == second, "the same annotation value asks once"
+
+
+def test_an_operator_restarted_with_another_ca_puts_it_in_the_secret_and_keeps_the_password() -> None:
+    cluster, kafka, events, ctl, clock = setup()
+    run(ctl)
+    password = cluster.password()
+    secret = cluster.objects[("Secret", NS, f"{NAME}-kafka")]
+    assert "ca.crt" not in secret["data"], "no private CA: the system's trust store"
+    ca = "-----BEGIN CERTIFICATE-----\nMIIB (the kind cluster's new CA)\n-----END CERTIFICATE-----\n"
+    with_ca = dataclasses.replace(SETTINGS, agent_kafka=dataclasses.replace(SETTINGS.agent_kafka, ca_pem=ca))
+    restarted = operator(cluster, kafka, events, clock, with_ca)
+    kafka.calls.clear()
+    run(restarted)
+    secret = cluster.objects[("Secret", NS, f"{NAME}-kafka")]
+    assert base64.b64decode(secret["data"]["ca.crt"]).decode() == ca
+    assert cluster.password() == password and kafka.passwords[USER] == password
+    assert "alter_user_scram_credentials" not in kafka.calls
+    writes = len(cluster.writes)
+    clock.now += SETTINGS.resync_seconds  # re-checked with Kafka: nothing more to write
+    run(restarted)
+    assert len(cluster.writes) == writes
+    # And back to the system's trust store: the key goes.
+    run(operator(cluster, kafka, events, clock))
+    assert "ca.crt" not in cluster.objects[("Secret", NS, f"{NAME}-kafka")]["data"]
+    assert cluster.password() == password
 
 
 def test_unreachable_kafka_holds_every_child_and_says_so() -> None:

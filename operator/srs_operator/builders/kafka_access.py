@@ -28,6 +28,7 @@ itself is made by the service and never passes through here except into the Secr
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -56,6 +57,10 @@ ROTATION_ANNOTATION: Final = "srs.dev/kafka-credentials-rotation"
 STATE_ANNOTATION: Final = "srs.dev/kafka-credentials"
 PENDING: Final = "pending"
 ISSUED: Final = "issued"
+#: On the Secret: the SHA-256 of the CA in its ``ca.crt`` ("" for none), so that a new CA (the
+#: operator restarted with another ``kafka.agents.ca``) reaches the Secret without a new password:
+#: the operator reads Secrets' metadata only, never their data.
+CA_ANNOTATION: Final = "srs.dev/kafka-ca-sha256"
 #: Iterations of the SCRAM credentials (Kafka's minimum, 4096, as Strimzi's User operator uses).
 SCRAM_ITERATIONS: Final = 4096
 
@@ -179,7 +184,7 @@ def build_credentials_secret(
         "namespace": agent.namespace,
         "labels": labels(agent),
         "ownerReferences": [owner_reference(agent)],
-        "annotations": {STATE_ANNOTATION: state, ROTATION_ANNOTATION: rotation or ""},
+        "annotations": {STATE_ANNOTATION: state, ROTATION_ANNOTATION: rotation or "", CA_ANNOTATION: ca_digest(ca_pem)},
     }
     data = {USERNAME_KEY: kafka_username(agent), PASSWORD_KEY: password}
     if ca_pem is not None:
@@ -191,6 +196,23 @@ def build_credentials_secret(
         "type": "Opaque",
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
     }
+
+
+def ca_digest(ca_pem: str | None) -> str:
+    """What :data:`CA_ANNOTATION` says of a CA ("" for none)."""
+    return "" if ca_pem is None else hashlib.sha256(ca_pem.encode()).hexdigest()
+
+
+def ca_refresh(secret: SecretVersion | None, ca_pem: str | None) -> dict[str, Any] | None:
+    """The merge patch that puts ``ca_pem`` into an issued credentials Secret holding another
+    CA (or none), password untouched; None when it holds this one already."""
+    if secret is None or secret.annotation(STATE_ANNOTATION) != ISSUED:
+        return None  # a new password is on its way, with the CA
+    digest = ca_digest(ca_pem)
+    if secret.annotation(CA_ANNOTATION) == digest:
+        return None
+    value = None if ca_pem is None else base64.b64encode(ca_pem.encode()).decode()
+    return {"metadata": {"annotations": {CA_ANNOTATION: digest}}, "data": {SECRET_CA_KEY: value}}
 
 
 # -- status ---------------------------------------------------------------------------------

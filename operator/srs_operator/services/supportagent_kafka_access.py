@@ -40,6 +40,7 @@ from srs_operator.builders.kafka_access import (
     AccessPlan,
     access_verdict,
     build_credentials_secret,
+    ca_refresh,
     diff_acls,
     kafka_username,
     password_reason,
@@ -176,6 +177,19 @@ class KafkaAccess:
                 before = secret.resource_version if secret is not None else None
                 replaced, secret = await self._issue(agent, plan.username)
                 self._written[key] = (frozenset({before, *replaced}), secret)
+            elif (refresh := ca_refresh(secret, kafka_ca(self._settings))) is not None:
+                assert secret is not None  # ca_refresh answers None without one
+                before = secret.resource_version
+                written = await self._kube.merge_patch(
+                    SECRETS, agent.namespace, credentials_secret_name(agent.name), refresh, accept=METADATA
+                )
+                secret = version_of(written.get("metadata") or {})
+                self._written[key] = (frozenset({before}), secret)
+                log.info(
+                    "the Kafka CA in Secret %s/%s is now the operator's (kafka.agents.ca); password unchanged",
+                    agent.namespace,
+                    credentials_secret_name(agent.name),
+                )
             diff = diff_acls(plan.acls, actual)
             if diff.create:
                 await self.admin.create_acls(principal(plan.username), diff.create)
