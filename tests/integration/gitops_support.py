@@ -115,6 +115,12 @@ def team_files(suffix: str) -> dict[str, str]:
     out = {}
     for path in sorted(TEAM.glob("*.yaml")):
         text = path.read_text().replace("ticket.", f"ticket-{suffix}.")
-        text = text.replace("  replicationFactor: 1\n", "  replicationFactor: 1\n  deletionPolicy: Delete\n")
+        # Every TicketTopic's spec (they are all in topics.yaml): deleted with its topic.
+        text = "\n---\n".join(
+            doc.replace("\nspec:\n", "\nspec:\n  deletionPolicy: Delete\n", 1)
+            if "\nkind: TicketTopic\n" in doc
+            else doc
+            for doc in text.split("\n---\n")
+        )
         out[f"teams/support/{path.name}"] = text
     return out

@@ -284,7 +284,7 @@ def _sync_break_and_fix(
     dlq_spec = f"  name: ticket-{suffix}.dlq\n"
     assert dlq_spec in files[topics]
     head, tail = files[topics].split(dlq_spec)
-    breaking = head + dlq_spec + tail.replace("replicationFactor: 1", "replicationFactor: 2", 1)
+    breaking = head + dlq_spec + tail.replace("spec:\n", "spec:\n  replicationFactor: 2\n", 1)
     repo.push({topics: breaking}, "raise the replication factor of the dead-letter topic")
     app.refresh()
     started = time.monotonic()
@@ -299,8 +299,8 @@ def _sync_break_and_fix(
     assert dlq == ("TicketTopic", f"ticket-{suffix}.dlq", "Degraded", ready["message"])
     assert "spec.replicationFactor is 2 but the topic has 1" in ready["message"]
 
-    # The fix: back to what the topic has.
-    repo.push({topics: files[topics]}, "the dead-letter topic keeps replication factor 1")
+    # The fix: back to no factor in the spec (what the topic has is fine).
+    repo.push({topics: files[topics]}, "the dead-letter topic keeps the replication factor it has")
     app.refresh()
     started = time.monotonic()
     recovered = app.wait("Synced", "Healthy", revision=_head(repo))
