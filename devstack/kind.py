@@ -3,7 +3,7 @@
 ``up`` builds what is missing (Docker engine, kind and the Kubernetes node binaries, the
 node image, the srs, Kafka and KEDA images), creates the cluster, runs Kafka in it (reachable
 from pods as ``kafka-bootstrap.kafka.svc:9092`` and from the host on a loopback port per
-broker; one plaintext broker by default, or three with TLS and SCRAM:
+broker; three brokers with TLS and SCRAM by default, or one plaintext broker:
 :mod:`devstack.kind_kafka`), installs KEDA from its own manifests (``devstack/keda.py``;
 ``with_keda=False`` skips it), loads the srs image, installs the operator with the project's
 Helm chart and writes ``.kind/env``. Everything runs on loopback or on the Docker network the cluster creates.
@@ -424,7 +424,7 @@ def up(
     is False) and the operator; with ``llm``, also a real model server (llama.cpp's, Gemma 3
     270M) in ``srs-llm``. Idempotent: a later ``up`` without ``llm`` (or with ``with_keda``
     False) leaves a running model server (or KEDA) alone. ``brokers``: how many Kafka brokers
-    a new cluster gets (default one, plaintext; three: TLS and SCRAM); a cluster keeps its count."""
+    a new cluster gets (default three, with TLS and SCRAM); a cluster keeps its count."""
     if brokers is not None and brokers not in kind_kafka.BROKER_COUNTS:
         counts = ", ".join(map(str, kind_kafka.BROKER_COUNTS))
         raise ValueError(f"--brokers must be one of {counts}, not {brokers}")
@@ -573,7 +573,7 @@ class BrokerCountError(RuntimeError):
 
 
 def _broker_count(existing: int | None, requested: int | None, mapped_ports: int) -> int:
-    """The cluster's number of brokers: what it runs (kept), else what was asked for (one by
+    """The cluster's number of brokers: what it runs (kept), else what was asked for (three by
     default), within the host ports the cluster was created with."""
     if existing is not None:
         if requested is not None and requested != existing:

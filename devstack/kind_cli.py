@@ -1,6 +1,6 @@
 """Create a kind cluster whose node image, control-plane images, Kafka image and srs image are
 all built on this machine (Go module proxy, Debian packages, Maven Central, PyPI), run Kafka
-(one plaintext broker; --brokers 3: three with TLS and SCRAM) and KEDA
+(three brokers with TLS and SCRAM by default; --brokers 1: one plaintext broker) and KEDA
 (built from its Go module, upstream's manifests; --no-keda skips it) in it, install the
 operator with the Helm chart and write .kind/env (KUBECONFIG, KAFKA_BOOTSTRAP_SERVERS,
 KAFKA_CLIENT_CONFIG, kind/kubectl/helm/kcat on PATH). Installs Debian's docker.io and starts
@@ -94,9 +94,9 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     kind.add_argument(
         "--brokers", type=int, choices=[1, 3], default=None,
-        help="with up: how many Kafka brokers a new cluster gets (default 1: one plaintext broker; 3: a KRaft quorum "
-        "of three, replication 3 and min.insync.replicas 2, TLS and SASL/SCRAM with ACLs on every client listener, the "
-        "operator managing each agent's user); a cluster keeps its count (`srs kind down` first to change it)",
+        help="with up: how many Kafka brokers a new cluster gets (default 3: a KRaft quorum of three, replication 3 "
+        "and min.insync.replicas 2, TLS and SASL/SCRAM with ACLs on every client listener, the operator managing each "
+        "agent's user; 1: one plaintext broker); a cluster keeps its count (`srs kind down` first to change it)",
     )  # fmt: skip
     kind.set_defaults(func=_kind)
 

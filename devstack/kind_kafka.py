@@ -1,6 +1,6 @@
 """Kafka of the kind cluster: one plaintext broker, or a quorum of three with TLS and SCRAM.
 
-``srs kind up --brokers 3`` runs three KRaft nodes in a
+``srs kind up --brokers 3`` (the default for a new cluster) runs three KRaft nodes in a
 StatefulSet (``containers/kafka/kafka-cluster.yaml``): replication 3 and
 ``min.insync.replicas`` 2 by default, so one broker may go and ``acks=all`` producers go on.
 What is secret and what the brokers need to form one cluster lives in the Secret
@@ -36,12 +36,9 @@ from pathlib import Path
 from devstack import images, kafka, kafka_auth, pki
 from devstack.kafka_auth import KafkaAuth
 
-#: ``srs kind up --brokers``: one plaintext broker (default), or a TLS + SCRAM quorum of three.
-#: Three is not the default yet: a restarted broker could drop every SCRAM credential (a Kafka
-#: bug, worked around by a snapshot a minute: docs/kafka-security.md), which would leave the
-#: agents unable to log in to it; the kind suite on three brokers has not run with the workaround.
+#: ``srs kind up --brokers``: a TLS + SCRAM quorum of three (default), or one plaintext broker.
 BROKER_COUNTS = (1, 3)
-DEFAULT_BROKERS = 1
+DEFAULT_BROKERS = 3
 NAMESPACE = "kafka"
 #: The node port of broker N's host listener is FIRST_NODE_PORT + N; every cluster reserves
 #: the host ports of the largest count when it is created (kind's port mappings are fixed then).

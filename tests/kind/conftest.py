@@ -1,24 +1,29 @@
 """Fixtures of the kind suite: the cluster of ``srs kind up``, kubectl on it, and kcat.
 
 What only a real kubelet can prove runs here: the srs image in pods, probes checked by
-the kubelet, Pod Security admission, pod replacement, Secret rotation, Helm. The suite
-brings the cluster up itself (``srs kind up`` is idempotent) and never skips: when the
-cluster cannot start, every test errors.
+the kubelet, Pod Security admission, pod replacement, Secret rotation, Helm, and Kafka as a
+StatefulSet of three brokers with TLS, SCRAM and ACLs. The suite brings the cluster up
+itself (``srs kind up`` is idempotent) and never skips: when the cluster cannot start, every
+test errors. Host clients speak to Kafka as its admin (``KAFKA_CLIENT_CONFIG``), over SASL_SSL.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devstack import apt, kind
+from agent_runtime import events
+from devstack import kcat as kcat_wrapper
+from devstack import kind, settings
+from srs import publish
 from tests.harness import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +36,10 @@ class Cluster:
     def __init__(self, state: kind.KindState) -> None:
         self.state = state
         self.kafka_bootstrap = state.kafka_bootstrap
+        #: librdkafka settings of the host's client (the admin over SASL_SSL), and their file.
+        self.kafka_settings = state.kafka_settings()
+        assert state.kafka_client_config, "srs kind up wrote no KAFKA_CLIENT_CONFIG"
+        self.kafka_config = state.kafka_client_config
         self.env = {
             **os.environ,
             "KUBECONFIG": state.kubeconfig,
@@ -60,6 +69,45 @@ class Cluster:
         pods = self.get("pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={agent}")["items"]
         return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
+    def publish(self, topic: str, tickets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send tickets as ``srs publish`` builds them, from the host as the admin; returns the
+        events sent. Idempotent (acks=all): a retry across a broker's loss adds no second copy,
+        so every ticket is in the input once and an outcome seen twice is the agents' doing."""
+        from confluent_kafka import Producer
+
+        producer = Producer({**self.kafka_settings, "enable.idempotence": True, "linger.ms": 5, "log_level": 3})
+        run_id = secrets.token_hex(3)
+        built = [publish.to_event(t, run_id, n) for n, t in enumerate(tickets, 1)]
+        failures: list[str] = []
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            if err is not None:
+                failures.append(f"{msg.key().decode()}: {err}")
+
+        for event in built:
+            traceparent = events.format_traceparent(event["trace_id"], event["event_id"]).encode()
+            producer.produce(
+                topic,
+                key=event["ticket_id"].encode(),
+                value=json.dumps(event).encode(),
+                headers=[("traceparent", traceparent)],
+                on_delivery=on_delivery,
+            )
+            producer.poll(0)
+        remaining = producer.flush(60)
+        assert not remaining and not failures, f"{remaining} undelivered, {len(failures)} failed: {failures[:3]}"
+        return built
+
+    def kcat_read(self, kcat: str, topic: str, *, config: str | None = None) -> list[str]:
+        """The keys of every committed record of ``topic``, read with kcat from the beginning."""
+        done = subprocess.run(
+            [kcat, "-F", config or self.kafka_config, "-X", "isolation.level=read_committed",
+             "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\n"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """``test_down.py`` removes the cluster: it runs after every other test, whatever the names."""
@@ -68,20 +116,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def cluster() -> Cluster:
-    # With the model server: one test drafts through a real model in the cluster. One plaintext
-    # broker, what this suite is written for: a cluster made with --brokers 3 is refused with
-    # what to run instead, never half-used.
-    return Cluster(kind.up(llm=True, brokers=1))
+    # With the model server: one test drafts through a real model in the cluster. Three
+    # brokers: what a cluster made by `srs kind up` has (a cluster of one says how to recreate it).
+    return Cluster(kind.up(llm=True, brokers=3))
 
 
 @pytest.fixture(scope="session")
-def kcat() -> str:
-    """Debian's kcat: a Kafka client srs did not write, to count what reached the topics."""
-    if shutil.which("kcat") is None:
-        apt.install(["kcat"], lambda msg: print(msg, flush=True))
-    path = shutil.which("kcat")
-    assert path, "kcat is needed to count tickets with a client srs did not write"
-    return path
+def kcat(cluster: Cluster) -> str:
+    """Debian's kcat, a Kafka client srs did not write, to count what reached the topics: the
+    wrapper ``srs kind up`` puts on ``.kind/env``'s PATH (Debian's librdkafka 2.0.2 cannot log
+    in with SCRAM to Kafka 4; devstack/kcat.py)."""
+    paths = replace(settings.default_paths(), state=settings.kind_state())
+    return kcat_wrapper.command(paths, lambda msg: print(msg, flush=True))
 
 
 #: The namespace of the ticket flow: every example applied, Pod Security level `restricted` enforced.

@@ -85,7 +85,7 @@ def _count_outcomes(cluster: Cluster, kcat: str, ticket_ids: set[str]) -> tuple[
     seen: Counter[str] = Counter()
     for stage, topic in OUTCOME_TOPICS.items():
         done = subprocess.run(
-            [kcat, "-b", cluster.kafka_bootstrap, "-X", "isolation.level=read_committed",
+            [kcat, "-F", cluster.kafka_config, "-X", "isolation.level=read_committed",
              "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\n"],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
@@ -105,10 +105,10 @@ def test_200_tickets_have_exactly_one_outcome_each_while_agent_pods_are_killed(
     killed = {agent: cluster.agent_pods(flow, agent)[0]["metadata"]["uid"] for agent in ("triage", "billing")}
 
     t0 = time.monotonic()
-    sent = publish.publish(cluster.kafka_bootstrap, "ticket.events", tickets[:100], progress=False)
+    sent = cluster.publish("ticket.events", tickets[:100])
     # Mid-flow: the triage pod and a specialist pod go away; their Deployments replace them.
     cluster.kubectl("delete", "pod", "-n", flow, "-l", "app.kubernetes.io/instance in (triage,billing)", "--wait=false")
-    sent += publish.publish(cluster.kafka_bootstrap, "ticket.events", tickets[100:], progress=False)
+    sent += cluster.publish("ticket.events", tickets[100:])
     ids = {event["ticket_id"] for event in sent}
     assert len(ids) == 200
 
@@ -144,7 +144,7 @@ def _topics(names: list[str]) -> list[dict]:  # type: ignore[type-arg]
             "apiVersion": "srs.dev/v1alpha1",
             "kind": "TicketTopic",
             "metadata": {"name": n},
-            "spec": {"partitions": 1, "replicationFactor": 1, "deletionPolicy": "Delete"},
+            "spec": {"partitions": 1, "deletionPolicy": "Delete"},
         }
         for n in names
     ]

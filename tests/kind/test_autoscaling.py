@@ -46,7 +46,7 @@ def _topic(name: str, partitions: int = 1) -> dict[str, Any]:
         "apiVersion": "srs.dev/v1alpha1",
         "kind": "TicketTopic",
         "metadata": {"name": name},
-        "spec": {"partitions": partitions, "replicationFactor": 1, "deletionPolicy": "Delete"},
+        "spec": {"partitions": partitions, "deletionPolicy": "Delete"},
     }
 
 
@@ -99,7 +99,7 @@ class Timeline:
         p = self.pipeline
         # Never subscribes: it only reads the agent's group's committed offsets, as KEDA does.
         group = f"srs.{p.namespace}.{p.scaled}"
-        consumer = Consumer({"bootstrap.servers": self.cluster.kafka_bootstrap, "group.id": group})
+        consumer = Consumer({**self.cluster.kafka_settings, "group.id": group})
         try:
             while not self._stop.is_set():
                 deployment = self.cluster.get(f"deployment/{p.scaled}", "-n", p.namespace)
@@ -140,7 +140,7 @@ def _outcomes(
     seen: Counter[str] = Counter()
     for stage, topic in topics.items():
         done = subprocess.run(
-            [kcat, "-b", cluster.kafka_bootstrap, "-X", "isolation.level=read_committed",
+            [kcat, "-F", cluster.kafka_config, "-X", "isolation.level=read_committed",
              "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\n"],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
@@ -221,9 +221,7 @@ def test_an_agent_scales_with_its_queue_and_back_and_every_ticket_has_one_outcom
     state: dict[str, Any] = {}
     try:
         samples = publish.sample_tickets()
-        sent = publish.publish(
-            cluster.kafka_bootstrap, f"{prefix}.events", [samples[i % len(samples)] for i in range(TICKETS)], False
-        )
+        sent = cluster.publish(f"{prefix}.events", [samples[i % len(samples)] for i in range(TICKETS)])
         t_sent = timeline.last()[0]
         ids = {e["ticket_id"] for e in sent}
 
@@ -272,9 +270,7 @@ def test_pods_scaled_away_in_the_middle_of_a_backlog_hand_back_their_tickets(
     state: dict[str, Any] = {}
     try:
         samples = publish.sample_tickets()
-        sent = publish.publish(
-            cluster.kafka_bootstrap, f"{prefix}.events", [samples[i % len(samples)] for i in range(BACKLOG)], False
-        )
+        sent = cluster.publish(f"{prefix}.events", [samples[i % len(samples)] for i in range(BACKLOG)])
         ids = {e["ticket_id"] for e in sent}
         wait_for("more than one pod busy", lambda: timeline.last()[2] > 1, timeout=180, interval=1)
         patch = '{"spec":{"autoscaling":{"maxReplicas":1}}}'
@@ -317,7 +313,7 @@ def test_an_agent_scales_to_zero_and_back_on_the_first_ticket(
     t_zero = time.monotonic() - t0
     wait_for("no pod left", lambda: not cluster.agent_pods(namespace, scaled_name), timeout=60, interval=2)
 
-    [event] = publish.publish(cluster.kafka_bootstrap, f"{prefix}.events", publish.sample_tickets()[:1], False)
+    [event] = cluster.publish(f"{prefix}.events", publish.sample_tickets()[:1])
     t1 = time.monotonic()
     wait_for("one pod again, on the first ticket", lambda: replicas() == 1, timeout=90, interval=1)
     t_back = time.monotonic() - t1

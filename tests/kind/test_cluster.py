@@ -32,10 +32,13 @@ def test_the_node_is_ready_and_runs_containerd(cluster: Cluster) -> None:
 
 
 def test_kafka_answers_on_the_hosts_loopback(cluster: Cluster) -> None:
-    admin = AdminClient({"bootstrap.servers": cluster.kafka_bootstrap, "log_level": 0})
+    admin = AdminClient({**cluster.kafka_settings, "log_level": 0})
     metadata = admin.list_topics(timeout=10)
-    assert len(metadata.brokers) == 1
-    assert cluster.kafka_bootstrap.startswith("127.0.0.1:")
+    # Three brokers, each advertised to the host on its own loopback port (kind's port mappings).
+    assert sorted(metadata.brokers) == [0, 1, 2]
+    assert {f"{b.host}:{b.port}" for b in metadata.brokers.values()} == set(cluster.kafka_bootstrap.split(","))
+    assert all(address.startswith("127.0.0.1:") for address in cluster.kafka_bootstrap.split(","))
+    assert cluster.kafka_settings["security.protocol"] == "SASL_SSL"
 
 
 def test_the_operator_is_a_helm_release_that_upgrades_in_place(cluster: Cluster, flow: str) -> None:

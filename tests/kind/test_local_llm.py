@@ -49,7 +49,7 @@ def _outcomes(cluster: Cluster, kcat: str, topics: dict[str, str], ids: set[str]
     found: dict[str, dict[str, Any]] = {}
     for stage in ("resolved", "human"):
         done = subprocess.run(
-            [kcat, "-b", cluster.kafka_bootstrap, "-X", "isolation.level=read_committed",
+            [kcat, "-F", cluster.kafka_config, "-X", "isolation.level=read_committed",
              "-C", "-t", topics[stage], "-o", "beginning", "-e", "-q", "-f", "%s\n"],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
@@ -90,7 +90,7 @@ def test_a_specialist_pod_drafts_through_the_in_cluster_model(
         for agent in (triage, specialist):
             wait_until_ready(cluster, f"sagent/{agent['metadata']['name']}", flow)
         samples = publish.sample_tickets()
-        sent = publish.publish(cluster.kafka_bootstrap, names["in"], samples[:2], progress=False)
+        sent = cluster.publish(names["in"], samples[:2])
         ids = {event["ticket_id"] for event in sent}
         found: dict[str, dict[str, Any]] = {}
 

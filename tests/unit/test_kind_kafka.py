@@ -73,9 +73,8 @@ def test_the_operator_is_the_admin_and_manages_the_agents_users_only_with_three_
     assert pairs["secretNamespaces"] == "{default}"
 
 
-def test_a_cluster_keeps_its_broker_count_and_a_new_one_gets_what_it_asks_for() -> None:
-    assert kind._broker_count(None, None, 3) == 1
-    assert kind._broker_count(None, 3, 3) == 3
+def test_a_cluster_keeps_its_broker_count_and_a_new_one_gets_three() -> None:
+    assert kind._broker_count(None, None, 3) == 3
     assert kind._broker_count(None, 1, 3) == 1
     assert kind._broker_count(1, None, 1) == 1
     assert kind._broker_count(3, 3, 3) == 3
