@@ -7,6 +7,7 @@ busy — and ``/healthz`` can report that the loop is stuck.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
@@ -26,14 +27,27 @@ class Probed(Protocol):
     def ready(self) -> bool: ...
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A request that failed is a JSON log line, not ``socketserver``'s traceback printed to
+        stderr (which broke the one-JSON-object-per-line log). A client that went away — a probe
+        or a scrape whose timeout ran out on a busy node — is no fault of the agent's."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.debug("an HTTP client went away mid-request", extra={"error": type(error).__name__})
+            return
+        log.warning("serving an HTTP request failed", exc_info=True)
+
+
 class HealthServer:
     """Serves the probes of ``target`` and the metrics of ``registry`` on ``host:port``."""
 
     def __init__(self, target: Probed, registry: CollectorRegistry, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - probes come from the kubelet
         self._target = target
         self._registry = registry
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property

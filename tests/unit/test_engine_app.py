@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -46,6 +48,44 @@ def test_probes_follow_the_engine_and_metrics_come_from_the_registry() -> None:
         assert get(server, "/nope")[0] == 404
     finally:
         server.stop()
+
+
+class Failing:
+    """A target whose probe answer fails the way ``error`` says."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.ready = True
+
+    @property
+    def healthy(self) -> bool:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "level"),
+    [(BrokenPipeError(32, "Broken pipe"), logging.DEBUG), (RuntimeError("a bug"), logging.WARNING)],
+)
+def test_a_failed_request_is_a_log_record_never_a_traceback_on_stderr(
+    error: Exception, level: int, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agent_runtime.server")
+    server = HealthServer(Failing(error), CollectorRegistry(), port=0, host="127.0.0.1").start()
+    try:
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            get(server, "/healthz")
+        assert get(server, "/readyz")[::2] == (200, "ready\n"), "the server goes on serving"
+    finally:
+        server.stop()
+    assert capfd.readouterr().err == "", "a plain-text traceback would break the JSON log"
+    [record] = [
+        r
+        for r in caplog.records
+        if r.name == "agent_runtime.server"
+        and r.levelno >= logging.DEBUG
+        and r.msg != "serving /healthz /readyz /metrics"
+    ]
+    assert record.levelno == level
 
 
 def test_handler_factories_are_named_module_colon_attribute() -> None:
