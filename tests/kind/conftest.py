@@ -13,6 +13,8 @@ import json
 import os
 import secrets
 import subprocess
+import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -162,3 +164,55 @@ def wait_until_ready(cluster: Cluster, resource: str, namespace: str, timeout: f
         timeout=timeout,
         interval=1,
     )
+
+
+#: Where a ticket of the flow ends: every ticket in exactly one of these, once.
+OUTCOME_TOPICS = {"resolved": "ticket.resolved", "human": "ticket.triaged.human", "dead-letter": "ticket.dlq"}
+
+
+def count_outcomes(cluster: Cluster, kcat: str, ids: set[str]) -> tuple[dict[str, str], Counter[str]]:
+    """Every ticket's outcome and how often each was seen: kcat from the beginning,
+    committed records only, as a customer-facing consumer reads."""
+    outcome: dict[str, str] = {}
+    seen: Counter[str] = Counter()
+    for stage, topic in OUTCOME_TOPICS.items():
+        for key in cluster.kcat_read(kcat, topic):
+            if key in ids:
+                seen[key] += 1
+                outcome.setdefault(key, stage)
+    return outcome, seen
+
+
+def assert_every_ticket_once(
+    cluster: Cluster,
+    kcat: str,
+    ids: set[str],
+    what: str,
+    t0: float,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    timeout: float,
+) -> None:
+    """Wait until every ticket of ``ids`` has an outcome; print the figures (also on a
+    timeout) and assert that none has two."""
+    state: dict[str, Any] = {}
+
+    def all_accounted() -> bool:
+        outcome, seen = count_outcomes(cluster, kcat, ids)
+        state.update(outcome=outcome, seen=seen)
+        return len(outcome) == len(ids)
+
+    try:
+        wait_for(
+            "every ticket resolved, in the human queue or dead-lettered", all_accounted, timeout=timeout, interval=3
+        )
+    finally:
+        outcome: dict[str, str] = state.get("outcome", {})
+        seen: Counter[str] = state.get("seen", Counter())
+        duplicates = sum(n - 1 for n in seen.values())
+        with capsys.disabled():  # the figures belong in CI's output, not only in a failure report
+            print(
+                f"\n{what}: sent {len(ids)}, accounted {len(outcome)} ({dict(Counter(outcome.values()))}), "
+                f"duplicates {duplicates}, {time.monotonic() - t0:.1f}s"
+            )
+    assert {t: n for t, n in seen.items() if n > 1} == {}, "exactly once: no ticket has two outcomes"

@@ -8,22 +8,19 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
 import time
 import uuid
-from collections import Counter
 from typing import Any
 
 import pytest
 
 from srs import publish
 from tests.harness import wait_for
-from tests.kind.conftest import Cluster, wait_until_ready
+from tests.kind.conftest import Cluster, assert_every_ticket_once, wait_until_ready
 
 pytestmark = pytest.mark.kind
 
 EXAMPLE_AGENTS = ("triage", "billing", "technical", "feature-request", "account", "other")
-OUTCOME_TOPICS = {"resolved": "ticket.resolved", "human": "ticket.triaged.human", "dead-letter": "ticket.dlq"}
 
 
 def _ready(pod: dict) -> bool:  # type: ignore[type-arg]
@@ -78,25 +75,6 @@ def test_agent_logs_are_json_and_metrics_are_scrapeable_through_the_service(clus
     assert "srs_" in metrics
 
 
-def _count_outcomes(cluster: Cluster, kcat: str, ticket_ids: set[str]) -> tuple[dict[str, str], Counter[str]]:
-    """Every ticket's outcome and how often each was seen, read with kcat from the beginning
-    as a customer-facing consumer reads: committed records only."""
-    outcome: dict[str, str] = {}
-    seen: Counter[str] = Counter()
-    for stage, topic in OUTCOME_TOPICS.items():
-        done = subprocess.run(
-            [kcat, "-F", cluster.kafka_config, "-X", "isolation.level=read_committed",
-             "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\n"],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        for key in done.stdout.splitlines():
-            if key in ticket_ids:
-                seen[key] += 1
-                outcome.setdefault(key, stage)
-    return outcome, seen
-
-
 def test_200_tickets_have_exactly_one_outcome_each_while_agent_pods_are_killed(
     cluster: Cluster, flow: str, kcat: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -112,26 +90,7 @@ def test_200_tickets_have_exactly_one_outcome_each_while_agent_pods_are_killed(
     ids = {event["ticket_id"] for event in sent}
     assert len(ids) == 200
 
-    state: dict[str, object] = {}
-
-    def all_accounted() -> bool:
-        outcome, seen = _count_outcomes(cluster, kcat, ids)
-        state.update(outcome=outcome, seen=seen)
-        return len(outcome) == len(ids)
-
-    try:
-        wait_for("every ticket resolved, in the human queue or dead-lettered", all_accounted, timeout=240, interval=3)
-    finally:
-        outcome = state.get("outcome", {})
-        seen = state.get("seen", Counter())
-        assert isinstance(outcome, dict) and isinstance(seen, Counter)
-        duplicates = sum(n - 1 for n in seen.values())
-        with capsys.disabled():  # the figures belong in CI's output, not only in a failure report
-            print(
-                f"\nkind flow: sent {len(ids)}, accounted {len(outcome)} "
-                f"({dict(Counter(outcome.values()))}), duplicates {duplicates}, {time.monotonic() - t0:.1f}s"
-            )
-    assert {t: n for t, n in seen.items() if n > 1} == {}, "exactly once: no ticket has two outcomes"
+    assert_every_ticket_once(cluster, kcat, ids, "kind flow", t0, capsys, timeout=240)
     for agent, uid in killed.items():
         pods = cluster.agent_pods(flow, agent)
         assert pods and all(p["metadata"]["uid"] != uid for p in pods), f"{agent} pod was not replaced"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,12 +15,11 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from srs import publish
 from tests.harness import wait_for
-from tests.kind.conftest import Cluster
+from tests.kind.conftest import OUTCOME_TOPICS, Cluster, assert_every_ticket_once
 
 pytestmark = pytest.mark.kind
 
 INPUT = "ticket.events"
-OUTCOME_TOPICS = {"resolved": "ticket.resolved", "human": "ticket.triaged.human", "dead-letter": "ticket.dlq"}
 TICKETS = 500
 BATCH = 50
 
@@ -86,43 +84,6 @@ class Publisher:
         return {e["ticket_id"] for e in self.sent}
 
 
-def _outcomes(cluster: Cluster, kcat: str, ids: set[str]) -> tuple[dict[str, str], Counter[str]]:
-    """Every ticket's outcome and how often each was seen: kcat from the beginning,
-    committed records only, as a customer-facing consumer reads."""
-    outcome: dict[str, str] = {}
-    seen: Counter[str] = Counter()
-    for stage, topic in OUTCOME_TOPICS.items():
-        for key in cluster.kcat_read(kcat, topic):
-            if key in ids:
-                seen[key] += 1
-                outcome.setdefault(key, stage)
-    return outcome, seen
-
-
-def _every_ticket_once(
-    cluster: Cluster, kcat: str, ids: set[str], what: str, t0: float, capsys: pytest.CaptureFixture[str]
-) -> None:
-    state: dict[str, Any] = {}
-
-    def all_accounted() -> bool:
-        outcome, seen = _outcomes(cluster, kcat, ids)
-        state.update(outcome=outcome, seen=seen)
-        return len(outcome) == len(ids)
-
-    try:
-        wait_for("every ticket resolved, in the human queue or dead-lettered", all_accounted, timeout=420, interval=3)
-    finally:
-        outcome: dict[str, str] = state.get("outcome", {})
-        seen: Counter[str] = state.get("seen", Counter())
-        duplicates = sum(n - 1 for n in seen.values())
-        with capsys.disabled():  # the figures belong in CI's output
-            print(
-                f"\n{what}: sent {len(ids)}, accounted {len(outcome)} ({dict(Counter(outcome.values()))}), "
-                f"duplicates {duplicates}, {time.monotonic() - t0:.1f}s"
-            )
-    assert {t: n for t, n in seen.items() if n > 1} == {}, "exactly once: no ticket has two outcomes"
-
-
 @pytest.fixture
 def healthy(cluster: Cluster, flow: str) -> Iterator[str]:
     """The flow on a whole cluster, before and after the test (the next test starts whole)."""
@@ -163,7 +124,7 @@ def test_killing_the_leader_of_the_input_mid_flow_loses_and_repeats_no_ticket(
     assert len(ids) == TICKETS
     with capsys.disabled():
         print(f"\nkilled {pod} (leader of {INPUT} partitions {led}) after {BATCH * 2} of {TICKETS} tickets")
-    _every_ticket_once(cluster, kcat, ids, f"broker {leader} killed", t0, capsys)
+    assert_every_ticket_once(cluster, kcat, ids, f"broker {leader} killed", t0, capsys, timeout=420)
     wait_for(
         f"{pod} replaced",
         lambda: cluster.get(f"pod/{pod}", "-n", "kafka")["metadata"]["uid"] != uid,
@@ -188,4 +149,4 @@ def test_a_rolling_restart_of_every_broker_mid_flow_loses_and_repeats_no_ticket(
     assert set(after) == set(before) and all(after[n] != before[n] for n in before), (before, after)
     with capsys.disabled():
         print(f"\nrolling restart of {sorted(before)}: {restarted:.0f}s until the last broker was Ready")
-    _every_ticket_once(cluster, kcat, ids, "rolling restart", t0, capsys)
+    assert_every_ticket_once(cluster, kcat, ids, "rolling restart", t0, capsys, timeout=420)
