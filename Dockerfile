@@ -3,9 +3,11 @@
 # Build with `make image`: it builds srs and exactly the versions of requirements.lock
 # (hashes checked) as wheels on the host (build/wheels/, nothing else in it) and then runs
 # `docker build`, so nothing inside the build touches the network and the image holds the
-# locked versions. BASE_IMAGE is any Debian-like image with Python 3.11+ and the venv module:
-# by default the official slim Python image; machines without a registry use a base
-# built from Debian packages (`make image` does that by itself when it has to).
+# locked versions. The offline classifier's compiled step (native/) is a wheel of its own,
+# built with the host's cargo for the host's Python. BASE_IMAGE is any Debian-like image with
+# the host's Python minor version (3.11) and the venv module: by default the official slim
+# Python image; machines without a registry use a base built from Debian packages (`make
+# image` does that by itself when it has to).
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build
@@ -13,7 +15,7 @@ COPY build/wheels /wheels
 # A self-contained virtualenv; bytecode compiled now, because the running container has a
 # read-only root filesystem and cannot write __pycache__.
 RUN python3 -m venv /opt/srs \
- && /opt/srs/bin/pip install --no-index --find-links /wheels --no-cache-dir --quiet srs \
+ && /opt/srs/bin/pip install --no-index --find-links /wheels --no-cache-dir --quiet srs srs-native \
  && /opt/srs/bin/pip uninstall --yes --quiet setuptools pip \
  && /opt/srs/bin/python -m compileall -q /opt/srs/lib > /dev/null \
  && /opt/srs/bin/srs --help > /dev/null

@@ -16,10 +16,14 @@ help: ## list the targets
 # pyproject.toml): requirements-dev.lock for the venv, requirements.lock (its runtime part,
 # the same versions) for the image. srs itself is installed on top, without dependencies,
 # built by the locked setuptools.
-$(VENV)/.installed: pyproject.toml requirements-dev.lock
+# The offline classifier's compiled step (native/, Rust) goes in last: built by the locked
+# maturin with the machine's cargo, once per source content (cached in ~/.cache/srs/native).
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs native/srs_native/*.py*)
+$(VENV)/.installed: pyproject.toml requirements-dev.lock $(NATIVE_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m devstack.native > /dev/null
 	@touch $@
 
 install: $(VENV)/.installed ## create .venv with exactly the locked versions (requirements-dev.lock) and srs
@@ -52,9 +56,12 @@ llm-down: ## stop the local model server
 llm-status: install ## where the local model server runs, and whether it answers
 	$(SRS) llm status
 
-lint: install ## ruff lint + format check, import direction (lint-imports, contracts in pyproject.toml), actionlint
+CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
+
+lint: install ## ruff lint + format check, import direction (lint-imports, contracts in pyproject.toml), actionlint, rustfmt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(CARGO) fmt --check --manifest-path native/Cargo.toml
 	$(BIN)/lint-imports --no-cache
 	@tools=$$($(SRS) kind tools actionlint) && $$tools/actionlint -color=false .github/workflows/*.yml && echo "actionlint: ok"
 

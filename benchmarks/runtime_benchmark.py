@@ -50,6 +50,7 @@ from agent_runtime import logs, metrics
 from agent_runtime.app import tune_gc
 from agent_runtime.engine import Engine, EngineSettings
 from agent_runtime.engine.offsets import OffsetTracker
+from agent_runtime.offline.modelfile import load_default
 from agent_runtime.records import Handler, InputRecord, OutputRecord
 from srs_contracts.agent_config import AgentConfig
 
@@ -426,6 +427,11 @@ def offline_triage_handler(settings: EngineSettings, topics: Topics, partitions:
 # -- the run ----------------------------------------------------------------------------------
 
 
+def classifier_path() -> str:
+    """Which path the offline classifier takes for ASCII tickets (``SRS_NATIVE_CLASSIFIER=0``: Python)."""
+    return "compiled step (native/)" if load_default().compiled else "Python only (no compiled step)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
@@ -564,6 +570,7 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
     print(
         f"(raw loop and engine: best of {args.repeat} alternating runs; CPU: process CPU per record, start-up included)"
     )
+    print(f"offline classifier: {classifier_path()}")
     print()
     print(f"{'run':<52} {'records':>8} {'seconds':>8} {'msg/s':>10} {'CPU µs':>7} {'vs raw':>7} {'vs seed':>8}")
     for r in results:
@@ -623,6 +630,7 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
 
         args.json.write_text(json.dumps({
             "benchmark": "runtime", "records": count, "size": args.size, "partitions": partitions,
+            "offline_classifier": classifier_path(),
             "throughput": [row(r) for r in results],
             "simulated_provider": {"latency_ms": args.latency_ms, "seed_style": row(slow_seed),
                                    "engine": [{"concurrency": c, **row(r)} for c, r in latency_results]},

@@ -9,6 +9,7 @@ factor, so shares hold, absolute µs are from the plain run).
 
     .venv/bin/python benchmarks/triage_profile.py              # 3000 tickets
     .venv/bin/python benchmarks/triage_profile.py --tickets 10000 --top 30
+    SRS_NATIVE_CLASSIFIER=0 .venv/bin/python benchmarks/triage_profile.py   # Python only, to compare
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from collections.abc import Sequence
 
 from agent_runtime.agent import build_handler
+from agent_runtime.offline.modelfile import load_default
 from agent_runtime.records import Handler, InputRecord
 from srs import publish
 from srs_contracts.agent_config import AgentConfig
@@ -32,7 +34,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "whole handler (decode → encode)": ("agent_runtime/agent.py", "handle"),
     "input schema validation": ("agent_runtime/agent.py", "validate_input"),
     "offline classifier (predict)": ("agent_runtime/offline/classifier.py", "predict"),
-    "  of which: features": ("agent_runtime/offline/features.py", "analyse"),
+    "  of which: features and their sums": ("agent_runtime/offline/classifier.py", "_see"),
     "  of which: reasoning text": ("agent_runtime/offline/classifier.py", "_reasoning"),
     "triaged event built": ("agent_runtime/events/builders.py", "build_triaged"),
     "output schema validation + encode": ("agent_runtime/agent.py", "_checked"),
@@ -100,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cumulative[(suffix, name)] = cumulative.get((suffix, name), 0.0) + ct
     total = cumulative.get(STAGES["whole handler (decode → encode)"], 0.0) or 1.0
 
-    print(f"\noffline triage handler, {args.tickets} sample tickets: {per_ticket_us:.0f} µs CPU per ticket\n")
+    path = "compiled step (native/)" if load_default().compiled else "Python only (no compiled step)"
+    print(f"\noffline triage handler, {args.tickets} sample tickets, {path}: {per_ticket_us:.0f} µs CPU per ticket\n")
     print(f"{'stage':<40} {'share':>7} {'µs/ticket':>10}")
     for stage, key in STAGES.items():
         share = cumulative.get(key, 0.0) / total

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from devstack import apt, locks, settings
+from devstack import apt, locks, native, settings
 from devstack.docker_engine import EngineUnavailable, docker, image_exists
 
 Progress = Callable[[str], None]
@@ -192,6 +192,8 @@ def build_wheels(progress: Progress) -> Path:
             # setuptools' build chatter is only worth reading when the build failed.
             sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
             done.check_returncode()
+    # The classifier's compiled step: the wheel `make install` built (cached by its sources).
+    shutil.copy2(native.wheel(), out)
     return out
 
 
@@ -207,6 +209,11 @@ SRS_SOURCES = (
     "operator",
     "events",
     "gitops",
+    "native/Cargo.toml",
+    "native/Cargo.lock",
+    "native/pyproject.toml",
+    "native/src",
+    "native/srs_native",
 )
 
 

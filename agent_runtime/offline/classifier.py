@@ -31,11 +31,11 @@ import functools
 import itertools
 import math
 import operator
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from agent_runtime.offline import features
+from agent_runtime.offline import features, native
 from agent_runtime.offline.naive_bayes import Counts, NaiveBayes, NaiveBayesSettings, PackedRows, lead, softmax
 from srs_contracts.agent_config import Priority, TicketType
 
@@ -222,6 +222,13 @@ class TicketClassifier:
             f for f, n in type_model.counts.document_frequency.items() if n >= 2 and f.startswith(features.WORD_PREFIX)
         )
         self._vocabulary = _Vocabulary(type_model, priority_model, self._known_words)
+        #: The per-ticket step compiled, for ASCII tickets (None: not installed; Python for all).
+        self._native = native.analyzer(found, self._vocabulary, type_model, len(self._types))
+
+    @property
+    def compiled(self) -> bool:
+        """Whether ASCII tickets take the compiled per-ticket step (:mod:`.native`)."""
+        return self._native is not None
 
     def predict(self, subject: str, body: str) -> Prediction:
         """Classify one ticket. Never raises on odd text; empty text gets low confidence."""
@@ -269,7 +276,22 @@ class TicketClassifier:
         """The priorities this model knows."""
         return self._priorities
 
-    def _see(self, subject: str, body: str) -> _Seen:
+    def _see(self, subject: str, body: str) -> _Seen | _NativeSeen:
+        if self._native is not None and (ascii_ticket := features.ascii_ticket(subject, body)) is not None:
+            compiled = self._native.see(*ascii_ticket)
+            words, known = compiled.word_type_scores, compiled.known_words
+            return _NativeSeen(
+                compiled,
+                Assessment(
+                    type_scores=[w + c for w, c in zip(words, compiled.char_type_scores, strict=True)],
+                    word_type_scores=words,
+                    priority_scores=compiled.priority_scores,
+                    known_words=known,
+                    content_words=compiled.content_words,
+                    evidence=1.0 - math.exp(-known / self.settings.evidence_scale),
+                ),
+                self._vocabulary.parts,
+            )
         analysis = features.analyse(subject, body, self._readable_settings)
         # Words, bigrams and style first (both models at once); character n-grams added on top
         # (each n-gram once).
@@ -310,15 +332,15 @@ class TicketClassifier:
         priority_probs = shrink(softmax(a.priority_scores, s.priority_temperature), a.evidence, self._priority_priors)
         return type_probs, priority_probs
 
-    def _reasoning(self, seen: _Seen, t: int, p: int) -> str:
+    def _reasoning(self, seen: _Seen | _NativeSeen, t: int, p: int) -> str:
         ticket_type, priority = self._type_names[t], self._priority_names[p]
         if seen.assessment.evidence < 0.5:
             return "too little known vocabulary to classify reliably; best guess " + ticket_type
-        surface = _surface_forms(seen.analysis.tokens, seen.analysis.stems)
+        surface = seen.surface()
         n = self.settings.reasoning_terms
         # Only readable features explain (character n-grams are evidence, not explanations).
-        type_terms = _readable(_Vocabulary.favouring(seen.entries, 0, t), surface, n)
-        priority_terms = _readable(_Vocabulary.favouring(seen.entries, 1, p), surface, n)
+        type_terms = _readable(seen.favouring(0, t), surface, n)
+        priority_terms = _readable(seen.favouring(1, p), surface, n)
         type_part = f"{ticket_type}: " + (", ".join(type_terms) or "no single decisive term")
         priority_part = f"priority {priority}: " + (", ".join(priority_terms) or "no single decisive term")
         return f"{type_part}; {priority_part}"
@@ -332,6 +354,32 @@ class _Seen:
     analysis: features.Analysis
     entries: list[_Entry]
     assessment: Assessment
+
+    def favouring(self, model: int, label: int) -> Iterable[tuple[str, ...]]:
+        """How the features favouring label ``label`` of model ``model`` read, strongest first."""
+        return _Vocabulary.favouring(self.entries, model, label)
+
+    def surface(self) -> Callable[[str], str]:
+        """Stem → the word as the customer wrote it (the stem itself when none has it)."""
+        forms = _surface_forms(self.analysis.tokens, self.analysis.stems)
+        return lambda stem: forms.get(stem, stem)
+
+
+@dataclass(frozen=True, slots=True)
+class _NativeSeen:
+    """The same, seen by the compiled step (:mod:`.native`)."""
+
+    compiled: native.Seen
+    assessment: Assessment
+    #: How each vocabulary entry reads in a reasoning.
+    parts: Sequence[tuple[str, ...]]
+
+    def favouring(self, model: int, label: int) -> Iterable[tuple[str, ...]]:
+        return map(self.parts.__getitem__, self.compiled.favouring(model, label))
+
+    def surface(self) -> Callable[[str], str]:
+        seen = self.compiled
+        return lambda stem: seen.surface(stem) or stem
 
 
 #: What the vocabulary knows of one feature: its packed row, then per model (type, priority)
@@ -370,35 +418,38 @@ class _Vocabulary:
         type_rows = [type_model.row(f) or no_type for f in names]
         priority_rows = [priority_model.row(f) or no_priority for f in names]
         known = frozenset(known_words)
+        #: The features, in row order; whether each is a known word; their rows and the prior's
+        #: (type labels, priority labels, 1 for a known word).
+        self.names = names
+        self.known = [f in known for f in names]
+        self.rows = [t + p + (1.0 if k else 0.0,) for t, p, k in zip(type_rows, priority_rows, self.known, strict=True)]
+        self.prior = (*type_model.log_priors, *priority_model.log_priors, 0.0)
         # A ticket's readable features are a set: each feature once, plus the prior.
-        packed = PackedRows(
-            [
-                *(
-                    t + p + (1.0 if f in known else 0.0,)
-                    for t, p, f in zip(type_rows, priority_rows, names, strict=True)
-                ),
-                (*type_model.log_priors, *priority_model.log_priors, 0.0),
-            ],
-            capacity=len(names) + 1,
-        )
-        self._packed = packed
+        packed = PackedRows([*self.rows, self.prior], capacity=len(names) + 1)
+        self.packed = packed
         self._prior = packed.rows[-1]
         self._split = len(type_model.labels)
-        type_leads = map(_lead_of, type_rows, names)
-        priority_leads = map(_lead_of, priority_rows, names)
+        type_leads = list(map(_lead_of, type_rows, names))
+        priority_leads = list(map(_lead_of, priority_rows, names))
         self._entries: dict[str, _Entry] = {
             name: (row, t, p, t_key, p_key)
             for name, row, (t, t_key), (p, p_key) in zip(
                 names, packed.rows[:-1], type_leads, priority_leads, strict=True
             )
         }
+        #: Per feature (row order), per model (type, priority): the label it favours in a
+        #: reasoning (-1: none) and by how much; and how it reads there (:func:`_parts`).
+        self.leads = [
+            ((t, -t_key[0]), (p, -p_key[0])) for (t, t_key), (p, p_key) in zip(type_leads, priority_leads, strict=True)
+        ]
+        self.parts = tuple(_parts(name) or () for name in names)
 
     def see(self, readable: Iterable[str]) -> tuple[list[float], list[float], int, list[_Entry]]:
         """The type model's scores of a ticket's readable features (each once: a set; prior
         included), the priority model's, how many of them are known words, and their entries."""
         entries = list(filter(None, map(self._entries.get, readable)))
         # Each feature once: at most one packed row per feature, within the lanes' capacity.
-        sums = self._packed.unpack(sum(map(_PACKED, entries), self._prior))
+        sums = self.packed.unpack(sum(map(_PACKED, entries), self._prior))
         return sums[: self._split], sums[self._split : -1], int(sums[-1]), entries
 
     @staticmethod
@@ -457,10 +508,10 @@ def _surface_forms(tokens: Sequence[str], stems: Sequence[str]) -> dict[str, str
     return dict(zip(reversed(stems), reversed(tokens), strict=True))
 
 
-def _readable(favouring: Iterable[tuple[str, ...]], surface: dict[str, str], limit: int) -> list[str]:
+def _readable(favouring: Iterable[tuple[str, ...]], surface: Callable[[str], str], limit: int) -> list[str]:
     terms: list[str] = []
     for parts in favouring:
-        text = " ".join(map(surface.get, parts, parts))
+        text = " ".join(map(surface, parts))
         for t in terms:
             if text in t or t in text:
                 break

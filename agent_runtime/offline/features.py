@@ -67,9 +67,9 @@ def _mentions_currency(text: str) -> bool:
 
 _HTTP_STATUS_RE = re.compile(r"[1-5]\d\d")
 # Placeholders that survive tokenisation and cannot collide with a real word.
-_SENTINELS: Final = {"qqurlqq": URL, "qqemailqq": EMAIL, "qqmoneyqq": MONEY}
+SENTINELS: Final = {"qqurlqq": URL, "qqemailqq": EMAIL, "qqmoneyqq": MONEY}
 
-_CONTRACTIONS: Final = {
+CONTRACTIONS: Final = {
     "can't": "can not",
     "cant": "can not",
     "cannot": "can not",
@@ -170,7 +170,13 @@ def _shape(token: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """The normalised token stream of a text (shape tokens included, nothing dropped)."""
-    folded = fold(text)
+    folded = _marked(fold(text)).replace("’", "'")
+    found = _ascii_tokens(folded) if folded.isascii() else _TOKEN_RE.findall(folded)
+    return list(itertools.chain.from_iterable(map(_normalised, found)))
+
+
+def _marked(folded: str) -> str:
+    """Folded text with its links, e-mail addresses and amounts replaced by placeholders."""
     # Each pattern runs only on text that holds what every match of it needs (a URL a '/'
     # or 'www.', an address an '@', an amount a digit and a currency): same result, and
     # most tickets skip most of the scans.
@@ -180,9 +186,17 @@ def tokens(text: str) -> list[str]:
         folded = _EMAIL_RE.sub(" qqemailqq ", folded)
     if _DIGIT_RE.search(folded) and _mentions_currency(folded):
         folded = _MONEY_RE.sub(" qqmoneyqq ", folded)
-    folded = folded.replace("’", "'")
-    found = _ascii_tokens(folded) if folded.isascii() else _TOKEN_RE.findall(folded)
-    return list(itertools.chain.from_iterable(map(_normalised, found)))
+    return folded
+
+
+def ascii_ticket(subject: str, body: str) -> tuple[str, str] | None:
+    """An ASCII ticket's text as :func:`analyse` reads it, and the same folded, with its links,
+    addresses and amounts marked (what the compiled step takes, :mod:`.native`); None for a
+    ticket with any other character."""
+    text = f"{subject}\n{body}"
+    if not text.isascii():
+        return None
+    return _marked(text.lower()), text
 
 
 def _ascii_tokens(text: str) -> list[str]:
@@ -203,10 +217,10 @@ def _ascii_tokens(text: str) -> list[str]:
 @functools.lru_cache(maxsize=1 << 16)
 def _normalised(raw: str) -> tuple[str, ...]:
     """What one token of the text stands for: a shape, a contraction's words, or itself."""
-    sentinel = _SENTINELS.get(raw)
+    sentinel = SENTINELS.get(raw)
     if sentinel is not None:
         return (sentinel,)
-    expanded = _CONTRACTIONS.get(raw)
+    expanded = CONTRACTIONS.get(raw)
     if expanded is not None:
         return tuple(expanded.split())
     return (_shape(raw.split("'")[0]),)
@@ -286,7 +300,7 @@ def extract(subject: str, body: str, settings: FeatureSettings = FeatureSettings
 
 
 # Upper-case words that are names of things, not shouting.
-_ACRONYMS: Final = frozenset(
+ACRONYMS: Final = frozenset(
     "AMEX CORS GDPR HIPAA HTTP HTTPS IBAN JSON OAUTH SAML SCIM SEPA SFTP SMTP SWIFT XLSX YAML".split()  # noqa: SIM905
 )
 _SHOUT_RE = re.compile(r"\b[A-Z]{4,}\b")
@@ -296,18 +310,25 @@ _CAPITALS_RE = re.compile(r"[A-Z][A-Z][A-Z][A-Z]")
 
 
 def _style(text: str, n_tokens: int) -> list[str]:
-    found = [_LENGTHS[min(n_tokens // 25, 4)]]
-    if _CAPITALS_RE.search(text) and sum(1 for w in _SHOUT_RE.findall(text) if w not in _ACRONYMS) >= 2:
-        found.append(STYLE_PREFIX + "shouting")
+    found = [LENGTHS[min(n_tokens // 25, 4)]]
+    if _CAPITALS_RE.search(text) and sum(1 for w in _SHOUT_RE.findall(text) if w not in ACRONYMS) >= 2:
+        found.append(SHOUTING)
     if "!!" in text or "??" in text:
-        found.append(STYLE_PREFIX + "repeated_punctuation")
+        found.append(REPEATED_PUNCTUATION)
     if "?" in text:
-        found.append(STYLE_PREFIX + "question")
+        found.append(QUESTION)
     return found
 
 
+#: The style features besides the length: capitals, "!!" or "??", a question.
+SHOUTING: Final = STYLE_PREFIX + "shouting"
+REPEATED_PUNCTUATION: Final = STYLE_PREFIX + "repeated_punctuation"
+QUESTION: Final = STYLE_PREFIX + "question"
+STYLES: Final = (SHOUTING, REPEATED_PUNCTUATION, QUESTION)
+
+
 #: The length features, by length // 25 tokens (capped at 4).
-_LENGTHS: Final = tuple(f"{STYLE_PREFIX}length_{n}" for n in range(5))
+LENGTHS: Final = tuple(f"{STYLE_PREFIX}length_{n}" for n in range(5))
 
 
 @functools.lru_cache(maxsize=1 << 16)

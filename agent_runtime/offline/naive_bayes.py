@@ -196,6 +196,16 @@ class NaiveBayes:
         return None if i is None else self._rows[i]
 
     @property
+    def rows(self) -> tuple[tuple[float, ...], ...]:
+        """Every used feature's weighted log-likelihoods (order of :attr:`features`)."""
+        return self._rows
+
+    @property
+    def packed(self) -> PackedRows:
+        """The rows and, last, the log-priors, packed for exact sums."""
+        return self._packed
+
+    @property
     def features(self) -> tuple[str, ...]:
         """The features the model uses (weighted ones), in row order."""
         return self._names
@@ -236,7 +246,7 @@ class PackedRows:
     ``math.fsum`` returns for the same numbers, in any order.
     """
 
-    __slots__ = ("_bias", "_half", "_inverse", "_mask", "_shifts", "_unit", "capacity", "rows")
+    __slots__ = ("_bias", "_half", "_inverse", "_mask", "_shifts", "_unit", "capacity", "point", "rows", "width")
 
     def __init__(self, rows: Sequence[Sequence[float]], capacity: int) -> None:
         """``rows`` (of one length; their values finite); a sum may hold at most ``capacity`` of them."""
@@ -251,6 +261,9 @@ class PackedRows:
         width = (largest * max(capacity, 1)).bit_length() + 1
         n = len(rows[0]) if rows else 0
         self.capacity = capacity
+        #: A value ``v`` is the integer ``v * 2**point`` (:meth:`fixed`); a lane holds ``width`` bits.
+        self.point = point
+        self.width = width
         self._shifts = tuple(range(0, width * n, width))
         self._half = 1 << (width - 1)
         self._mask = (1 << width) - 1
@@ -270,6 +283,15 @@ class PackedRows:
         #: Each row as one integer, in the order given (a list: ``list.__getitem__`` maps faster
         #: than a tuple's).
         self.rows: list[int] = out
+
+    def fixed(self, row: Sequence[float]) -> list[int]:
+        """A row of values of the table as the exact integers its lanes hold."""
+        return [_fixed_point(v, self.point) for v in row]
+
+    @property
+    def inverse(self) -> float | None:
+        """``2**-point`` when a lane's total times it is its nearest float; None when not."""
+        return self._inverse
 
     def unpack(self, total: int) -> list[float]:
         """Each lane of a sum of at most :attr:`capacity` packed rows, as the nearest float."""

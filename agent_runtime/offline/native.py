@@ -1,0 +1,96 @@
+"""The classifier's per-ticket step compiled (the ``srs-native`` package, ``native/``).
+
+For an ASCII ticket — the common case — the token stream, the features and both models'
+exact sums are computed in one call into compiled code instead of a few thousand Python
+operations; any other ticket, and a process without the compiled package, takes the Python
+path of :mod:`.features` and :mod:`.classifier`, which stays the reference: both give the
+same prediction, bit for bit (``tests/unit/test_offline_native.py``). Every word list,
+feature name and number is handed over from the Python side here, so the compiled code
+holds no second copy of any of them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Final, Protocol
+
+from agent_runtime.offline import features
+
+if TYPE_CHECKING:
+    from agent_runtime.offline.classifier import _Vocabulary
+    from agent_runtime.offline.naive_bayes import NaiveBayes
+
+#: Set to 0 to use the Python path even where the compiled one is installed (to compare).
+ENV: Final = "SRS_NATIVE_CLASSIFIER"
+#: The widest lane the compiled sums hold (signed 128-bit integers).
+_MAX_WIDTH: Final = 127
+
+
+class Seen(Protocol):
+    """One ticket as the compiled step saw it (``srs_native.Seen``)."""
+
+    word_type_scores: list[float]
+    char_type_scores: list[float]
+    priority_scores: list[float]
+    known_words: int
+    content_words: int
+
+    def favouring(self, model: int, label: int) -> list[int]: ...
+
+    def surface(self, stem: str) -> str | None: ...
+
+
+class Analyzer(Protocol):
+    def see(self, folded: str, text: str) -> Seen: ...
+
+
+def available() -> bool:
+    """Whether the compiled step is installed (and not turned off by :data:`ENV`)."""
+    if os.environ.get(ENV, "1") == "0":
+        return False
+    try:
+        import srs_native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def analyzer(
+    settings: features.FeatureSettings, vocabulary: _Vocabulary, type_model: NaiveBayes, n_types: int
+) -> Analyzer | None:
+    """The compiled step for a classifier's tables; None when it is not installed or the
+    tables' numbers do not fit its integers (then the Python path runs)."""
+    if not available():
+        return None
+    import srs_native
+
+    packed = vocabulary.packed
+    chars = [(i, f) for i, f in enumerate(type_model.features) if f.startswith(features.CHAR_PREFIX)]
+    type_packed = type_model.packed
+    if packed.inverse is None or type_packed.inverse is None or max(packed.width, type_packed.width) > _MAX_WIDTH:
+        return None
+    analyzer: Analyzer = srs_native.Analyzer(
+        stop_words=sorted(features.STOP_WORDS),
+        contractions=[(k, v.split()) for k, v in features.CONTRACTIONS.items()],
+        sentinels=list(features.SENTINELS.items()),
+        acronyms=sorted(features.ACRONYMS),
+        prefixes=[features.WORD_PREFIX, features.BIGRAM_PREFIX, features.CHAR_PREFIX, features.STYLE_PREFIX],
+        shapes=[features.YEAR, features.NUMBER, features.CODE],
+        lengths=list(features.LENGTHS),
+        style_names=list(features.STYLES),
+        words=settings.words,
+        bigrams=settings.bigrams,
+        style=settings.style,
+        char_n=settings.char_n,
+        vocabulary=list(vocabulary.names),
+        known=vocabulary.known,
+        leads=vocabulary.leads,
+        readable_rows=[packed.fixed(row) for row in vocabulary.rows],
+        readable_prior=packed.fixed(vocabulary.prior),
+        readable_inverse=packed.inverse,
+        n_types=n_types,
+        chars=[f for _, f in chars] if settings.char_ngrams else None,
+        char_rows=[type_packed.fixed(type_model.rows[i]) for i, _ in chars] if settings.char_ngrams else [],
+        char_inverse=type_packed.inverse,
+    )
+    return analyzer

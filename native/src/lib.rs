@@ -1,0 +1,609 @@
+//! The offline triage classifier's per-ticket step, compiled: the token stream of an ASCII
+//! ticket, its features, and the naive Bayes sums of both models, exactly as
+//! `agent_runtime.offline.features` and `agent_runtime.offline.classifier` compute them in
+//! Python (which stays the reference: `tests/unit/test_offline_native.py` holds both to the
+//! same predictions, bit for bit).
+//!
+//! Nothing here is a second source of truth: every word list, feature name and number comes
+//! from the Python side when the classifier is built (`Analyzer::new`). The sums are exact
+//! fixed-point integer sums, rounded once to the nearest float — what Python's `PackedRows`
+//! and `math.fsum` give — so no order of a set can change a result.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use std::borrow::Cow;
+use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
+
+type HashMap<K, V> = StdHashMap<K, V, ahash::RandomState>;
+type HashSet<K> = StdHashSet<K, ahash::RandomState>;
+
+/// Words whose character n-gram rows are cached (vocabulary repeats; tickets do not).
+const CACHE_LIMIT: usize = 1 << 16;
+
+/// A table of rows of exact fixed-point numbers (`value * 2**point`), `width` lanes each.
+struct Table {
+    lanes: Vec<i128>,
+    width: usize,
+    /// `2**-point`: a lane's exact total times this is the nearest float to the sum.
+    inverse: f64,
+}
+
+impl Table {
+    fn new(rows: Vec<Vec<i128>>, width: usize, inverse: f64) -> PyResult<Self> {
+        let mut lanes = Vec::with_capacity(rows.len() * width);
+        for row in rows {
+            if row.len() != width {
+                return Err(PyValueError::new_err("every row needs one number per lane"));
+            }
+            lanes.extend(row);
+        }
+        Ok(Table {
+            lanes,
+            width,
+            inverse,
+        })
+    }
+
+    fn add(&self, total: &mut [i128], row: u32) {
+        let start = row as usize * self.width;
+        for (t, v) in total.iter_mut().zip(&self.lanes[start..start + self.width]) {
+            *t += *v;
+        }
+    }
+
+    fn floats(&self, total: &[i128]) -> Vec<f64> {
+        // `as f64` rounds an integer to the nearest float (ties to even), as Python's float()
+        // does; the power of two is exact.
+        total.iter().map(|&t| (t as f64) * self.inverse).collect()
+    }
+}
+
+/// What one readable feature (a word, a bigram, a style) means to the models.
+struct Entry {
+    name: String,
+    known: bool,
+    /// Per model (type, priority): the label it favours in a reasoning (-1: none), and its margin.
+    leads: [(i32, f64); 2],
+}
+
+/// The classifier's tables: read only, built once.
+struct Tables {
+    stop_words: HashSet<String>,
+    contractions: HashMap<String, Vec<String>>,
+    sentinels: HashMap<String, String>,
+    acronyms: HashSet<String>,
+    /// `[word, bigram, char, style]` prefixes; the shapes `[year, number, code]`.
+    prefixes: [String; 4],
+    shapes: [String; 3],
+    /// `s:length_0` .. `s:length_4`; then shouting, repeated punctuation, question.
+    lengths: Vec<String>,
+    style_names: [String; 3],
+    words: bool,
+    bigrams: bool,
+    style: bool,
+    char_n: usize,
+    /// Readable features → entry; their rows: the type labels, the priority labels, then 1
+    /// for a known word.
+    vocabulary: HashMap<String, u32>,
+    entries: Vec<Entry>,
+    readable: Table,
+    readable_prior: Vec<i128>,
+    n_types: usize,
+    /// The type model's character n-grams → rows (None: the classifier uses none).
+    chars: Option<(HashMap<String, u32>, Table)>,
+}
+
+/// What changes from ticket to ticket.
+struct State {
+    char_cache: HashMap<String, Box<[u32]>>,
+    /// Per entry and per character row: the ticket that last counted it (each counts once).
+    entry_seen: Vec<u32>,
+    char_seen: Vec<u32>,
+    ticket: u32,
+}
+
+/// The per-ticket step of one classifier; see the module docs.
+#[pyclass(module = "srs_native")]
+pub struct Analyzer {
+    t: Tables,
+    s: State,
+}
+
+/// A ticket as the models saw it: its scores, and what its reasoning needs.
+#[pyclass(module = "srs_native", frozen)]
+pub struct Seen {
+    #[pyo3(get)]
+    word_type_scores: Vec<f64>,
+    #[pyo3(get)]
+    char_type_scores: Vec<f64>,
+    #[pyo3(get)]
+    priority_scores: Vec<f64>,
+    #[pyo3(get)]
+    known_words: usize,
+    #[pyo3(get)]
+    content_words: usize,
+    /// Per model: (label, entry) of each found entry that favours a label, strongest first,
+    /// ties by name.
+    favours: [Vec<(i32, u32)>; 2],
+    /// The stems and the tokens they came from, in the ticket's order: one buffer, and per
+    /// token the ends of its stem and of the token in it.
+    words: String,
+    ends: Vec<(u32, u32)>,
+}
+
+#[pymethods]
+impl Seen {
+    /// The entries of the features favouring label ``label`` of model ``model`` (0: type,
+    /// 1: priority) over its strongest other label, strongest first, ties by name.
+    fn favouring(&self, model: usize, label: i32) -> PyResult<Vec<u32>> {
+        let Some(found) = self.favours.get(model) else {
+            return Err(PyValueError::new_err("model is 0 (type) or 1 (priority)"));
+        };
+        Ok(found.iter().filter(|f| f.0 == label).map(|f| f.1).collect())
+    }
+
+    /// The token a stem first stood for in the ticket (None: no token of the ticket has it).
+    fn surface(&self, stem: &str) -> Option<&str> {
+        let mut start = 0usize;
+        for &(stem_end, token_end) in &self.ends {
+            let (s, t) = (stem_end as usize, token_end as usize);
+            if &self.words[start..s] == stem {
+                return Some(&self.words[s..t]);
+            }
+            start = t;
+        }
+        None
+    }
+}
+
+fn ascii_tokens(text: &str) -> Vec<&str> {
+    // `[A-Za-z0-9]+(?:'[A-Za-z0-9]+)?` found left to right (what `re.findall` returns).
+    let b = text.as_bytes();
+    let n = b.len();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < n {
+        if !b[i].is_ascii_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < n && b[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i + 1 < n && b[i] == b'\'' && b[i + 1].is_ascii_alphanumeric() {
+            i += 1;
+            while i < n && b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+        }
+        out.push(&text[start..i]);
+    }
+    out
+}
+
+/// `\b[A-Z]{4,}\b` on ASCII text: the words (maximal runs of `[A-Za-z0-9_]`) that are four
+/// or more capitals and nothing else.
+fn shouted_words(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !word(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut capitals = true;
+        while i < b.len() && word(b[i]) {
+            capitals &= b[i].is_ascii_uppercase();
+            i += 1;
+        }
+        if capitals && i - start >= 4 {
+            out.push(&text[start..i]);
+        }
+    }
+    out
+}
+
+fn has_four_capitals(text: &str) -> bool {
+    let mut run = 0;
+    for c in text.bytes() {
+        run = if c.is_ascii_uppercase() { run + 1 } else { 0 };
+        if run == 4 {
+            return true;
+        }
+    }
+    false
+}
+
+/// `features.stem`: plurals, -ing, -ed, -ly.
+fn stem(word: &str) -> Cow<'_, str> {
+    if word.len() <= 4 || word.starts_with('_') {
+        return Cow::Borrowed(word);
+    }
+    for (suffix, replacement) in [
+        ("ies", "y"),
+        ("sses", "ss"),
+        ("ing", ""),
+        ("ed", ""),
+        ("ly", ""),
+        ("es", ""),
+    ] {
+        if word.ends_with(suffix) && word.len() - suffix.len() >= 3 {
+            let kept = &word[..word.len() - suffix.len()];
+            return if replacement.is_empty() {
+                Cow::Borrowed(kept)
+            } else {
+                Cow::Owned(format!("{kept}{replacement}"))
+            };
+        }
+    }
+    if word.ends_with('s')
+        && !(word.ends_with("ss") || word.ends_with("us") || word.ends_with("is"))
+    {
+        return Cow::Borrowed(&word[..word.len() - 1]);
+    }
+    Cow::Borrowed(word)
+}
+
+fn http_status(token: &str) -> bool {
+    let b = token.as_bytes();
+    b.len() == 3 && (b'1'..=b'5').contains(&b[0]) && b[1].is_ascii_digit() && b[2].is_ascii_digit()
+}
+
+impl Tables {
+    /// `features._shape` of an ASCII token.
+    fn shape<'a>(&'a self, token: &'a str) -> &'a str {
+        let b = token.as_bytes();
+        let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+        if digits == 0 || (!b.is_empty() && b.iter().all(u8::is_ascii_alphabetic)) {
+            return token;
+        }
+        if digits == b.len() {
+            if http_status(token) {
+                return token;
+            }
+            if b.len() == 4 && (token.starts_with("19") || token.starts_with("20")) {
+                return &self.shapes[0];
+            }
+            return &self.shapes[1];
+        }
+        if b.len() <= 3 {
+            return token;
+        }
+        &self.shapes[2]
+    }
+
+    /// `features._normalised`: what one token stands for.
+    fn normalised<'a>(&'a self, raw: &'a str, out: &mut Vec<&'a str>) {
+        if let Some(s) = self.sentinels.get(raw) {
+            out.push(s);
+        } else if let Some(words) = self.contractions.get(raw) {
+            out.extend(words.iter().map(String::as_str));
+        } else {
+            out.push(self.shape(raw.split('\'').next().unwrap_or(raw)));
+        }
+    }
+
+    /// The type model's rows of a stem's character n-grams (`features.char_ngrams`).
+    fn char_rows(&self, grams: &HashMap<String, u32>, stem: &str) -> Box<[u32]> {
+        let mut rows = Vec::new();
+        if self.stop_words.contains(stem) || stem.starts_with('_') {
+            return rows.into();
+        }
+        let padded = format!("<{stem}>");
+        let n = self.char_n;
+        let mut key = String::with_capacity(self.prefixes[2].len() + n);
+        // ASCII: every byte is a character.
+        for i in 0..(padded.len() + 1).saturating_sub(n) {
+            key.clear();
+            key.push_str(&self.prefixes[2]);
+            key.push_str(&padded[i..i + n]);
+            if let Some(&row) = grams.get(key.as_str()) {
+                rows.push(row);
+            }
+        }
+        rows.into()
+    }
+
+    /// Whether the shouting style holds (`features._style`).
+    fn shouting(&self, text: &str) -> bool {
+        has_four_capitals(text)
+            && shouted_words(text)
+                .into_iter()
+                .filter(|w| !self.acronyms.contains(*w))
+                .count()
+                >= 2
+    }
+}
+
+/// Counts a readable feature once per ticket.
+struct Readable<'a> {
+    t: &'a Tables,
+    seen: &'a mut [u32],
+    ticket: u32,
+    found: Vec<u32>,
+    total: Vec<i128>,
+}
+
+impl Readable<'_> {
+    fn mark(&mut self, name: &str) {
+        if let Some(&e) = self.t.vocabulary.get(name) {
+            let seen = &mut self.seen[e as usize];
+            if *seen != self.ticket {
+                *seen = self.ticket;
+                self.found.push(e);
+                self.t.readable.add(&mut self.total, e);
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Analyzer {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*, stop_words, contractions, sentinels, acronyms, prefixes, shapes, lengths, style_names,
+                        words, bigrams, style, char_n, vocabulary, known, leads, readable_rows, readable_prior,
+                        readable_inverse, n_types, chars, char_rows, char_inverse))]
+    fn new(
+        stop_words: Vec<String>,
+        contractions: Vec<(String, Vec<String>)>,
+        sentinels: Vec<(String, String)>,
+        acronyms: Vec<String>,
+        prefixes: [String; 4],
+        shapes: [String; 3],
+        lengths: Vec<String>,
+        style_names: [String; 3],
+        words: bool,
+        bigrams: bool,
+        style: bool,
+        char_n: usize,
+        vocabulary: Vec<String>,
+        known: Vec<bool>,
+        leads: Vec<[(i32, f64); 2]>,
+        readable_rows: Vec<Vec<i128>>,
+        readable_prior: Vec<i128>,
+        readable_inverse: f64,
+        n_types: usize,
+        chars: Option<Vec<String>>,
+        char_rows: Vec<Vec<i128>>,
+        char_inverse: f64,
+    ) -> PyResult<Self> {
+        let n = vocabulary.len();
+        if known.len() != n
+            || leads.len() != n
+            || readable_rows.len() != n
+            || lengths.len() != 5
+            || char_n == 0
+        {
+            return Err(PyValueError::new_err("inconsistent vocabulary"));
+        }
+        let width = readable_prior.len();
+        if width < n_types + 1 {
+            return Err(PyValueError::new_err(
+                "the readable rows are the types, the priorities, then known",
+            ));
+        }
+        let readable = Table::new(readable_rows, width, readable_inverse)?;
+        let chars = match chars {
+            None => None,
+            Some(names) => {
+                if names.len() != char_rows.len() {
+                    return Err(PyValueError::new_err("one row per character n-gram"));
+                }
+                let index: HashMap<String, u32> = names
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, f)| (f, i as u32))
+                    .collect();
+                Some((index, Table::new(char_rows, n_types, char_inverse)?))
+            }
+        };
+        let char_count = chars.as_ref().map_or(0, |(index, _)| index.len());
+        let entries = vocabulary
+            .iter()
+            .zip(known)
+            .zip(leads)
+            .map(|((name, known), leads)| Entry {
+                name: name.clone(),
+                known,
+                leads,
+            })
+            .collect();
+        let t = Tables {
+            stop_words: stop_words.into_iter().collect(),
+            contractions: contractions.into_iter().collect(),
+            sentinels: sentinels.into_iter().collect(),
+            acronyms: acronyms.into_iter().collect(),
+            prefixes,
+            shapes,
+            lengths,
+            style_names,
+            words,
+            bigrams,
+            style,
+            char_n,
+            vocabulary: vocabulary
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| (f, i as u32))
+                .collect(),
+            entries,
+            readable,
+            readable_prior,
+            n_types,
+            chars,
+        };
+        let s = State {
+            char_cache: HashMap::default(),
+            entry_seen: vec![0; n],
+            char_seen: vec![0; char_count],
+            ticket: 0,
+        };
+        Ok(Analyzer { t, s })
+    }
+
+    /// One ticket: ``folded`` is its text lower-cased with links, addresses and amounts
+    /// replaced (``features.prepared``), ``text`` the text as written; both ASCII.
+    fn see(&mut self, folded: &str, text: &str) -> PyResult<Seen> {
+        if !folded.is_ascii() || !text.is_ascii() {
+            return Err(PyValueError::new_err(
+                "the compiled step reads ASCII text only",
+            ));
+        }
+        let (t, st) = (&self.t, &mut self.s);
+        st.ticket = st.ticket.wrapping_add(1);
+        if st.ticket == 0 {
+            st.entry_seen.fill(0);
+            st.char_seen.fill(0);
+            st.ticket = 1;
+        }
+        let ticket = st.ticket;
+        let mut tokens: Vec<&str> = Vec::new();
+        for raw in ascii_tokens(folded) {
+            t.normalised(raw, &mut tokens);
+        }
+        let stems: Vec<Cow<'_, str>> = tokens.iter().map(|w| stem(w)).collect();
+
+        let mut readable = Readable {
+            t,
+            seen: &mut st.entry_seen,
+            ticket,
+            found: Vec::new(),
+            total: t.readable_prior.clone(),
+        };
+        let mut key = String::new();
+        let mut distinct: Vec<&str> = Vec::with_capacity(stems.len());
+        let mut once: HashSet<&str> =
+            HashSet::with_capacity_and_hasher(stems.len(), Default::default());
+        let mut content_words = 0;
+        for s in &stems {
+            let s: &str = s;
+            if !once.insert(s) {
+                continue;
+            }
+            distinct.push(s);
+            if t.words && s.len() > 1 && !t.stop_words.contains(s) {
+                content_words += 1;
+                key.clear();
+                key.push_str(&t.prefixes[0]);
+                key.push_str(s);
+                readable.mark(&key);
+            }
+        }
+        if t.bigrams {
+            for pair in stems.windows(2) {
+                let (a, b): (&str, &str) = (&pair[0], &pair[1]);
+                if t.stop_words.contains(a) && t.stop_words.contains(b) {
+                    continue;
+                }
+                key.clear();
+                key.push_str(&t.prefixes[1]);
+                key.push_str(a);
+                key.push(' ');
+                key.push_str(b);
+                readable.mark(&key);
+            }
+        }
+        if t.style {
+            readable.mark(&t.lengths[(stems.len() / 25).min(4)]);
+            if t.shouting(text) {
+                readable.mark(&t.style_names[0]);
+            }
+            if text.contains("!!") || text.contains("??") {
+                readable.mark(&t.style_names[1]);
+            }
+            if text.contains('?') {
+                readable.mark(&t.style_names[2]);
+            }
+        }
+        let Readable { found, total, .. } = readable;
+        let scores = t.readable.floats(&total);
+        let known_words = found
+            .iter()
+            .filter(|&&e| t.entries[e as usize].known)
+            .count();
+        let mut favours: [Vec<(i32, u32)>; 2] = [Vec::new(), Vec::new()];
+        for (model, favour) in favours.iter_mut().enumerate() {
+            let mut leading: Vec<(f64, u32, i32)> = found
+                .iter()
+                .filter_map(|&e| {
+                    let (label, margin) = t.entries[e as usize].leads[model];
+                    (label >= 0).then_some((margin, e, label))
+                })
+                .collect();
+            // Strongest first, ties by name (the Python reasoning's order).
+            leading.sort_by(|a, b| {
+                b.0.partial_cmp(&a.0)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| {
+                        t.entries[a.1 as usize]
+                            .name
+                            .cmp(&t.entries[b.1 as usize].name)
+                    })
+            });
+            *favour = leading
+                .into_iter()
+                .map(|(_, e, label)| (label, e))
+                .collect();
+        }
+
+        let char_type_scores = match &t.chars {
+            None => vec![0.0; t.n_types],
+            Some((grams, table)) => {
+                let mut total = vec![0i128; t.n_types];
+                let State {
+                    char_cache,
+                    char_seen,
+                    ..
+                } = st;
+                for s in &distinct {
+                    if !char_cache.contains_key(*s) {
+                        if char_cache.len() >= CACHE_LIMIT {
+                            char_cache.clear();
+                        }
+                        char_cache.insert((*s).to_owned(), t.char_rows(grams, s));
+                    }
+                    for &r in char_cache[*s].iter() {
+                        let seen = &mut char_seen[r as usize];
+                        if *seen != ticket {
+                            *seen = ticket;
+                            table.add(&mut total, r);
+                        }
+                    }
+                }
+                table.floats(&total)
+            }
+        };
+
+        let mut words = String::with_capacity(folded.len() * 2);
+        let mut ends = Vec::with_capacity(tokens.len());
+        for (s, w) in stems.iter().zip(&tokens) {
+            words.push_str(s);
+            let stem_end = words.len() as u32;
+            words.push_str(w);
+            ends.push((stem_end, words.len() as u32));
+        }
+        let n = t.n_types;
+        Ok(Seen {
+            word_type_scores: scores[..n].to_vec(),
+            char_type_scores,
+            priority_scores: scores[n..scores.len() - 1].to_vec(),
+            known_words,
+            content_words,
+            favours,
+            words,
+            ends,
+        })
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Analyzer>()?;
+    m.add_class::<Seen>()?;
+    Ok(())
+}

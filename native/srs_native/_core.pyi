@@ -1,0 +1,40 @@
+# The compiled module's interface (src/lib.rs), for type checkers.
+from collections.abc import Sequence
+
+class Seen:
+    word_type_scores: list[float]
+    char_type_scores: list[float]
+    priority_scores: list[float]
+    known_words: int
+    content_words: int
+    def favouring(self, model: int, label: int) -> list[int]: ...
+    def surface(self, stem: str) -> str | None: ...
+
+class Analyzer:
+    def __init__(
+        self,
+        *,
+        stop_words: Sequence[str],
+        contractions: Sequence[tuple[str, Sequence[str]]],
+        sentinels: Sequence[tuple[str, str]],
+        acronyms: Sequence[str],
+        prefixes: Sequence[str],
+        shapes: Sequence[str],
+        lengths: Sequence[str],
+        style_names: Sequence[str],
+        words: bool,
+        bigrams: bool,
+        style: bool,
+        char_n: int,
+        vocabulary: Sequence[str],
+        known: Sequence[bool],
+        leads: Sequence[tuple[tuple[int, float], tuple[int, float]]],
+        readable_rows: Sequence[Sequence[int]],
+        readable_prior: Sequence[int],
+        readable_inverse: float,
+        n_types: int,
+        chars: Sequence[str] | None,
+        char_rows: Sequence[Sequence[int]],
+        char_inverse: float,
+    ) -> None: ...
+    def see(self, folded: str, text: str) -> Seen: ...
