@@ -93,10 +93,35 @@ struct Tables {
     chars: Option<(HashMap<String, u32>, Table)>,
 }
 
+/// A stem the analyzer met, and what the models make of it.
+struct Stem {
+    text: Box<str>,
+    stop: bool,
+    /// A content word: no stop word, more than one character (its `w:` feature).
+    content: bool,
+    /// The vocabulary's entry of its `w:` feature.
+    word: Option<u32>,
+    /// The type model's rows of its character n-grams.
+    chars: Box<[u32]>,
+}
+
+/// What the analyzer learnt of the words it met (vocabulary repeats; tickets do not).
+/// Bounded: past `CACHE_LIMIT` tokens, stems or bigrams it starts over.
+#[derive(Default)]
+struct Words {
+    /// A token of the text → what it stands for: (word, stem) pairs (a contraction is two).
+    tokens: HashMap<Box<str>, Box<[(Box<str>, u32)]>>,
+    stems: Vec<Stem>,
+    stem_ids: HashMap<Box<str>, u32>,
+    /// (stem, stem) → the vocabulary's entry of their `b:` feature.
+    bigrams: HashMap<u64, Option<u32>>,
+}
+
 /// What changes from ticket to ticket.
 struct State {
-    char_cache: HashMap<String, Box<[u32]>>,
-    /// Per entry and per character row: the ticket that last counted it (each counts once).
+    words: Words,
+    /// Per stem, entry and character row: the ticket that last counted it (each counts once).
+    stem_seen: Vec<u32>,
     entry_seen: Vec<u32>,
     char_seen: Vec<u32>,
     ticket: u32,
@@ -125,8 +150,8 @@ pub struct Seen {
     /// Per model: (label, entry) of each found entry that favours a label, strongest first,
     /// ties by name.
     favours: [Vec<(i32, u32)>; 2],
-    /// The stems and the tokens they came from, in the ticket's order: one buffer, and per
-    /// token the ends of its stem and of the token in it.
+    /// Each distinct stem with the word it first stood for: one buffer, and per stem the
+    /// ends of the stem and of the word in it.
     words: String,
     ends: Vec<(u32, u32)>,
 }
@@ -276,15 +301,45 @@ impl Tables {
         &self.shapes[2]
     }
 
-    /// `features._normalised`: what one token stands for.
-    fn normalised<'a>(&'a self, raw: &'a str, out: &mut Vec<&'a str>) {
+    /// `features._normalised`: the words one token stands for.
+    fn normalised<'a>(&'a self, raw: &'a str) -> Vec<&'a str> {
         if let Some(s) = self.sentinels.get(raw) {
-            out.push(s);
+            vec![s.as_str()]
         } else if let Some(words) = self.contractions.get(raw) {
-            out.extend(words.iter().map(String::as_str));
+            words.iter().map(String::as_str).collect()
         } else {
-            out.push(self.shape(raw.split('\'').next().unwrap_or(raw)));
+            vec![self.shape(raw.split('\'').next().unwrap_or(raw))]
         }
+    }
+
+    /// The id of a stem, learnt now if it is new.
+    fn stem_id(&self, stems: &mut Vec<Stem>, ids: &mut HashMap<Box<str>, u32>, text: &str) -> u32 {
+        if let Some(&id) = ids.get(text) {
+            return id;
+        }
+        let stop = self.stop_words.contains(text);
+        let content = self.words && !stop && text.len() > 1;
+        let word = if content {
+            self.vocabulary
+                .get(format!("{}{}", self.prefixes[0], text).as_str())
+                .copied()
+        } else {
+            None
+        };
+        let chars = match &self.chars {
+            Some((grams, _)) => self.char_rows(grams, text),
+            None => Box::new([]),
+        };
+        let id = stems.len() as u32;
+        stems.push(Stem {
+            text: text.into(),
+            stop,
+            content,
+            word,
+            chars,
+        });
+        ids.insert(text.into(), id);
+        id
     }
 
     /// The type model's rows of a stem's character n-grams (`features.char_ngrams`).
@@ -331,12 +386,16 @@ struct Readable<'a> {
 impl Readable<'_> {
     fn mark(&mut self, name: &str) {
         if let Some(&e) = self.t.vocabulary.get(name) {
-            let seen = &mut self.seen[e as usize];
-            if *seen != self.ticket {
-                *seen = self.ticket;
-                self.found.push(e);
-                self.t.readable.add(&mut self.total, e);
-            }
+            self.mark_entry(e);
+        }
+    }
+
+    fn mark_entry(&mut self, e: u32) {
+        let seen = &mut self.seen[e as usize];
+        if *seen != self.ticket {
+            *seen = self.ticket;
+            self.found.push(e);
+            self.t.readable.add(&mut self.total, e);
         }
     }
 }
@@ -438,7 +497,8 @@ impl Analyzer {
             chars,
         };
         let s = State {
-            char_cache: HashMap::default(),
+            words: Words::default(),
+            stem_seen: Vec::new(),
             entry_seen: vec![0; n],
             char_seen: vec![0; char_count],
             ticket: 0,
@@ -457,16 +517,57 @@ impl Analyzer {
         let (t, st) = (&self.t, &mut self.s);
         st.ticket = st.ticket.wrapping_add(1);
         if st.ticket == 0 {
+            st.stem_seen.fill(0);
             st.entry_seen.fill(0);
             st.char_seen.fill(0);
             st.ticket = 1;
         }
         let ticket = st.ticket;
-        let mut tokens: Vec<&str> = Vec::new();
-        for raw in ascii_tokens(folded) {
-            t.normalised(raw, &mut tokens);
+        let w = &mut st.words;
+        if w.tokens.len() >= CACHE_LIMIT
+            || w.stems.len() >= CACHE_LIMIT
+            || w.bigrams.len() >= CACHE_LIMIT
+        {
+            *w = Words::default();
+            st.stem_seen.clear();
         }
-        let stems: Vec<Cow<'_, str>> = tokens.iter().map(|w| stem(w)).collect();
+        let Words {
+            tokens,
+            stems,
+            stem_ids,
+            bigrams,
+        } = w;
+
+        // The ticket's stems in order, and each distinct one once with the word it first
+        // stood for (what a reasoning shows).
+        let mut stream: Vec<u32> = Vec::new();
+        let mut distinct: Vec<(u32, &str)> = Vec::new();
+        for raw in ascii_tokens(folded) {
+            if !tokens.contains_key(raw) {
+                let parts: Box<[(Box<str>, u32)]> = t
+                    .normalised(raw)
+                    .into_iter()
+                    .map(|word| {
+                        (
+                            Box::<str>::from(word),
+                            t.stem_id(stems, stem_ids, &stem(word)),
+                        )
+                    })
+                    .collect();
+                tokens.insert(raw.into(), parts);
+            }
+        }
+        st.stem_seen.resize(stems.len(), 0);
+        for raw in ascii_tokens(folded) {
+            for (word, id) in tokens[raw].iter() {
+                stream.push(*id);
+                let seen = &mut st.stem_seen[*id as usize];
+                if *seen != ticket {
+                    *seen = ticket;
+                    distinct.push((*id, word));
+                }
+            }
+        }
 
         let mut readable = Readable {
             t,
@@ -475,41 +576,34 @@ impl Analyzer {
             found: Vec::new(),
             total: t.readable_prior.clone(),
         };
-        let mut key = String::new();
-        let mut distinct: Vec<&str> = Vec::with_capacity(stems.len());
-        let mut once: HashSet<&str> =
-            HashSet::with_capacity_and_hasher(stems.len(), Default::default());
         let mut content_words = 0;
-        for s in &stems {
-            let s: &str = s;
-            if !once.insert(s) {
-                continue;
-            }
-            distinct.push(s);
-            if t.words && s.len() > 1 && !t.stop_words.contains(s) {
+        for &(id, _) in &distinct {
+            let s = &stems[id as usize];
+            if s.content {
                 content_words += 1;
-                key.clear();
-                key.push_str(&t.prefixes[0]);
-                key.push_str(s);
-                readable.mark(&key);
+                if let Some(e) = s.word {
+                    readable.mark_entry(e);
+                }
             }
         }
         if t.bigrams {
-            for pair in stems.windows(2) {
-                let (a, b): (&str, &str) = (&pair[0], &pair[1]);
-                if t.stop_words.contains(a) && t.stop_words.contains(b) {
+            for pair in stream.windows(2) {
+                let (a, b) = (&stems[pair[0] as usize], &stems[pair[1] as usize]);
+                if a.stop && b.stop {
                     continue;
                 }
-                key.clear();
-                key.push_str(&t.prefixes[1]);
-                key.push_str(a);
-                key.push(' ');
-                key.push_str(b);
-                readable.mark(&key);
+                let key = (u64::from(pair[0]) << 32) | u64::from(pair[1]);
+                let entry = *bigrams.entry(key).or_insert_with(|| {
+                    let name = format!("{}{} {}", t.prefixes[1], a.text, b.text);
+                    t.vocabulary.get(name.as_str()).copied()
+                });
+                if let Some(e) = entry {
+                    readable.mark_entry(e);
+                }
             }
         }
         if t.style {
-            readable.mark(&t.lengths[(stems.len() / 25).min(4)]);
+            readable.mark(&t.lengths[(stream.len() / 25).min(4)]);
             if t.shouting(text) {
                 readable.mark(&t.style_names[0]);
             }
@@ -553,22 +647,11 @@ impl Analyzer {
 
         let char_type_scores = match &t.chars {
             None => vec![0.0; t.n_types],
-            Some((grams, table)) => {
+            Some((_, table)) => {
                 let mut total = vec![0i128; t.n_types];
-                let State {
-                    char_cache,
-                    char_seen,
-                    ..
-                } = st;
-                for s in &distinct {
-                    if !char_cache.contains_key(*s) {
-                        if char_cache.len() >= CACHE_LIMIT {
-                            char_cache.clear();
-                        }
-                        char_cache.insert((*s).to_owned(), t.char_rows(grams, s));
-                    }
-                    for &r in char_cache[*s].iter() {
-                        let seen = &mut char_seen[r as usize];
+                for &(id, _) in &distinct {
+                    for &r in stems[id as usize].chars.iter() {
+                        let seen = &mut st.char_seen[r as usize];
                         if *seen != ticket {
                             *seen = ticket;
                             table.add(&mut total, r);
@@ -579,12 +662,12 @@ impl Analyzer {
             }
         };
 
-        let mut words = String::with_capacity(folded.len() * 2);
-        let mut ends = Vec::with_capacity(tokens.len());
-        for (s, w) in stems.iter().zip(&tokens) {
-            words.push_str(s);
+        let mut words = String::new();
+        let mut ends = Vec::with_capacity(distinct.len());
+        for &(id, word) in &distinct {
+            words.push_str(&stems[id as usize].text);
             let stem_end = words.len() as u32;
-            words.push_str(w);
+            words.push_str(word);
             ends.push((stem_end, words.len() as u32));
         }
         let n = t.n_types;
