@@ -18,7 +18,8 @@ RUN python3 -m venv /opt/srs \
  && /opt/srs/bin/pip install --no-index --find-links /wheels --no-cache-dir --quiet srs srs-native \
  && /opt/srs/bin/pip uninstall --yes --quiet setuptools pip \
  && /opt/srs/bin/python -m compileall -q /opt/srs/lib > /dev/null \
- && /opt/srs/bin/srs --help > /dev/null
+ && /opt/srs/bin/srs --help > /dev/null \
+ && /opt/srs/bin/python -c "import srs_native"
 
 FROM ${BASE_IMAGE}
 # A fixed non-root uid: pods run with runAsNonRoot and the restricted Pod Security level.

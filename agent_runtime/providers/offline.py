@@ -10,6 +10,7 @@ the ticket mentions.
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -21,6 +22,8 @@ from agent_runtime.providers.base import CallMetrics, DraftRequest, ProviderConf
 from agent_runtime.providers.specifics import extract
 from agent_runtime.tickets import Ticket, TriageDecision, parse_confidence, parse_ticket_type
 from srs_contracts.agent_config import Priority, TicketType
+
+log = logging.getLogger(__name__)
 
 PROVIDER_NAME: Final = "offline"
 _MODELFILE_MODULE: Final = "agent_runtime.offline.modelfile"
@@ -151,9 +154,11 @@ class OfflineProvider:
         """Load the classifier now rather than on the first ticket (a bad model directory fails here:
         :class:`ProviderConfigError` with the reason)."""
         try:
-            self._loaded_classifier()
+            classifier = self._loaded_classifier()
         except ValueError as exc:
             raise ProviderConfigError(f"offline model {self._model_dir}: {exc}") from exc
+        # Which path ASCII tickets take: the compiled step (native/) or Python only (slower).
+        log.info("offline classifier loaded", extra={"compiled": bool(getattr(classifier, "compiled", False))})
 
     async def classify(self, ticket: Ticket) -> TriageDecision:
         classifier = self._loaded_classifier()
