@@ -12,13 +12,11 @@ holds no second copy of any of them.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Final, Protocol
+from collections.abc import Sequence
+from typing import Final, Protocol
 
 from agent_runtime.offline import features
-
-if TYPE_CHECKING:
-    from agent_runtime.offline.classifier import _Vocabulary
-    from agent_runtime.offline.naive_bayes import NaiveBayes
+from agent_runtime.offline.naive_bayes import NaiveBayes, PackedRows
 
 #: Set to 0 to use the Python path even where the compiled one is installed (to compare).
 ENV: Final = "SRS_NATIVE_CLASSIFIER"
@@ -40,6 +38,23 @@ class Seen(Protocol):
     def surface(self, stem: str) -> str | None: ...
 
 
+class Vocabulary(Protocol):
+    """The classifier's readable features, as it packs them (``classifier._Vocabulary``)."""
+
+    @property
+    def names(self) -> Sequence[str]: ...
+    @property
+    def known(self) -> Sequence[bool]: ...
+    @property
+    def rows(self) -> Sequence[Sequence[float]]: ...
+    @property
+    def prior(self) -> Sequence[float]: ...
+    @property
+    def packed(self) -> PackedRows: ...
+    @property
+    def leads(self) -> Sequence[tuple[tuple[int, float], tuple[int, float]]]: ...
+
+
 class Analyzer(Protocol):
     def see(self, folded: str, text: str) -> Seen: ...
 
@@ -56,7 +71,7 @@ def available() -> bool:
 
 
 def analyzer(
-    settings: features.FeatureSettings, vocabulary: _Vocabulary, type_model: NaiveBayes, n_types: int
+    settings: features.FeatureSettings, vocabulary: Vocabulary, type_model: NaiveBayes, n_types: int
 ) -> Analyzer | None:
     """The compiled step for a classifier's tables; None when it is not installed or the
     tables' numbers do not fit its integers (then the Python path runs)."""
