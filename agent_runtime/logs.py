@@ -13,13 +13,14 @@ import logging
 import queue
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import IO, Any, Final
 
 import orjson
+
+from srs_contracts.timestamps import rfc3339_at
 
 _context: ContextVar[Mapping[str, object] | None] = ContextVar("srs_log_context", default=None)
 
@@ -55,7 +56,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": _timestamp(record.created),
+            "ts": rfc3339_at(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -90,26 +91,6 @@ def _encoded(line: dict[str, Any]) -> str:
 _ENCODER: Final = json.JSONEncoder(default=str)
 #: Dates and dataclasses go to ``default`` (``str``), as json would have them.
 _AS_TEXT: Final = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-#: The second last written, and how it reads (``2026-12-07T11:24:15``): a line's time is
-#: that plus its milliseconds — what ``rfc3339`` gives, without a datetime per line.
-_last_second: tuple[int, str] = (-1, "")
-
-
-def _timestamp(created: float) -> str:
-    """``created`` (seconds since the epoch) as RFC 3339 in UTC, to the millisecond: the
-    microsecond rounded as ``datetime.fromtimestamp`` rounds it, then cut to milliseconds."""
-    global _last_second
-    second = int(created)
-    micro = round((created - second) * 1e6)
-    if micro >= 1_000_000:
-        second, micro = second + 1, micro - 1_000_000
-    known, text = _last_second
-    if second != known:
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _last_second = (second, text)
-    return f"{text}.{micro // 1000:03d}Z"
-
 
 #: "Nothing taken from the queue yet" (``None`` there means "stop").
 _NOTHING: Final = object()

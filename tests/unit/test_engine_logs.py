@@ -53,16 +53,6 @@ def test_a_line_carries_time_level_logger_message_agent_and_extras(lines: io.Str
     assert str(line["ts"]).endswith("Z")
 
 
-def test_a_line_s_time_is_the_record_s_in_rfc3339_to_the_millisecond() -> None:
-    from datetime import UTC, datetime
-
-    from srs_contracts.timestamps import rfc3339
-
-    # Within one second (the second's text is kept), across seconds, days and years.
-    for created in (1796637855.0, 1796637855.0429, 1796637855.9991, 1796637856.5, 1798761599.999, 1798761600.001):
-        assert logs._timestamp(created) == rfc3339(datetime.fromtimestamp(created, UTC)), created
-
-
 def test_a_line_is_what_json_writes(lines: io.StringIO) -> None:
     log = logging.getLogger("srs.test")
     log.info("scores", extra={"tiny": 1e-07, "ratio": 0.912, "nested": {"a": [1, None, True]}, "who": "Zoë"})
