@@ -7,8 +7,10 @@ One run measures, on the same ~1 KB ``ticket.created`` records and the same brok
    contiguous per partition) — the limit of this machine;
 2. a seed-style loop: one record at a time, ``flush()`` after every produce, automatic
    offset commits (what the original system did);
-3. the engine with a trivial handler (echo), and with the offline triage agent
-   (``agent_runtime.agent.build_handler``, the real classifier) when it is available;
+3. the engine with a trivial handler (echo), with the offline triage agent
+   (``agent_runtime.agent.build_handler``, the real classifier), and with the offline billing
+   specialist on the triage agent's ``ticket.triaged`` events of the same tickets (templated
+   draft, guardrails, ``ticket.resolved``);
 4. the engine with a simulated provider of fixed latency (default 200 ms) at
    concurrency 1, 8 and 64, compared with the ideal concurrency / latency;
 5. the two delivery guarantees side by side: the engine's echo run exactly-once (outputs
@@ -56,6 +58,7 @@ from srs_contracts.agent_config import AgentConfig
 
 AGENT = "benchmark"
 TRIAGE_RUN = "engine + offline triage agent"
+SPECIALIST_RUN = "engine + offline billing specialist"
 
 
 def progress(message: str) -> None:
@@ -424,6 +427,42 @@ def offline_triage_handler(settings: EngineSettings, topics: Topics, partitions:
     return build_handler(config), [*routes.values(), human]
 
 
+def offline_specialist_handler(settings: EngineSettings, topics: Topics, partitions: int) -> tuple[Handler, list[str]]:
+    """The real billing specialist with the offline provider (templated draft, guardrails),
+    answering into fresh topics."""
+    from agent_runtime.agent import build_handler
+
+    resolved, human = topics.create("resolved", partitions), topics.create("specialist-human", partitions)
+    config = AgentConfig.model_validate(
+        {
+            "name": AGENT,
+            "role": "specialist",
+            "specialist": {"specialty": "billing", "output_topic": resolved, "human_topic": human},
+            "kafka": {"group_id": settings.group_id, "input_topic": settings.input_topic},
+        }
+    )
+    return build_handler(config), [resolved, human]
+
+
+def fill_triaged(bootstrap: str, topic: str, count: int, size: int, topics: Topics, partitions: int) -> None:
+    """``count`` ``ticket.triaged`` events for the billing specialist, as the offline triage agent
+    writes them (its handler run in this process on the same ~``size`` B tickets), with their
+    keys and trace headers."""
+    settings = settings_for(bootstrap, topic, 1)
+    triage, _ = offline_triage_handler(settings, topics, partitions)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+
+    async def triaged() -> None:
+        for n in range(count):
+            (out,) = await triage.handle(InputRecord(topic, 0, n, None, ticket_event(n, size), ()))
+            producer.produce(topic, out.value, out.key, headers=list(out.headers))
+            producer.poll(0)
+
+    asyncio.run(triaged())
+    if producer.flush(60):
+        raise RuntimeError("could not fill the specialist's input topic")
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 
@@ -535,6 +574,15 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
         tune_gc()  # as `srs agent` does once its handler is built: the model is frozen out of collections
         results.append(measured(lambda: run_engine(TRIAGE_RUN, settings, handler, outs, count)))
         progress(f"  {results[-1].rate:,.0f} msg/s")
+        triaged_in = topics.create("triaged-in", partitions)
+        progress(f"filling {triaged_in}: {count} ticket.triaged events, as the offline triage agent writes them")
+        fill_triaged(bootstrap, triaged_in, count, args.size, topics, partitions)
+        progress(f"engine, offline billing specialist, concurrency {args.engine_concurrency} …")
+        settings = settings_for(bootstrap, triaged_in, args.engine_concurrency)
+        handler, outs = offline_specialist_handler(settings, topics, partitions)
+        tune_gc()
+        results.append(measured(lambda: run_engine(SPECIALIST_RUN, settings, handler, outs, count)))
+        progress(f"  {results[-1].rate:,.0f} msg/s")
 
     paced: list[Latency] = []
     paced_count = int(args.paced_rate * args.paced_seconds)
@@ -613,6 +661,11 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
             checks.append((f"offline triage ≥ 5,000 tickets/s: {r.rate:,.0f}", r.rate >= 5000))
             checks.append((f"offline triage ≤ 200 µs CPU per ticket: {r.cpu_us_per_message:.0f}",
                            r.cpu_us_per_message <= 200))  # fmt: skip
+    by_name = {r.name: r for r in results}
+    if TRIAGE_RUN in by_name and SPECIALIST_RUN in by_name:
+        triage_us, specialist_us = by_name[TRIAGE_RUN].cpu_us_per_message, by_name[SPECIALIST_RUN].cpu_us_per_message
+        checks.append((f"offline specialist within 2x the triage agent's CPU per ticket: {specialist_us:.0f} µs, "
+                       f"{specialist_us / triage_us:.1f}x", specialist_us <= 2 * triage_us))  # fmt: skip
     for concurrency, r in latency_results:
         if concurrency == max(args.concurrency):
             ratio = r.rate / (concurrency / latency_s)

@@ -81,6 +81,8 @@ def template_environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         undefined=jinja2.StrictUndefined,
+        # Package data, never edited while the agent runs: no stat() of the file on every draft.
+        auto_reload=False,
     )
     env.filters["and_list"] = _and_list
     return env

@@ -21,6 +21,9 @@ from srs_contracts.agent_config import GuardrailConfig, SpecialistConfig
 
 #: The "check" of a draft the model did not finish (length limit, refusal, filter).
 CHECK_INCOMPLETE = "incomplete_draft"
+#: Up to this much text (draft and customer text), the guardrails run on the event loop
+#: (~0.2 ms for a 1 KB ticket's): handing them to a thread cost more CPU than the check.
+INLINE_CHECK_CHARS = 8_192
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,13 @@ class SpecialistRole:
                 e.partial_draft, self._guardrails, customer_text=self._customer_text(ticket, customer)
             )
             return Escalation(reason=e.reason, failed_checks=(CHECK_INCOMPLETE,), draft=partial.redacted_draft)
-        # CPU-bound (linear, but on up to ~100 KB of customer text): off the event loop, so
-        # other tickets' deliveries and the engine's heartbeat go on meanwhile.
-        result = await asyncio.to_thread(
-            check_draft, draft, self._guardrails, customer_text=self._customer_text(ticket, customer)
-        )
+        customer_text = self._customer_text(ticket, customer)
+        if len(draft) + sum(map(len, customer_text)) <= INLINE_CHECK_CHARS:
+            result = check_draft(draft, self._guardrails, customer_text=customer_text)
+        else:
+            # CPU-bound (linear, but on up to ~100 KB of customer text): off the event loop, so
+            # other tickets' deliveries and the engine's heartbeat go on meanwhile.
+            result = await asyncio.to_thread(check_draft, draft, self._guardrails, customer_text=customer_text)
         if result.passed:
             return Resolution(draft=draft, checks=result.checks)
         for check in result.failed:

@@ -142,3 +142,24 @@ def test_the_customer_record_counts_as_the_customers_own_contact_details() -> No
     assert isinstance(asyncio.run(role.respond(TICKET, DECISION)), Escalation)
     known = {"contacts": {"billing_email": "maria.billing@acme.test"}}
     assert isinstance(asyncio.run(role.respond(TICKET, DECISION, known)), Resolution)
+
+
+@pytest.mark.parametrize(("body_chars", "on_the_loop"), [(1_000, True), (20_000, False)])
+def test_the_guardrails_of_a_long_ticket_run_off_the_event_loop(
+    body_chars: int, on_the_loop: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from agent_runtime.roles import specialist as module
+
+    threads: list[int] = []
+
+    def recording(*args: object, **kwargs: object) -> object:
+        threads.append(threading.get_ident())
+        return check_draft(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "check_draft", recording)
+    ticket = Ticket("TCK-2", "cust-1", "Refund", "Please refund the duplicate charge. " * (body_chars // 36))
+    outcome = asyncio.run(specialist(ScriptedProvider(draft_text="Hi, we are on it.")).respond(ticket, DECISION))
+    assert isinstance(outcome, Resolution)
+    assert (threads == [threading.get_ident()]) is on_the_loop
