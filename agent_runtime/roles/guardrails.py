@@ -122,17 +122,28 @@ def _secret_spans(text: str) -> list[Span]:
     return spans
 
 
-def _email_spans(text: str, known: set[str]) -> list[Span]:
+def _email_spans(text: str, source: str) -> list[Span]:
+    """The e-mail addresses in ``text`` the customer did not write (``source``)."""
     if "@" not in text:
         return []
-    return [m.span("address") for m in _EMAIL.finditer(text) if m.group("address").lower() not in known]
+    found = list(_EMAIL.finditer(text))
+    if not found:
+        return []
+    known = {m.group("address").lower() for m in _EMAIL.finditer(source)}
+    return [m.span("address") for m in found if m.group("address").lower() not in known]
 
 
-def _phone_spans(text: str, known: set[str], cards: list[Span]) -> list[Span]:
+def _phone_spans(text: str, source: str, cards: list[Span]) -> list[Span]:
+    """The phone numbers in ``text`` (not inside a card number) the customer did not write."""
+
     def inside_card(span: Span) -> bool:
         return any(start <= span[0] and span[1] <= end for start, end in cards)
 
-    return [m.span() for m in _PHONE.finditer(text) if _digits(m.group(0)) not in known and not inside_card(m.span())]
+    found = [m for m in _PHONE.finditer(text) if not inside_card(m.span())]
+    if not found:
+        return []
+    known = {_digits(m.group(0)) for m in _PHONE.finditer(source)}
+    return [m.span() for m in found if _digits(m.group(0)) not in known]
 
 
 def check_draft(draft: str, config: GuardrailConfig, *, customer_text: Iterable[str] = ()) -> GuardrailResult:
@@ -157,16 +168,15 @@ def check_draft(draft: str, config: GuardrailConfig, *, customer_text: Iterable[
             failed.append(CHECK_FORBIDDEN_PHRASE)
 
     if config.block_pii:
+        # What the customer wrote is scanned only for a draft with an address or a number in it.
         source = "\n".join(customer_text)
-        known_emails = {m.group("address").lower() for m in _EMAIL.finditer(source)}
-        known_phones = {_digits(m.group(0)) for m in _PHONE.finditer(source)}
         cards = _card_spans(draft)
         findings: list[tuple[str, list[Span]]] = [
             (CHECK_CARD_NUMBER, cards),
             (CHECK_SSN, [m.span() for m in _SSN.finditer(draft)]),
             (CHECK_SECRET, _secret_spans(draft)),
-            (CHECK_EMAIL, _email_spans(draft, known_emails)),
-            (CHECK_PHONE, _phone_spans(draft, known_phones, cards)),
+            (CHECK_EMAIL, _email_spans(draft, source)),
+            (CHECK_PHONE, _phone_spans(draft, source, cards)),
         ]
         for check, spans in findings:
             checks.append(check)
