@@ -59,8 +59,8 @@ def test_a_line_is_what_json_writes(lines: io.StringIO) -> None:
     log.info("plain", extra={"count": 3})
     parsed = written(lines)  # flushes
     raw = [r for r in lines.getvalue().splitlines() if json.loads(r)["logger"] == "srs.test"]
-    assert [json.loads(r) for r in raw] == parsed
-    assert all(r.isascii() for r in raw)  # non-ASCII text escaped, as json.dumps writes it
+    # Exactly as json.dumps writes it (", " and ": ", non-ASCII escaped): readers match the text.
+    assert raw == [json.dumps(line) for line in parsed]
     scores, plain = parsed
     assert (scores["tiny"], scores["ratio"], scores["nested"]) == (1e-07, 0.912, {"a": [1, None, True]})
     assert scores["who"] == "Zoë"
