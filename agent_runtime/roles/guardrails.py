@@ -99,6 +99,23 @@ def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
+_ASCII_DIGITS: Final = b"0123456789"
+#: The fewest digits a match of each pattern holds: a card number 13, a social security
+#: number 9, a phone number 8 (2 + 3 + 3).
+_CARD_DIGITS: Final = 13
+_SSN_DIGITS: Final = 9
+_PHONE_DIGITS: Final = 8
+
+
+def _digit_count(text: str) -> int | None:
+    """How many digits an ASCII text holds (None for other text: ``\\d`` is more there).
+    Most drafts hold a few at most, and the patterns that need many are not run on them."""
+    if not text.isascii():
+        return None
+    raw = text.encode("ascii")
+    return len(raw) - len(raw.translate(None, _ASCII_DIGITS))
+
+
 def _normalize(text: str) -> str:
     return " ".join(text.lower().split())
 
@@ -170,13 +187,18 @@ def check_draft(draft: str, config: GuardrailConfig, *, customer_text: Iterable[
     if config.block_pii:
         # What the customer wrote is scanned only for a draft with an address or a number in it.
         source = "\n".join(customer_text)
-        cards = _card_spans(draft)
+        digits = _digit_count(draft)
+
+        def may_hold(fewest: int) -> bool:
+            return digits is None or digits >= fewest
+
+        cards = _card_spans(draft) if may_hold(_CARD_DIGITS) else []
         findings: list[tuple[str, list[Span]]] = [
             (CHECK_CARD_NUMBER, cards),
-            (CHECK_SSN, [m.span() for m in _SSN.finditer(draft)]),
+            (CHECK_SSN, [m.span() for m in _SSN.finditer(draft)] if may_hold(_SSN_DIGITS) else []),
             (CHECK_SECRET, _secret_spans(draft)),
             (CHECK_EMAIL, _email_spans(draft, source)),
-            (CHECK_PHONE, _phone_spans(draft, source, cards)),
+            (CHECK_PHONE, _phone_spans(draft, source, cards) if may_hold(_PHONE_DIGITS) else []),
         ]
         for check, spans in findings:
             checks.append(check)
