@@ -83,19 +83,22 @@ _NOTHING: Final = object()
 
 
 class LineWriter(logging.Handler):
-    """Writes formatted lines to a stream from a thread of its own, a batch per write.
+    """Writes formatted lines to a stream from a thread of its own, in batches.
 
-    A line is formatted by the caller and queued; the writer thread writes whatever is queued
-    in one ``write`` and ``flush``. Written to stderr by the logging thread itself, each line
-    cost the agent a write(2) and the GIL handed to the Kafka client's threads and back
-    (~30 µs of a triaged ticket's ~300, measured in ``benchmarks/runtime_benchmark.py``).
-    Lines keep their order; an INFO line reaches the stream as soon as the writer thread
-    runs (the next GIL switch, ≤ 5 ms); a warning or an error has reached it when the call
-    returns (``flush``), and so has everything at ``logging.shutdown()`` (at exit, and in the
-    watchdog before it ends the process). A SIGKILL loses only what the writer had not yet
-    written.
+    A line is formatted by the caller and queued; the writer thread takes what is queued
+    every ``BATCH_S`` and writes it in one ``write`` and ``flush``. Written to stderr by the
+    logging thread itself, each line cost the agent a write(2) and the GIL handed to the
+    Kafka client's threads and back (~30 µs of a triaged ticket's ~300, measured in
+    ``benchmarks/runtime_benchmark.py``); a writer woken for every line still cost that
+    wake-up and GIL hand-off per line. Lines keep their order; an INFO line reaches the
+    stream within ``BATCH_S``; a warning or an error has reached it when the call returns
+    (``flush``, which wakes the writer at once), and so has everything at
+    ``logging.shutdown()`` (at exit, and in the watchdog before it ends the process). A
+    SIGKILL loses only what the writer had not yet written (at most ``BATCH_S`` of lines).
     """
 
+    #: How long the writer gathers INFO lines before it writes them.
+    BATCH_S: Final = 0.05
     #: How long ``flush`` waits for the writer before it writes what is left itself.
     FLUSH_TIMEOUT_S: Final = 5.0
 
@@ -103,6 +106,8 @@ class LineWriter(logging.Handler):
         super().__init__()
         self.stream = stream
         self._lines: queue.SimpleQueue[str | threading.Event | None] = queue.SimpleQueue()
+        #: Set when something waits for the writer (a flush, a stop): it writes at once.
+        self._urgent = threading.Event()
         self._writer = threading.Thread(target=self._write_forever, name="srs-log-writer", daemon=True)
         self._writer.start()
 
@@ -120,6 +125,7 @@ class LineWriter(logging.Handler):
         if self._writer.is_alive():
             written = threading.Event()
             self._lines.put(written)
+            self._urgent.set()
             if written.wait(self.FLUSH_TIMEOUT_S):
                 return
         self._write_queued()  # no writer (stopped, or stuck): write what is left here
@@ -127,13 +133,21 @@ class LineWriter(logging.Handler):
     def close(self) -> None:
         if self._writer.is_alive():
             self._lines.put(None)
+            self._urgent.set()
             self._writer.join(self.FLUSH_TIMEOUT_S)
         self._write_queued()  # what came after the stop, if anything
         super().close()
 
     def _write_forever(self) -> None:
-        while self._write_queued(self._lines.get()):
-            pass
+        while True:
+            first = self._lines.get()
+            if isinstance(first, str):
+                # Gather the lines that follow (one write, one wake-up for all of them),
+                # unless a flush or a stop is waiting.
+                self._urgent.wait(self.BATCH_S)
+            self._urgent.clear()
+            if not self._write_queued(first):
+                return
 
     def _write_queued(self, first: object = _NOTHING) -> bool:
         """Write ``first`` and everything queued after it in one write, then wake the flushes

@@ -155,6 +155,33 @@ def test_an_info_line_is_written_by_the_writer_thread_without_a_flush() -> None:
         writer.close()
 
 
+def test_info_lines_that_come_one_at_a_time_are_written_together() -> None:
+    class Counting(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+    stream = Counting()
+    writer = logs.LineWriter(stream)
+    try:
+        started = time.monotonic()
+        for n in range(100):  # a ticket every millisecond: the writer would wake for each
+            writer.handle(logging.makeLogRecord({"msg": f"line {n}", "levelno": logging.INFO}))
+            time.sleep(0.001)
+        elapsed = time.monotonic() - started
+        deadline = time.monotonic() + 10
+        while stream.getvalue().count("\n") < 100:
+            assert time.monotonic() < deadline, "the writer thread never wrote the lines"
+            time.sleep(0.01)
+        assert stream.getvalue().splitlines() == [f"line {n}" for n in range(100)]
+        # One write per BATCH_S while the lines came (however long the sleeps took), and the last.
+        assert stream.writes <= elapsed / logs.LineWriter.BATCH_S + 3, (stream.writes, elapsed)
+    finally:
+        writer.close()
+
+
 def test_close_writes_what_is_queued_and_a_line_after_it_is_still_written() -> None:
     stream = io.StringIO()
     writer = logs.LineWriter(stream)
