@@ -105,6 +105,13 @@ def register(sub: Any) -> None:
     op.add_argument(
         "--resync-seconds", type=float, default=defaults.resync_seconds, help="re-check every agent this often"
     )
+    op.add_argument(
+        "--recheck-seconds",
+        type=float,
+        default=defaults.recheck_seconds,
+        help="look this often again at a namespace whose Secrets the operator may not read, and for KEDA's "
+        "kinds where they are not served (env SRS_OPERATOR_RECHECK_SECONDS)",
+    )
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     op.set_defaults(func=_operator)
 
@@ -169,6 +176,7 @@ def _operator(args: argparse.Namespace) -> int:
         priority=args.priority,
         namespaces=tuple(args.namespace),
         resync_seconds=args.resync_seconds,
+        recheck_seconds=args.recheck_seconds,
         workers=args.workers,
         watch_stall_seconds=args.watch_stall_seconds,
         topic_prefix_rules=tuple(args.topic_prefix_rule),

@@ -148,6 +148,10 @@ class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     #: Every agent is re-checked this often even when nothing announced a change.
     resync_seconds: float = 300.0
+    #: What the operator may not read yet or the cluster does not serve yet (a namespace's
+    #: Secrets before their RoleBinding, KEDA's kinds before their CRDs) is looked at again
+    #: this often: no watch announces either.
+    recheck_seconds: float = 30.0
     #: Concurrent SupportAgent reconciles.
     workers: int = 16
     #: Liveness fails when a watched object waits longer than this for its handler.
@@ -173,6 +177,7 @@ class OperatorSettings:
             liveness_endpoint=env.get("SRS_OPERATOR_LIVENESS", "http://0.0.0.0:8080/healthz") or None,
             peering=env.get("SRS_OPERATOR_STANDALONE", "").lower() not in ("1", "true", "yes"),
             resync_seconds=float(env.get("SRS_OPERATOR_RESYNC_SECONDS", "300")),
+            recheck_seconds=float(env.get("SRS_OPERATOR_RECHECK_SECONDS", "30")),
             workers=int(env.get("SRS_OPERATOR_WORKERS", "16")),
             watch_stall_seconds=float(env.get("SRS_OPERATOR_WATCH_STALL_SECONDS", "120")),
             agent_otel_env=tuple(

@@ -115,7 +115,8 @@ def test_without_keda_the_agent_says_what_to_install_and_picks_keda_up_once_inst
 
     try:
         _install_crd(ext)
-        # The operator looks for the kind again every 30 s, then tells the agents that want it.
+        # The operator looks for the kind again every --recheck-seconds (30 s; the test operator
+        # 2 s), then tells the agents that want it.
         agent = agents.wait_condition("billing", "Autoscaling", "True", timeout=90, reason="ScalingOnLag")
         scaled = _scaled_object(api_client, agents.namespace, "billing")
         assert scaled is not None

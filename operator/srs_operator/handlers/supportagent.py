@@ -89,7 +89,7 @@ async def start_supportagent_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     """Start the controller on kopf's indexes (kopf passes each as a keyword named by its id)
     and on the informers, which follow the namespaces kopf watches."""
     settings: OperatorSettings = memo.get(SETTINGS_MEMO_KEY) or OperatorSettings.from_env()
-    watches = ChildWatches.connect()
+    watches = ChildWatches.connect(settings.recheck_seconds)
     live = KopfLiveState(kwargs["srs_agents"], watches)
     try:
         controller = await SupportAgentController.connect(

@@ -19,6 +19,7 @@ listing (``wait_listed``) so that it never takes a child it has not seen yet for
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -224,9 +225,11 @@ class ChildWatches:
         await self.kube.close()
 
     @classmethod
-    def connect(cls) -> ChildWatches:
-        """Watches on their own client, with kopf's credentials, without a connection limit."""
-        return cls(KubeClient(login(), limit=0))
+    def connect(cls, recheck_seconds: float = DEFAULT_TIMINGS.absent_seconds) -> ChildWatches:
+        """Watches on their own client, with kopf's credentials, without a connection limit;
+        a kind not served (KEDA's) is looked for again every ``recheck_seconds``."""
+        timings = dataclasses.replace(DEFAULT_TIMINGS, absent_seconds=recheck_seconds)
+        return cls(KubeClient(login(), limit=0), timings)
 
     # -- changes ------------------------------------------------------------------------------
 

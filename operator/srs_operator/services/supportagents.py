@@ -56,6 +56,7 @@ from srs_operator.clients.informers import NotListedError
 from srs_operator.clients.kafka_admin import KafkaAdminError, KafkaUnavailable
 from srs_operator.clients.kube import SUPPORTAGENTS, ApiError, KubeClient, login
 from srs_operator.clients.secrets import SecretVersions, credentials_grant_command
+from srs_operator.clients.secrets import WatchTimings as SecretTimings
 from srs_operator.models.conditions import ConditionStatus
 from srs_operator.models.supportagent import SUPPORT_AGENT, ConditionType, Reason, SupportAgent, SupportAgentStatus
 from srs_operator.services import supportagent_events
@@ -155,7 +156,13 @@ class SupportAgentController(Controller):
         self.settings = settings
         self.usage = usage
         self.inputs = AgentInputs(
-            kube, live, secrets or SecretVersions(watch_kube or kube, self.secret_changed), settings
+            kube,
+            live,
+            secrets
+            or SecretVersions(
+                watch_kube or kube, self.secret_changed, SecretTimings(retry_forbidden=settings.recheck_seconds)
+            ),
+            settings,
         )
         #: The agents' Kafka users and ACLs (None: the operator does not manage them).
         self.access = access
