@@ -281,7 +281,9 @@ def test_a_clean_stop_does_not_count_as_a_crash(infra: Infra, kafka_topic: Topic
     config = agent_config(infra.kafka_bootstrap, topics)
     marker = tmp_path / "started"
     env = {**FAST_GROUP, "SRS_TEST_MARKER": str(marker)}
-    produce(infra.kafka_bootstrap, topics["input"], [(b"T-slow", script(sleep_ms=15_000, mark=True))])
+    # 5 s: far longer than a stop takes to cut it (SIGTERM, then the 1 s grace period), and
+    # what the fifth process waits for before it writes the output.
+    produce(infra.kafka_bootstrap, topics["input"], [(b"T-slow", script(sleep_ms=5_000, mark=True))])
     for run in range(4):
         marker.unlink(missing_ok=True)
         process = start_agent(config, tmp_path, f"agent-{run}", env=env, grace_s=1)
