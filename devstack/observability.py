@@ -113,6 +113,9 @@ def jaeger_config(otlp_http_port: int, query_port: int, query_grpc_port: int, he
         },
         "extensions": {
             "jaeger_query": {
+                # On by default: Jaeger's own spans go to localhost:4317, where nothing listens,
+                # and every stop waits ~9 s for that exporter to give up.
+                "enable_tracing": False,
                 "storage": {"traces": "memory"},
                 "http": {"endpoint": f"127.0.0.1:{query_port}"},
                 "grpc": {"endpoint": f"127.0.0.1:{query_grpc_port}"},
