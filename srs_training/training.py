@@ -235,6 +235,7 @@ _SOURCES = (
     ("agent_runtime.offline", "classifier.py"),
     ("agent_runtime.offline", "features.py"),
     ("agent_runtime.offline", "naive_bayes.py"),
+    ("agent_runtime", "textscan.py"),  # features' digit and substring tests
 )
 
 

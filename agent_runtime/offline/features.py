@@ -25,6 +25,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
+from agent_runtime.textscan import contains_any, has_digit
+
 WORD_PREFIX: Final = "w:"
 BIGRAM_PREFIX: Final = "b:"
 CHAR_PREFIX: Final = "c:"
@@ -56,22 +58,11 @@ _ASCII_TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)?")
 #: apostrophe is one token, the pattern splits the others (see :func:`_ascii_tokens`).
 _ASCII_SEPARATORS: Final = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "'")})
 # What every match of _MONEY_RE holds: a digit, and a currency sign or name.
-_DIGIT_RE = re.compile(r"\d")
 _CURRENCY_MARKS: Final = tuple("$ € £ ¥ ₹ usd eur gbp chf aud cad dollar euro pound buck".split())  # noqa: SIM905
 
 
-def _has_digit(text: str) -> bool:
-    # Ten substring searches beat the pattern's scan for \d ninefold on ASCII text (where
-    # \d is [0-9]); other text may hold any Unicode digit.
-    return any(map(text.__contains__, _ASCII_DIGITS)) if text.isascii() else _DIGIT_RE.search(text) is not None
-
-
-_ASCII_DIGITS: Final = tuple("0123456789")
-
-
 def _mentions_currency(text: str) -> bool:
-    # Substring searches: a regex alternation of these tries every one at every position.
-    return any(map(text.__contains__, _CURRENCY_MARKS))
+    return contains_any(text, _CURRENCY_MARKS)
 
 
 _HTTP_STATUS_RE = re.compile(r"[1-5]\d\d")
@@ -193,7 +184,7 @@ def _marked(folded: str) -> str:
         folded = _URL_RE.sub(" qqurlqq ", folded)
     if "@" in folded:
         folded = _EMAIL_RE.sub(" qqemailqq ", folded)
-    if _has_digit(folded) and _mentions_currency(folded):
+    if has_digit(folded) and _mentions_currency(folded):
         folded = _MONEY_RE.sub(" qqmoneyqq ", folded)
     return folded
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from agent_runtime.textscan import contains_any, has_digit
 from agent_runtime.tickets import Ticket
 
 _MAX_ITEMS: Final = 3
@@ -142,7 +143,7 @@ def _quick_no(pattern: re.Pattern[str]) -> Callable[[str], bool]:
     texts = _leading_texts(sre_parser.parse(pattern.pattern, pattern.flags).data)
     if texts is None or pattern.flags & re.IGNORECASE:
         return lambda _text: False
-    return lambda text: not any(t in text for t in texts)
+    return lambda text: not contains_any(text, texts)
 
 
 #: The tags' patterns for ASCII text lower-cased (Python's case-insensitive matching of an
@@ -151,7 +152,6 @@ def _quick_no(pattern: re.Pattern[str]) -> Callable[[str], bool]:
 _TAGS_LOWER: Final = {
     tag: (twin, _quick_no(twin)) for tag, twin in ((tag, _lower_case_twin(p)) for tag, p in _TAGS.items())
 }
-_DIGIT: Final = re.compile(r"\d")
 _NAME_KEYS: Final = ("first_name", "given_name", "name", "full_name", "customer_name", "display_name")
 _HONORIFICS: Final = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam"})
 _NOT_NAMES: Final = frozenset({"Team", "Support", "Admin", "Customer", "User", "Sent", "Thanks", "Regards"})
@@ -238,24 +238,19 @@ def _request_sentence(text: str) -> str | None:
     return None  # unreachable: every character a cue can match is in a sentence
 
 
-def _has_digit(text: str, ascii_text: bool) -> bool:
-    # On ASCII text \d is 0-9: ten substring searches, quicker than the pattern's scan.
-    return any(d in text for d in "0123456789") if ascii_text else _DIGIT.search(text) is not None
-
-
 def extract(ticket: Ticket, customer: Mapping[str, Any] | None = None) -> TicketSpecifics:
     """The specifics of ``ticket`` (subject and body), in the order they appear."""
     text = f"{ticket.subject}\n{ticket.body}"
     ascii_text = text.isascii()
     # Every pattern below but the tags', and the error codes' last branch (ERR_TIMEOUT),
     # matches a digit; the labelled references keep only those with one.
-    digits = _has_digit(text, ascii_text)
+    digits = has_digit(text)
     references: list[str] = []
     errors: list[str] = []
     if digits:
         references += [m.group(0) for m in _REFERENCE.finditer(text)]
-        references += [m.group(1) for m in _LABELLED_REFERENCE.finditer(text) if _DIGIT.search(m.group(1))]
-    if (digits or "_" in text) and any(word in text for word in _ERROR_WORDS):
+        references += [m.group(1) for m in _LABELLED_REFERENCE.finditer(text) if has_digit(m.group(1))]
+    if (digits or "_" in text) and contains_any(text, _ERROR_WORDS):
         errors += [m.group(1) for m in _ERROR_CODE.finditer(text)]
     if digits:
         errors += [m.group(1) for m in _HTTP_STATUS.finditer(text)]
@@ -272,11 +267,9 @@ def extract(ticket: Ticket, customer: Mapping[str, Any] | None = None) -> Ticket
         # Long digit runs look like card or account numbers: never echo them.
         references=_unique(r for r in references if len(re.sub(r"\D", "", r)) <= 12),
         plans=_unique(f"{m.group(1)} {m.group(2)}" for m in _PRODUCT.finditer(text))
-        if any(word in text for word in _PRODUCT_WORDS)
+        if contains_any(text, _PRODUCT_WORDS)
         else (),
-        platforms=_unique(m.group(1) for m in _PLATFORM.finditer(text))
-        if any(name in text for name in _PLATFORMS)
-        else (),
+        platforms=_unique(m.group(1) for m in _PLATFORM.finditer(text)) if contains_any(text, _PLATFORMS) else (),
         error_codes=_unique(errors),
         versions=_unique(m.group(1) for m in _VERSION.finditer(text)) if digits else (),
         request=_request_sentence(ticket.body) or _request_sentence(ticket.subject),

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from agent_runtime.textscan import ascii_digit_count, contains_any
 from srs_contracts.agent_config import GuardrailConfig
 
 CHECK_EMPTY: Final = "empty"
@@ -99,21 +100,11 @@ def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
-_ASCII_DIGITS: Final = b"0123456789"
 #: The fewest digits a match of each pattern holds: a card number 13, a social security
 #: number 9, a phone number 8 (2 + 3 + 3).
 _CARD_DIGITS: Final = 13
 _SSN_DIGITS: Final = 9
 _PHONE_DIGITS: Final = 8
-
-
-def _digit_count(text: str) -> int | None:
-    """How many digits an ASCII text holds (None for other text: ``\\d`` is more there).
-    Most drafts hold a few at most, and the patterns that need many are not run on them."""
-    if not text.isascii():
-        return None
-    raw = text.encode("ascii")
-    return len(raw) - len(raw.translate(None, _ASCII_DIGITS))
 
 
 def _normalize(text: str) -> str:
@@ -134,7 +125,7 @@ def _secret_spans(text: str) -> list[Span]:
     if "-----BEGIN" in text:
         spans += [m.span() for m in _PRIVATE_KEY.finditer(text)]
     lowered = text.lower()
-    if any(word in lowered for word in _ASSIGNMENT_WORDS):
+    if contains_any(lowered, _ASSIGNMENT_WORDS):
         spans += [m.span() for m in _ASSIGNED_SECRET.finditer(text)]
     return spans
 
@@ -187,7 +178,8 @@ def check_draft(draft: str, config: GuardrailConfig, *, customer_text: Iterable[
     if config.block_pii:
         # What the customer wrote is scanned only for a draft with an address or a number in it.
         source = "\n".join(customer_text)
-        digits = _digit_count(draft)
+        # Most drafts hold a few digits at most: the patterns that need many are not run on them.
+        digits = ascii_digit_count(draft)
 
         def may_hold(fewest: int) -> bool:
             return digits is None or digits >= fewest
