@@ -267,9 +267,10 @@ class AgentHandler:
             agent=self._agent,
             customer=outcome.customer,
         )
-        log.info(
+        logs.info(
+            log,
             "ticket triaged",
-            extra={
+            {
                 "type": decision.type_name,
                 "route": routing.route,
                 "confidence": round(decision.confidence, 3),
@@ -336,7 +337,7 @@ class AgentHandler:
             guardrail_checks=outcome.checks,
             agent=self._agent,
         )
-        log.info("ticket resolved", extra={"type": ticket_type.value})
+        logs.info(log, "ticket resolved", {"type": ticket_type.value})
         self._finished("resolved", ticket_event.get("created_at"))
         return [(self._config.specialist.output_topic, EventType.TICKET_RESOLVED, event)]
 

@@ -13,8 +13,9 @@ import logging
 import queue
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from typing import IO, Any, Final
 
@@ -53,24 +54,34 @@ class JsonFormatter(logging.Formatter):
         self._agent = agent
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": rfc3339_at(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+        extras = ((name, value) for name, value in vars(record).items() if name not in _STANDARD_ATTRIBUTES)
+        exception = None
+        if record.exc_info and record.exc_info[0] is not None:
+            exception = (record.exc_info[0].__name__, self.formatException(record.exc_info))
+        return self.line(record.created, record.levelname.lower(), record.name, record.getMessage(), extras, exception)
+
+    def line(
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        extras: Iterable[tuple[str, object]],
+        exception: tuple[str, str] | None = None,
+    ) -> str:
+        """The line of one log call (what :meth:`format` and :func:`info` write)."""
+        line: dict[str, Any] = {"ts": rfc3339_at(created), "level": level, "logger": logger, "msg": message}
         if self._agent is not None:
             line["agent"] = self._agent
         for name, value in bound().items():
             if value is not None:
                 # Record keys are bound as bytes and decoded only here, when a line is written.
                 line[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-        for name, value in vars(record).items():
-            if name not in _STANDARD_ATTRIBUTES and value is not None:
+        for name, value in extras:
+            if value is not None:
                 line[name] = value
-        if record.exc_info and record.exc_info[0] is not None:
-            line["exception"] = record.exc_info[0].__name__
-            line["traceback"] = self.formatException(record.exc_info)
+        if exception is not None:
+            line["exception"], line["traceback"] = exception
         return _ENCODER.encode(line)
 
 
@@ -113,11 +124,17 @@ class LineWriter(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._lines.put(self.format(record))
+            line = self.format(record)
         except Exception:  # noqa: BLE001 - logging's own contract: a bad record never raises
             self.handleError(record)
             return
-        if record.levelno >= logging.WARNING or not self._writer.is_alive():
+        self.queue(line, urgent=record.levelno >= logging.WARNING)
+
+    def queue(self, line: str, *, urgent: bool = False) -> None:
+        """Hand a formatted line to the writer; ``urgent`` (a warning or worse): written when
+        this returns."""
+        self._lines.put(line)
+        if urgent or not self._writer.is_alive():
             self.flush()
 
     def flush(self) -> None:
@@ -183,14 +200,63 @@ class LineWriter(logging.Handler):
                 traceback.print_exc(file=sys.stderr)
 
 
+#: The writer :func:`configure` installed, when it writes JSON lines from a thread (see :func:`info`).
+_installed: LineWriter | None = None
+
+
+def info(logger: logging.Logger, message: str, fields: Mapping[str, object]) -> None:
+    """``logger.info(message, extra=fields)``: the same line, for lines written per record.
+
+    When the line can only reach the writer :func:`configure` installed — the logger
+    enabled for INFO, no filter on the logger or the writer, no other handler on the way
+    (pytest's ``caplog`` adds one) — it is formatted and queued at once, without a
+    ``LogRecord`` and the handler chain: about half of what a "ticket triaged" line cost
+    (measured in ``benchmarks/README.md``). Otherwise it goes through ``logging``.
+    """
+    writer = _installed
+    if (
+        writer is None
+        or not logger.isEnabledFor(logging.INFO)
+        or not _straight_to(writer, logger)
+        or not _STANDARD_ATTRIBUTES.isdisjoint(fields)  # logging refuses these (KeyError)
+    ):
+        logger.info(message, extra=dict(fields))
+        return
+    formatter = writer.formatter
+    assert isinstance(formatter, JsonFormatter)
+    try:
+        line = formatter.line(time.time(), "info", logger.name, message, fields.items())
+    except Exception:  # noqa: BLE001 - as the handler's own contract: a bad line never raises
+        logger.info(message, extra=dict(fields))  # logging reports it (handleError)
+        return
+    writer.queue(line)
+
+
+def _straight_to(writer: LineWriter, logger: logging.Logger) -> bool:
+    """Whether an INFO record of ``logger`` would reach ``writer`` and no other handler:
+    what ``Logger.handle`` and ``callHandlers`` would do with it, checked without one."""
+    if logger.disabled or logger.filters or writer.filters or writer.level > logging.INFO:
+        return False
+    node: logging.Logger | None = logger
+    while node is not None:
+        if node.handlers:
+            return node is logging.root and len(node.handlers) == 1 and node.handlers[0] is writer
+        if not node.propagate:
+            return False  # logging's last resort would write it
+        node = node.parent
+    return False
+
+
 def configure(
     agent: str, level: str | int = "INFO", stream: IO[str] | None = None, *, writer_thread: bool = False
 ) -> None:
     """Send every log line of the process, as JSON, to ``stream`` (default stderr); with
     ``writer_thread``, written by a :class:`LineWriter` (what ``srs agent`` does)."""
+    global _installed
     target = stream or sys.stderr
     handler: logging.Handler = LineWriter(target) if writer_thread else logging.StreamHandler(target)
     handler.setFormatter(JsonFormatter(agent))
+    _installed = handler if isinstance(handler, LineWriter) else None
     # A JSON line holds none of what a LogRecord finds out for every call by default: the
     # caller's file and line (a walk up the stack), its thread and process. Switched off as
     # the logging HOWTO's "Optimization" section says; it was most of the ~30 µs a

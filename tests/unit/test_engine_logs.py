@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -32,6 +33,19 @@ def lines(request: pytest.FixtureRequest) -> Iterator[io.StringIO]:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = flags
+
+
+@contextlib.contextmanager
+def only_ours() -> Iterator[None]:
+    """Without the handlers pytest adds to the root logger for its reports (it adds them
+    when the test's call starts): what a line meets in ``srs agent``."""
+    root = logging.getLogger()
+    saved = root.handlers
+    root.handlers = [h for h in saved if isinstance(h.formatter, logs.JsonFormatter)]
+    try:
+        yield
+    finally:
+        root.handlers = saved
 
 
 def written(stream: io.StringIO) -> list[dict[str, object]]:
@@ -65,6 +79,62 @@ def test_a_line_is_what_json_writes(lines: io.StringIO) -> None:
     assert (scores["tiny"], scores["ratio"], scores["nested"]) == (1e-07, 0.912, {"a": [1, None, True]})
     assert scores["who"] == "Zoë"
     assert plain["count"] == 3
+
+
+def test_a_per_record_line_is_the_line_logging_writes(lines: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1796653524.123456)  # both read the clock
+    log = logging.getLogger("srs.test")
+    fields = {"type": "billing", "confidence": 0.997, "stage": None, "who": "Zoë", "nested": {"a": [1e-07]}}
+
+    async def handle() -> None:
+        logs.replace({"trace_id": "a" * 32, "ticket_id": b"T-\xc3\xa9"})
+        log.info("ticket triaged", extra=fields)
+        logs.info(log, "ticket triaged", fields)
+
+    with only_ours():
+        asyncio.run(handle())
+    written(lines)  # flushes
+    through_logging, direct = [r for r in lines.getvalue().splitlines() if json.loads(r)["logger"] == "srs.test"]
+    assert direct == through_logging
+    assert json.loads(direct)["ticket_id"] == "T-é"
+    assert "stage" not in json.loads(direct)
+
+
+def test_a_per_record_line_reaches_every_handler_and_filter_on_its_way(lines: io.StringIO) -> None:
+    with only_ours():
+        _log_past_handlers_and_filters(logging.getLogger("srs.test"))
+    assert [(line["msg"], line["count"]) for line in written(lines)] == [("heard", 1), ("written", 4)]
+
+
+def _log_past_handlers_and_filters(log: logging.Logger) -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Listening(logging.Handler):  # what pytest's caplog adds to the root logger
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    listening = Listening()
+    logging.getLogger().addHandler(listening)
+    try:
+        logs.info(log, "heard", {"count": 1})
+    finally:
+        logging.getLogger().removeHandler(listening)
+    assert [(r.getMessage(), getattr(r, "count", None)) for r in seen] == [("heard", 1)]
+
+    def refuse(record: logging.LogRecord) -> bool:
+        return record.getMessage() != "filtered"
+
+    log.addFilter(refuse)
+    try:
+        logs.info(log, "filtered", {"count": 2})
+    finally:
+        log.removeFilter(refuse)
+    log.setLevel(logging.WARNING)
+    try:
+        logs.info(log, "below the level", {"count": 3})
+    finally:
+        log.setLevel(logging.NOTSET)
+    logs.info(log, "written", {"count": 4})
 
 
 def test_record_context_is_per_task_and_keys_are_decoded(lines: io.StringIO) -> None:
