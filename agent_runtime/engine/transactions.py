@@ -16,7 +16,10 @@ reach them, so ``concurrency`` and per-key order keep working. A round whose out
 Kafka refuses is aborted and redone: a record whose output can never be written (too
 large, not authorized) goes to the dead-letter topic instead, in a later transaction;
 anything transient is retried with backoff. After ``dead_letter_attempts`` failed rounds
-in a row the engine reports not ready (``stuck``) while it keeps trying.
+in a row the engine reports not ready (``stuck``) while it keeps trying. A round refused
+because a rebalance ended this member's generation (a replica joined or left) is aborted
+once and the next waits for the consumer's new group metadata: routine scaling is not a
+failure (only a wait past ``_NEXT_GENERATION_WAIT_S`` counts as one).
 
 A partition that goes away (revoke, shutdown) gets a last round of its own, after its
 running handlers finished: what is held below the prefix is committed with the crash
@@ -44,7 +47,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from agent_runtime import metrics
 from agent_runtime.engine.consumer import PartitionId
@@ -64,6 +67,15 @@ _CALL_TRIES: Final = 3
 _MAX_RENEWALS: Final = 3
 #: A call still blocked this many times its own timeout is abandoned (a commit is two calls).
 _STALL_FACTOR: Final = 2.0
+#: What the group coordinator answers offsets sent with the group metadata of a generation
+#: that a rebalance has ended (KIP-447): the member is about to join the next one.
+_GENERATION_ENDED: Final = frozenset(
+    {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS}
+)
+#: How long a member waits for the group metadata of its next generation, after a commit
+#: was refused for an ended one, before such rounds count as failed: a rebalance takes a
+#: few seconds; a member that cannot rejoin at all also loses its partitions.
+_NEXT_GENERATION_WAIT_S: Final = 30.0
 
 _T = TypeVar("_T")
 
@@ -168,6 +180,10 @@ class TransactionalCommitter:
         self.failures = 0
         #: … and producers replaced since the last success.
         self._renewals = 0
+        #: The group metadata a commit was refused with because a rebalance ended its
+        #: generation, and since when: no round is tried with it again.
+        self._ended_generation: object | None = None
+        self._ended_since = 0.0
         #: A producer ended, maybe with its last transaction committed after all: the group's
         #: committed offsets say what is done before anything is redone.
         self._unsettled = False
@@ -336,6 +352,12 @@ class TransactionalCommitter:
         group_metadata = self._group_metadata()
         if group_metadata is None:
             return False  # not in the group yet
+        if group_metadata is self._ended_generation:
+            # The consumer has not joined the next generation yet: a rebalance, not a failure
+            # (unless it never ends). The open transaction waits; nothing is aborted again.
+            if time.monotonic() - self._ended_since < _NEXT_GENERATION_WAIT_S:
+                return False
+            return self._failed()
         offsets = [
             TopicPartition(p.id[0], p.id[1], position, metadata=CrashLedger(
                 position, 0 if p in closing else 1, p.handled).encode())
@@ -374,6 +396,13 @@ class TransactionalCommitter:
                 self._end(f"commit_transaction: {cause.name()}, outcome unknown")
             else:
                 await self._abort(cause.name() if cause is not None else str(e), len(positions))
+                if cause is not None and cause.code() in _GENERATION_ENDED:
+                    # A rebalance began (a member joined or left): the next round waits for
+                    # this member's new group metadata. Routine scaling is no failure, and
+                    # must not make the agent unready.
+                    if group_metadata is not self._ended_generation:
+                        self._ended_generation, self._ended_since = group_metadata, time.monotonic()
+                    return False
             return self._failed()
         self._commit_latency.observe(time.monotonic() - started)
         self._transactions.inc()

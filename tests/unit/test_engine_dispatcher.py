@@ -110,8 +110,11 @@ class FakeControl:
         self.ledgers.append((partition, ledger))
         asyncio.get_running_loop().call_soon(done, True)
 
+    #: The consumer's group metadata as of its last rebalance.
+    metadata: object = "group-metadata"
+
     def group_metadata(self) -> object | None:
-        return "group-metadata"
+        return self.metadata
 
     #: The group's committed offsets (the exactly-once tests read their fake producer's).
     committed_source: Callable[[], dict[PartitionId, int]] = dict

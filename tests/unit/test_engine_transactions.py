@@ -53,6 +53,8 @@ class FakeTransactionalProducer:
     unanswered_commits: int = 0
     _unanswered: bool = False
     _abort_pending: bool = False
+    #: The group generation whose metadata the coordinator takes (a rebalance moves it on).
+    generation: object = "group-metadata"
     committed: list[Transaction] = field(default_factory=list)
     aborted: int = 0
     renewals: int = 0
@@ -75,7 +77,9 @@ class FakeTransactionalProducer:
         self._open = []
 
     def commit_transaction(self, offsets: list[TopicPartition], group_metadata: object, timeout_s: float) -> None:
-        assert self._open is not None and group_metadata == "group-metadata"
+        assert self._open is not None
+        if group_metadata != self.generation:
+            raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, txn_requires_abort=True))
         if self._unanswered:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, retriable=True))
         if self.hang_commits:
@@ -314,6 +318,30 @@ async def test_a_producer_fenced_again_and_again_stops_the_engine_without_commit
     dispatcher.records_arrived([rec(0, "a")])
     await until("the engine is told", lambda: bool(fatal))
     assert "replaced 3 times without a commit" in fatal[0] and producer.renewals == 3 and producer.visible() == []
+    await dispatcher.close()
+
+
+@async_test
+async def test_a_rebalance_that_ends_the_generation_is_waited_out_not_counted_as_failing() -> None:
+    dispatcher, handler, producer, control, fatal = make()
+    dispatcher.partitions_assigned([(TOPIC, 0)])
+    dispatcher.records_arrived([rec(i, f"k{i}") for i in range(3)])
+    await until("the first records committed", lambda: dispatcher.pending == 0)
+    # Another member joins: the coordinator's generation moves on at once; this member's
+    # consumer gets the metadata of the next one when its own rebalance callback runs.
+    producer.generation = "generation 2"
+    dispatcher.records_arrived([rec(i, f"k{i}") for i in range(3, 6)])
+    unready = False
+    for _ in range(60):  # ~60 commit intervals: enough for dead_letter_attempts failed rounds
+        await asyncio.sleep(0.005)
+        unready |= dispatcher.transactions_stuck
+    assert producer.aborted == 1, "one round refused; none tried again with the ended generation"
+    assert not unready and fatal == []
+    control.metadata = "generation 2"
+    await until("the rest committed", lambda: dispatcher.pending == 0)
+    assert keys(producer.visible()) == [f"k{i}".encode() for i in range(6)]
+    assert producer.offsets() == {(TOPIC, 0): 6}
+    assert all(n == 1 for n in handler.attempts.values())
     await dispatcher.close()
 
 
