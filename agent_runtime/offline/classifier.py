@@ -198,8 +198,7 @@ class TicketClassifier:
     ) -> None:
         self._type_model = type_model
         self._priority_model = priority_model
-        #: Turns the signals of an assessment into P(type is right); None → temperature only.
-        self.confidence_model = confidence_model
+        self._confidence_model = confidence_model
         self._types = tuple(TicketType(label) for label in type_model.labels)
         self._priorities = tuple(Priority(label) for label in priority_model.labels)
         #: Per type: is it the catch-all (which wins ties); every type equally likely; how often
@@ -224,6 +223,33 @@ class TicketClassifier:
         self._vocabulary = _Vocabulary(type_model, priority_model, self._known_words)
         #: The per-ticket step compiled, for ASCII tickets (None: not installed; Python for all).
         self._native = native.analyzer(found, self._vocabulary, type_model, len(self._types))
+        self._calibrate()
+
+    @property
+    def confidence_model(self) -> ConfidenceModel | None:
+        """Turns the signals of an assessment into P(type is right); None → temperature only."""
+        return self._confidence_model
+
+    @confidence_model.setter
+    def confidence_model(self, model: ConfidenceModel | None) -> None:
+        self._confidence_model = model
+        self._calibrate()
+
+    def _calibrate(self) -> None:
+        """Hand the compiled step what :meth:`_distributions` needs, so that it computes the
+        distributions too (only where its sums are the running Python's)."""
+        if self._native is None or not native.sums_in_order():
+            return
+        s, model = self.settings, self._confidence_model
+        self._native.calibrate(
+            type_temperature=s.type_temperature,
+            priority_temperature=s.priority_temperature,
+            evidence_scale=s.evidence_scale,
+            confidence=(list(model.weights), model.bias) if model is not None else None,
+            uniform=list(self._uniform),
+            priority_priors=list(self._priority_priors),
+            is_other=list(self._is_other),
+        )
 
     @property
     def compiled(self) -> bool:
@@ -233,11 +259,21 @@ class TicketClassifier:
     def predict(self, subject: str, body: str) -> Prediction:
         """Classify one ticket. Never raises on odd text; empty text gets low confidence."""
         seen = self._see(subject, body)
-        type_probs, priority_probs = self._distributions(seen.assessment)
-        # Ties (only without any evidence) go to the catch-all type.
-        is_other = self._is_other
-        t = max(range(len(type_probs)), key=lambda i: (type_probs[i], is_other[i]))
-        p = max(range(len(priority_probs)), key=priority_probs.__getitem__)
+        compiled = seen.compiled if isinstance(seen, _NativeSeen) else None
+        if (
+            compiled is not None
+            and (type_probs := compiled.type_probs) is not None
+            and (priority_probs := compiled.priority_probs) is not None
+            and (t := compiled.top_type) is not None
+            and (p := compiled.top_priority) is not None
+        ):
+            pass  # the compiled step computed what follows, operation for operation
+        else:
+            type_probs, priority_probs = self._distributions(seen.assessment)
+            # Ties (only without any evidence) go to the catch-all type.
+            is_other = self._is_other
+            t = max(range(len(type_probs)), key=lambda i: (type_probs[i], is_other[i]))
+            p = max(range(len(priority_probs)), key=priority_probs.__getitem__)
         ticket_type, priority = self._types[t], self._priorities[p]
         return Prediction(
             type=ticket_type,
@@ -249,7 +285,12 @@ class TicketClassifier:
 
     def distributions(self, subject: str, body: str) -> tuple[dict[TicketType, float], dict[Priority, float]]:
         """The full probability of every type and every priority (for evaluation)."""
-        type_probs, priority_probs = self._distributions(self._see(subject, body).assessment)
+        seen = self._see(subject, body)
+        compiled = seen.compiled if isinstance(seen, _NativeSeen) else None
+        if compiled is not None and compiled.type_probs is not None and compiled.priority_probs is not None:
+            type_probs, priority_probs = compiled.type_probs, compiled.priority_probs
+        else:
+            type_probs, priority_probs = self._distributions(seen.assessment)
         return dict(zip(self._types, type_probs, strict=True)), dict(zip(self._priorities, priority_probs, strict=True))
 
     def assess(self, subject: str, body: str) -> Assessment:
@@ -279,16 +320,16 @@ class TicketClassifier:
     def _see(self, subject: str, body: str) -> _Seen | _NativeSeen:
         if self._native is not None and (ascii_ticket := features.ascii_ticket(subject, body)) is not None:
             compiled = self._native.see(*ascii_ticket)
-            words, known = compiled.word_type_scores, compiled.known_words
+            known, evidence = compiled.known_words, compiled.evidence
             return _NativeSeen(
                 compiled,
                 Assessment(
-                    type_scores=[w + c for w, c in zip(words, compiled.char_type_scores, strict=True)],
-                    word_type_scores=words,
+                    type_scores=compiled.type_scores,
+                    word_type_scores=compiled.word_type_scores,
                     priority_scores=compiled.priority_scores,
                     known_words=known,
                     content_words=compiled.content_words,
-                    evidence=1.0 - math.exp(-known / self.settings.evidence_scale),
+                    evidence=1.0 - math.exp(-known / self.settings.evidence_scale) if evidence is None else evidence,
                 ),
                 self._vocabulary.parts,
             )

@@ -1,8 +1,9 @@
 """The classifier's per-ticket step compiled (the ``srs-native`` package, ``native/``).
 
-For an ASCII ticket — the common case — the token stream, the features and both models'
-exact sums are computed in one call into compiled code instead of a few thousand Python
-operations; any other ticket, and a process without the compiled package, takes the Python
+For an ASCII ticket — the common case — the token stream, the features, both models'
+exact sums and (where this Python's ``sum`` adds floats in order, as 3.11's does) the type
+and priority distributions are computed in one call into compiled code instead of a few
+thousand Python operations; any other ticket, and a process without the compiled package, takes the Python
 path of :mod:`.features` and :mod:`.classifier`, which stays the reference: both give the
 same prediction, bit for bit (``tests/unit/test_offline_native.py``). Every word list,
 feature name and number is handed over from the Python side here, so the compiled code
@@ -32,6 +33,14 @@ class Seen(Protocol):
     priority_scores: list[float]
     known_words: int
     content_words: int
+    type_scores: list[float]
+    #: With a calibration (:func:`calibrate`): the evidence, both distributions and the label
+    #: each picks, as ``TicketClassifier._distributions`` and ``predict`` compute them; else None.
+    evidence: float | None
+    type_probs: list[float] | None
+    priority_probs: list[float] | None
+    top_type: int | None
+    top_priority: int | None
 
     def favouring(self, model: int, label: int) -> list[int]: ...
 
@@ -57,6 +66,24 @@ class Vocabulary(Protocol):
 
 class Analyzer(Protocol):
     def see(self, folded: str, text: str) -> Seen: ...
+
+    def calibrate(
+        self,
+        *,
+        type_temperature: float,
+        priority_temperature: float,
+        evidence_scale: float,
+        confidence: tuple[list[float], float] | None,
+        uniform: list[float],
+        priority_priors: list[float],
+        is_other: list[bool],
+    ) -> None: ...
+
+
+def sums_in_order() -> bool:
+    """Whether this Python's ``sum`` of floats adds them one after another, as the compiled
+    distributions do (3.11; from 3.12 on it compensates, and Python computes them)."""
+    return sum([1e16, 1.0, -1e16]) == 0.0
 
 
 def available() -> bool:

@@ -1,5 +1,6 @@
 //! The offline triage classifier's per-ticket step, compiled: the token stream of an ASCII
-//! ticket, its features, and the naive Bayes sums of both models, exactly as
+//! ticket, its features, the naive Bayes sums of both models and (once calibrated) the type
+//! and priority distributions with the label each picks, exactly as
 //! `agent_runtime.offline.features` and `agent_runtime.offline.classifier` compute them in
 //! Python (which stays the reference: `tests/unit/test_offline_native.py` holds both to the
 //! same predictions, bit for bit).
@@ -132,6 +133,298 @@ struct State {
 pub struct Analyzer {
     t: Tables,
     s: State,
+    /// What turns scores into distributions (None: Python does, from the scores).
+    c: Option<Calibration>,
+}
+
+/// What `TicketClassifier._distributions` and `predict` need to turn a ticket's scores into
+/// its type and priority distributions, and pick each one's label.
+struct Calibration {
+    type_temperature: f64,
+    priority_temperature: f64,
+    evidence_scale: f64,
+    /// The confidence model's weights (one per signal) and bias; None: the temperature alone.
+    confidence: Option<(Vec<f64>, f64)>,
+    uniform: Vec<f64>,
+    priority_priors: Vec<f64>,
+    /// Per type: the catch-all, which wins a tie.
+    is_other: Vec<bool>,
+}
+
+/// The two distributions of one ticket, and the label each one picks.
+struct Distributions {
+    types: Vec<f64>,
+    priorities: Vec<f64>,
+    top_type: usize,
+    top_priority: usize,
+}
+
+/// Python's `max(values)` of floats without NaN: the first of the largest.
+fn first_max(values: &[f64]) -> f64 {
+    let mut best = values[0];
+    for &v in &values[1..] {
+        if v > best {
+            best = v;
+        }
+    }
+    best
+}
+
+/// Python's `max(range(len(values)), key=values.__getitem__)`: the index of the first largest.
+fn first_argmax(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate().skip(1) {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// `naive_bayes.softmax`, operation for operation (Python 3.11's `sum` of floats adds them
+/// in order, from 0.0; the caller checks the running Python does so).
+fn softmax(scores: &[f64], temperature: f64) -> Vec<f64> {
+    let top = first_max(scores);
+    let exps: Vec<f64> = scores
+        .iter()
+        .map(|&s| ((s - top) / temperature).exp())
+        .collect();
+    let total = exps.iter().fold(0.0, |sum, &e| sum + e);
+    exps.iter().map(|&e| e / total).collect()
+}
+
+/// Python's `math.fsum` of finite floats: the correctly rounded sum (Shewchuk's partials and
+/// CPython's rounding of the last half-way case); None when a value or a partial sum is not
+/// finite (where Python returns inf or nan, or raises).
+fn fsum(values: &[f64]) -> Option<f64> {
+    let mut partials: Vec<f64> = Vec::with_capacity(values.len());
+    for &value in values {
+        if !value.is_finite() {
+            return None;
+        }
+        let mut x = value;
+        let mut i = 0;
+        for j in 0..partials.len() {
+            let mut y = partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            if !hi.is_finite() {
+                return None; // an intermediate overflow: Python raises OverflowError
+            }
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                partials[i] = lo;
+                i += 1;
+            }
+            x = hi;
+        }
+        partials.truncate(i);
+        partials.push(x);
+    }
+    let mut n = partials.len();
+    if n == 0 {
+        return Some(0.0);
+    }
+    n -= 1;
+    let mut hi = partials[n];
+    let mut lo = 0.0;
+    while n > 0 {
+        let x = hi;
+        n -= 1;
+        let y = partials[n];
+        hi = x + y;
+        let yr = hi - x;
+        lo = y - yr;
+        if lo != 0.0 {
+            break;
+        }
+    }
+    if n > 0 && ((lo < 0.0 && partials[n - 1] < 0.0) || (lo > 0.0 && partials[n - 1] > 0.0)) {
+        let y = lo * 2.0;
+        let x = hi + y;
+        let yr = x - hi;
+        if y == yr {
+            hi = x;
+        }
+    }
+    if hi.is_finite() {
+        Some(hi)
+    } else {
+        None
+    }
+}
+
+impl Calibration {
+    /// `TicketClassifier._distributions` and the labels `predict` picks; None where Python
+    /// must decide (a number that is not finite).
+    fn distributions(
+        &self,
+        type_scores: &[f64],
+        word_type_scores: &[f64],
+        priority_scores: &[f64],
+        known_words: usize,
+        content_words: usize,
+        evidence: f64,
+    ) -> Option<Distributions> {
+        let n = type_scores.len();
+        if n == 0
+            || priority_scores.is_empty()
+            || self.uniform.len() != n
+            || self.is_other.len() != n
+        {
+            return None;
+        }
+        let mut probs = softmax(type_scores, self.type_temperature);
+        if let Some((weights, bias)) = &self.confidence {
+            if n > 1 {
+                let top = first_argmax(&probs);
+                let sure = probability(
+                    weights,
+                    *bias,
+                    &signals(&probs, word_type_scores, known_words, content_words),
+                )?;
+                probs = with_top(&probs, top, sure);
+            }
+        }
+        let types = shrink(&probs, evidence, &self.uniform);
+        let priorities = shrink(
+            &softmax(priority_scores, self.priority_temperature),
+            evidence,
+            &self.priority_priors,
+        );
+        if !types.iter().chain(&priorities).all(|p| p.is_finite()) {
+            return None;
+        }
+        // `max(range(n), key=lambda i: (type_probs[i], is_other[i]))`: ties go to the catch-all.
+        let mut top_type = 0;
+        for i in 1..n {
+            let (p, best) = (types[i], types[top_type]);
+            if p > best || (p == best && self.is_other[i] && !self.is_other[top_type]) {
+                top_type = i;
+            }
+        }
+        let top_priority = first_argmax(&priorities);
+        Some(Distributions {
+            types,
+            priorities,
+            top_type,
+            top_priority,
+        })
+    }
+}
+
+/// `classifier.confidence_signals`: log-odds of the top type, its margin over the runner-up,
+/// whether words alone agree, how many known words, and their share.
+fn signals(
+    probs: &[f64],
+    word_type_scores: &[f64],
+    known_words: usize,
+    content_words: usize,
+) -> [f64; 5] {
+    // `sorted(range(n), key=probs.__getitem__, reverse=True)` keeps equal ones in order.
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| {
+        probs[b]
+            .partial_cmp(&probs[a])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let top = probs[order[0]];
+    let second = if order.len() > 1 {
+        probs[order[1]]
+    } else {
+        0.0
+    };
+    // `min(max(top, 1e-6), 1 - 1e-6)`: Python's max and min keep the first of equals.
+    let floor = if 1e-6 > top { 1e-6 } else { top };
+    let clipped = if 1.0 - 1e-6 < floor {
+        1.0 - 1e-6
+    } else {
+        floor
+    };
+    let words_top = first_argmax(word_type_scores);
+    [
+        (clipped / (1.0 - clipped)).ln(),
+        top - second,
+        if words_top == order[0] { 1.0 } else { 0.0 },
+        (known_words as f64).ln_1p(),
+        if content_words > 0 {
+            known_words as f64 / content_words as f64
+        } else {
+            0.0
+        },
+    ]
+}
+
+/// `ConfidenceModel.probability`.
+fn probability(weights: &[f64], bias: f64, signals: &[f64; 5]) -> Option<f64> {
+    if weights.len() != signals.len() {
+        return None;
+    }
+    let products: Vec<f64> = weights.iter().zip(signals).map(|(w, s)| w * s).collect();
+    let z = bias + fsum(&products)?;
+    Some(if z > -700.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        0.0
+    })
+}
+
+/// `classifier._with_top`.
+fn with_top(probs: &[f64], top: usize, sure: f64) -> Vec<f64> {
+    let n = probs.len();
+    let floor = 1.0 / n as f64;
+    let sure = if floor > sure { floor } else { sure };
+    let rest = 1.0 - probs[top];
+    let uniform = 1.0 / (n - 1) as f64;
+    let others: Vec<f64> = probs
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != top)
+        .map(|(_, &p)| p)
+        .collect();
+    let share = if rest > 0.0 {
+        first_max(&others) / rest
+    } else {
+        uniform
+    };
+    let limit = if sure < 1.0 {
+        sure / (1.0 - sure)
+    } else {
+        f64::INFINITY
+    };
+    let mix = if share <= limit {
+        1.0
+    } else {
+        let m = (limit - uniform) / (share - uniform);
+        if m > 0.0 {
+            m
+        } else {
+            0.0
+        }
+    };
+    probs
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            if i == top {
+                sure
+            } else {
+                (1.0 - sure)
+                    * (mix * (if rest > 0.0 { p / rest } else { uniform }) + (1.0 - mix) * uniform)
+            }
+        })
+        .collect()
+}
+
+/// `classifier.shrink`.
+fn shrink(probabilities: &[f64], evidence: f64, fallback: &[f64]) -> Vec<f64> {
+    probabilities
+        .iter()
+        .zip(fallback)
+        .map(|(&p, &q)| evidence * p + (1.0 - evidence) * q)
+        .collect()
 }
 
 /// A ticket as the models saw it: its scores, and what its reasoning needs.
@@ -147,6 +440,21 @@ pub struct Seen {
     known_words: usize,
     #[pyo3(get)]
     content_words: usize,
+    /// Words and character n-grams together, and how much the models know of the text.
+    #[pyo3(get)]
+    type_scores: Vec<f64>,
+    /// With a calibration: ``1 - exp(-known_words / evidence_scale)`` (else None) …
+    #[pyo3(get)]
+    evidence: Option<f64>,
+    /// … both distributions and the label each picks (else None).
+    #[pyo3(get)]
+    type_probs: Option<Vec<f64>>,
+    #[pyo3(get)]
+    priority_probs: Option<Vec<f64>>,
+    #[pyo3(get)]
+    top_type: Option<usize>,
+    #[pyo3(get)]
+    top_priority: Option<usize>,
     /// Per model: (label, entry) of each found entry that favours a label, strongest first,
     /// ties by name.
     favours: [Vec<(i32, u32)>; 2],
@@ -503,7 +811,41 @@ impl Analyzer {
             char_seen: vec![0; char_count],
             ticket: 0,
         };
-        Ok(Analyzer { t, s })
+        Ok(Analyzer { t, s, c: None })
+    }
+
+    /// Compute the distributions too (``TicketClassifier._distributions``), with these numbers.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*, type_temperature, priority_temperature, evidence_scale, confidence, uniform,
+                        priority_priors, is_other))]
+    fn calibrate(
+        &mut self,
+        type_temperature: f64,
+        priority_temperature: f64,
+        evidence_scale: f64,
+        confidence: Option<(Vec<f64>, f64)>,
+        uniform: Vec<f64>,
+        priority_priors: Vec<f64>,
+        is_other: Vec<bool>,
+    ) -> PyResult<()> {
+        if uniform.len() != self.t.n_types || is_other.len() != self.t.n_types {
+            return Err(PyValueError::new_err(
+                "one uniform share and one catch-all flag per type",
+            ));
+        }
+        if priority_priors.len() + self.t.n_types + 1 != self.t.readable_prior.len() {
+            return Err(PyValueError::new_err("one prior per priority"));
+        }
+        self.c = Some(Calibration {
+            type_temperature,
+            priority_temperature,
+            evidence_scale,
+            confidence,
+            uniform,
+            priority_priors,
+            is_other,
+        });
+        Ok(())
     }
 
     /// One ticket: ``folded`` is its text lower-cased with links, addresses and amounts
@@ -671,12 +1013,46 @@ impl Analyzer {
             ends.push((stem_end, words.len() as u32));
         }
         let n = t.n_types;
+        let word_type_scores = scores[..n].to_vec();
+        let priority_scores = scores[n..scores.len() - 1].to_vec();
+        let type_scores: Vec<f64> = word_type_scores
+            .iter()
+            .zip(&char_type_scores)
+            .map(|(w, c)| w + c)
+            .collect();
+        let (mut type_probs, mut priority_probs, mut top_type, mut top_priority) =
+            (None, None, None, None);
+        let mut evidence = None;
+        if let Some(c) = &self.c {
+            // `1.0 - math.exp(-known / evidence_scale)`
+            let known_share = 1.0 - (-(known_words as f64) / c.evidence_scale).exp();
+            evidence = Some(known_share);
+            if let Some(d) = c.distributions(
+                &type_scores,
+                &word_type_scores,
+                &priority_scores,
+                known_words,
+                content_words,
+                known_share,
+            ) {
+                type_probs = Some(d.types);
+                priority_probs = Some(d.priorities);
+                top_type = Some(d.top_type);
+                top_priority = Some(d.top_priority);
+            }
+        }
         Ok(Seen {
-            word_type_scores: scores[..n].to_vec(),
+            word_type_scores,
             char_type_scores,
-            priority_scores: scores[n..scores.len() - 1].to_vec(),
+            priority_scores,
             known_words,
             content_words,
+            type_scores,
+            evidence,
+            type_probs,
+            priority_probs,
+            top_type,
+            top_priority,
             favours,
             words,
             ends,
@@ -684,9 +1060,16 @@ impl Analyzer {
     }
 }
 
+/// ``math.fsum`` as computed here (to hold it to Python's); None for a value that is not finite.
+#[pyfunction]
+fn exact_sum(values: Vec<f64>) -> Option<f64> {
+    fsum(&values)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Analyzer>()?;
     m.add_class::<Seen>()?;
+    m.add_function(wrap_pyfunction!(exact_sum, m)?)?;
     Ok(())
 }

@@ -7,6 +7,12 @@ class Seen:
     priority_scores: list[float]
     known_words: int
     content_words: int
+    type_scores: list[float]
+    evidence: float | None
+    type_probs: list[float] | None
+    priority_probs: list[float] | None
+    top_type: int | None
+    top_priority: int | None
     def favouring(self, model: int, label: int) -> list[int]: ...
     def surface(self, stem: str) -> str | None: ...
 
@@ -37,4 +43,17 @@ class Analyzer:
         char_rows: Sequence[Sequence[int]],
         char_inverse: float,
     ) -> None: ...
+    def calibrate(
+        self,
+        *,
+        type_temperature: float,
+        priority_temperature: float,
+        evidence_scale: float,
+        confidence: tuple[Sequence[float], float] | None,
+        uniform: Sequence[float],
+        priority_priors: Sequence[float],
+        is_other: Sequence[bool],
+    ) -> None: ...
     def see(self, folded: str, text: str) -> Seen: ...
+
+def exact_sum(values: Sequence[float]) -> float | None: ...

@@ -77,9 +77,40 @@ def test_the_compiled_step_predicts_exactly_what_python_does(
     texts = _corpus()
     assert sum(features.ascii_ticket(s, b) is not None for s, b in texts) > 0.95 * len(texts)
     for subject, body in texts:
-        # Every field, floats compared exactly: type, priority, confidences, reasoning.
+        # Every field, floats compared exactly: type, priority, confidences, reasoning …
         assert compiled.predict(subject, body) == reference.predict(subject, body), (subject, body)
         assert compiled.assess(subject, body) == reference.assess(subject, body), (subject, body)
+        # … and both whole distributions, unrounded (the compiled step computes them too).
+        assert compiled.distributions(subject, body) == reference.distributions(subject, body), (subject, body)
+
+
+def test_the_compiled_step_computes_the_distributions_and_picks_the_labels(compiled: TicketClassifier) -> None:
+    assert compiled.confidence_model is not None  # the shipped model has one: its path is the one compared
+    seen = compiled._native.see("refund\ncharged twice", "Refund\ncharged twice") if compiled._native else None
+    assert seen is not None and seen.type_probs is not None and seen.priority_probs is not None
+    assert seen.top_type == max(range(len(seen.type_probs)), key=seen.type_probs.__getitem__)
+    assert compiled.types[seen.top_type].value == "billing"
+
+
+def test_the_compiled_exact_sum_is_pythons_fsum() -> None:
+    import math
+
+    import srs_native
+
+    rng = random.Random(3)
+    cases = [[], [0.0], [1e16, 1.0, -1e16], [1e308, 1e307, -1e308], [0.1] * 10, [1.0, 1e-16, 1e-16], [-0.0]]
+    # Sums whose exact value lies half-way between two floats (the last rounding's case).
+    cases += [[1.0, 2.0**-53, 2.0**-106], [1.0, -(2.0**-53), -(2.0**-106)], [2.0**53, 1.0, 2.0**-50]]
+    for _ in range(20_000):
+        n = rng.randint(1, 8)
+        cases.append([rng.choice((-1, 1)) * rng.random() * 10.0 ** rng.randint(-20, 20) for _ in range(n)])
+        cases.append([rng.uniform(-30, 30) * rng.uniform(-2, 2) for _ in range(5)])  # weights × signals
+    for values in cases:
+        mine, python = srs_native.exact_sum(values), math.fsum(values)
+        assert mine == python and math.copysign(1, mine or 1) == math.copysign(1, python or 1), values
+    # Not finite, or an overflow on the way (Python raises): the Python path decides.
+    assert srs_native.exact_sum([1.0, math.inf]) is None
+    assert srs_native.exact_sum([1e308, 1e308, -1e308]) is None
 
 
 def test_a_ticket_with_other_characters_takes_the_python_path(
