@@ -249,6 +249,9 @@ class TicketClassifier:
             uniform=list(self._uniform),
             priority_priors=list(self._priority_priors),
             is_other=list(self._is_other),
+            parts=[list(parts) for parts in self._vocabulary.parts],
+            style_texts=sorted(_STYLE_TEXTS),
+            reasoning_terms=s.reasoning_terms,
         )
 
     @property
@@ -319,20 +322,7 @@ class TicketClassifier:
 
     def _see(self, subject: str, body: str) -> _Seen | _NativeSeen:
         if self._native is not None and (ascii_ticket := features.ascii_ticket(subject, body)) is not None:
-            compiled = self._native.see(*ascii_ticket)
-            known, evidence = compiled.known_words, compiled.evidence
-            return _NativeSeen(
-                compiled,
-                Assessment(
-                    type_scores=compiled.type_scores,
-                    word_type_scores=compiled.word_type_scores,
-                    priority_scores=compiled.priority_scores,
-                    known_words=known,
-                    content_words=compiled.content_words,
-                    evidence=1.0 - math.exp(-known / self.settings.evidence_scale) if evidence is None else evidence,
-                ),
-                self._vocabulary.parts,
-            )
+            return _NativeSeen(self._native.see(*ascii_ticket), self._vocabulary.parts, self.settings.evidence_scale)
         analysis = features.analyse(subject, body, self._readable_settings)
         # Words, bigrams and style first (both models at once); character n-grams added on top
         # (each n-gram once).
@@ -375,13 +365,23 @@ class TicketClassifier:
 
     def _reasoning(self, seen: _Seen | _NativeSeen, t: int, p: int) -> str:
         ticket_type, priority = self._type_names[t], self._priority_names[p]
-        if seen.assessment.evidence < 0.5:
+        if seen.evidence < 0.5:
             return "too little known vocabulary to classify reliably; best guess " + ticket_type
-        surface = seen.surface()
-        n = self.settings.reasoning_terms
-        # Only readable features explain (character n-grams are evidence, not explanations).
-        type_terms = _readable(seen.favouring(0, t), surface, n)
-        priority_terms = _readable(seen.favouring(1, p), surface, n)
+        compiled = seen.compiled if isinstance(seen, _NativeSeen) else None
+        if (
+            compiled is not None
+            and compiled.top_type == t
+            and compiled.top_priority == p
+            and (type_terms := compiled.type_terms) is not None
+            and (priority_terms := compiled.priority_terms) is not None
+        ):
+            pass  # the compiled step picked them as :func:`_readable` does
+        else:
+            surface = seen.surface()
+            n = self.settings.reasoning_terms
+            # Only readable features explain (character n-grams are evidence, not explanations).
+            type_terms = _readable(seen.favouring(0, t), surface, n)
+            priority_terms = _readable(seen.favouring(1, p), surface, n)
         type_part = f"{ticket_type}: " + (", ".join(type_terms) or "no single decisive term")
         priority_part = f"priority {priority}: " + (", ".join(priority_terms) or "no single decisive term")
         return f"{type_part}; {priority_part}"
@@ -396,6 +396,10 @@ class _Seen:
     entries: list[_Entry]
     assessment: Assessment
 
+    @property
+    def evidence(self) -> float:
+        return self.assessment.evidence
+
     def favouring(self, model: int, label: int) -> Iterable[tuple[str, ...]]:
         """How the features favouring label ``label`` of model ``model`` read, strongest first."""
         return _Vocabulary.favouring(self.entries, model, label)
@@ -406,14 +410,38 @@ class _Seen:
         return lambda stem: forms.get(stem, stem)
 
 
-@dataclass(frozen=True, slots=True)
 class _NativeSeen:
-    """The same, seen by the compiled step (:mod:`.native`)."""
+    """The same, seen by the compiled step (:mod:`.native`); its assessment is built when asked
+    for (a calibrated compiled step has computed what ``predict`` needs from it)."""
 
-    compiled: native.Seen
-    assessment: Assessment
-    #: How each vocabulary entry reads in a reasoning.
-    parts: Sequence[tuple[str, ...]]
+    __slots__ = ("_assessment", "_evidence_scale", "compiled", "parts")
+
+    def __init__(self, compiled: native.Seen, parts: Sequence[tuple[str, ...]], evidence_scale: float) -> None:
+        self.compiled = compiled
+        #: How each vocabulary entry reads in a reasoning.
+        self.parts = parts
+        self._evidence_scale = evidence_scale
+        self._assessment: Assessment | None = None
+
+    @property
+    def evidence(self) -> float:
+        evidence = self.compiled.evidence
+        return self.assessment.evidence if evidence is None else evidence
+
+    @property
+    def assessment(self) -> Assessment:
+        if self._assessment is None:
+            compiled = self.compiled
+            known, evidence = compiled.known_words, compiled.evidence
+            self._assessment = Assessment(
+                type_scores=compiled.type_scores,
+                word_type_scores=compiled.word_type_scores,
+                priority_scores=compiled.priority_scores,
+                known_words=known,
+                content_words=compiled.content_words,
+                evidence=1.0 - math.exp(-known / self._evidence_scale) if evidence is None else evidence,
+            )
+        return self._assessment
 
     def favouring(self, model: int, label: int) -> Iterable[tuple[str, ...]]:
         return map(self.parts.__getitem__, self.compiled.favouring(model, label))

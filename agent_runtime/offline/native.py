@@ -41,6 +41,9 @@ class Seen(Protocol):
     priority_probs: list[float] | None
     top_type: int | None
     top_priority: int | None
+    #: With a calibration and evidence ≥ 0.5: the reasoning's terms for the picked labels.
+    type_terms: list[str] | None
+    priority_terms: list[str] | None
 
     def favouring(self, model: int, label: int) -> list[int]: ...
 
@@ -77,6 +80,9 @@ class Analyzer(Protocol):
         uniform: list[float],
         priority_priors: list[float],
         is_other: list[bool],
+        parts: list[list[str]],
+        style_texts: list[str],
+        reasoning_terms: int,
     ) -> None: ...
 
 

@@ -149,6 +149,54 @@ struct Calibration {
     priority_priors: Vec<f64>,
     /// Per type: the catch-all, which wins a tie.
     is_other: Vec<bool>,
+    /// How each vocabulary entry reads in a reasoning (its stems, or a fixed text); the fixed
+    /// texts shown without quotes; how many terms a reasoning shows per model.
+    parts: Vec<Vec<String>>,
+    style_texts: HashSet<String>,
+    reasoning_terms: usize,
+}
+
+impl Calibration {
+    /// `classifier._readable`: the terms of the features favouring ``label`` (strongest first),
+    /// each as the customer wrote it, none inside another, at most ``reasoning_terms``.
+    fn readable(
+        &self,
+        favours: &[(i32, u32)],
+        label: i32,
+        surface: &HashMap<&str, &str>,
+    ) -> Vec<String> {
+        let mut terms: Vec<String> = Vec::new();
+        for &(l, e) in favours {
+            if l != label {
+                continue;
+            }
+            let words: Vec<&str> = self.parts[e as usize]
+                .iter()
+                .map(|part| surface.get(part.as_str()).copied().unwrap_or(part.as_str()))
+                .collect();
+            let text = words.join(" ");
+            if terms
+                .iter()
+                .any(|t| t.contains(text.as_str()) || text.contains(t.as_str()))
+            {
+                continue;
+            }
+            terms.push(text);
+            if terms.len() == self.reasoning_terms {
+                break;
+            }
+        }
+        terms
+            .into_iter()
+            .map(|t| {
+                if self.style_texts.contains(&t) {
+                    t
+                } else {
+                    format!("'{t}'")
+                }
+            })
+            .collect()
+    }
 }
 
 /// The two distributions of one ticket, and the label each one picks.
@@ -455,6 +503,12 @@ pub struct Seen {
     top_type: Option<usize>,
     #[pyo3(get)]
     top_priority: Option<usize>,
+    /// With a calibration and evidence of at least 0.5: the reasoning's terms for the picked
+    /// type and priority (``classifier._readable``); else None.
+    #[pyo3(get)]
+    type_terms: Option<Vec<String>>,
+    #[pyo3(get)]
+    priority_terms: Option<Vec<String>>,
     /// Per model: (label, entry) of each found entry that favours a label, strongest first,
     /// ties by name.
     favours: [Vec<(i32, u32)>; 2],
@@ -817,7 +871,7 @@ impl Analyzer {
     /// Compute the distributions too (``TicketClassifier._distributions``), with these numbers.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (*, type_temperature, priority_temperature, evidence_scale, confidence, uniform,
-                        priority_priors, is_other))]
+                        priority_priors, is_other, parts, style_texts, reasoning_terms))]
     fn calibrate(
         &mut self,
         type_temperature: f64,
@@ -827,7 +881,15 @@ impl Analyzer {
         uniform: Vec<f64>,
         priority_priors: Vec<f64>,
         is_other: Vec<bool>,
+        parts: Vec<Vec<String>>,
+        style_texts: Vec<String>,
+        reasoning_terms: usize,
     ) -> PyResult<()> {
+        if parts.len() != self.t.entries.len() {
+            return Err(PyValueError::new_err(
+                "how each vocabulary entry reads, one per entry",
+            ));
+        }
         if uniform.len() != self.t.n_types || is_other.len() != self.t.n_types {
             return Err(PyValueError::new_err(
                 "one uniform share and one catch-all flag per type",
@@ -844,6 +906,9 @@ impl Analyzer {
             uniform,
             priority_priors,
             is_other,
+            parts,
+            style_texts: style_texts.into_iter().collect(),
+            reasoning_terms,
         });
         Ok(())
     }
@@ -1022,6 +1087,7 @@ impl Analyzer {
             .collect();
         let (mut type_probs, mut priority_probs, mut top_type, mut top_priority) =
             (None, None, None, None);
+        let (mut type_terms, mut priority_terms) = (None, None);
         let mut evidence = None;
         if let Some(c) = &self.c {
             // `1.0 - math.exp(-known / evidence_scale)`
@@ -1035,6 +1101,15 @@ impl Analyzer {
                 content_words,
                 known_share,
             ) {
+                if known_share >= 0.5 {
+                    // Each distinct stem → the word it first stood for (`_NativeSeen.surface`).
+                    let surface: HashMap<&str, &str> = distinct
+                        .iter()
+                        .map(|&(id, word)| (&*stems[id as usize].text, word))
+                        .collect();
+                    type_terms = Some(c.readable(&favours[0], d.top_type as i32, &surface));
+                    priority_terms = Some(c.readable(&favours[1], d.top_priority as i32, &surface));
+                }
                 type_probs = Some(d.types);
                 priority_probs = Some(d.priorities);
                 top_type = Some(d.top_type);
@@ -1053,6 +1128,8 @@ impl Analyzer {
             priority_probs,
             top_type,
             top_priority,
+            type_terms,
+            priority_terms,
             favours,
             words,
             ends,

@@ -13,6 +13,8 @@ class Seen:
     priority_probs: list[float] | None
     top_type: int | None
     top_priority: int | None
+    type_terms: list[str] | None
+    priority_terms: list[str] | None
     def favouring(self, model: int, label: int) -> list[int]: ...
     def surface(self, stem: str) -> str | None: ...
 
@@ -53,6 +55,9 @@ class Analyzer:
         uniform: Sequence[float],
         priority_priors: Sequence[float],
         is_other: Sequence[bool],
+        parts: Sequence[Sequence[str]],
+        style_texts: Sequence[str],
+        reasoning_terms: int,
     ) -> None: ...
     def see(self, folded: str, text: str) -> Seen: ...
 

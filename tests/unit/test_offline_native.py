@@ -84,12 +84,15 @@ def test_the_compiled_step_predicts_exactly_what_python_does(
         assert compiled.distributions(subject, body) == reference.distributions(subject, body), (subject, body)
 
 
-def test_the_compiled_step_computes_the_distributions_and_picks_the_labels(compiled: TicketClassifier) -> None:
+def test_the_compiled_step_computes_the_distributions_labels_and_reasoning_terms(compiled: TicketClassifier) -> None:
     assert compiled.confidence_model is not None  # the shipped model has one: its path is the one compared
     seen = compiled._native.see("refund\ncharged twice", "Refund\ncharged twice") if compiled._native else None
     assert seen is not None and seen.type_probs is not None and seen.priority_probs is not None
     assert seen.top_type == max(range(len(seen.type_probs)), key=seen.type_probs.__getitem__)
     assert compiled.types[seen.top_type].value == "billing"
+    # … and the reasoning's terms for the labels it picked (what the corpus test compares).
+    assert seen.type_terms is not None and "'charged'" in seen.type_terms
+    assert seen.priority_terms is not None
 
 
 def test_the_compiled_exact_sum_is_pythons_fsum() -> None:
