@@ -9,8 +9,10 @@ changes no result.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Final
+import re._constants as sre_constants  # type: ignore[import-not-found]
+import re._parser as sre_parser  # type: ignore[import-not-found]
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
 
 _DIGIT: Final = re.compile(r"\d")
 _ASCII_DIGITS: Final = tuple("0123456789")
@@ -37,3 +39,78 @@ def ascii_digit_count(text: str) -> int | None:
         return None
     raw = text.encode("ascii")
     return len(raw) - len(raw.translate(None, _ASCII_DIGIT_BYTES))
+
+
+#: Zero-width items (``\\b``, ``^``, lookarounds): a match's text does not start with them.
+_ZERO_WIDTH: Final = frozenset({sre_constants.AT, sre_constants.ASSERT, sre_constants.ASSERT_NOT})
+#: How many texts :func:`leading_texts` follows at most (past it, the shorter ones it has).
+_MAX_TEXTS: Final = 64
+#: The largest character class it reads as one character each.
+_MAX_CLASS: Final = 16
+
+
+def leading_texts(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    """Texts one of which every match of ``pattern`` starts with, read from how ``re`` parsed
+    it: literal characters, small character classes and alternations, after zero-width items,
+    followed as far as they stay fixed (``gh[pousr]_`` → ``ghp_``, ``gho_``, …); None when a
+    match can start with anything (a large class, an optional or repeated part first) or the
+    pattern ignores case."""
+    if pattern.flags & re.IGNORECASE:
+        return None
+    texts, _whole = _fixed_start(sre_parser.parse(pattern.pattern, pattern.flags).data)
+    return None if "" in texts else texts
+
+
+def cannot_match(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    """A test that is true only for text ``pattern`` cannot match: none of its
+    :func:`leading_texts` is in it (a few substring searches instead of the pattern's scan of
+    every position). Always false when the pattern has no such texts."""
+    texts = leading_texts(pattern)
+    if texts is None:
+        return lambda _text: False
+    return lambda text: not contains_any(text, texts)
+
+
+def _fixed_start(items: Sequence[tuple[Any, Any]]) -> tuple[frozenset[str], bool]:
+    """The texts the items' matches start with, and whether they are the whole of each match."""
+    texts: frozenset[str] = frozenset({""})
+    for op, argument in items:
+        if op in _ZERO_WIDTH:
+            continue  # consumes nothing: what follows starts the text
+        if op is sre_constants.LITERAL:
+            step, whole = frozenset({chr(argument)}), True
+        elif op is sre_constants.IN:
+            chars = _class_chars(argument)
+            if chars is None:
+                return texts, False
+            step, whole = chars, True
+        elif op is sre_constants.SUBPATTERN and not argument[1] and not argument[2]:  # a group, no flags
+            step, whole = _fixed_start(argument[3].data)
+        elif op is sre_constants.BRANCH:
+            found = [_fixed_start(branch.data) for branch in argument[1]]
+            step = frozenset().union(*(texts for texts, _ in found))
+            whole = all(whole for _, whole in found)
+        else:
+            return texts, False
+        longer = frozenset(t + s for t in texts for s in step)
+        if len(longer) > _MAX_TEXTS:
+            return texts, False
+        texts = longer
+        if not whole:
+            return texts, False
+    return texts, True
+
+
+def _class_chars(items: Sequence[tuple[Any, Any]]) -> frozenset[str] | None:
+    """The characters of a small class of literals and ranges (None: negated, categories, large)."""
+    chars: set[str] = set()
+    for op, argument in items:
+        if op is sre_constants.LITERAL:
+            chars.add(chr(argument))
+        elif op is sre_constants.RANGE and argument[1] - argument[0] < _MAX_CLASS:
+            chars.update(map(chr, range(argument[0], argument[1] + 1)))
+        else:
+            return None
+        if len(chars) > _MAX_CLASS:
+            return None
+    return frozenset(chars)

@@ -88,6 +88,13 @@ def template_environment() -> jinja2.Environment:
     return env
 
 
+@cache
+def _template(specialty: str) -> jinja2.Template:
+    """A specialty's response template, looked up once (``get_template`` takes the
+    environment's cache lock on every call)."""
+    return template_environment().get_template(f"{specialty}.txt.j2")
+
+
 _PARAGRAPH_BREAK: Final = re.compile(r"\n\s*\n")
 _LIST_ITEM: Final = re.compile(r"^\d+\. ")
 
@@ -109,7 +116,7 @@ def render_draft(
     ticket: Ticket, triage: TriageDecision, specialty: TicketType, customer: Mapping[str, Any] | None = None
 ) -> str:
     """The offline reply of the ``specialty`` specialist to ``ticket``."""
-    template = template_environment().get_template(f"{specialty.value}.txt.j2")
+    template = _template(specialty.value)
     specifics = extract(ticket, customer)
     text = template.render(
         s=specifics,

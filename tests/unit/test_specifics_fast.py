@@ -137,16 +137,7 @@ def test_a_tag_skipped_by_its_quick_test_cannot_match() -> None:
                 assert pattern.search(lowered) is None, (tag, lowered)
 
 
-def test_the_starts_of_a_match_are_read_from_the_pattern() -> None:
-    def starts(pattern: str) -> frozenset[str] | None:
-        return specifics._leading_texts(specifics.sre_parser.parse(pattern, 0).data)
-
-    assert starts(r"\bcancel") == {"cancel"}
-    assert starts(r"\b(?:seat|seats|invite)\b") == {"seat", "seats", "invite"}
-    assert starts(r"two[- ]factor|mfa") == {"two", "mfa"}
-    assert starts(r"(down)time") == {"down"}
-    assert starts(r"(?:my )?account") is None  # a match may start with "account"
-    assert starts(r"[ab]c|d") is None
+def test_a_tags_twin_is_a_lower_case_pattern_that_ignores_case() -> None:
     with pytest.raises(ValueError, match="lower case"):
         specifics._lower_case_twin(re.compile("Refund", re.IGNORECASE))
     with pytest.raises(ValueError, match="case-insensitive"):
