@@ -35,8 +35,14 @@ CHECK_SECRET: Final = "pii_secret"  # noqa: S105 - a check name, not a secret
 CHECK_EMAIL: Final = "pii_email"
 CHECK_PHONE: Final = "pii_phone"
 
-_CARD_CANDIDATE: Final = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
-_SSN: Final = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d-])")
+# The number patterns start with the digit itself and look behind it after it (``\d(?<![\d-]\d)``
+# is ``(?<![\d-])\d``): a pattern whose first item is a character class lets ``re`` skip every
+# position without a digit at C speed, where a leading lookbehind made it try the whole
+# pattern at each one (~4x slower on a draft with a few numbers). The SSN's excluded areas
+# are checked behind its first three digits. tests/unit/test_roles_specialist.py holds both
+# to the patterns as first written, span for span.
+_CARD_CANDIDATE: Final = re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?![\d])")
+_SSN: Final = re.compile(r"\d(?<![\d-]\d)\d\d(?<!000)(?<!666)(?<!9\d\d)[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d-])")
 _TOKEN_SECRET: Final = re.compile(
     r"\b(?:sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{16,}"  # OpenAI/Anthropic/Stripe-style keys
     r"|(?:rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe

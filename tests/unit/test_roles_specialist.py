@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import re
 
 import pytest
 
+from agent_runtime.roles import guardrails
 from agent_runtime.roles.guardrails import check_draft, luhn_valid
 from agent_runtime.roles.specialist import Escalation, Resolution, SpecialistRole
 from agent_runtime.tickets import Ticket, TriageDecision
@@ -187,3 +190,26 @@ def test_the_checks_skipped_for_want_of_digits_are_the_checks_that_find_nothing(
     # Both sides of each skip are in the drafts.
     for check in ("pii_card_number", "pii_ssn", "pii_phone"):
         assert 100 < sum(check in r.failed for r in quick) < 2900, check
+
+
+def test_the_number_patterns_find_what_they_found_as_first_written() -> None:
+    # The patterns as first written (a lookbehind first); the shipped ones start with the digit.
+    card = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
+    ssn = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d-])")
+    rng = random.Random(4)
+    pieces = ["0", "00", "000", "0000", "666", "9", "123", "45", "6789", "1", "-", " ", "x", "\n", "٣", "5555 5555"]
+    areas, groups, serials = ["000", "666", "912", "899", "123", "٣45"], ["00", "01", "45"], ["0000", "0001", "6789"]
+    edges = ["", "-", " ", "7", "x", "--"]
+    found = 0
+    for n in range(60_000):
+        if n % 2:
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
+        else:  # SSN-shaped, with the areas, groups and serials it must refuse, and what may touch it
+            sep = [rng.choice("- x") for _ in range(2)]
+            text = rng.choice(edges) + rng.choice(areas) + sep[0] + rng.choice(groups) + sep[1]
+            text += rng.choice(serials) + rng.choice(edges)
+        for first, shipped in ((card, guardrails._CARD_CANDIDATE), (ssn, guardrails._SSN)):
+            spans = [m.span() for m in first.finditer(text)]
+            assert [m.span() for m in shipped.finditer(text)] == spans, (first.pattern, text)
+            found += bool(spans)
+    assert found > 5_000  # many texts hold one: the comparison is not vacuous
