@@ -69,8 +69,13 @@ _ASSIGNMENT_WORDS: Final = ("key", "secret", "token", "passw", "pwd")
 _EMAIL: Final = re.compile(
     r"(?<![A-Za-z0-9._%+-])[._%+-]*+(?P<address>[A-Za-z0-9][A-Za-z0-9._%+-]*+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b)"
 )
+#: A phone number starts with "+", "(" or a digit, not after a word character or "+": one
+#: branch per first character, each looking behind it after it (see the card pattern above).
 _PHONE: Final = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}(?![\w])"
+    r"(?:\+(?<![\w+]\+)\d{1,3}[\s.-]?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])"
+    r"|\((?<![\w+]\()\d{2,4}\)[\s.-]?"
+    r"|\d(?<![\w+]\d)\d{1,3}[\s.-])"
+    r"\d{3,4}[\s.-]\d{3,4}(?![\w])"
 )
 
 Span = tuple[int, int]

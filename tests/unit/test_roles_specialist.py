@@ -213,3 +213,29 @@ def test_the_number_patterns_find_what_they_found_as_first_written() -> None:
             assert [m.span() for m in shipped.finditer(text)] == spans, (first.pattern, text)
             found += bool(spans)
     assert found > 5_000  # many texts hold one: the comparison is not vacuous
+
+
+def test_the_phone_pattern_finds_what_it_found_as_first_written() -> None:
+    first = re.compile(
+        r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}(?![\w])"
+    )
+    rng = random.Random(2)
+
+    def digits(k: int) -> str:
+        return "".join(rng.choice("0123456789٣") for _ in range(k))
+
+    found = 0
+    for _ in range(60_000):  # phone-shaped: country code or not, area in brackets or not, near misses
+        parts = []
+        if rng.random() < 0.5:
+            parts.append("+" + digits(rng.randint(0, 4)) + rng.choice(["", " ", ".", "-", "x"]))
+        if rng.random() < 0.5:
+            parts.append("(" + digits(rng.randint(1, 5)) + ")" + rng.choice(["", " ", "-", "x"]))
+        else:
+            parts.append(digits(rng.randint(1, 5)) + rng.choice([" ", ".", "-", "x", ""]))
+        parts.append(digits(rng.randint(2, 5)) + rng.choice([" ", ".", "-", "x"]) + digits(rng.randint(2, 5)))
+        text = rng.choice(["", "a", "+", "_", " ", "9", "-"]) + "".join(parts) + rng.choice(["", "a", " ", "5", "-"])
+        spans = [m.span() for m in first.finditer(text)]
+        assert [m.span() for m in guardrails._PHONE.finditer(text)] == spans, text
+        found += bool(spans)
+    assert found > 1_500
