@@ -158,17 +158,28 @@ _RFC3339: Final = re.compile(
 )
 
 
+#: Date-times found valid lately: a ticket's ``created_at`` is checked on the way in and
+#: again in every event that carries it on. Bounded: emptied when full.
+_VALID_DATE_TIMES: dict[str, None] = {}
+_MAX_REMEMBERED: Final = 4096
+
+
 def _is_rfc3339_datetime(value: object) -> bool:
     # Checked here rather than through an optional jsonschema extra, so that a missing
     # package can never turn format checking off silently in production.
     if not isinstance(value, str):
         return True  # other keywords check the type
+    if value in _VALID_DATE_TIMES:
+        return True
     if not _RFC3339.match(value):
         return False
     try:
         datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         return False
+    if len(_VALID_DATE_TIMES) >= _MAX_REMEMBERED:
+        _VALID_DATE_TIMES.clear()
+    _VALID_DATE_TIMES[value] = None
     return True
 
 

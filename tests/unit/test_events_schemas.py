@@ -105,6 +105,20 @@ def test_timestamps_with_offsets_and_fractions_are_accepted() -> None:
     events.validate(EventType.TICKET_CREATED, ticket_created(created_at="2025-03-01T09:30:00.123+02:00"))
 
 
+def test_date_times_found_valid_are_remembered_boundedly_and_invalid_ones_never() -> None:
+    from agent_runtime.events import schemas
+
+    for second in range(5_000):  # more than it remembers
+        events.validate(
+            EventType.TICKET_CREATED,
+            ticket_created(created_at=f"2025-03-01T09:{second // 60 % 60:02d}:{second % 60:02d}.{second}Z"),
+        )
+    assert 0 < len(schemas._VALID_DATE_TIMES) <= 4096
+    for _ in range(2):  # refused the second time too
+        with pytest.raises(EventValidationError):
+            events.validate(EventType.TICKET_CREATED, ticket_created(created_at="2025-02-30T09:30:00Z"))
+
+
 def test_a_huge_offending_value_is_not_copied_whole_into_the_message() -> None:
     with pytest.raises(EventValidationError) as caught:
         events.validate(EventType.TICKET_CREATED, ticket_created(body="x" * 25_000))
