@@ -8,11 +8,16 @@ changes no result.
 
 from __future__ import annotations
 
+import os
 import re
 import re._constants as sre_constants  # type: ignore[import-not-found]
 import re._parser as sre_parser  # type: ignore[import-not-found]
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
+
+#: Set to 0 to run every per-ticket step in Python, where a compiled one is installed (the
+#: ``srs-native`` package, ``native/``), to compare.
+NATIVE_ENV: Final = "SRS_NATIVE_CLASSIFIER"
 
 _DIGIT: Final = re.compile(r"\d")
 _ASCII_DIGITS: Final = tuple("0123456789")
@@ -23,6 +28,33 @@ def contains_any(text: str, needles: Iterable[str]) -> bool:
     """Whether one of ``needles`` is a substring of ``text`` (a substring search each: a
     regex alternation of them would try every one at every position)."""
     return any(map(text.__contains__, needles))
+
+
+class NeedleGroups:
+    """Groups of needles, and which groups have one in a text (a substring each).
+
+    :func:`contains_any` searches the text once per needle; with the compiled package
+    installed, ASCII text is read once for all of them (Aho-Corasick, every overlap seen).
+    Both answer the same (``tests/unit/test_textscan.py``).
+    """
+
+    def __init__(self, groups: Iterable[Iterable[str]]) -> None:
+        self._groups = [tuple(group) for group in groups]
+        self._compiled: Any = None
+        if os.environ.get(NATIVE_ENV, "1") != "0":
+            try:
+                import srs_native
+            except ImportError:
+                pass
+            else:
+                self._compiled = srs_native.NeedleGroups(self._groups)
+
+    def present(self, text: str) -> list[bool]:
+        """Per group: whether one of its needles is in ``text``."""
+        if self._compiled is not None and text.isascii():
+            found: list[bool] = self._compiled.present(text)
+            return found
+        return [contains_any(text, group) for group in self._groups]
 
 
 def has_digit(text: str) -> bool:

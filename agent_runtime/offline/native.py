@@ -18,9 +18,10 @@ from typing import Final, Protocol
 
 from agent_runtime.offline import features
 from agent_runtime.offline.naive_bayes import NaiveBayes, PackedRows
+from agent_runtime.textscan import NATIVE_ENV
 
 #: Set to 0 to use the Python path even where the compiled one is installed (to compare).
-ENV: Final = "SRS_NATIVE_CLASSIFIER"
+ENV: Final = NATIVE_ENV
 #: The widest lane the compiled sums hold (signed 128-bit integers).
 _MAX_WIDTH: Final = 127
 

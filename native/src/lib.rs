@@ -1137,6 +1137,56 @@ impl Analyzer {
     }
 }
 
+/// Groups of needles, and which groups have one in a text: one pass over the text however
+/// many needles (``agent_runtime.textscan.NeedleGroups``; Python's ``in`` searched the text
+/// once per needle).
+#[pyclass(module = "srs_native", frozen)]
+pub struct NeedleGroups {
+    automaton: aho_corasick::AhoCorasick,
+    /// Per needle: its group.
+    group_of: Vec<usize>,
+    groups: usize,
+}
+
+#[pymethods]
+impl NeedleGroups {
+    #[new]
+    fn new(groups: Vec<Vec<String>>) -> PyResult<Self> {
+        let mut needles = Vec::new();
+        let mut group_of = Vec::new();
+        for (group, members) in groups.iter().enumerate() {
+            for needle in members {
+                needles.push(needle.as_str());
+                group_of.push(group);
+            }
+        }
+        let automaton = aho_corasick::AhoCorasick::new(&needles)
+            .map_err(|e| PyValueError::new_err(format!("needles: {e}")))?;
+        Ok(NeedleGroups {
+            automaton,
+            group_of,
+            groups: groups.len(),
+        })
+    }
+
+    /// Per group: whether one of its needles is a substring of ``text`` (overlaps included).
+    fn present(&self, text: &str) -> Vec<bool> {
+        let mut found = vec![false; self.groups];
+        let mut left = self.groups;
+        for m in self.automaton.find_overlapping_iter(text) {
+            let group = self.group_of[m.pattern().as_usize()];
+            if !found[group] {
+                found[group] = true;
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        found
+    }
+}
+
 /// ``math.fsum`` as computed here (to hold it to Python's); None for a value that is not finite.
 #[pyfunction]
 fn exact_sum(values: Vec<f64>) -> Option<f64> {
@@ -1147,6 +1197,7 @@ fn exact_sum(values: Vec<f64>) -> Option<f64> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Analyzer>()?;
     m.add_class::<Seen>()?;
+    m.add_class::<NeedleGroups>()?;
     m.add_function(wrap_pyfunction!(exact_sum, m)?)?;
     Ok(())
 }

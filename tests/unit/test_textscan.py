@@ -8,7 +8,15 @@ import re
 import pytest
 
 from agent_runtime.roles import guardrails
-from agent_runtime.textscan import ascii_digit_count, cannot_match, contains_any, has_digit, leading_texts
+from agent_runtime.textscan import (
+    NATIVE_ENV,
+    NeedleGroups,
+    ascii_digit_count,
+    cannot_match,
+    contains_any,
+    has_digit,
+    leading_texts,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -64,3 +72,22 @@ def test_a_pattern_ruled_out_by_its_starts_finds_nothing() -> None:
                 ruled_out += 1
                 assert pattern.search(text) is None, (pattern.pattern, text)
     assert ruled_out > 5_000  # the test rules many out: it is not vacuous
+
+
+def test_needle_groups_read_at_once_find_what_a_search_per_needle_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    groups = [["ab", "bc"], ["abc"], ["b"], [], ["cab", "x"], ["two factor", "two-factor"], [""], ["bb", "bcb"]]
+    compiled = NeedleGroups(groups)
+    assert compiled._compiled is not None  # `make install` builds it
+    monkeypatch.setenv(NATIVE_ENV, "0")
+    python = NeedleGroups(groups)
+    assert python._compiled is None
+    rng = random.Random(12)
+    pieces = ["a", "b", "c", "ab", "bc", "x", "two", " ", "-", "factor", "é", "\n"]
+    seen = [0] * len(groups)
+    for _ in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        expected = [contains_any(text, group) for group in groups]
+        assert compiled.present(text) == expected == python.present(text), text
+        seen = [n + found for n, found in zip(seen, expected, strict=True)]
+    # Every group found in some texts and missed in others (the empty one never, "" always).
+    assert seen[3] == 0 and seen[6] == 30_000 and all(0 < n < 30_000 for i, n in enumerate(seen) if i not in (3, 6))
