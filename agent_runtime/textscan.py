@@ -12,7 +12,7 @@ import os
 import re
 import re._constants as sre_constants  # type: ignore[import-not-found]
 import re._parser as sre_parser  # type: ignore[import-not-found]
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 #: Set to 0 to run every per-ticket step in Python, where a compiled one is installed (the
@@ -91,16 +91,6 @@ def leading_texts(pattern: re.Pattern[str]) -> frozenset[str] | None:
         return None
     texts, _whole = _fixed_start(sre_parser.parse(pattern.pattern, pattern.flags).data)
     return None if "" in texts else texts
-
-
-def cannot_match(pattern: re.Pattern[str]) -> Callable[[str], bool]:
-    """A test that is true only for text ``pattern`` cannot match: none of its
-    :func:`leading_texts` is in it (a few substring searches instead of the pattern's scan of
-    every position). Always false when the pattern has no such texts."""
-    texts = leading_texts(pattern)
-    if texts is None:
-        return lambda _text: False
-    return lambda text: not contains_any(text, texts)
 
 
 def _fixed_start(items: Sequence[tuple[Any, Any]]) -> tuple[frozenset[str], bool]:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from agent_runtime.textscan import NeedleGroups, contains_any, has_digit, leading_texts
+from agent_runtime.textscan import NeedleGroups, has_digit, leading_texts
 from agent_runtime.tickets import Ticket
 
 _MAX_ITEMS: Final = 3
@@ -58,6 +58,8 @@ _ERROR_CODE: Final = re.compile(
     r"\b(?:error|err|code|status|exception)\s{0,8}(?:code)?\s{0,8}[:#]?\s{0,8}"
     r"((?=[A-Z0-9_-]*\d)[A-Z][A-Z0-9_-]{2,24}|\d{3,5}|[A-Z][A-Z0-9]*_[A-Z0-9_]+)\b"
 )
+#: Whether a text holds a product word, a platform, an error word: one pass for the three.
+_WORD_GROUPS: Final = NeedleGroups((_PRODUCT_WORDS, _PLATFORMS, _ERROR_WORDS))
 _HTTP_STATUS: Final = re.compile(r"\b([45]\d\d)\s+(?:error|bad|unauthori[sz]ed|forbidden|not found|internal)", re.I)
 _VERSION: Final = re.compile(r"\b(?:version|v\.?|release)\s?(\d+(?:\.\d+){1,3})\b", re.IGNORECASE)
 _REQUEST_CUE: Final = re.compile(
@@ -202,12 +204,13 @@ def extract(ticket: Ticket, customer: Mapping[str, Any] | None = None) -> Ticket
     # Every pattern below but the tags', and the error codes' last branch (ERR_TIMEOUT),
     # matches a digit; the labelled references keep only those with one.
     digits = has_digit(text)
+    product_words, platform_words, error_words = _WORD_GROUPS.present(text)
     references: list[str] = []
     errors: list[str] = []
     if digits:
         references += [m.group(0) for m in _REFERENCE.finditer(text)]
         references += [m.group(1) for m in _LABELLED_REFERENCE.finditer(text) if has_digit(m.group(1))]
-    if (digits or "_" in text) and contains_any(text, _ERROR_WORDS):
+    if (digits or "_" in text) and error_words:
         errors += [m.group(1) for m in _ERROR_CODE.finditer(text)]
     if digits:
         errors += [m.group(1) for m in _HTTP_STATUS.finditer(text)]
@@ -225,10 +228,8 @@ def extract(ticket: Ticket, customer: Mapping[str, Any] | None = None) -> Ticket
         amounts=_unique(m.group(0) for m in _AMOUNT.finditer(text)) if digits else (),
         # Long digit runs look like card or account numbers: never echo them.
         references=_unique(r for r in references if len(re.sub(r"\D", "", r)) <= 12),
-        plans=_unique(f"{m.group(1)} {m.group(2)}" for m in _PRODUCT.finditer(text))
-        if contains_any(text, _PRODUCT_WORDS)
-        else (),
-        platforms=_unique(m.group(1) for m in _PLATFORM.finditer(text)) if contains_any(text, _PLATFORMS) else (),
+        plans=_unique(f"{m.group(1)} {m.group(2)}" for m in _PRODUCT.finditer(text)) if product_words else (),
+        platforms=_unique(m.group(1) for m in _PLATFORM.finditer(text)) if platform_words else (),
         error_codes=_unique(errors),
         versions=_unique(m.group(1) for m in _VERSION.finditer(text)) if digits else (),
         request=_request_sentence(ticket.body) or _request_sentence(ticket.subject),

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from agent_runtime.textscan import ascii_digit_count, cannot_match, contains_any
+from agent_runtime.textscan import NeedleGroups, ascii_digit_count, contains_any, leading_texts
 from srs_contracts.agent_config import GuardrailConfig
 
 CHECK_EMPTY: Final = "empty"
@@ -53,8 +53,8 @@ _TOKEN_SECRET: Final = re.compile(
     # JWTs: only at the start of a run of token characters, each part taken whole (possessive).
     r"|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+)"
 )
-#: True for text without any of the texts a token starts with ("sk-", "ghp_", "AKIA", …).
-_NO_TOKEN: Final = cannot_match(_TOKEN_SECRET)
+#: Whether a text holds one of the texts a token starts with ("sk-", "ghp_", "AKIA", …): one pass.
+_TOKEN_STARTS: Final = NeedleGroups([leading_texts(_TOKEN_SECRET) or ("",)])
 _PRIVATE_KEY: Final = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _ASSIGNED_SECRET: Final = re.compile(
     r"\b(?:api[_ -]?key|secret(?:[_ -]?key)?|access[_ -]?token|auth[_ -]?token|password|passwd|pwd)"
@@ -134,7 +134,8 @@ def _card_spans(text: str) -> list[Span]:
 
 
 def _secret_spans(text: str) -> list[Span]:
-    spans = [] if _NO_TOKEN(text) else [m.span() for m in _TOKEN_SECRET.finditer(text)]
+    (may_hold_token,) = _TOKEN_STARTS.present(text)
+    spans = [m.span() for m in _TOKEN_SECRET.finditer(text)] if may_hold_token else []
     if "-----BEGIN" in text:
         spans += [m.span() for m in _PRIVATE_KEY.finditer(text)]
     lowered = text.lower()
