@@ -30,6 +30,18 @@ def contains_any(text: str, needles: Iterable[str]) -> bool:
     return any(map(text.__contains__, needles))
 
 
+def compiled_package() -> Any | None:
+    """The compiled package (``srs_native``), or None when it is not installed or
+    :data:`NATIVE_ENV` turns it off."""
+    if os.environ.get(NATIVE_ENV, "1") == "0":
+        return None
+    try:
+        import srs_native
+    except ImportError:
+        return None
+    return srs_native
+
+
 class NeedleGroups:
     """Groups of needles, and which groups have one in a text (a substring each).
 
@@ -40,14 +52,15 @@ class NeedleGroups:
 
     def __init__(self, groups: Iterable[Iterable[str]]) -> None:
         self._groups = [tuple(group) for group in groups]
-        self._compiled: Any = None
-        if os.environ.get(NATIVE_ENV, "1") != "0":
-            try:
-                import srs_native
-            except ImportError:
-                pass
-            else:
-                self._compiled = srs_native.NeedleGroups(self._groups)
+        package = compiled_package()
+        self._compiled: Any = None if package is None else package.NeedleGroups(self._groups)
+
+    @classmethod
+    def starts_of(cls, patterns: Iterable[re.Pattern[str]]) -> NeedleGroups:
+        """Per pattern, the texts every match of it starts with (:func:`leading_texts`):
+        :meth:`present` then says which patterns may match a text (one whose starts cannot
+        be read always may)."""
+        return cls(leading_texts(pattern) or ("",) for pattern in patterns)
 
     def present(self, text: str) -> list[bool]:
         """Per group: whether one of its needles is in ``text``."""
@@ -109,9 +122,9 @@ def _fixed_start(items: Sequence[tuple[Any, Any]]) -> tuple[frozenset[str], bool
         elif op is sre_constants.SUBPATTERN and not argument[1] and not argument[2]:  # a group, no flags
             step, whole = _fixed_start(argument[3].data)
         elif op is sre_constants.BRANCH:
-            found = [_fixed_start(branch.data) for branch in argument[1]]
-            step = frozenset().union(*(texts for texts, _ in found))
-            whole = all(whole for _, whole in found)
+            branches = [_fixed_start(branch.data) for branch in argument[1]]
+            step = frozenset().union(*(starts for starts, _ in branches))
+            whole = all(entire for _, entire in branches)
         else:
             return texts, False
         longer = frozenset(t + s for t in texts for s in step)

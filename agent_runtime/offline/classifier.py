@@ -262,21 +262,7 @@ class TicketClassifier:
     def predict(self, subject: str, body: str) -> Prediction:
         """Classify one ticket. Never raises on odd text; empty text gets low confidence."""
         seen = self._see(subject, body)
-        compiled = seen.compiled if isinstance(seen, _NativeSeen) else None
-        if (
-            compiled is not None
-            and (type_probs := compiled.type_probs) is not None
-            and (priority_probs := compiled.priority_probs) is not None
-            and (t := compiled.top_type) is not None
-            and (p := compiled.top_priority) is not None
-        ):
-            pass  # the compiled step computed what follows, operation for operation
-        else:
-            type_probs, priority_probs = self._distributions(seen.assessment)
-            # Ties (only without any evidence) go to the catch-all type.
-            is_other = self._is_other
-            t = max(range(len(type_probs)), key=lambda i: (type_probs[i], is_other[i]))
-            p = max(range(len(priority_probs)), key=priority_probs.__getitem__)
+        type_probs, priority_probs, t, p = self._decided(seen)
         ticket_type, priority = self._types[t], self._priorities[p]
         return Prediction(
             type=ticket_type,
@@ -288,12 +274,7 @@ class TicketClassifier:
 
     def distributions(self, subject: str, body: str) -> tuple[dict[TicketType, float], dict[Priority, float]]:
         """The full probability of every type and every priority (for evaluation)."""
-        seen = self._see(subject, body)
-        compiled = seen.compiled if isinstance(seen, _NativeSeen) else None
-        if compiled is not None and compiled.type_probs is not None and compiled.priority_probs is not None:
-            type_probs, priority_probs = compiled.type_probs, compiled.priority_probs
-        else:
-            type_probs, priority_probs = self._distributions(seen.assessment)
+        type_probs, priority_probs, _t, _p = self._decided(self._see(subject, body))
         return dict(zip(self._types, type_probs, strict=True)), dict(zip(self._priorities, priority_probs, strict=True))
 
     def assess(self, subject: str, body: str) -> Assessment:
@@ -335,7 +316,7 @@ class TicketClassifier:
             priority_scores=priority_scores,
             known_words=known,
             content_words=analysis.content_words,
-            evidence=1.0 - math.exp(-known / self.settings.evidence_scale),
+            evidence=_evidence(known, self.settings.evidence_scale),
         )
         return _Seen(analysis, entries, assessment)
 
@@ -347,6 +328,25 @@ class TicketClassifier:
 
     def _char_rows_of(self, stem: str) -> tuple[int, ...]:
         return tuple(self._type_model.ids(features.char_ngrams(stem, self.settings.feature_settings.char_n)))
+
+    def _decided(self, seen: _Seen | _NativeSeen) -> tuple[list[float], list[float], int, int]:
+        """Both distributions and the label each picks: the compiled step's, where it computed
+        them (operation for operation), else :meth:`_distributions`."""
+        compiled = seen.compiled if isinstance(seen, _NativeSeen) else None
+        if (
+            compiled is not None
+            and (type_probs := compiled.type_probs) is not None
+            and (priority_probs := compiled.priority_probs) is not None
+            and (t := compiled.top_type) is not None
+            and (p := compiled.top_priority) is not None
+        ):
+            return type_probs, priority_probs, t, p
+        type_probs, priority_probs = self._distributions(seen.assessment)
+        # Ties (only without any evidence) go to the catch-all type.
+        is_other = self._is_other
+        t = max(range(len(type_probs)), key=lambda i: (type_probs[i], is_other[i]))
+        p = max(range(len(priority_probs)), key=priority_probs.__getitem__)
+        return type_probs, priority_probs, t, p
 
     def _distributions(self, a: Assessment) -> tuple[list[float], list[float]]:
         s = self.settings
@@ -439,7 +439,7 @@ class _NativeSeen:
                 priority_scores=compiled.priority_scores,
                 known_words=known,
                 content_words=compiled.content_words,
-                evidence=1.0 - math.exp(-known / self._evidence_scale) if evidence is None else evidence,
+                evidence=_evidence(known, self._evidence_scale) if evidence is None else evidence,
             )
         return self._assessment
 
@@ -537,6 +537,11 @@ def _lead_of(row: Sequence[float], name: str) -> tuple[int, tuple[float, str, tu
     if label < 0 or parts is None:
         return -1, _NO_KEY
     return label, (-margin, name, parts)
+
+
+def _evidence(known_words: int, scale: float) -> float:
+    """How much a ticket's known words let the models say: 0 without any, → 1 as more appear."""
+    return 1.0 - math.exp(-known_words / scale)
 
 
 def _with_top(probs: Sequence[float], top: int, sure: float) -> list[float]:

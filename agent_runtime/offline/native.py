@@ -12,13 +12,12 @@ holds no second copy of any of them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Final, Protocol
 
 from agent_runtime.offline import features
 from agent_runtime.offline.naive_bayes import NaiveBayes, PackedRows
-from agent_runtime.textscan import NATIVE_ENV
+from agent_runtime.textscan import NATIVE_ENV, compiled_package
 
 #: Set to 0 to use the Python path even where the compiled one is installed (to compare).
 ENV: Final = NATIVE_ENV
@@ -95,13 +94,7 @@ def sums_in_order() -> bool:
 
 def available() -> bool:
     """Whether the compiled step is installed (and not turned off by :data:`ENV`)."""
-    if os.environ.get(ENV, "1") == "0":
-        return False
-    try:
-        import srs_native  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return compiled_package() is not None
 
 
 def analyzer(
@@ -109,9 +102,9 @@ def analyzer(
 ) -> Analyzer | None:
     """The compiled step for a classifier's tables; None when it is not installed or the
     tables' numbers do not fit its integers (then the Python path runs)."""
-    if not available():
+    srs_native = compiled_package()
+    if srs_native is None:
         return None
-    import srs_native
 
     packed = vocabulary.packed
     chars = [(i, f) for i, f in enumerate(type_model.features) if f.startswith(features.CHAR_PREFIX)]

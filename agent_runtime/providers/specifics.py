@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from agent_runtime.textscan import NeedleGroups, has_digit, leading_texts
+from agent_runtime.textscan import NeedleGroups, has_digit
 from agent_runtime.tickets import Ticket
 
 _MAX_ITEMS: Final = 3
@@ -110,7 +110,7 @@ def _lower_case_twin(pattern: re.Pattern[str]) -> re.Pattern[str]:
 _TAGS_LOWER: Final = {tag: _lower_case_twin(p) for tag, p in _TAGS.items()}
 #: … and, per tag, the texts every match starts with (a pattern that cannot tell searches
 #: always): a tag none of whose texts is in the text is not searched for.
-_TAG_STARTS: Final = NeedleGroups(leading_texts(twin) or ("",) for twin in _TAGS_LOWER.values())
+_TAG_STARTS: Final = NeedleGroups.starts_of(_TAGS_LOWER.values())
 _NAME_KEYS: Final = ("first_name", "given_name", "name", "full_name", "customer_name", "display_name")
 _HONORIFICS: Final = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam"})
 _NOT_NAMES: Final = frozenset({"Team", "Support", "Admin", "Customer", "User", "Sent", "Thanks", "Regards"})

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from agent_runtime.textscan import NeedleGroups, ascii_digit_count, contains_any, leading_texts
+from agent_runtime.textscan import NeedleGroups, ascii_digit_count, contains_any
 from srs_contracts.agent_config import GuardrailConfig
 
 CHECK_EMPTY: Final = "empty"
@@ -54,7 +54,7 @@ _TOKEN_SECRET: Final = re.compile(
     r"|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+)"
 )
 #: Whether a text holds one of the texts a token starts with ("sk-", "ghp_", "AKIA", …): one pass.
-_TOKEN_STARTS: Final = NeedleGroups([leading_texts(_TOKEN_SECRET) or ("",)])
+_TOKEN_STARTS: Final = NeedleGroups.starts_of([_TOKEN_SECRET])
 _PRIVATE_KEY: Final = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _ASSIGNED_SECRET: Final = re.compile(
     r"\b(?:api[_ -]?key|secret(?:[_ -]?key)?|access[_ -]?token|auth[_ -]?token|password|passwd|pwd)"

@@ -316,12 +316,9 @@ impl Calibration {
         content_words: usize,
         evidence: f64,
     ) -> Option<Distributions> {
+        // ``calibrate`` checked the lengths: one uniform share and catch-all flag per type.
         let n = type_scores.len();
-        if n == 0
-            || priority_scores.is_empty()
-            || self.uniform.len() != n
-            || self.is_other.len() != n
-        {
+        if n == 0 || priority_scores.is_empty() {
             return None;
         }
         let mut probs = softmax(type_scores, self.type_temperature);
