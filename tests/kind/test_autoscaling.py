@@ -3,10 +3,10 @@
 pods of the srs image.
 
 The scaled agent is a specialist on the offline provider, held to a tenth of a CPU (a CPU
-limit: the kubelet throttles it), so that one pod drains a burst of 2,000 tickets slower
-than they arrive — the shape of a real backlog, where a model takes seconds per draft. A
-triage agent (one pod) feeds it: every ticket type is routed to the specialist's input,
-which has four partitions.
+limit: the kubelet throttles it), so that one pod drains a burst slower than they arrive —
+the shape of a real backlog, where a model takes seconds per draft. A triage agent (one
+pod) feeds it: every ticket type is routed to the specialist's input, which has four
+partitions.
 """
 
 from __future__ import annotations
@@ -32,10 +32,15 @@ from tests.kind.conftest import Cluster
 PARTITIONS = 4
 pytestmark = pytest.mark.kind
 
-TICKETS = 2000
-#: The scale-down test's backlog: at ~90 tickets/s per pod it outlasts the pods' start and
-#: the HPA's next sync after maxReplicas is lowered.
-BACKLOG = 10000
+#: The burst: one throttled pod must take far longer to drain it than KEDA's polling and
+#: the HPA's 15 s sync take to ask for more pods. On 2026-12-07 a faster specialist (~140
+#: tickets/s in one pod) drained 2,000 in ~16 s, as long as the scale-up took: the test
+#: raced it (once scaled at 18 s, once never). 6,000 take one pod ~45 s.
+TICKETS = 6000
+#: The scale-down test's backlog: it outlasts the pods' start and the HPA's next sync after
+#: maxReplicas is lowered with a margin (at ~140 tickets/s per pod on 2026-12-07, 10,000 left
+#: only 758–1,082 waiting when the pods went).
+BACKLOG = 20000
 LAG_THRESHOLD = 50
 COOLDOWN_S = 30
 POLLING_S = 5
