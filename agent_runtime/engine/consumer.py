@@ -75,7 +75,8 @@ class ConsumerListener(Protocol):
     def fail(self, reason: str) -> None: ...
 
 
-def _to_record(message: Any) -> InputRecord:
+def to_record(message: Any) -> InputRecord:
+    """The engine's record of a consumed message (on the consumer thread)."""
     raw_headers = message.headers()
     headers: tuple[tuple[str, bytes], ...] = ()
     if raw_headers:
@@ -191,7 +192,7 @@ class InputConsumer:
                 for message in messages:
                     error = message.error()
                     if error is None:
-                        record = _to_record(message)
+                        record = to_record(message)
                         records.append(record)
                         self._delivered[(record.topic, record.partition)] = record.offset + 1
                     else:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from agent_runtime.engine.consumer import _to_record
+from agent_runtime.engine.consumer import to_record
 from agent_runtime.records import InputRecord
 
 pytestmark = pytest.mark.unit
@@ -31,12 +31,12 @@ def message(**fields: object) -> FakeMessage:
 
 
 def test_a_message_becomes_a_record_with_each_field_in_its_place() -> None:
-    assert _to_record(message()) == InputRecord(
+    assert to_record(message()) == InputRecord(
         topic="ticket.events", partition=3, offset=42, key=b"T-1", value=b"{}",
         headers=(("traceparent", b"00-x"), ("empty", b"")), timestamp_ms=1_700_000_000_000,
     )  # fmt: skip
 
 
 def test_a_message_without_headers_or_timestamp_has_none() -> None:
-    record = _to_record(message(headers=None, timestamp=(0, -1), key=None))
+    record = to_record(message(headers=None, timestamp=(0, -1), key=None))
     assert (record.headers, record.timestamp_ms, record.key) == ((), None, None)
