@@ -1,10 +1,13 @@
-"""Throughput of the agent runtime's Kafka engine on a real broker, against two baselines.
+"""Throughput of the agent runtime's Kafka engine on a real broker, against its baselines.
 
 One run measures, on the same ~1 KB ``ticket.created`` records and the same broker:
 
-1. a raw confluent-kafka consume → produce loop with the engine's delivery guarantee
-   (idempotent producer, batching, offsets stored only after the output's acknowledgement,
-   contiguous per partition) — the limit of this machine;
+1. a raw confluent-kafka consume → produce loop, at-least-once (idempotent producer,
+   batching, offsets stored only after the output's acknowledgement, contiguous per
+   partition) — the limit of this machine — and, alternating with it, the hand-off floor:
+   the engine's shape (a consumer thread handing batches to an event loop, the trace
+   context, the echo handler, a produce with its ``traceparent``) without any of its
+   guarantees, so that the engine's own bookkeeping shows apart from the shape;
 2. a seed-style loop: one record at a time, ``flush()`` after every produce, automatic
    offset commits (what the original system did);
 3. the engine with a trivial handler (echo), with the offline triage agent
