@@ -94,14 +94,20 @@ typecheck: install ## mypy (strict)
 observability-tools: install ## Debian's Prometheus/promtool and Jaeger (built from Go sources, cached): what the observability tests run
 	$(BIN)/python -m devstack.observability
 
+# Test files share the local stack peacefully: three workers take a file at a time (most
+# tests wait on Kafka, Kubernetes or a process, not on the CPU). The `serial` ones (a private
+# copy of the stack, or stopping part of the shared one) run alone afterwards.
+PARALLEL := -n 3 --dist loadfile
 test: up observability-tools llm-up ## run every test (unit, integration, e2e) against the local stack and the local model
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not serial" $(PARALLEL)
+	$(BIN)/pytest -m serial
 
 test-unit: install ## only the tests that need no Kafka or Kubernetes
 	$(BIN)/pytest -m unit
 
 test-integration: up observability-tools llm-up ## only the tests against the real broker and control plane
-	$(BIN)/pytest -m "integration or e2e"
+	$(BIN)/pytest -m "(integration or e2e) and not serial" $(PARALLEL)
+	$(BIN)/pytest -m "(integration or e2e) and serial"
 
 terraform-test: up ## terraform/: fmt, validate, tofu test, apply+destroy on moto and the local stack (builds OpenTofu first)
 	$(BIN)/pytest -m terraform tests/terraform

@@ -19,7 +19,14 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kubernetes import client, config
 
-from tests.harness import TEST_NAMESPACE_LABEL, Infra, TopicFactory, fresh_namespace, kubeconfig_for_token
+from tests.harness import (
+    TEST_NAMESPACE_LABEL,
+    TEST_NAMESPACE_OWNER,
+    Infra,
+    TopicFactory,
+    fresh_namespace,
+    kubeconfig_for_token,
+)
 from tests.moto_server import FAKE_CREDENTIALS, moto_server
 
 
@@ -59,8 +66,8 @@ def apps_v1(api_client: client.ApiClient) -> client.AppsV1Api:
 @pytest.fixture(scope="session")
 def _namespace_sweeper(core_v1: client.CoreV1Api) -> Iterator[None]:
     yield
-    # Catch namespaces a crashed test left behind.
-    for ns in core_v1.list_namespace(label_selector=TEST_NAMESPACE_LABEL).items:
+    # Catch namespaces a crashed test of this session (this worker) left behind.
+    for ns in core_v1.list_namespace(label_selector=f"{TEST_NAMESPACE_LABEL}={TEST_NAMESPACE_OWNER}").items:
         if ns.status.phase != "Terminating":
             core_v1.delete_namespace(ns.metadata.name)
 

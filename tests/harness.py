@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,8 +14,11 @@ from typing import Any
 import yaml
 from kubernetes import client, watch
 
-#: Every namespace a test creates carries this label, so the session's sweeper finds leftovers.
+#: Every namespace a test creates carries this label, so the session's sweeper finds leftovers …
 TEST_NAMESPACE_LABEL = "srs.dev/test-namespace"
+#: … with this process's value: ``make test`` runs test files on several workers at once, and
+#: a worker's sweeper must not take the namespaces of tests still running on another.
+TEST_NAMESPACE_OWNER = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def fresh_namespace(core_v1: client.CoreV1Api, prefix: str) -> Iterator[str]:
     sweeper catches leftovers), deleted afterwards."""
     name = f"{prefix}{uuid.uuid4().hex[:8]}"
     core_v1.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"}))
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER}))
     )
     try:
         yield name

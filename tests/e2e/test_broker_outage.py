@@ -35,12 +35,12 @@ from kubernetes import client, config
 from devstack import stack
 from srs import publish
 from srs.flow import FlowReader
-from tests.harness import TEST_NAMESPACE_LABEL, wait_for
+from tests.harness import TEST_NAMESPACE_LABEL, TEST_NAMESPACE_OWNER, wait_for
 from tests.integration.operator_harness import Agents
 from tests.integration.operator_process import ROOT, run_operator
 from tests.integration.tickettopic_support import TOPIC_OPERATOR_ENV, TicketTopics, delete_topic_if_present
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # see "serial" in pyproject.toml
 
 TICKETS = 200
 OUTAGE_SECONDS = 20.0
@@ -107,7 +107,7 @@ def test_a_broker_outage_mid_flow_loses_no_ticket_and_everything_recovers_by_its
     run = uuid.uuid4().hex[:6]
     ns = f"srs-test-outage-{run}"
     core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={TEST_NAMESPACE_LABEL: "true"}))
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER}))
     )
     topic = {k: f"outage-{run}.{k}" for k in ("events", "billing", "technical", "human", "resolved", "dlq")}
     tt = TicketTopics(api)

@@ -26,6 +26,7 @@ from kubernetes import client
 
 from tests.harness import (
     TEST_NAMESPACE_LABEL,
+    TEST_NAMESPACE_OWNER,
     Infra,
     fresh_namespace,
     kubeconfig_for_token,
@@ -69,7 +70,9 @@ def operator_identity(
     suffix = uuid.uuid4().hex[:8]
     namespace = f"{NAMESPACE_PREFIX}operator-{suffix}"
     core_v1.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels={TEST_NAMESPACE_LABEL: "true"}))
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=namespace, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER})
+        )
     )
     docs = list(yaml.safe_load_all((ROOT / "operator/deploy/rbac.yaml").read_text()))
     roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}

@@ -21,7 +21,7 @@ from devstack import stack
 from devstack.settings import Paths, default_paths
 from tests.harness import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # see "serial" in pyproject.toml
 
 
 def _listening(port: int) -> bool:

@@ -36,7 +36,7 @@ from tests.harness import wait_for
 from tests.integration.operator_process import ROOT, run_operator
 from tests.integration.tickettopic_support import TOPIC_OPERATOR_ENV, TicketTopics
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # see "serial" in pyproject.toml
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from devstack.kafka_auth import KafkaAuth
 from devstack.settings import Paths, default_paths
 from tests.harness import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # see "serial" in pyproject.toml
 
 
 @dataclass(frozen=True)

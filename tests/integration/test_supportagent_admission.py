@@ -14,7 +14,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.harness import TEST_NAMESPACE_LABEL
+from tests.harness import TEST_NAMESPACE_LABEL, TEST_NAMESPACE_OWNER
 from tests.integration.operator_harness import GROUP, VERSION
 from tests.integration.operator_process import ROOT
 
@@ -53,7 +53,7 @@ def plain_namespace(core_v1: client.CoreV1Api) -> Iterator[str]:
     """A namespace no operator watches: admission alone decides."""
     name = f"srs-test-admission-{uuid.uuid4().hex[:8]}"
     core_v1.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"}))
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER}))
     )
     yield name
     core_v1.delete_namespace(name, propagation_policy="Background")
