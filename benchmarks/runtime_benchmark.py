@@ -358,17 +358,16 @@ class FirstCallClock:
     #: One call in this many is timed.
     SAMPLE: int = 8
 
-    def __init__(self, inner: Handler, seed: int = 0) -> None:
+    def __init__(self, inner: Handler) -> None:
         self.inner = inner
         self.first: float | None = None
         self.cpu_s = 0.0
-        self._draw = random.Random(seed).random
-        self._rate = 1 / self.SAMPLE
+        self._draw = random.Random(0).random
 
     async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
         if self.first is None:
             self.first = time.perf_counter()
-        if self._draw() >= self._rate:
+        if self._draw() * self.SAMPLE >= 1:
             return await self.inner.handle(record)
         started = time.thread_time()
         try:

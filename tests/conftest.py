@@ -20,8 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kubernetes import client, config
 
 from tests.harness import (
-    TEST_NAMESPACE_LABEL,
-    TEST_NAMESPACE_OWNER,
+    TEST_NAMESPACE_SELECTOR,
     Infra,
     TopicFactory,
     fresh_namespace,
@@ -67,7 +66,7 @@ def apps_v1(api_client: client.ApiClient) -> client.AppsV1Api:
 def _namespace_sweeper(core_v1: client.CoreV1Api) -> Iterator[None]:
     yield
     # Catch namespaces a crashed test of this session (this worker) left behind.
-    for ns in core_v1.list_namespace(label_selector=f"{TEST_NAMESPACE_LABEL}={TEST_NAMESPACE_OWNER}").items:
+    for ns in core_v1.list_namespace(label_selector=TEST_NAMESPACE_SELECTOR).items:
         if ns.status.phase != "Terminating":
             core_v1.delete_namespace(ns.metadata.name)
 

@@ -19,6 +19,8 @@ TEST_NAMESPACE_LABEL = "srs.dev/test-namespace"
 #: … with this process's value: ``make test`` runs test files on several workers at once, and
 #: a worker's sweeper must not take the namespaces of tests still running on another.
 TEST_NAMESPACE_OWNER = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+#: The label selector of this process's test namespaces (the sweeper's).
+TEST_NAMESPACE_SELECTOR = f"{TEST_NAMESPACE_LABEL}={TEST_NAMESPACE_OWNER}"
 
 
 @dataclass(frozen=True)
@@ -63,14 +65,19 @@ def kubeconfig_for_token(base_kubeconfig: str, token: str, user: str, path: Path
     return str(path)
 
 
+def create_test_namespace(core_v1: client.CoreV1Api, name: str) -> None:
+    """Create namespace ``name`` with this process's test label (the sweeper's)."""
+    core_v1.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER}))
+    )
+
+
 @contextlib.contextmanager
 def fresh_namespace(core_v1: client.CoreV1Api, prefix: str) -> Iterator[str]:
     """A fresh namespace ``<prefix><random>`` with the harness's label (so the session's
     sweeper catches leftovers), deleted afterwards."""
     name = f"{prefix}{uuid.uuid4().hex[:8]}"
-    core_v1.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER}))
-    )
+    create_test_namespace(core_v1, name)
     try:
         yield name
     finally:

@@ -35,7 +35,7 @@ from kubernetes import client, config
 from devstack import stack
 from srs import publish
 from srs.flow import FlowReader
-from tests.harness import TEST_NAMESPACE_LABEL, TEST_NAMESPACE_OWNER, wait_for
+from tests.harness import create_test_namespace, wait_for
 from tests.integration.operator_harness import Agents
 from tests.integration.operator_process import ROOT, run_operator
 from tests.integration.tickettopic_support import TOPIC_OPERATOR_ENV, TicketTopics, delete_topic_if_present
@@ -106,9 +106,7 @@ def test_a_broker_outage_mid_flow_loses_no_ticket_and_everything_recovers_by_its
     )  # fmt: skip
     run = uuid.uuid4().hex[:6]
     ns = f"srs-test-outage-{run}"
-    core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER}))
-    )
+    create_test_namespace(core, ns)
     topic = {k: f"outage-{run}.{k}" for k in ("events", "billing", "technical", "human", "resolved", "dlq")}
     tt = TicketTopics(api)
     agents = Agents(api, ns)

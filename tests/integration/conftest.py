@@ -25,9 +25,8 @@ import yaml
 from kubernetes import client
 
 from tests.harness import (
-    TEST_NAMESPACE_LABEL,
-    TEST_NAMESPACE_OWNER,
     Infra,
+    create_test_namespace,
     fresh_namespace,
     kubeconfig_for_token,
     wait_for,
@@ -69,11 +68,7 @@ def operator_identity(
     bound cluster-wide, the Secrets ClusterRole only where a namespace grants it."""
     suffix = uuid.uuid4().hex[:8]
     namespace = f"{NAMESPACE_PREFIX}operator-{suffix}"
-    core_v1.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=namespace, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER})
-        )
-    )
+    create_test_namespace(core_v1, namespace)
     docs = list(yaml.safe_load_all((ROOT / "operator/deploy/rbac.yaml").read_text()))
     roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
     rbac = client.RbacAuthorizationV1Api(api_client)

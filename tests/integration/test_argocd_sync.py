@@ -28,7 +28,7 @@ from kubernetes import client
 
 from devstack import argocd
 from devstack.settings import default_paths
-from tests.harness import TEST_NAMESPACE_LABEL, TEST_NAMESPACE_OWNER, Infra, wait_for
+from tests.harness import Infra, create_test_namespace, wait_for
 from tests.integration.gitops_support import Objects, team_files
 from tests.integration.operator_harness import condition
 
@@ -74,11 +74,7 @@ def argo_cd(
     )  # fmt: skip
 
     namespace = f"srs-test-argocd-{uuid.uuid4().hex[:8]}"
-    core_v1.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=namespace, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER})
-        )
-    )
+    create_test_namespace(core_v1, namespace)
     part_of = {"app.kubernetes.io/part-of": "argocd"}
     cm = yaml.safe_load((ROOT / "gitops" / "argocd" / "install" / "argocd-cm.yaml").read_text())
     core_v1.create_namespaced_config_map(

@@ -24,7 +24,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
-from tests.harness import TEST_NAMESPACE_LABEL, TEST_NAMESPACE_OWNER, Infra, wait_for
+from tests.harness import Infra, create_test_namespace, wait_for
 from tests.integration.operator_harness import Agents
 from tests.integration.operator_process import run_operator
 from tests.integration.tickettopic_support import (
@@ -44,9 +44,7 @@ RECONCILED_WITHIN = 20.0
 
 
 def _create_namespace(core_v1: client.CoreV1Api, name: str) -> None:
-    core_v1.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER}))
-    )
+    create_test_namespace(core_v1, name)
 
 
 class Churn:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.harness import TEST_NAMESPACE_LABEL, TEST_NAMESPACE_OWNER
+from tests.harness import create_test_namespace
 from tests.integration.operator_harness import GROUP, VERSION
 from tests.integration.operator_process import ROOT
 
@@ -52,9 +52,7 @@ def _invalid_spec(case: dict[str, Any]) -> Spec:
 def plain_namespace(core_v1: client.CoreV1Api) -> Iterator[str]:
     """A namespace no operator watches: admission alone decides."""
     name = f"srs-test-admission-{uuid.uuid4().hex[:8]}"
-    core_v1.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER}))
-    )
+    create_test_namespace(core_v1, name)
     yield name
     core_v1.delete_namespace(name, propagation_policy="Background")
 

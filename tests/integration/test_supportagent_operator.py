@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
 from srs_contracts.agent_config import CONFIG_KEY, AgentConfig
-from tests.harness import TEST_NAMESPACE_LABEL, TEST_NAMESPACE_OWNER, first_change, wait_for
+from tests.harness import create_test_namespace, first_change, wait_for
 from tests.integration.operator_harness import (
     GROUP,
     NAMESPACE_PREFIX,
@@ -599,9 +599,7 @@ def test_without_the_secrets_role_in_its_namespace_an_agent_says_how_to_grant_it
 ) -> None:
     # A namespace whose owner has not (yet) granted the operator its Secrets role.
     ns = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
-    core_v1.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={TEST_NAMESPACE_LABEL: TEST_NAMESPACE_OWNER}))
-    )
+    create_test_namespace(core_v1, ns)
     try:
         _secret(core_v1, ns)
         agents = Agents(api_client, ns)
