@@ -5,8 +5,8 @@
   ClusterRole of ``operator/deploy/rbac.yaml`` (renamed per session), as a kubeconfig —
   the operator never runs as admin here; the Secrets ClusterRole is bound per namespace.
 - ``srs_operator`` (session): ``srs operator`` as a subprocess with that kubeconfig,
-  watching namespaces ``srs-test-sa-*`` only.
-- ``agent_namespace`` (function): a fresh ``srs-test-sa-…`` namespace that grants the
+  watching this process's ``NAMESPACE_PREFIX*`` namespaces only.
+- ``agent_namespace`` (function): a fresh ``NAMESPACE_PREFIX…`` namespace that grants the
   operator its Secrets role.
 - ``tt`` (function): TicketTopics through the admin client.
 - ``topic_operator`` (module): an operator for the TicketTopic module that uses it (its
@@ -30,7 +30,6 @@ from tests.harness import (
     fresh_namespace,
     kubeconfig_for_token,
     wait_for,
-    wait_for_terminating_namespaces,
 )
 from tests.integration.operator_harness import NAMESPACE_PREFIX, Agents, OperatorIdentity
 from tests.integration.operator_process import ROOT, OperatorProcess, run_operator
@@ -116,15 +115,11 @@ def operator_kubeconfig(operator_identity: OperatorIdentity) -> str:
 @pytest.fixture(scope="session")
 def srs_operator(
     infra: Infra,
-    core_v1: client.CoreV1Api,
     srs_crds: None,
     operator_kubeconfig: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """``srs operator`` as a subprocess, under the least-privilege ServiceAccount."""
-    # kopf stalls (until its watch times out) when a watched namespace vanishes during its
-    # initial listing: start once earlier sessions' namespaces are gone.
-    wait_for_terminating_namespaces(core_v1, NAMESPACE_PREFIX)
     log = tmp_path_factory.mktemp("operator-log") / "operator.log"
     with run_operator(
         operator_kubeconfig,

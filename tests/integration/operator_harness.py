@@ -9,15 +9,17 @@ The fixtures (``tests/integration/conftest.py``):
   (TokenRequest, the harness's ``kubeconfig_for_token``) — the operator never runs as
   admin here; the Secrets ClusterRole is bound per namespace (``grant_secrets``).
 - ``srs_operator`` (session): ``srs operator`` as a subprocess with that kubeconfig,
-  watching namespaces ``srs-test-sa-*`` only, so operators that other test sessions run
-  on the shared cluster never reconcile the same objects.
-- ``agent_namespace`` (function): a fresh ``srs-test-sa-…`` namespace that grants the
+  watching this process's namespaces only (``NAMESPACE_PREFIX``), so the operators that
+  other test processes run on the shared cluster (``make test``'s other workers, another
+  session) never reconcile the same objects.
+- ``agent_namespace`` (function): a fresh ``NAMESPACE_PREFIX…`` namespace that grants the
   operator its Secrets role.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +28,10 @@ from kubernetes import client
 from tests.harness import wait_for
 
 GROUP, VERSION = "srs.dev", "v1alpha1"
-NAMESPACE_PREFIX = "srs-test-sa-"
+#: This process's scenario namespaces, ``srs-test-sa-<random>-…``: each test process runs its
+#: own session operator, and two operators reconciling one agent fight over it (one wrote a
+#: ScaledObject the other had just corrected; a steady state that never settles).
+NAMESPACE_PREFIX = f"srs-test-sa-{uuid.uuid4().hex[:6]}-"
 
 
 # -- CRDs and the operator ----------------------------------------------------------------
