@@ -167,13 +167,25 @@ def fill(bootstrap: str, topic: str, count: int, size: int) -> None:
         raise RuntimeError("could not fill the input topic")
 
 
-def settings_for(bootstrap: str, input_topic: str, concurrency: int, delivery: str = "exactly-once") -> EngineSettings:
+def settings_for(
+    bootstrap: str,
+    input_topic: str,
+    concurrency: int,
+    delivery: str = "exactly-once",
+    *,
+    dead_letter_topic: str | None = None,
+) -> EngineSettings:
+    """An engine's settings on ``input_topic`` (a fresh consumer group); ``dead_letter_topic``:
+    one that exists (an engine reads its ``max.message.bytes`` at start), else the config's default."""
+    kafka = {"group_id": f"bench-{uuid.uuid4().hex[:8]}", "input_topic": input_topic, "delivery": delivery}
+    if dead_letter_topic is not None:
+        kafka["dead_letter_topic"] = dead_letter_topic
     config = AgentConfig.model_validate(
         {
             "name": AGENT,
             "role": "specialist",
             "specialist": {"specialty": "billing"},
-            "kafka": {"group_id": f"bench-{uuid.uuid4().hex[:8]}", "input_topic": input_topic, "delivery": delivery},
+            "kafka": kafka,
             "concurrency": concurrency,
         }
     )
@@ -613,6 +625,7 @@ def best(results: list[Result]) -> Result:
 def _run(args: argparse.Namespace, topics: Topics) -> int:
     bootstrap, partitions, count = args.bootstrap_servers, args.partitions, args.messages
     input_topic = topics.create("in", partitions)
+    dead_letters = topics.create("dlq", 1)
     progress(f"filling {input_topic}: {count} records of ~{args.size} B over {partitions} partitions")
     fill(bootstrap, input_topic, count, args.size)
 
@@ -621,14 +634,16 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
         return settings_for(bootstrap, input_topic, 1, "at-least-once")
 
     def fresh(concurrency: int) -> EngineSettings:
-        return settings_for(bootstrap, input_topic, concurrency)
+        return settings_for(bootstrap, input_topic, concurrency, dead_letter_topic=dead_letters)
 
     def raw_run() -> Result:
         return raw_loop(baseline(), topics.create("out-raw", partitions), count)
 
     def engine_run(delivery: str) -> Result:
         out = topics.create("out-engine", partitions)
-        settings = settings_for(bootstrap, input_topic, args.engine_concurrency, delivery)
+        settings = settings_for(
+            bootstrap, input_topic, args.engine_concurrency, delivery, dead_letter_topic=dead_letters
+        )
         return run_engine(f"engine + echo handler, {delivery}", settings, EchoHandler(out), [out], count)
 
     def floor_run() -> Result:
@@ -666,7 +681,7 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
         progress(f"filling {triaged_in}: {count} ticket.triaged events, as the offline triage agent writes them")
         fill_triaged(bootstrap, triaged_in, count, args.size, topics, partitions)
         progress(f"engine, offline billing specialist, concurrency {args.engine_concurrency} …")
-        settings = settings_for(bootstrap, triaged_in, args.engine_concurrency)
+        settings = settings_for(bootstrap, triaged_in, args.engine_concurrency, dead_letter_topic=dead_letters)
         handler, outs = offline_specialist_handler(settings, topics, partitions)
         tune_gc()
         results.append(measured(lambda: run_engine(SPECIALIST_RUN, settings, handler, outs, count)))
@@ -677,7 +692,7 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
     for delivery in ("exactly-once", "at-least-once"):
         progress(f"latency: {paced_count} records at {args.paced_rate:.0f}/s, {delivery} …")
         paced_in = topics.create("paced-in", partitions)
-        settings = settings_for(bootstrap, paced_in, args.engine_concurrency, delivery)
+        settings = settings_for(bootstrap, paced_in, args.engine_concurrency, delivery, dead_letter_topic=dead_letters)
         paced.append(paced_latency(delivery, settings, topics.create("paced-out", partitions), paced_count,
                                    args.paced_rate))  # fmt: skip
         progress(f"  p50 {paced[-1].p50_ms:.0f} ms, p99 {paced[-1].p99_ms:.0f} ms")
