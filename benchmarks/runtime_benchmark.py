@@ -7,7 +7,10 @@ One run measures, on the same ~1 KB ``ticket.created`` records and the same brok
    partition) — the limit of this machine — and, alternating with it, the hand-off floor:
    the engine's shape (a consumer thread handing batches to an event loop, the trace
    context, the echo handler, a produce with its ``traceparent``) without any of its
-   guarantees, so that the engine's own bookkeeping shows apart from the shape;
+   guarantees, so that the engine's own bookkeeping shows apart from the shape; and the
+   raw loop exactly-once: a transaction per ``commit_max_records`` records or
+   ``commit_interval_s``, committed where it is due (consuming waits for it), the
+   exactly-once loop a person writes without a framework;
 2. a seed-style loop: one record at a time, ``flush()`` after every produce, automatic
    offset commits (what the original system did);
 3. the engine with a trivial handler (echo), with the offline triage agent
@@ -63,6 +66,7 @@ from agent_runtime.traceparent import TRACEPARENT, derived_trace, parse_tracepar
 from srs_contracts.agent_config import AgentConfig
 
 AGENT = "benchmark"
+RAW_TRANSACTIONAL_RUN = "raw loop, exactly-once (blocking commits)"
 TRIAGE_RUN = "engine + offline triage agent"
 SPECIALIST_RUN = "engine + offline billing specialist"
 FLOOR_RUN = "hand-off floor (thread → loop, trace, no guarantees)"
@@ -241,6 +245,51 @@ def raw_loop(settings: EngineSettings, output_topic: str, count: int) -> Result:
     producer.flush(10)
     assert first is not None
     return Result("raw confluent-kafka loop", count, end - first)
+
+
+def raw_transactional_loop(settings: EngineSettings, output_topic: str, count: int) -> Result:
+    """Consume → produce in a transaction; every ``commit_max_records`` records or
+    ``commit_interval_s`` (the engine's own settings) the consumed positions go into the
+    transaction and it commits. Single thread, so the commit blocks consuming: the loop
+    a person writes for exactly-once without a framework."""
+    consumer = Consumer(settings.consumer_config())
+    producer = Producer(settings.producer_config())
+    producer.init_transactions(30)
+    consumer.subscribe([settings.input_topic])
+    positions: dict[int, int] = {}
+    done = in_transaction = 0
+    opened = 0.0
+    first: float | None = None
+    while done < count:
+        for message in consumer.consume(500, 0.1):
+            if message.error() is not None:
+                continue
+            if first is None:
+                first = time.perf_counter()
+            if not in_transaction:
+                producer.begin_transaction()
+                opened = time.perf_counter()
+            while True:
+                try:
+                    producer.produce(output_topic, value=message.value(), key=message.key())
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            positions[message.partition() or 0] = (message.offset() or 0) + 1
+            in_transaction += 1
+            done += 1
+        due = (
+            in_transaction >= settings.commit_max_records or time.perf_counter() - opened >= settings.commit_interval_s
+        )
+        if in_transaction and (due or done >= count):
+            offsets = [_tp(settings.input_topic, p, o) for p, o in positions.items()]
+            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+            producer.commit_transaction(30)
+            in_transaction = 0
+    end = time.perf_counter()
+    consumer.close()
+    assert first is not None
+    return Result(RAW_TRANSACTIONAL_RUN, count, end - first)
 
 
 def seed_loop(
@@ -649,8 +698,13 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
     def floor_run() -> Result:
         return handoff_floor(baseline(), topics.create("out-floor", partitions), count)
 
+    def raw_transactional_run() -> Result:
+        settings = settings_for(bootstrap, input_topic, 1, "exactly-once")
+        return raw_transactional_loop(settings, topics.create("out-raw-tx", partitions), count)
+
     raws: list[Result] = []
     floors: list[Result] = []
+    raw_transactional: list[Result] = []
     engines: list[Result] = []
     at_least_once: list[Result] = []
     for round_ in range(1, args.repeat + 1):
@@ -661,15 +715,21 @@ def _run(args: argparse.Namespace, topics: Topics) -> int:
         progress(f"round {round_}/{args.repeat}: hand-off floor …")
         floors.append(measured(floor_run))
         progress(f"  {floors[-1].rate:,.0f} msg/s, {floors[-1].cpu_us_per_message:.1f} µs CPU/msg")
+        progress(f"round {round_}/{args.repeat}: raw loop, exactly-once …")
+        raw_transactional.append(measured(raw_transactional_run))
+        progress(
+            f"  {raw_transactional[-1].rate:,.0f} msg/s, {raw_transactional[-1].cpu_us_per_message:.1f} µs CPU/msg"
+        )
         for delivery, runs in (("exactly-once", engines), ("at-least-once", at_least_once)):
             progress(f"round {round_}/{args.repeat}: engine, echo handler, {delivery} …")
             runs.append(measured(functools.partial(engine_run, delivery)))
             progress(f"  {runs[-1].rate:,.0f} msg/s, {runs[-1].cpu_us_per_message:.1f} µs CPU/msg")
     raw, floor, engine, engine_alo = best(raws), best(floors), best(engines), best(at_least_once)
+    raw_tx = best(raw_transactional)
     progress(f"seed-style loop (at most {args.seed_seconds:.0f} s) …")
     seed = measured(lambda: seed_loop(baseline(), topics.create("out-seed", partitions), count, args.seed_seconds))
     progress(f"  {seed.rate:,.0f} msg/s")
-    results = [raw, floor, seed, engine, engine_alo]
+    results = [raw, floor, raw_tx, seed, engine, engine_alo]
     if not args.skip_offline:
         progress(f"engine, offline triage agent, concurrency {args.engine_concurrency} …")
         settings = fresh(args.engine_concurrency)
