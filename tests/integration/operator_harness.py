@@ -19,19 +19,19 @@ The fixtures (``tests/integration/conftest.py``):
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 
-from tests.harness import wait_for
+from tests.harness import TEST_NAMESPACE_OWNER, wait_for
 
 GROUP, VERSION = "srs.dev", "v1alpha1"
-#: This process's scenario namespaces, ``srs-test-sa-<random>-…``: each test process runs its
-#: own session operator, and two operators reconciling one agent fight over it (one wrote a
-#: ScaledObject the other had just corrected; a steady state that never settles).
-NAMESPACE_PREFIX = f"srs-test-sa-{uuid.uuid4().hex[:6]}-"
+#: This process's scenario namespaces, ``srs-test-sa-<this process's label value>-…``: each
+#: test process runs its own session operator, and two operators reconciling one agent fight
+#: over it (one wrote a ScaledObject the other had just corrected; a steady state that never
+#: settles).
+NAMESPACE_PREFIX = f"srs-test-sa-{TEST_NAMESPACE_OWNER}-"
 
 
 # -- CRDs and the operator ----------------------------------------------------------------

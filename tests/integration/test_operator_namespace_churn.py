@@ -43,10 +43,6 @@ ROUNDS = 3
 RECONCILED_WITHIN = 20.0
 
 
-def _create_namespace(core_v1: client.CoreV1Api, name: str) -> None:
-    create_test_namespace(core_v1, name)
-
-
 class Churn:
     """Creates namespaces matching a glob (each with a few objects to list) and deletes them
     again, round and round, until stopped."""
@@ -72,7 +68,7 @@ class Churn:
         while not self._stop.is_set():
             try:
                 name = f"{self.prefix}churn-{uuid.uuid4().hex[:6]}"
-                _create_namespace(self.core_v1, name)
+                create_test_namespace(self.core_v1, name)
                 for i in range(3):  # something for the streams of that namespace to list
                     self.core_v1.create_namespaced_config_map(
                         name, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"cm-{i}"), data={"k": "v"})
@@ -95,7 +91,7 @@ def _namespaces_to_vanish(core_v1: client.CoreV1Api, prefix: str, count: int = 6
     next operator starts (the issue's "right after the namespace was deleted")."""
     names = [f"{prefix}gone-{uuid.uuid4().hex[:6]}" for _ in range(count)]
     for name in names:
-        _create_namespace(core_v1, name)
+        create_test_namespace(core_v1, name)
         for i in range(3):
             core_v1.create_namespaced_config_map(
                 name, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"cm-{i}"), data={"k": "v"})
@@ -148,7 +144,7 @@ def test_an_operator_started_amid_namespace_churn_reconciles_new_objects_within_
             ) as operator:
                 vanishing.join(timeout=30)
                 ns = f"{prefix}r{round_}-{uuid.uuid4().hex[:4]}"
-                _create_namespace(core_v1, ns)
+                create_test_namespace(core_v1, ns)
                 try:
                     started = time.monotonic()
                     topic = f"nd-{uuid.uuid4().hex[:8]}"
@@ -205,7 +201,7 @@ def test_an_operator_started_beside_hundreds_of_objects_handles_them_without_wai
     # (20 s), at each start of an operator beside that many agents or topics.
     prefix = f"srs-test-bl{uuid.uuid4().hex[:4]}-"
     ns = f"{prefix}topics"
-    _create_namespace(core_v1, ns)
+    create_test_namespace(core_v1, ns)
     topics = TicketTopics(api_client)
     names = [f"bl-{uuid.uuid4().hex[:8]}" for _ in range(BACKLOG)]
     try:
