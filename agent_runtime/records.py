@@ -9,14 +9,16 @@ of them does it consider the input's offset done.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 Headers = tuple[tuple[str, bytes], ...]
 
 
-@dataclass(frozen=True)
-class InputRecord:
+# Named tuples, not frozen dataclasses: just as immutable, and built in ~0.1–0.3 µs instead
+# of ~0.4–1 µs (a frozen dataclass sets each field through ``object.__setattr__``). The
+# engine builds one InputRecord per consumed message on the consumer thread, holding the GIL,
+# and a handler one OutputRecord per output.
+class InputRecord(NamedTuple):
     """One consumed message."""
 
     topic: str
@@ -35,14 +37,22 @@ class InputRecord:
         return None
 
 
-@dataclass(frozen=True)
-class OutputRecord:
+class OutputRecord(NamedTuple):
     """One message to produce as a result of an input."""
 
     topic: str
     key: bytes | None
     value: bytes
-    headers: Headers = field(default_factory=tuple)
+    headers: Headers = ()
+
+
+_tuple_new = tuple.__new__
+
+
+def new_input_record(fields: tuple[str, int, int, bytes | None, bytes | None, Headers, int | None]) -> InputRecord:
+    """``InputRecord(*fields)`` without the named tuple's Python-level ``__new__`` (the engine
+    builds one per consumed message): all seven fields, in order."""
+    return _tuple_new(InputRecord, fields)
 
 
 class PermanentError(Exception):

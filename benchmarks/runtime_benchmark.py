@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -414,7 +414,9 @@ class FirstCallClock:
 
     The CPU clock of a thread is a system call (~0.4 µs here), and two per record were a third
     of what the echo handler's run measured as "handler": a random eighth of the calls are
-    timed, and their sum scaled (an unbiased estimate; the rest cost a comparison)."""
+    timed, and their sum scaled (an unbiased estimate). The other calls hand the inner
+    handler's coroutine straight to the engine: a wrapping coroutine of its own cost the
+    engine ~1 µs per record, charged to neither the engine nor the handler it measured."""
 
     #: One call in this many is timed.
     SAMPLE: int = 8
@@ -425,11 +427,14 @@ class FirstCallClock:
         self.cpu_s = 0.0
         self._draw = random.Random(0).random
 
-    async def handle(self, record: InputRecord) -> Sequence[OutputRecord]:
+    def handle(self, record: InputRecord) -> Coroutine[Any, Any, Sequence[OutputRecord]]:
         if self.first is None:
             self.first = time.perf_counter()
         if self._draw() * self.SAMPLE >= 1:
-            return await self.inner.handle(record)
+            return self.inner.handle(record)
+        return self._timed(record)
+
+    async def _timed(self, record: InputRecord) -> Sequence[OutputRecord]:
         started = time.thread_time()
         try:
             return await self.inner.handle(record)

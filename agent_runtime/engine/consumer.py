@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from agent_runtime.engine.ledger import CrashLedger
-from agent_runtime.records import InputRecord
+from agent_runtime.records import InputRecord, new_input_record
 from srs_contracts.kafka_logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,8 @@ def to_record(message: Any) -> InputRecord:
         # A header may have no value; the record contract says bytes.
         headers = tuple([(name, value if value is not None else b"") for name, value in raw_headers])
     timestamp_type, timestamp = message.timestamp()
-    # Positional: a frozen dataclass takes keywords ~0.45 µs slower, on the consumer thread
-    # (which holds the GIL meanwhile) for every record.
-    return InputRecord(
+    # On the consumer thread, which holds the GIL meanwhile, for every record.
+    return new_input_record((
         message.topic(),  # topic
         message.partition(),  # partition
         message.offset(),  # offset
@@ -93,7 +92,7 @@ def to_record(message: Any) -> InputRecord:
         message.value(),  # value
         headers,
         timestamp if timestamp_type != 0 else None,  # timestamp_ms
-    )
+    ))  # fmt: skip
 
 
 def _partition_ids(partitions: Sequence[Any]) -> list[PartitionId]:

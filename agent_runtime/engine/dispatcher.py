@@ -345,10 +345,7 @@ class Dispatcher:
         if incoming is None:
             incoming = derived_trace(record.topic, record.partition, record.offset)
             # Appended, so ``record.header("traceparent")`` (the last value) is the valid one.
-            as_handled = InputRecord(
-                record.topic, record.partition, record.offset, record.key, record.value,
-                (*record.headers, (TRACEPARENT, incoming.header())), record.timestamp_ms,
-            )  # fmt: skip
+            as_handled = record._replace(headers=(*record.headers, (TRACEPARENT, incoming.header())))
         key = record.key
         lane_key: object = key if key is not None else Unkeyed()
         lane = partition.lanes.get(lane_key)
