@@ -621,7 +621,7 @@ def classifier_path() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
-    parser.add_argument("--messages", type=int, default=20_000, help="records per throughput run (default 20000)")
+    parser.add_argument("--messages", type=int, default=100_000, help="records per throughput run (default 100000)")
     parser.add_argument("--size", type=int, default=1024, help="record size in bytes (default 1024)")
     parser.add_argument("--partitions", type=int, default=8, help="partitions of every topic (default 8)")
     parser.add_argument("--seed-seconds", type=float, default=10.0, help="time box of the seed-style loop")
