@@ -12,9 +12,12 @@ callbacks).
 Exactly-once (``transactional``): the same producer with a ``transactional.id``; the
 blocking transaction calls (``init_transactions``, ``begin_transaction``,
 ``commit_transaction`` with the input offsets, ``abort_transaction``) are made from a
-worker thread by :mod:`~agent_runtime.engine.transactions`, which waits for every
-delivery report on the loop first, so no callback ever runs on that thread. Outputs count
-as produced when their transaction commits.
+worker thread by :mod:`~agent_runtime.engine.transactions`. librdkafka reports only the
+outputs it refused (``delivery.report.only.error``): a committed transaction means every
+output was written, so a report per output would only be counted. A refused output's
+report may be served by the commit's own flush, on that thread; its callback
+(``OnRefused``) only hands it to the loop. Outputs count as produced when their
+transaction commits.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 Headers = list[tuple[str, bytes]]
 #: Called once per record on the loop: None when Kafka acknowledged it, else the error.
 OnDelivery = Callable[[Exception | None], None]
+#: Exactly-once: librdkafka's ``(error, message)`` for an output it refused, on any thread.
+OnRefused = Callable[[Any, Any], None]
 
 
 class OutputSink(Protocol):
@@ -161,6 +166,9 @@ class OutputProducer:
     async def _poll_forever(self) -> None:
         while True:
             self._poll()
+            if self._transactional:
+                # Only refusals are reported: what is still on its way is librdkafka's count.
+                self._outstanding = len(self._producer)
             if self._outstanding:
                 await asyncio.sleep(self._busy_poll_s)
             else:
@@ -228,7 +236,23 @@ class OutputProducer:
         if self._outstanding == 1:
             self._wake.set()
 
-    # -- transactions (exactly-once); blocking: call from a worker thread -----------------------
+    # -- transactions (exactly-once) -------------------------------------------------------------
+
+    def produce_in_transaction(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers, on_refused: OnRefused
+    ) -> None:
+        """Queue a record in the open transaction; ``on_refused(error, message)`` only if
+        librdkafka gives it up, on the thread that serves the report (see the module docstring).
+
+        Raises ``BufferError`` when librdkafka's queue is full, ``KafkaException`` for a
+        record Kafka can never take (too large, invalid topic).
+        """
+        self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_refused)  # type: ignore[arg-type]
+        if not self._outstanding:
+            self._outstanding = 1  # the poller's count until it asks librdkafka again
+            self._wake.set()
+
+    # blocking: call these from a worker thread
 
     def init_transactions(self, timeout_s: float) -> None:
         """Register the transactional.id with the broker; fences an earlier producer with the same id."""

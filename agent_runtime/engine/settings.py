@@ -53,7 +53,13 @@ _PRODUCER_DEFAULTS: Final = {
 #: Exactly-once: how long a transaction of a process that died may stay open. Until the
 #: broker aborts it, read_committed consumers of its output partitions wait (Kafka
 #: Streams uses the same 10 s); a live agent commits every ``commit_interval_s``.
-_TRANSACTIONAL_DEFAULTS: Final = {"transaction.timeout.ms": 10_000}
+_TRANSACTIONAL_DEFAULTS: Final = {
+    "transaction.timeout.ms": 10_000,
+    # A committed transaction means every output was written: only refusals are reported.
+    "delivery.report.only.error": True,
+}
+#: At-least-once: an input's offset is stored when every output's report came.
+_AT_LEAST_ONCE_GUARANTEES: Final = {"delivery.report.only.error": False}
 
 
 @dataclass(frozen=True)
@@ -166,7 +172,8 @@ class EngineSettings:
     def producer_config(self) -> dict[str, object]:
         """librdkafka settings of the output (and dead-letter) producer."""
         if not self.exactly_once:
-            return self._client_config(_PRODUCER_DEFAULTS, self.client.producer, _PRODUCER_GUARANTEES)
+            guarantees = {**_PRODUCER_GUARANTEES, **_AT_LEAST_ONCE_GUARANTEES}
+            return self._client_config(_PRODUCER_DEFAULTS, self.client.producer, guarantees)
         guarantees = {**_PRODUCER_GUARANTEES, "transactional.id": self.transactional_id}
         return self._client_config({**_PRODUCER_DEFAULTS, **_TRANSACTIONAL_DEFAULTS}, self.client.producer, guarantees)
 

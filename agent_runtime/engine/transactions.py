@@ -4,12 +4,15 @@ A record whose handler finished is *held*: its outputs (or its dead letter) wait
 memory and its offset completes in the partition's ``OffsetTracker``. As soon as the
 record joins the partition's contiguous completed prefix, its outputs go into the open
 Kafka transaction (``advance``; outputs stream out, not in a burst at commit time). Every
-``commit_interval_s`` — sooner once ``commit_max_records`` were held — ``commit`` seals the
-transaction, waits for every delivery report, adds the prefixes as the group's offsets
-(with the consumer's group metadata: a member that lost its partitions to a rebalance is
-fenced, KIP-447) and commits. Either all of it becomes visible to ``read_committed``
-readers, or none of it: a crash at any point leaves no output whose input is processed
-again.
+``commit_interval_s`` — sooner once ``commit_max_records`` were held — ``commit`` adds the
+prefixes as the group's offsets (with the consumer's group metadata: a member that lost
+its partitions to a rebalance is fenced, KIP-447) and commits; the commit waits until
+Kafka has every output of the transaction. librdkafka reports refused outputs only
+(``delivery.report.only.error``; a report per output was a tenth of the engine's time on
+the loop): a commit succeeds only when every output was written, and one that fails because
+an output was refused finds that output's report handed to the loop before it. Either all
+of it becomes visible to ``read_committed`` readers, or none of it: a crash at any point
+leaves no output whose input is processed again.
 
 Records finished out of order (different keys run concurrently) wait for the prefix to
 reach them, so ``concurrency`` and per-key order keep working. A round whose outputs
@@ -54,7 +57,7 @@ from agent_runtime.engine.consumer import PartitionId
 from agent_runtime.engine.deliveries import with_trace
 from agent_runtime.engine.draining import resume_position
 from agent_runtime.engine.ledger import CrashLedger
-from agent_runtime.engine.producer import OnDelivery, kafka_error
+from agent_runtime.engine.producer import DeliveryError, OnRefused, kafka_error
 from agent_runtime.engine.settings import EngineSettings
 from agent_runtime.engine.work import Partition, State, Work
 from srs_contracts.backoff import Backoff
@@ -88,8 +91,8 @@ class _Stalled(Exception):
 class TransactionalSink(Protocol):
     """A producer with a transactional.id (``OutputProducer(transactional=True)``)."""
 
-    def produce(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], on_delivery: OnDelivery
+    def produce_in_transaction(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], on_refused: OnRefused
     ) -> None: ...
 
     def begin_transaction(self) -> None: ...
@@ -109,31 +112,15 @@ class TransactionalSink(Protocol):
 
 
 class _Round:
-    """The delivery reports of one transaction's outputs."""
+    """The open transaction's refused outputs, by the record they belong to (on the loop)."""
 
-    __slots__ = ("answered", "expected", "failures", "sealed", "settled")
+    __slots__ = ("failures",)
 
     def __init__(self) -> None:
-        self.expected = 0
-        self.answered = 0
         self.failures: dict[Work, Exception] = {}
-        self.sealed = False
-        self.settled = asyncio.Event()
 
-    def delivered(self, work: Work, error: Exception | None) -> None:
-        self.answered += 1
-        if error is not None:
-            self.failures.setdefault(work, error)
-        self._check()
-
-    def seal(self) -> None:
-        """Every output is handed over; settled once each is answered."""
-        self.sealed = True
-        self._check()
-
-    def _check(self) -> None:
-        if self.sealed and self.answered >= self.expected:
-            self.settled.set()
+    def refused(self, work: Work, error: Exception) -> None:
+        self.failures.setdefault(work, error)
 
 
 class TransactionalCommitter:
@@ -164,7 +151,8 @@ class TransactionalCommitter:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        #: The open transaction's delivery reports (None: no transaction open) …
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: The open transaction's refused outputs (None: no transaction open) …
         self._open: _Round | None = None
         #: … the partitions whose outputs or offsets it carries …
         self._in_open: dict[Partition, None] = {}
@@ -199,6 +187,7 @@ class TransactionalCommitter:
     # -- life cycle ------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._commit_forever(), name="srs-transactions")
 
     async def close(self) -> None:
@@ -282,21 +271,30 @@ class TransactionalCommitter:
 
     def _produce(self, outputs: _Round, work: Work) -> bool:
         span_header = work.span.header()
-        on_delivery = functools.partial(outputs.delivered, work)
+        on_refused = functools.partial(self._refused_report, outputs, work)
         for index, output in enumerate(work.outputs):
             if index < work.staged_outputs:
                 continue  # handed over before the queue filled up
             try:
-                self._sink.produce(output.topic, output.key, output.value, with_trace(output.headers, span_header),
-                                   on_delivery)  # fmt: skip
+                self._sink.produce_in_transaction(output.topic, output.key, output.value,
+                                                  with_trace(output.headers, span_header), on_refused)  # fmt: skip
             except BufferError:
                 return False  # librdkafka's queue is full: the rest of this record next time
             except Exception as e:  # noqa: BLE001 - refused before sending (e.g. too large)
-                outputs.failures.setdefault(work, e)
-            else:
-                outputs.expected += 1
+                outputs.refused(work, e)
             work.staged_outputs = index + 1
         return True
+
+    def _refused_report(self, outputs: _Round, work: Work, error: Any, message: Any) -> None:
+        """librdkafka's report of an output it gave up on, on whichever thread served it: the
+        loop's poller, or the commit's own thread (the commit flushes and serves what is left
+        first). Handed to the loop, where it arrives before the commit's outcome does."""
+        if error is None:
+            return  # a success report: only when the environment turned them back on
+        failure = DeliveryError(message.topic() or "", error)
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the process is ending anyway
+            self._loop.call_soon_threadsafe(outputs.refused, work, failure)
 
     def _end(self, reason: str) -> None:
         """The producer cannot go on (fenced, a fatal error, a call that failed in a way only a
@@ -364,22 +362,17 @@ class TransactionalCommitter:
             for p, position in positions
         ]  # fmt: skip
         started = time.monotonic()
+        outputs: _Round | None = None
         try:
             if self._open is None:  # a final round with offsets only
                 await self._blocking(self._sink.begin_transaction)
                 self._open = _Round()
             outputs = self._open
-            outputs.seal()
-            # Every report arrives: librdkafka bounds a transactional message's life by the
-            # transaction timeout.
-            if not await self._settled(outputs):
-                self._end("the producer ended before its outputs were answered")
+            if outputs.failures:  # refused when queued (too large, say), or reported already
+                await self._redo_refused(outputs)
                 return self._failed()
-            if outputs.failures:
-                await self._abort("an output was refused", len(outputs.failures))
-                for work, error in outputs.failures.items():
-                    self._redo(work, error)
-                return self._failed()
+            # The commit waits until Kafka has every output (or librdkafka gave one up: then
+            # it fails, and the output's report reached the loop first).
             await self._commit_transaction(offsets, group_metadata)
         except _Stalled as e:
             self._end(f"{e} (a librdkafka hang)")
@@ -394,6 +387,8 @@ class TransactionalCommitter:
                 # Timed out every time: whether it committed is unknown (an abort now could
                 # fail, or race the commit). A new producer settles it at the coordinator.
                 self._end(f"commit_transaction: {cause.name()}, outcome unknown")
+            elif outputs is not None and outputs.failures:
+                await self._redo_refused(outputs)
             else:
                 await self._abort(cause.name() if cause is not None else str(e), len(positions))
                 if cause is not None and cause.code() in _GENERATION_ENDED:
@@ -427,18 +422,15 @@ class TransactionalCommitter:
         held = State.HELD
         self._committed([work for work in done if work.state is held])
 
-    async def _settled(self, outputs: _Round) -> bool:
-        """Wait until every output of ``outputs`` is answered; False if the producer ended
-        first (its reports may never be served) or they stay unanswered far longer than
-        librdkafka allows (a transactional message lives at most the transaction timeout)."""
-        deadline = time.monotonic() + 3 * max(self._call_timeout_s, 1.0)
-        while not outputs.settled.is_set():
-            if self._sink.ended or time.monotonic() > deadline:
-                return False
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.1):
-                    await outputs.settled.wait()
-        return True
+    async def _redo_refused(self, outputs: _Round) -> None:
+        """Kafka refused outputs of the open transaction: abort it; the records whose outputs
+        can never be written become dead letters, the others are retried (``redo``)."""
+        # Taken first: the abort purges the transaction's other records, and librdkafka reports
+        # those too (``_PURGE_QUEUE``); they are not refused, only staged again.
+        refused = list(outputs.failures.items())
+        await self._abort("an output was refused", len(refused))
+        for work, error in refused:
+            self._redo(work, error)
 
     async def _reconcile(self) -> bool:
         """After a producer ended, its last transaction may have committed after all (a commit

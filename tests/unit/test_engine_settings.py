@@ -102,6 +102,8 @@ def test_client_configs_carry_the_delivery_guarantees(caplog: pytest.LogCaptureF
     assert consumer["isolation.level"] == "read_committed"
     assert producer["transactional.id"] == f"billing-{settings.instance_id}"
     assert producer["transaction.timeout.ms"] == 10_000
+    # A committed transaction says every output was written: only refusals are reported.
+    assert producer["delivery.report.only.error"] is True
     assert consumer["partition.assignment.strategy"] == "cooperative-sticky"
     assert consumer["group.id"] == "billing"
     assert consumer["security.protocol"] == "SSL"
@@ -117,7 +119,12 @@ def test_client_configs_carry_the_delivery_guarantees(caplog: pytest.LogCaptureF
 
 
 def test_at_least_once_commits_automatically_and_has_no_transactional_id() -> None:
-    env = {"KAFKA_BOOTSTRAP_SERVERS": "b:9092", "KAFKA_CONSUMER_ISOLATION_LEVEL": "read_uncommitted"}
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "b:9092",
+        "KAFKA_CONSUMER_ISOLATION_LEVEL": "read_uncommitted",
+        # An input's offset is stored when every output's report came: refused.
+        "KAFKA_PRODUCER_DELIVERY_REPORT_ONLY_ERROR": "true",
+    }
     settings = EngineSettings.from_agent_config(config(delivery="at-least-once"), env)
     assert settings.exactly_once is False
     consumer, producer = settings.consumer_config(), settings.producer_config()
@@ -125,6 +132,7 @@ def test_at_least_once_commits_automatically_and_has_no_transactional_id() -> No
     # Aborted outputs of a crashed exactly-once agent upstream are never read, in either mode.
     assert consumer["isolation.level"] == "read_committed"
     assert "transactional.id" not in producer and "transaction.timeout.ms" not in producer
+    assert producer["delivery.report.only.error"] is False
 
 
 def test_the_transactional_id_is_the_group_and_the_pod_name_so_a_restarted_pod_fences_its_predecessor() -> None:

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from agent_runtime.engine.consumer import PartitionId
 from agent_runtime.engine.dispatcher import Dispatcher
 from agent_runtime.engine.ledger import CrashLedger
-from agent_runtime.engine.producer import DeliveryError, Headers, OnDelivery
+from agent_runtime.engine.producer import Headers, OnRefused
 from agent_runtime.records import OutputRecord
 from tests.unit.agent_fixtures import metric
 from tests.unit.test_engine_dispatcher import TOPIC, FakeControl, ScriptHandler, async_test, rec, settings
@@ -35,8 +35,22 @@ class Transaction:
 
 
 @dataclass
+class FakeMessage:
+    """The message of a delivery report, as much of it as the engine reads."""
+
+    _topic: str
+
+    def topic(self) -> str:
+        return self._topic
+
+
+@dataclass
 class FakeTransactionalProducer:
-    """What a read_committed reader sees: only outputs of committed transactions."""
+    """What a read_committed reader sees: only outputs of committed transactions.
+
+    As librdkafka with ``delivery.report.only.error``: only refused outputs are reported,
+    and the report is served by the commit's flush, on the commit's thread; the commit then
+    fails with an error that requires an abort."""
 
     refuse_key: bytes | None = None
     fail_commits: int = 0
@@ -60,15 +74,19 @@ class FakeTransactionalProducer:
     renewals: int = 0
     ended: bool = False
     _open: list[OutputRecord] | None = None
+    #: Reports of the open transaction's refused outputs, not served yet.
+    _refusals: list[tuple[OnRefused, str]] = field(default_factory=list)
+    #: Threads that served a refusal (the commit's, not the loop's).
+    report_threads: set[str] = field(default_factory=set)
 
-    def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers, on_delivery: OnDelivery) -> None:
+    def produce_in_transaction(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers, on_refused: OnRefused
+    ) -> None:
         assert self._open is not None, "an output was produced outside a transaction"
-        record = OutputRecord(topic, key, value, tuple(headers))
-        self._open.append(record)
-        error = None
         if key == self.refuse_key and topic != "dlq":
-            error = DeliveryError(topic, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
-        asyncio.get_running_loop().call_soon(on_delivery, error)
+            self._refusals.append((on_refused, topic))
+            return
+        self._open.append(OutputRecord(topic, key, value, tuple(headers)))
 
     def begin_transaction(self) -> None:
         if self._abort_pending:
@@ -78,6 +96,13 @@ class FakeTransactionalProducer:
 
     def commit_transaction(self, offsets: list[TopicPartition], group_metadata: object, timeout_s: float) -> None:
         assert self._open is not None
+        if self._refusals:
+            # The commit's flush serves the reports, then the transaction needs an abort.
+            for on_refused, topic in self._refusals:
+                self.report_threads.add(threading.current_thread().name)
+                on_refused(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), FakeMessage(topic))
+            self._refusals = []
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, txn_requires_abort=True))
         if group_metadata != self.generation:
             raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, txn_requires_abort=True))
         if self._unanswered:
@@ -113,7 +138,7 @@ class FakeTransactionalProducer:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, retriable=True))
         self._abort_pending = False
         self.aborted += 1
-        self._open = None
+        self._open, self._refusals = None, []
 
     def count_committed(self, per_topic: dict[str, int]) -> None:
         pass
@@ -121,6 +146,7 @@ class FakeTransactionalProducer:
     def renew(self, timeout_s: float) -> None:
         self.renewals += 1
         self._open, self._abort_pending, self._unanswered = None, False, False  # the broker ends it
+        self._refusals = []
         self.ended = False
 
     def visible(self) -> list[OutputRecord]:
@@ -206,6 +232,7 @@ async def test_an_output_kafka_refuses_for_good_sends_its_input_to_the_dead_lett
     envelope = json.loads(visible[1].value)
     assert envelope["error"]["class"] == "too_large"
     assert producer.offsets() == {(TOPIC, 0): 3}
+    assert producer.report_threads and not {"MainThread"} & producer.report_threads  # served by the commit
     await dispatcher.close()
 
 
