@@ -63,11 +63,12 @@ def parse_traceparent(value: bytes | str | None) -> TraceContext | None:
         and value.translate(None, _HEX_DIGITS) == b"---"
     ):
         # The usual header, exactly (no whitespace, nothing after the flags): what the pattern
-        # below matches in it, without decoding and matching the whole value (every record).
-        trace_id, span_id = value[3:35].decode(), value[36:52].decode()
-        if value[:2] == b"ff" or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        # below matches in it, without matching the whole value (every record).
+        text = value.decode()
+        trace_id, span_id = text[3:35], text[36:52]
+        if text[0] == "f" == text[1] or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
             return None
-        return _new_context(TraceContext, (trace_id, span_id, value[53:].decode()))
+        return _new_context(TraceContext, (trace_id, span_id, text[53:]))
     text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
     match = _TRACEPARENT_RE.match(text.strip())
     if match is None:

@@ -340,7 +340,11 @@ class Dispatcher:
     # -- queueing -----------------------------------------------------------------------------
 
     def _enqueue(self, partition: Partition, record: InputRecord) -> None:
-        incoming = parse_traceparent(record.header(TRACEPARENT))
+        headers = record.headers
+        # Usually the last header (as srs publishes it), so no search through the others.
+        last = headers[-1] if headers else None
+        value = last[1] if last is not None and last[0] == TRACEPARENT else record.header(TRACEPARENT)
+        incoming = parse_traceparent(value)
         as_handled = record
         if incoming is None:
             incoming = derived_trace(record.topic, record.partition, record.offset)
