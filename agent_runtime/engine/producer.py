@@ -261,6 +261,11 @@ class OutputProducer:
     def begin_transaction(self) -> None:
         self._producer.begin_transaction()
 
+    def flush(self, timeout_s: float) -> int:
+        """Wait until every queued record is written or given up (reports are served on this
+        thread meanwhile); returns how many are still on their way."""
+        return self._producer.flush(timeout_s)
+
     def commit_transaction(self, offsets: list[TopicPartition], group_metadata: object, timeout_s: float) -> None:
         """Add the input ``offsets`` (with the consumer's group metadata) and commit.
 

@@ -6,13 +6,15 @@ record joins the partition's contiguous completed prefix, its outputs go into th
 Kafka transaction (``advance``; outputs stream out, not in a burst at commit time). Every
 ``commit_interval_s`` — sooner once ``commit_max_records`` were held — ``commit`` adds the
 prefixes as the group's offsets (with the consumer's group metadata: a member that lost
-its partitions to a rebalance is fenced, KIP-447) and commits; the commit waits until
-Kafka has every output of the transaction. librdkafka reports refused outputs only
+its partitions to a rebalance is fenced, KIP-447) and commits — once Kafka has every
+output of the transaction (a flush on a thread). librdkafka reports refused outputs only
 (``delivery.report.only.error``; a report per output was a tenth of the engine's time on
-the loop): a commit succeeds only when every output was written, and one that fails because
-an output was refused finds that output's report handed to the loop before it. Either all
-of it becomes visible to ``read_committed`` readers, or none of it: a crash at any point
-leaves no output whose input is processed again.
+the loop); the flush serves those reports on its thread, which hands them to the loop
+before its own end, so a round with a refused output is aborted before any offset joins
+it (offsets pending in an open transaction would block every reader of the group's
+committed offsets until it ends). Either all of it becomes visible to ``read_committed``
+readers, or none of it: a crash at any point leaves no output whose input is processed
+again.
 
 Records finished out of order (different keys run concurrently) wait for the prefix to
 reach them, so ``concurrency`` and per-key order keep working. A round whose outputs
@@ -96,6 +98,10 @@ class TransactionalSink(Protocol):
     ) -> None: ...
 
     def begin_transaction(self) -> None: ...
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait until every queued output is written or refused; how many are still on their way."""
+        ...
 
     def commit_transaction(self, offsets: list[TopicPartition], group_metadata: object, timeout_s: float) -> None: ...
 
@@ -368,11 +374,14 @@ class TransactionalCommitter:
                 await self._blocking(self._sink.begin_transaction)
                 self._open = _Round()
             outputs = self._open
-            if outputs.failures:  # refused when queued (too large, say), or reported already
+            # Every output written, or refused: a refusal's report reaches the loop before
+            # the flush's end does. Offsets join the transaction only after that.
+            if not outputs.failures and not await self._flushed():
+                self._end("outputs still undelivered after the transaction's flush")
+                return self._failed()
+            if outputs.failures:  # refused when queued (too large, say), or by Kafka
                 await self._redo_refused(outputs)
                 return self._failed()
-            # The commit waits until Kafka has every output (or librdkafka gave one up: then
-            # it fails, and the output's report reached the loop first).
             await self._commit_transaction(offsets, group_metadata)
         except _Stalled as e:
             self._end(f"{e} (a librdkafka hang)")
@@ -421,6 +430,15 @@ class TransactionalCommitter:
         self._sink.count_committed(dict(per_topic))
         held = State.HELD
         self._committed([work for work in done if work.state is held])
+
+    async def _flushed(self) -> bool:
+        """Wait (on a thread) until Kafka has every output of the open transaction or refused
+        it; False if some are still on their way after ``_CALL_TRIES`` call timeouts (librdkafka
+        gives a transactional output up within the transaction timeout)."""
+        for _ in range(_CALL_TRIES):
+            if not await self._blocking(self._sink.flush, self._call_timeout_s):
+                return True
+        return False
 
     async def _redo_refused(self, outputs: _Round) -> None:
         """Kafka refused outputs of the open transaction: abort it; the records whose outputs

@@ -49,8 +49,8 @@ class FakeTransactionalProducer:
     """What a read_committed reader sees: only outputs of committed transactions.
 
     As librdkafka with ``delivery.report.only.error``: only refused outputs are reported,
-    and the report is served by the commit's flush, on the commit's thread; the commit then
-    fails with an error that requires an abort."""
+    and a flush (or the commit's own) serves the reports on its thread; a commit of a
+    transaction with a refused output fails with an error that requires an abort."""
 
     refuse_key: bytes | None = None
     fail_commits: int = 0
@@ -78,6 +78,8 @@ class FakeTransactionalProducer:
     _refusals: list[tuple[OnRefused, str]] = field(default_factory=list)
     #: Threads that served a refusal (the commit's, not the loop's).
     report_threads: set[str] = field(default_factory=set)
+    #: The open transaction had an output refused: it can only be aborted.
+    _refused_open: bool = False
 
     def produce_in_transaction(
         self, topic: str, key: bytes | None, value: bytes, headers: Headers, on_refused: OnRefused
@@ -94,14 +96,22 @@ class FakeTransactionalProducer:
         assert self._open is None, "a transaction began inside another"
         self._open = []
 
+    def flush(self, timeout_s: float) -> int:
+        """Serves the refusals' reports on the calling thread, as librdkafka's flush does."""
+        assert self._open is not None
+        for on_refused, topic in self._refusals:
+            self.report_threads.add(threading.current_thread().name)
+            on_refused(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), FakeMessage(topic))
+        self._refused_open = bool(self._refusals) or self._refused_open
+        self._refusals = []
+        return 0
+
     def commit_transaction(self, offsets: list[TopicPartition], group_metadata: object, timeout_s: float) -> None:
         assert self._open is not None
-        if self._refusals:
-            # The commit's flush serves the reports, then the transaction needs an abort.
-            for on_refused, topic in self._refusals:
-                self.report_threads.add(threading.current_thread().name)
-                on_refused(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), FakeMessage(topic))
-            self._refusals = []
+        # Offsets never join a transaction with a refused output (they would stay pending).
+        assert not self._refused_open, "offsets were sent in a transaction that must be aborted"
+        self.flush(timeout_s)
+        if self._refused_open:
             raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, txn_requires_abort=True))
         if group_metadata != self.generation:
             raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, txn_requires_abort=True))
@@ -138,7 +148,7 @@ class FakeTransactionalProducer:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, retriable=True))
         self._abort_pending = False
         self.aborted += 1
-        self._open, self._refusals = None, []
+        self._open, self._refusals, self._refused_open = None, [], False
 
     def count_committed(self, per_topic: dict[str, int]) -> None:
         pass
@@ -146,7 +156,7 @@ class FakeTransactionalProducer:
     def renew(self, timeout_s: float) -> None:
         self.renewals += 1
         self._open, self._abort_pending, self._unanswered = None, False, False  # the broker ends it
-        self._refusals = []
+        self._refusals, self._refused_open = [], False
         self.ended = False
 
     def visible(self) -> list[OutputRecord]:
@@ -232,7 +242,7 @@ async def test_an_output_kafka_refuses_for_good_sends_its_input_to_the_dead_lett
     envelope = json.loads(visible[1].value)
     assert envelope["error"]["class"] == "too_large"
     assert producer.offsets() == {(TOPIC, 0): 3}
-    assert producer.report_threads and not {"MainThread"} & producer.report_threads  # served by the commit
+    assert producer.report_threads and not {"MainThread"} & producer.report_threads  # served by the flush
     await dispatcher.close()
 
 
