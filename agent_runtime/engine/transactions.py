@@ -293,8 +293,8 @@ class TransactionalCommitter:
 
     def _refused_report(self, outputs: _Round, work: Work, error: Any, message: Any) -> None:
         """librdkafka's report of an output it gave up on, on whichever thread served it: the
-        loop's poller, or the commit's own thread (the commit flushes and serves what is left
-        first). Handed to the loop, where it arrives before the commit's outcome does."""
+        loop's poller, or the thread of the flush before the commit. Handed to the loop, where
+        it arrives before the flush's end does."""
         if error is None:
             return  # a success report: only when the environment turned them back on
         failure = DeliveryError(message.topic() or "", error)
