@@ -66,7 +66,7 @@ def parse_traceparent(value: bytes | str | None) -> TraceContext | None:
         # below matches in it, without matching the whole value (every record).
         text = value.decode()
         trace_id, span_id = text[3:35], text[36:52]
-        if text[0] == "f" == text[1] or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        if text.startswith("ff") or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
             return None
         return _new_context(TraceContext, (trace_id, span_id, text[53:]))
     text = value.decode("ascii", "replace") if isinstance(value, bytes) else value

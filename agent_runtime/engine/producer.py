@@ -15,8 +15,8 @@ blocking transaction calls (``init_transactions``, ``begin_transaction``,
 worker thread by :mod:`~agent_runtime.engine.transactions`. librdkafka reports only the
 outputs it refused (``delivery.report.only.error``): a committed transaction means every
 output was written, so a report per output would only be counted. A refused output's
-report may be served by the commit's own flush, on that thread; its callback
-(``OnRefused``) only hands it to the loop. Outputs count as produced when their
+report may be served by the ``flush`` that precedes each commit, on that thread; its
+callback (``OnRefused``) only hands it to the loop. Outputs count as produced when their
 transaction commits.
 """
 

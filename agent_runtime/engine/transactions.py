@@ -368,7 +368,6 @@ class TransactionalCommitter:
             for p, position in positions
         ]  # fmt: skip
         started = time.monotonic()
-        outputs: _Round | None = None
         try:
             if self._open is None:  # a final round with offsets only
                 await self._blocking(self._sink.begin_transaction)
@@ -396,8 +395,6 @@ class TransactionalCommitter:
                 # Timed out every time: whether it committed is unknown (an abort now could
                 # fail, or race the commit). A new producer settles it at the coordinator.
                 self._end(f"commit_transaction: {cause.name()}, outcome unknown")
-            elif outputs is not None and outputs.failures:
-                await self._redo_refused(outputs)
             else:
                 await self._abort(cause.name() if cause is not None else str(e), len(positions))
                 if cause is not None and cause.code() in _GENERATION_ENDED:
